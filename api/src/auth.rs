@@ -1,0 +1,94 @@
+//! Extractors that prove who the caller is and that it holds a role. A handler that takes
+//! `Auth<Admin>` cannot run for anyone else: the rule sits in the handler's signature.
+
+use std::{future::Future, marker::PhantomData, pin::Pin};
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use dirsync_core::auth::{authenticate, Principal, Role};
+use dirsync_core::Error;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A role requirement, as a type.
+pub trait RoleRule {
+    /// The least role that passes; `None` lets any authenticated caller through.
+    const NEEDS: Option<Role>;
+}
+
+/// Needs the admin role.
+pub struct Admin;
+/// Needs operator or admin.
+pub struct Operator;
+/// Needs reader, operator or admin.
+pub struct Reader;
+/// Any authenticated caller, including a signed-in user without a role.
+pub struct Anyone;
+
+impl RoleRule for Admin {
+    const NEEDS: Option<Role> = Some(Role::Admin);
+}
+impl RoleRule for Operator {
+    const NEEDS: Option<Role> = Some(Role::Operator);
+}
+impl RoleRule for Reader {
+    const NEEDS: Option<Role> = Some(Role::Reader);
+}
+impl RoleRule for Anyone {
+    const NEEDS: Option<Role> = None;
+}
+
+/// The authenticated caller, proven to satisfy `R`.
+pub struct Auth<R: RoleRule> {
+    /// Who is calling.
+    pub principal: Principal,
+    _rule: PhantomData<R>,
+}
+
+impl<R: RoleRule> Auth<R> {
+    /// How the caller is named in the audit trail.
+    pub fn actor(&self) -> String {
+        self.principal.actor()
+    }
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl<R: RoleRule + 'static> FromRequest for Auth<R> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req).map(str::to_owned);
+        Box::pin(async move {
+            let state = state.expect("AppState is registered");
+            let token = token.ok_or_else(|| {
+                ApiError::from(Error::Unauthenticated(
+                    "send Authorization: Bearer <API key or session token>".into(),
+                ))
+            })?;
+            let principal = authenticate(
+                &state.db,
+                state.settings.bootstrap_admin_key.as_ref(),
+                &token,
+            )
+            .await?;
+            if let Some(needed) = R::NEEDS {
+                principal.require(needed)?;
+            }
+            Ok(Auth {
+                principal,
+                _rule: PhantomData,
+            })
+        })
+    }
+}

@@ -1,0 +1,176 @@
+//! Cross-cutting request handling: a request id and tracing span per request, request metrics,
+//! and the guarantee that every error leaves in the one JSON shape — also those produced by
+//! actix-web itself or by middleware, which know nothing of it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::{
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::{header, Method, StatusCode},
+    middleware::Next,
+    web, HttpRequest, HttpResponse, ResponseError,
+};
+use tracing::Instrument;
+
+use crate::error::ApiError;
+
+/// Header carrying the request id, echoed back to the caller.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Wraps every request: see the module doc.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // The path only: query strings may carry OAuth codes and states, which are not logged.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.path()
+    );
+    let started = Instant::now();
+    let res = match next.call(req).instrument(span.clone()).await {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => {
+            // Errors raised by middleware surface here; render them as responses.
+            return Err(e);
+        }
+    };
+    let status = res.status();
+    let res = if status.is_client_error() || status.is_server_error() {
+        ensure_json_error(res)
+    } else {
+        res
+    };
+    let mut res = res;
+    if let Ok(v) = header::HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(header::HeaderName::from_static(REQUEST_ID), v);
+    }
+    res.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let elapsed = started.elapsed().as_secs_f64();
+    let status_str = res.status().as_u16().to_string();
+    let method = res.request().method().to_string();
+    dirsync_core::metrics::inc(
+        "dirsync_http_requests_total",
+        "HTTP requests by method, route and status.",
+        &[("method", &method), ("route", &route), ("status", &status_str)],
+    );
+    dirsync_core::metrics::observe(
+        "dirsync_http_request_duration_seconds",
+        "HTTP request latency by method and route.",
+        &[("method", &method), ("route", &route)],
+        elapsed,
+    );
+    span.in_scope(|| {
+        tracing::info!(status = res.status().as_u16(), elapsed_ms = (elapsed * 1000.0) as u64, "request finished")
+    });
+    Ok(res)
+}
+
+fn ensure_json_error(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return res;
+    }
+    let status = res.status();
+    let (req, old) = res.into_parts();
+    let mut new = ApiError::for_status(status).error_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = old.headers().get(&name) {
+            new.headers_mut().insert(name, v.clone());
+        }
+    }
+    ServiceResponse::new(req, new)
+}
+
+/// The paths and methods the API serves, from the OpenAPI document, to tell a wrong method
+/// (405 with `Allow`) from an unknown path (404).
+#[derive(Clone, Default)]
+pub struct RouteTable(Arc<Vec<(Vec<String>, Vec<Method>)>>);
+
+impl RouteTable {
+    /// Builds the table from the document's paths.
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let mut routes = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            let segments = path.split('/').map(str::to_owned).collect();
+            let mut methods = Vec::new();
+            for (m, op) in [
+                (Method::GET, &item.get),
+                (Method::PUT, &item.put),
+                (Method::POST, &item.post),
+                (Method::DELETE, &item.delete),
+                (Method::PATCH, &item.patch),
+            ] {
+                if op.is_some() {
+                    methods.push(m);
+                }
+            }
+            routes.push((segments, methods));
+        }
+        RouteTable(Arc::new(routes))
+    }
+
+    fn methods_for(&self, path: &str) -> Option<Vec<Method>> {
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut found: Option<Vec<Method>> = None;
+        for (segments, methods) in self.0.iter() {
+            let matches = segments.len() == parts.len()
+                && segments
+                    .iter()
+                    .zip(&parts)
+                    .all(|(s, p)| (s.starts_with('{') && !p.is_empty()) || s == p);
+            if matches {
+                found.get_or_insert_with(Vec::new).extend(methods.iter().cloned());
+            }
+        }
+        found
+    }
+}
+
+/// The answer for anything no route took: 405 when the path exists with other methods, else 404.
+pub async fn fallback(req: HttpRequest, table: web::Data<RouteTable>) -> HttpResponse {
+    match table.methods_for(req.path()) {
+        Some(methods) if !methods.contains(req.method()) => {
+            let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            let mut resp = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not allowed here; allowed: {allow}", req.method()),
+            )
+            .error_response();
+            if let Ok(v) = header::HeaderValue::from_str(&allow) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+            resp
+        }
+        _ => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route {} {}; see /swagger-ui/ for the API", req.method(), req.path()),
+        )
+        .error_response(),
+    }
+}

@@ -1,0 +1,88 @@
+//! The OpenAPI document. Paths come from the routes themselves (utoipa-actix-web); this module
+//! adds what applies to all of them: the bearer scheme and the error responses.
+
+use utoipa::{
+    openapi::{
+        path::Operation,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+        ContentBuilder, OpenApi as Doc, RefOr, Response, ResponseBuilder,
+    },
+    OpenApi, ToSchema,
+};
+
+use crate::error::ErrorBody;
+
+/// The document's fixed parts.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "dirsync",
+        description = "Keeps a mail-archiving server's users in step with Google Workspace and \
+            lets them sign in with Google.\n\nAuthenticate with `Authorization: Bearer <token>`: \
+            an API key (roles `admin`, `operator`, `reader`) or a session token. Every error has \
+            the shape `{\"error\": {\"code\", \"message\", \"details\"}}`. Lists are paged with \
+            `limit` and `cursor`, answered with `items` and `next_cursor`.",
+        license(name = "Apache-2.0")
+    ),
+    security(("bearer" = [])),
+    components(schemas(ErrorBody))
+)]
+pub struct ApiDoc;
+
+/// Adds what every operation shares: the bearer scheme and the error responses. Applied after
+/// the routes have added their paths.
+pub fn apply_common(doc: &mut Doc) {
+    {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key (`dsk_…`) or a session token (`dss_…`)"))
+                    .build(),
+            ),
+        );
+        let error = |description: &str| -> RefOr<Response> {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                            ErrorBody::name(),
+                        ))))
+                        .build(),
+                )
+                .into()
+        };
+        for item in doc.paths.paths.values_mut() {
+            let ops: [&mut Option<Operation>; 5] = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                // An operation with `security(())` is public: it never answers 401/403.
+                let public = op
+                    .security
+                    .as_ref()
+                    .is_some_and(|s| s.iter().all(|r| r == &Default::default()));
+                let responses = &mut op.responses.responses;
+                if !public {
+                    responses
+                        .entry("401".into())
+                        .or_insert_with(|| error("No or invalid bearer token"));
+                    responses
+                        .entry("403".into())
+                        .or_insert_with(|| error("The caller's role does not allow this"));
+                }
+                responses
+                    .entry("default".into())
+                    .or_insert_with(|| error("Any other error, in the one error shape"));
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! HTTP handlers, one module per area of product.md §5. Handlers are thin: they prove the
+//! caller's role, call into `dirsync-core`, and map the answer to a response type.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+pub mod api_keys;
+pub mod audit;
+pub mod probes;
+
+/// Registers every route; used by the server and by `dirsync openapi`.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.configure(probes::configure);
+    cfg.service(
+        utoipa_actix_web::scope("/api/v1")
+            .configure(api_keys::configure)
+            .configure(audit::configure),
+    );
+}
+
+/// Paging parameters of every list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Paged<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> From<dirsync_core::paging::Page<T>> for Paged<T> {
+    fn from(p: dirsync_core::paging::Page<T>) -> Self {
+        Paged {
+            items: p.items,
+            next_cursor: p.next_cursor,
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Building and running the application: database, secrets, HTTP server (plain or TLS) and the
+//! background loops, under one `select!` so that a loop that dies is reported.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use anyhow::Context;
+use dirsync_core::{secrets::Cipher, settings::Settings};
+use sea_orm::DatabaseConnection;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error;
+use crate::middleware::{self, RouteTable};
+use crate::openapi::ApiDoc;
+use crate::routes;
+use crate::state::AppState;
+
+/// Largest JSON body accepted by ordinary endpoints. The key-file upload has its own, larger limit.
+pub const JSON_LIMIT: usize = 64 * 1024;
+
+/// The OpenAPI document of the API: the routes' own annotations plus the common parts.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes::configure)
+        .split_for_parts();
+    crate::openapi::apply_common(&mut doc);
+    doc
+}
+
+/// A built, bound, not yet running application.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects the database (migrating it), loads the secret key and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let db = dirsync_core::db::connect_and_migrate(&settings).await?;
+        let cipher = Cipher::from_settings(&settings)?;
+        Self::build_with(settings, db, cipher)
+    }
+
+    /// Like [`Application::build`] with an already opened database.
+    pub fn build_with(
+        settings: Settings,
+        db: DatabaseConnection,
+        cipher: Cipher,
+    ) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&settings.listen)
+            .with_context(|| format!("while binding {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let state = AppState {
+            db,
+            settings: Arc::new(settings),
+            cipher,
+        };
+        let doc = openapi_document();
+        let table = RouteTable::from_openapi(&doc);
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            let (app, _) = App::new()
+                .into_utoipa_app()
+                .configure(routes::configure)
+                .split_for_parts();
+            app.app_data(web::Data::new(app_state.clone()))
+                .app_data(web::Data::new(table.clone()))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(JSON_LIMIT)
+                        .error_handler(error::json_error),
+                )
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", doc.clone()))
+                .default_service(web::to(middleware::fallback))
+                .wrap(from_fn(middleware::observe))
+        })
+        .shutdown_timeout(10);
+        if let Some(n) = state.settings.workers {
+            server = server.workers(n);
+        }
+        let server = match (&state.settings.tls_cert, &state.settings.tls_key) {
+            (Some(cert), Some(key)) => {
+                let config = tls_config(cert, key)?;
+                server.listen_rustls_0_23(listener, config)?
+            }
+            _ => server.listen(listener)?,
+        }
+        .run();
+        tracing::info!(port, tls = state.settings.tls_cert.is_some(), "dirsync listening");
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (database, settings, cipher).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGTERM/Ctrl-C (handled by actix-web: in-flight requests finish first).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("while serving HTTP")
+    }
+}
+
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<rustls::ServerConfig> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).with_context(|| format!("while reading {}", p.display()))
+    };
+    let certs = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .context("while parsing DIRSYNC_TLS_CERT")?;
+    anyhow::ensure!(!certs.is_empty(), "DIRSYNC_TLS_CERT holds no certificate");
+    let key = rustls_pemfile::private_key(&mut read(key)?.as_slice())
+        .context("while parsing DIRSYNC_TLS_KEY")?
+        .context("DIRSYNC_TLS_KEY holds no private key")?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("while loading the TLS certificate and key")?;
+    Ok(config)
+}

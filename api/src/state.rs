@@ -1,0 +1,17 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use dirsync_core::{secrets::Cipher, settings::Settings};
+use sea_orm::DatabaseConnection;
+
+/// Shared application state, cloned cheaply into each worker.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database pool.
+    pub db: DatabaseConnection,
+    /// Settings in force.
+    pub settings: Arc<Settings>,
+    /// Encrypts secrets at rest.
+    pub cipher: Cipher,
+}

@@ -1,0 +1,327 @@
+//! Callers' authentication: API keys, the bootstrap admin key and session tokens, all presented
+//! as `Authorization: Bearer <token>`, and the roles that decide what a caller may do.
+//!
+//! Tokens are random and high-entropy, so a SHA-256 hash is enough to store them safely (a slow
+//! password hash would only slow down every request). API keys carry a public prefix that finds
+//! the row; the hash is then compared in constant time.
+
+use chrono::{Duration, Utc};
+use dirsync_entity::{api_keys, sessions, user_privileges, users};
+use rand::{distributions::Alphanumeric, Rng};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::paging::{Page, PageRequest};
+use crate::{Error, Result};
+
+const API_KEY_PREFIX: &str = "dsk_";
+const SESSION_PREFIX: &str = "dss_";
+
+/// What a caller may do. Ordered: each role includes the ones below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read users, privileges, lookup.
+    Reader,
+    /// Also read configuration, run and read sync jobs.
+    Operator,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    /// The role's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a role name, with an error that lists the valid ones.
+    pub fn parse(s: &str) -> Result<Role> {
+        match s {
+            "reader" => Ok(Role::Reader),
+            "operator" => Ok(Role::Operator),
+            "admin" => Ok(Role::Admin),
+            _ => Err(Error::invalid(
+                "invalid_role",
+                format!("unknown role {s:?}; valid roles are admin, operator, reader"),
+            )),
+        }
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// The `DIRSYNC_BOOTSTRAP_ADMIN_KEY`.
+    Bootstrap,
+    /// A stored API key.
+    ApiKey { id: Uuid, name: String, role: Role },
+    /// A signed-in user's session. `is_admin` when the user holds the `admin` privilege.
+    Session {
+        session_id: Uuid,
+        user_id: Uuid,
+        user_name: String,
+        is_admin: bool,
+    },
+}
+
+impl Principal {
+    /// The role the caller acts with; a signed-in user without `admin` has none (only `/me`).
+    pub fn role(&self) -> Option<Role> {
+        match self {
+            Principal::Bootstrap => Some(Role::Admin),
+            Principal::ApiKey { role, .. } => Some(*role),
+            Principal::Session { is_admin, .. } => is_admin.then_some(Role::Admin),
+        }
+    }
+
+    /// How the caller is named in the audit trail and on jobs.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Bootstrap => "bootstrap".into(),
+            Principal::ApiKey { name, .. } => format!("api_key:{name}"),
+            Principal::Session { user_name, .. } => format!("user:{user_name}"),
+        }
+    }
+
+    /// Fails with 403 unless the caller holds at least `needed`.
+    pub fn require(&self, needed: Role) -> Result<()> {
+        match self.role() {
+            Some(r) if r >= needed => Ok(()),
+            _ => Err(Error::Forbidden(format!(
+                "this needs the {} role; ask an administrator for a key with it",
+                needed.as_str()
+            ))),
+        }
+    }
+}
+
+/// SHA-256 of a token, hex-encoded: what the database holds instead of the token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn random_string(len: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Finds the caller behind a bearer token.
+pub async fn authenticate<C: ConnectionTrait>(
+    db: &C,
+    bootstrap: Option<&SecretString>,
+    token: &str,
+) -> Result<Principal> {
+    let bad = || Error::Unauthenticated("the bearer token is not valid".into());
+    if let Some(rest) = token.strip_prefix(API_KEY_PREFIX) {
+        let (prefix, _) = rest.split_once('_').ok_or_else(bad)?;
+        let key = api_keys::Entity::find()
+            .filter(api_keys::Column::Prefix.eq(prefix))
+            .one(db)
+            .await?
+            .ok_or_else(bad)?;
+        let presented = token_hash(token);
+        if !bool::from(presented.as_bytes().ct_eq(key.key_hash.as_bytes())) {
+            return Err(bad());
+        }
+        // Recording use on every request would put a write on the read path; once a minute is
+        // enough to tell which keys are alive.
+        let now = Utc::now();
+        if key.last_used_at.is_none_or(|t| now - t > Duration::minutes(1)) {
+            api_keys::Entity::update_many()
+                .col_expr(api_keys::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
+                .filter(api_keys::Column::Id.eq(key.id))
+                .exec(db)
+                .await?;
+        }
+        return Ok(Principal::ApiKey {
+            id: key.id,
+            name: key.name,
+            role: Role::parse(&key.role).map_err(|_| bad())?,
+        });
+    }
+    if token.starts_with(SESSION_PREFIX) {
+        let now = Utc::now();
+        let session = sessions::Entity::find()
+            .filter(sessions::Column::TokenHash.eq(token_hash(token)))
+            .one(db)
+            .await?
+            .ok_or_else(bad)?;
+        if session.revoked_at.is_some() || session.expires_at <= now {
+            return Err(Error::Unauthenticated(
+                "the session has ended; sign in again".into(),
+            ));
+        }
+        let user = users::Entity::find_by_id(session.user_id)
+            .one(db)
+            .await?
+            .ok_or_else(bad)?;
+        if user.disabled {
+            return Err(Error::Unauthenticated("the user is disabled".into()));
+        }
+        let is_admin = user_privileges::Entity::find_by_id((user.id, "admin".to_string()))
+            .one(db)
+            .await?
+            .is_some();
+        return Ok(Principal::Session {
+            session_id: session.id,
+            user_id: user.id,
+            user_name: user.user_name,
+            is_admin,
+        });
+    }
+    if let Some(expected) = bootstrap {
+        let expected = expected.expose_secret().as_bytes();
+        // Compare hashes so the comparison takes the same time whatever the lengths.
+        let a = Sha256::digest(token.as_bytes());
+        let b = Sha256::digest(expected);
+        if bool::from(a.ct_eq(&b)) {
+            return Ok(Principal::Bootstrap);
+        }
+    }
+    Err(bad())
+}
+
+/// An API key as listed (never with the key itself).
+#[derive(Debug, Clone)]
+pub struct ApiKeyInfo {
+    /// Key id.
+    pub id: Uuid,
+    /// Name given at creation.
+    pub name: String,
+    /// Role granted.
+    pub role: Role,
+    /// The public start of the key, to recognise it (`dsk_<prefix>_…`).
+    pub prefix: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: chrono::DateTime<Utc>,
+    /// Last use, to the minute.
+    pub last_used_at: Option<chrono::DateTime<Utc>>,
+}
+
+impl From<api_keys::Model> for ApiKeyInfo {
+    fn from(m: api_keys::Model) -> Self {
+        ApiKeyInfo {
+            id: m.id,
+            name: m.name,
+            role: Role::parse(&m.role).unwrap_or(Role::Reader),
+            prefix: format!("{API_KEY_PREFIX}{}_", m.prefix),
+            created_by: m.created_by,
+            created_at: m.created_at,
+            last_used_at: m.last_used_at,
+        }
+    }
+}
+
+/// Creates an API key; the returned secret is shown once and never stored.
+pub async fn create_api_key<C: ConnectionTrait>(
+    db: &C,
+    name: &str,
+    role: Role,
+    created_by: &str,
+) -> Result<(ApiKeyInfo, SecretString)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::invalid(
+            "invalid_name",
+            "name must be 1 to 100 characters",
+        ));
+    }
+    let prefix = random_string(8);
+    let key = format!("{API_KEY_PREFIX}{prefix}_{}", random_string(40));
+    let model = api_keys::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        name: Set(name.to_string()),
+        role: Set(role.as_str().to_string()),
+        prefix: Set(prefix),
+        key_hash: Set(token_hash(&key)),
+        created_by: Set(created_by.to_string()),
+        created_at: Set(Utc::now()),
+        last_used_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok((model.into(), key.into()))
+}
+
+/// Lists API keys, newest first.
+pub async fn list_api_keys<C: ConnectionTrait>(
+    db: &C,
+    page: PageRequest<(chrono::DateTime<Utc>, Uuid)>,
+) -> Result<Page<ApiKeyInfo>> {
+    use sea_orm::sea_query::{Condition, Expr};
+    let mut q = api_keys::Entity::find()
+        .order_by_desc(api_keys::Column::CreatedAt)
+        .order_by_desc(api_keys::Column::Id);
+    if let Some((at, id)) = page.after {
+        q = q.filter(
+            Condition::any()
+                .add(Expr::col(api_keys::Column::CreatedAt).lt(at))
+                .add(
+                    Condition::all()
+                        .add(Expr::col(api_keys::Column::CreatedAt).eq(at))
+                        .add(Expr::col(api_keys::Column::Id).lt(id)),
+                ),
+        );
+    }
+    let rows = q.limit(page.limit + 1).all(db).await?;
+    Ok(Page::from_rows(rows, page.limit, |m| (m.created_at, m.id)).map(ApiKeyInfo::from))
+}
+
+/// Deletes an API key; returns it as it was.
+pub async fn delete_api_key<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<ApiKeyInfo> {
+    let model = api_keys::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("API key"))?;
+    api_keys::Entity::delete_by_id(id).exec(db).await?;
+    Ok(model.into())
+}
+
+/// Issues a session for a user; the token is returned once, only its hash is stored.
+pub async fn create_session<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    ttl: Duration,
+) -> Result<(SecretString, chrono::DateTime<Utc>)> {
+    let token = format!("{SESSION_PREFIX}{}", random_string(43));
+    let now = Utc::now();
+    let expires_at = now + ttl;
+    sessions::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        token_hash: Set(token_hash(&token)),
+        user_id: Set(user_id),
+        created_at: Set(now),
+        expires_at: Set(expires_at),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok((token.into(), expires_at))
+}
+
+/// Revokes a session.
+pub async fn revoke_session<C: ConnectionTrait>(db: &C, session_id: Uuid) -> Result<()> {
+    sessions::Entity::update_many()
+        .col_expr(sessions::Column::RevokedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+        .filter(sessions::Column::Id.eq(session_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

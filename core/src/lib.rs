@@ -1,0 +1,15 @@
+//! dirsync's domain: settings, storage, secrets, callers' authentication, the Google client,
+//! the sync engine, sign-in and privileges. Nothing here knows about HTTP frameworks: the `api`
+//! crate translates requests into calls of this crate.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod metrics;
+pub mod paging;
+pub mod secrets;
+pub mod settings;
+
+pub use error::{Error, Result};

@@ -1,0 +1,224 @@
+//! Server settings, built in layers: defaults, then a TOML file (`--config`), then `DIRSYNC_*`
+//! environment variables. Built once at start and passed down; nothing else reads the environment.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Everything the server needs to know at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Database URL; `None` means SQLite at `<data_dir>/dirsync.db`.
+    pub database_url: Option<String>,
+    /// Where the SQLite database and the generated secret key live.
+    pub data_dir: PathBuf,
+    /// Address to listen on (`host:port`; port 0 picks a free one).
+    pub listen: String,
+    /// PEM certificate chain; with `tls_key`, the server speaks HTTPS itself.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// 32 bytes, base64: the key that encrypts secrets at rest.
+    pub secret_key: Option<SecretString>,
+    /// Accepted as an admin API key when set (at least 32 characters).
+    pub bootstrap_admin_key: Option<SecretString>,
+    /// Base URL of Google's Directory API (the client appends `/admin/directory/v1/...`).
+    pub google_directory_url: String,
+    /// Google's OpenID Connect discovery document.
+    pub google_discovery_url: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// HTTP worker threads (`None`: one per core).
+    pub workers: Option<usize>,
+    /// How long a sync job's lease lasts without a heartbeat before another instance may take
+    /// the job over.
+    pub job_lease_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: None,
+            data_dir: PathBuf::from("./data"),
+            listen: "127.0.0.1:8462".into(),
+            tls_cert: None,
+            tls_key: None,
+            secret_key: None,
+            bootstrap_admin_key: None,
+            google_directory_url: "https://admin.googleapis.com".into(),
+            google_discovery_url: "https://accounts.google.com/.well-known/openid-configuration"
+                .into(),
+            log_format: LogFormat::Text,
+            workers: None,
+            job_lease_seconds: 30,
+        }
+    }
+}
+
+/// The TOML file: every key optional, same names as the environment variables without the
+/// `DIRSYNC_` prefix, in lower case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    database_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    secret_key: Option<String>,
+    bootstrap_admin_key: Option<String>,
+    google_directory_url: Option<String>,
+    google_discovery_url: Option<String>,
+    log_format: Option<LogFormat>,
+    workers: Option<usize>,
+    job_lease_seconds: Option<u64>,
+}
+
+impl Settings {
+    /// Loads defaults, then `config_file` if given, then the process environment.
+    pub fn load(config_file: Option<&Path>) -> anyhow::Result<Settings> {
+        Self::load_from(config_file, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Settings::load`], with the environment given as a function (for tests).
+    pub fn load_from(
+        config_file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Settings> {
+        let mut s = Settings::default();
+        if let Some(path) = config_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("while reading the config file {}", path.display()))?;
+            let f: FileSettings = toml::from_str(&text)
+                .with_context(|| format!("while parsing the config file {}", path.display()))?;
+            s.apply(f);
+        }
+        let var = |name: &str| env(&format!("DIRSYNC_{name}")).filter(|v| !v.is_empty());
+        let log_format = match var("LOG_FORMAT").as_deref() {
+            None => None,
+            Some("text") => Some(LogFormat::Text),
+            Some("json") => Some(LogFormat::Json),
+            Some(other) => anyhow::bail!("DIRSYNC_LOG_FORMAT must be text or json, not {other:?}"),
+        };
+        let parse_num = |name: &str| -> anyhow::Result<Option<u64>> {
+            var(name)
+                .map(|v| v.parse().with_context(|| format!("DIRSYNC_{name} must be a number")))
+                .transpose()
+        };
+        s.apply(FileSettings {
+            database_url: var("DATABASE_URL"),
+            data_dir: var("DATA_DIR").map(PathBuf::from),
+            listen: var("LISTEN"),
+            tls_cert: var("TLS_CERT").map(PathBuf::from),
+            tls_key: var("TLS_KEY").map(PathBuf::from),
+            secret_key: var("SECRET_KEY"),
+            bootstrap_admin_key: var("BOOTSTRAP_ADMIN_KEY"),
+            google_directory_url: var("GOOGLE_DIRECTORY_URL"),
+            google_discovery_url: var("GOOGLE_DISCOVERY_URL"),
+            log_format,
+            workers: parse_num("WORKERS")?.map(|n| n as usize),
+            job_lease_seconds: parse_num("JOB_LEASE_SECONDS")?,
+        });
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn apply(&mut self, f: FileSettings) {
+        macro_rules! set {
+            ($($field:ident),*) => {$( if let Some(v) = f.$field { self.$field = v.into(); } )*};
+        }
+        set!(data_dir, listen, google_directory_url, google_discovery_url, log_format, job_lease_seconds);
+        if f.database_url.is_some() {
+            self.database_url = f.database_url;
+        }
+        if f.tls_cert.is_some() {
+            self.tls_cert = f.tls_cert;
+        }
+        if f.tls_key.is_some() {
+            self.tls_key = f.tls_key;
+        }
+        if f.workers.is_some() {
+            self.workers = f.workers;
+        }
+        if let Some(k) = f.secret_key {
+            self.secret_key = Some(k.into());
+        }
+        if let Some(k) = f.bootstrap_admin_key {
+            self.bootstrap_admin_key = Some(k.into());
+        }
+    }
+
+    /// Checks rules that span fields, with messages that say what to change.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use secrecy::ExposeSecret;
+        if let Some(k) = &self.bootstrap_admin_key {
+            anyhow::ensure!(
+                k.expose_secret().chars().count() >= 32,
+                "DIRSYNC_BOOTSTRAP_ADMIN_KEY must be at least 32 characters long"
+            );
+        }
+        anyhow::ensure!(
+            self.tls_cert.is_some() == self.tls_key.is_some(),
+            "DIRSYNC_TLS_CERT and DIRSYNC_TLS_KEY must be set together"
+        );
+        anyhow::ensure!(self.job_lease_seconds >= 2, "job_lease_seconds must be at least 2");
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or SQLite in the data directory.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("dirsync.db").display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dirsync.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\ndata_dir = \"/var/lib/x\"\n").unwrap();
+        let s = Settings::load_from(Some(&file), |k| {
+            (k == "DIRSYNC_LISTEN").then(|| "127.0.0.1:1".to_string())
+        })
+        .unwrap();
+        assert_eq!(s.listen, "127.0.0.1:1");
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/x"));
+        assert_eq!(s.google_directory_url, "https://admin.googleapis.com");
+    }
+
+    #[test]
+    fn short_bootstrap_key_is_refused() {
+        let err = Settings::load_from(None, |k| {
+            (k == "DIRSYNC_BOOTSTRAP_ADMIN_KEY").then(|| "short".to_string())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("at least 32"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dirsync.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        assert!(Settings::load_from(Some(&file), |_| None).is_err());
+    }
+}

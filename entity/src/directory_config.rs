@@ -1,0 +1,32 @@
+//! The one directory configuration (row id 1). JSON lists are stored as text; `sa_private_key` is encrypted.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "directory_config")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: i32,
+    pub provider: String,
+    pub admin_email: Option<String>,
+    pub customer_id: Option<String>,
+    pub domain: Option<String>,
+    pub sync_groups: String,
+    pub auto_delete_users: bool,
+    pub deletion_limit: Option<i32>,
+    pub schedule_minutes: Option<i32>,
+    pub default_privileges: String,
+    pub default_folder_access: String,
+    pub sa_client_email: Option<String>,
+    pub sa_private_key_id: Option<String>,
+    pub sa_client_id: Option<String>,
+    pub sa_project_id: Option<String>,
+    pub sa_token_uri: Option<String>,
+    pub sa_private_key: Option<String>,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
