@@ -69,13 +69,22 @@ impl ApiError {
     pub fn for_status(status: StatusCode) -> Self {
         let (code, message) = match status.as_u16() {
             400 => ("bad_request", "the request is malformed"),
-            401 => ("unauthorized", "send Authorization: Bearer <API key or session token>"),
+            401 => (
+                "unauthorized",
+                "send Authorization: Bearer <API key or session token>",
+            ),
             403 => ("forbidden", "this caller may not do this"),
-            404 => ("not_found", "no such resource; see /swagger-ui/ for the API"),
+            404 => (
+                "not_found",
+                "no such resource; see /swagger-ui/ for the API",
+            ),
             405 => ("method_not_allowed", "this path does not take this method"),
             408 => ("request_timeout", "the request took too long to arrive"),
             413 => ("payload_too_large", "the request body is too large"),
-            415 => ("unsupported_media_type", "send the body as application/json"),
+            415 => (
+                "unsupported_media_type",
+                "send the body as application/json",
+            ),
             429 => ("rate_limited", "too many requests; slow down"),
             _ if status.is_server_error() => ("internal_error", "internal error"),
             _ => ("error", "the request failed"),
@@ -122,9 +131,11 @@ impl From<Error> for ApiError {
             Error::BadRequest { code, message } => {
                 ApiError::new(StatusCode::BAD_REQUEST, code, message)
             }
-            Error::NotFound(what) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
-            }
+            Error::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+            ),
             Error::Conflict {
                 code,
                 message,
@@ -166,13 +177,12 @@ pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
 /// Maps actix-web's JSON body errors: syntax → 400, wrong fields → 422, size → 413, type → 415.
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let api = match &err {
-        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the request body is larger than {limit} bytes"),
-            )
-        }
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        ),
         JsonPayloadError::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

@@ -54,7 +54,8 @@ pub async fn observe(
     };
     let mut res = res;
     if let Ok(v) = header::HeaderValue::from_str(&request_id) {
-        res.headers_mut().insert(header::HeaderName::from_static(REQUEST_ID), v);
+        res.headers_mut()
+            .insert(header::HeaderName::from_static(REQUEST_ID), v);
     }
     res.headers_mut().insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -71,7 +72,11 @@ pub async fn observe(
     dirsync_core::metrics::inc(
         "dirsync_http_requests_total",
         "HTTP requests by method, route and status.",
-        &[("method", &method), ("route", &route), ("status", &status_str)],
+        &[
+            ("method", &method),
+            ("route", &route),
+            ("status", &status_str),
+        ],
     );
     dirsync_core::metrics::observe(
         "dirsync_http_request_duration_seconds",
@@ -80,7 +85,11 @@ pub async fn observe(
         elapsed,
     );
     span.in_scope(|| {
-        tracing::info!(status = res.status().as_u16(), elapsed_ms = (elapsed * 1000.0) as u64, "request finished")
+        tracing::info!(
+            status = res.status().as_u16(),
+            elapsed_ms = (elapsed * 1000.0) as u64,
+            "request finished"
+        )
     });
     Ok(res)
 }
@@ -143,7 +152,9 @@ impl RouteTable {
                     .zip(&parts)
                     .all(|(s, p)| (s.starts_with('{') && !p.is_empty()) || s == p);
             if matches {
-                found.get_or_insert_with(Vec::new).extend(methods.iter().cloned());
+                found
+                    .get_or_insert_with(Vec::new)
+                    .extend(methods.iter().cloned());
             }
         }
         found
@@ -154,7 +165,11 @@ impl RouteTable {
 pub async fn fallback(req: HttpRequest, table: web::Data<RouteTable>) -> HttpResponse {
     match table.methods_for(req.path()) {
         Some(methods) if !methods.contains(req.method()) => {
-            let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            let allow = methods
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
             let mut resp = ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -169,7 +184,11 @@ pub async fn fallback(req: HttpRequest, table: web::Data<RouteTable>) -> HttpRes
         _ => ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no route {} {}; see /swagger-ui/ for the API", req.method(), req.path()),
+            format!(
+                "no route {} {}; see /swagger-ui/ for the API",
+                req.method(),
+                req.path()
+            ),
         )
         .error_response(),
     }

@@ -78,7 +78,9 @@ impl Application {
                 )
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
-                .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", doc.clone()))
+                .service(
+                    SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", doc.clone()),
+                )
                 .default_service(web::to(middleware::fallback))
                 .wrap(from_fn(middleware::observe))
         })
@@ -94,7 +96,11 @@ impl Application {
             _ => server.listen(listener)?,
         }
         .run();
-        tracing::info!(port, tls = state.settings.tls_cert.is_some(), "dirsync listening");
+        tracing::info!(
+            port,
+            tls = state.settings.tls_cert.is_some(),
+            "dirsync listening"
+        );
         Ok(Application {
             port,
             server,

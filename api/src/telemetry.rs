@@ -2,7 +2,9 @@
 //! Each line inside a request carries its request id through the request span.
 
 use dirsync_core::settings::LogFormat;
-use tracing_subscriber::{fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
+use tracing_subscriber::{
+    fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter,
+};
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default filter.
 pub fn init<W>(format: LogFormat, writer: W)

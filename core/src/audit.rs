@@ -3,7 +3,9 @@
 
 use chrono::Utc;
 use dirsync_entity::audit_events;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -114,7 +116,9 @@ mod tests {
 
     #[test]
     fn redacts_at_any_depth() {
-        let v = redact(serde_json::json!({"a": {"client_secret": "s"}, "b": [{"password": "p"}], "c": 1}));
+        let v = redact(
+            serde_json::json!({"a": {"client_secret": "s"}, "b": [{"password": "p"}], "c": 1}),
+        );
         assert_eq!(v["a"]["client_secret"], "[redacted]");
         assert_eq!(v["b"][0]["password"], "[redacted]");
         assert_eq!(v["c"], 1);

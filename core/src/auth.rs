@@ -141,9 +141,15 @@ pub async fn authenticate<C: ConnectionTrait>(
         // Recording use on every request would put a write on the read path; once a minute is
         // enough to tell which keys are alive.
         let now = Utc::now();
-        if key.last_used_at.is_none_or(|t| now - t > Duration::minutes(1)) {
+        if key
+            .last_used_at
+            .is_none_or(|t| now - t > Duration::minutes(1))
+        {
             api_keys::Entity::update_many()
-                .col_expr(api_keys::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
+                .col_expr(
+                    api_keys::Column::LastUsedAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
                 .filter(api_keys::Column::Id.eq(key.id))
                 .exec(db)
                 .await?;
@@ -319,7 +325,10 @@ pub async fn create_session<C: ConnectionTrait>(
 /// Revokes a session.
 pub async fn revoke_session<C: ConnectionTrait>(db: &C, session_id: Uuid) -> Result<()> {
     sessions::Entity::update_many()
-        .col_expr(sessions::Column::RevokedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+        .col_expr(
+            sessions::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
         .filter(sessions::Column::Id.eq(session_id))
         .exec(db)
         .await?;

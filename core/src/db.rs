@@ -13,7 +13,10 @@ use crate::settings::Settings;
 pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     if settings.database_url.is_none() {
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-            format!("while creating the data directory {}", settings.data_dir.display())
+            format!(
+                "while creating the data directory {}",
+                settings.data_dir.display()
+            )
         })?;
     }
     let url = settings.effective_database_url();

@@ -33,7 +33,10 @@ fn label_string(labels: &[(&str, &str)]) -> String {
         if i > 0 {
             s.push(',');
         }
-        let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let v = v
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
         let _ = write!(s, "{k}=\"{v}\"");
     }
     s
@@ -50,7 +53,10 @@ pub fn inc(name: &'static str, help: &'static str, labels: &[(&str, &str)]) {
 pub fn observe(name: &'static str, help: &'static str, labels: &[(&str, &str)], seconds: f64) {
     let mut r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     r.help.entry(name).or_insert((help, "histogram"));
-    let h = r.histograms.entry((name, label_string(labels))).or_default();
+    let h = r
+        .histograms
+        .entry((name, label_string(labels)))
+        .or_default();
     if h.counts.is_empty() {
         h.counts = vec![0; BUCKETS.len()];
     }

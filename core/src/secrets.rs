@@ -96,7 +96,9 @@ impl Cipher {
                 },
             )
             .map_err(|_| err())?;
-        String::from_utf8(pt).map(SecretString::from).map_err(|_| err())
+        String::from_utf8(pt)
+            .map(SecretString::from)
+            .map_err(|_| err())
     }
 }
 
@@ -118,8 +120,9 @@ fn load_or_create_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("while creating {}", dir.display()))?;
             }
-            write_private_file(path, STANDARD.encode(key).as_bytes())
-                .with_context(|| format!("while creating the secret key file {}", path.display()))?;
+            write_private_file(path, STANDARD.encode(key).as_bytes()).with_context(|| {
+                format!("while creating the secret key file {}", path.display())
+            })?;
             tracing::info!(path = %path.display(), "created a new secret key file");
             Ok(key)
         }
@@ -151,7 +154,10 @@ mod tests {
         let c = Cipher::from_key(&[7u8; 32]);
         let stored = c.encrypt("hunter2", "t.c:1");
         assert!(!stored.contains("hunter2"));
-        assert_eq!(c.decrypt(&stored, "t.c:1").unwrap().expose_secret(), "hunter2");
+        assert_eq!(
+            c.decrypt(&stored, "t.c:1").unwrap().expose_secret(),
+            "hunter2"
+        );
         assert!(c.decrypt(&stored, "t.c:2").is_err(), "moved to another row");
         assert_ne!(stored, c.encrypt("hunter2", "t.c:1"), "nonce is random");
     }
@@ -165,7 +171,9 @@ mod tests {
         raw[last] ^= 1;
         let tampered = format!("v1:{}", STANDARD.encode(raw));
         assert!(c.decrypt(&tampered, "ctx").is_err());
-        assert!(Cipher::from_key(&[8u8; 32]).decrypt(&stored, "ctx").is_err());
+        assert!(Cipher::from_key(&[8u8; 32])
+            .decrypt(&stored, "ctx")
+            .is_err());
     }
 
     #[test]

@@ -115,7 +115,10 @@ impl Settings {
         };
         let parse_num = |name: &str| -> anyhow::Result<Option<u64>> {
             var(name)
-                .map(|v| v.parse().with_context(|| format!("DIRSYNC_{name} must be a number")))
+                .map(|v| {
+                    v.parse()
+                        .with_context(|| format!("DIRSYNC_{name} must be a number"))
+                })
                 .transpose()
         };
         s.apply(FileSettings {
@@ -140,7 +143,14 @@ impl Settings {
         macro_rules! set {
             ($($field:ident),*) => {$( if let Some(v) = f.$field { self.$field = v.into(); } )*};
         }
-        set!(data_dir, listen, google_directory_url, google_discovery_url, log_format, job_lease_seconds);
+        set!(
+            data_dir,
+            listen,
+            google_directory_url,
+            google_discovery_url,
+            log_format,
+            job_lease_seconds
+        );
         if f.database_url.is_some() {
             self.database_url = f.database_url;
         }
@@ -174,7 +184,10 @@ impl Settings {
             self.tls_cert.is_some() == self.tls_key.is_some(),
             "DIRSYNC_TLS_CERT and DIRSYNC_TLS_KEY must be set together"
         );
-        anyhow::ensure!(self.job_lease_seconds >= 2, "job_lease_seconds must be at least 2");
+        anyhow::ensure!(
+            self.job_lease_seconds >= 2,
+            "job_lease_seconds must be at least 2"
+        );
         Ok(())
     }
 
@@ -182,7 +195,10 @@ impl Settings {
     pub fn effective_database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("dirsync.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("dirsync.db").display()
+            ),
         }
     }
 }
@@ -195,7 +211,11 @@ mod tests {
     fn environment_overrides_file_and_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("dirsync.toml");
-        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\ndata_dir = \"/var/lib/x\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/var/lib/x\"\n",
+        )
+        .unwrap();
         let s = Settings::load_from(Some(&file), |k| {
             (k == "DIRSYNC_LISTEN").then(|| "127.0.0.1:1".to_string())
         })

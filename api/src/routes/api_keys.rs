@@ -113,8 +113,7 @@ async fn create(
     body: web::Json<CreateApiKey>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = caller.actor();
-    let (info, key) =
-        auth::create_api_key(&state.db, &body.name, body.role.into(), &actor).await?;
+    let (info, key) = auth::create_api_key(&state.db, &body.name, body.role.into(), &actor).await?;
     audit::record(
         &state.db,
         &actor,
