@@ -29,7 +29,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "idx_users_auth_method", Users::Table, &[Users::AuthMethod, Users::UserNameKey]).await?;
+        index(
+            m,
+            "idx_users_auth_method",
+            Users::Table,
+            &[Users::AuthMethod, Users::UserNameKey],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -47,7 +53,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "idx_user_emails_user", UserEmails::Table, &[UserEmails::UserId]).await?;
+        index(
+            m,
+            "idx_user_emails_user",
+            UserEmails::Table,
+            &[UserEmails::UserId],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -67,14 +79,24 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "idx_archive_folders_name", ArchiveFolders::Table, &[ArchiveFolders::Name]).await?;
+        index(
+            m,
+            "idx_archive_folders_name",
+            ArchiveFolders::Table,
+            &[ArchiveFolders::Name],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
                 .table(UserPrivileges::Table)
                 .col(uuid(UserPrivileges::UserId))
                 .col(string(UserPrivileges::Privilege))
-                .primary_key(Index::create().col(UserPrivileges::UserId).col(UserPrivileges::Privilege))
+                .primary_key(
+                    Index::create()
+                        .col(UserPrivileges::UserId)
+                        .col(UserPrivileges::Privilege),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .from(UserPrivileges::Table, UserPrivileges::UserId)
@@ -93,7 +115,11 @@ impl MigrationTrait for Migration {
                 .col(boolean(FolderAccess::CanRead))
                 .col(boolean(FolderAccess::CanWrite))
                 .col(boolean(FolderAccess::CanDelete))
-                .primary_key(Index::create().col(FolderAccess::UserId).col(FolderAccess::FolderId))
+                .primary_key(
+                    Index::create()
+                        .col(FolderAccess::UserId)
+                        .col(FolderAccess::FolderId),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .from(FolderAccess::Table, FolderAccess::UserId)
@@ -109,7 +135,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "idx_folder_access_folder", FolderAccess::Table, &[FolderAccess::FolderId]).await?;
+        index(
+            m,
+            "idx_folder_access_folder",
+            FolderAccess::Table,
+            &[FolderAccess::FolderId],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -181,7 +213,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "idx_sync_jobs_created", SyncJobs::Table, &[SyncJobs::CreatedAt, SyncJobs::Id]).await?;
+        index(
+            m,
+            "idx_sync_jobs_created",
+            SyncJobs::Table,
+            &[SyncJobs::CreatedAt, SyncJobs::Id],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -202,7 +240,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "idx_sync_changes_job", SyncChanges::Table, &[SyncChanges::JobId, SyncChanges::Id]).await?;
+        index(
+            m,
+            "idx_sync_changes_job",
+            SyncChanges::Table,
+            &[SyncChanges::JobId, SyncChanges::Id],
+        )
+        .await?;
         index(
             m,
             "idx_sync_changes_job_kind",
@@ -228,7 +272,11 @@ impl MigrationTrait for Migration {
                 .col(string(GroupMemberships::GroupId))
                 .col(string(GroupMemberships::MemberId))
                 .col(string(GroupMemberships::MemberType))
-                .primary_key(Index::create().col(GroupMemberships::GroupId).col(GroupMemberships::MemberId))
+                .primary_key(
+                    Index::create()
+                        .col(GroupMemberships::GroupId)
+                        .col(GroupMemberships::MemberId),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .from(GroupMemberships::Table, GroupMemberships::GroupId)
@@ -238,7 +286,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "idx_group_memberships_member", GroupMemberships::Table, &[GroupMemberships::MemberId]).await?;
+        index(
+            m,
+            "idx_group_memberships_member",
+            GroupMemberships::Table,
+            &[GroupMemberships::MemberId],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -313,7 +367,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "idx_login_attempts_expires", LoginAttempts::Table, &[LoginAttempts::ExpiresAt]).await?;
+        index(
+            m,
+            "idx_login_attempts_expires",
+            LoginAttempts::Table,
+            &[LoginAttempts::ExpiresAt],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
