@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod db;
+pub mod directory;
 pub mod error;
 pub mod metrics;
 pub mod paging;
