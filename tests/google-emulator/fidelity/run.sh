@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Fidelity test: Google's Python libraries (google-auth, google-api-python-client) against the
+# Google emulator.
+#
+#   tests/google-emulator/fidelity/run.sh [PATH_TO_google-emulator_BINARY]
+#
+# Without an argument the binary is built with cargo. Needs python3 (3.9+) with venv and PyPI.
+# Exits with the python test's exit code.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+python="${PYTHON:-python3}"
+
+bin="${1:-}"
+if [[ -z "$bin" ]]; then
+    (cd "$root" && cargo build -q -p dirsync-google-emulator --bin google-emulator)
+    bin="${CARGO_TARGET_DIR:-$root/target}/debug/google-emulator"
+fi
+[[ -x "$bin" ]] || { echo "run.sh: no emulator binary at $bin" >&2; exit 2; }
+
+work="$(mktemp -d)"
+emu_pid=""
+cleanup() {
+    if [[ -n "$emu_pid" ]]; then
+        kill "$emu_pid" 2>/dev/null || true
+        wait "$emu_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A venv in the temp dir; FIDELITY_VENV reuses (and keeps) one across runs.
+venv="${FIDELITY_VENV:-$work/venv}"
+if [[ ! -x "$venv/bin/python" ]]; then
+    "$python" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check google-auth google-api-python-client
+
+# A free port: ask the OS, then hand it to the emulator.
+port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+url="http://127.0.0.1:$port"
+"$bin" --listen "127.0.0.1:$port" --users 1200 --groups 250 --seed 7 --key-file "$work/sa.json" \
+    >"$work/emulator.log" 2>&1 &
+emu_pid=$!
+
+for _ in $(seq 1 300); do
+    if "$venv/bin/python" -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1]+'/_emulator/health', timeout=1)" "$url" 2>/dev/null \
+        && [[ -s "$work/sa.json" ]]; then
+        break
+    fi
+    if ! kill -0 "$emu_pid" 2>/dev/null; then
+        echo "run.sh: the emulator exited:" >&2
+        cat "$work/emulator.log" >&2
+        exit 2
+    fi
+    sleep 0.1
+done
+
+set +e
+"$venv/bin/python" "$here/test_google_libs.py" "$url" "$work/sa.json"
+status=$?
+set -e
+if [[ $status -ne 0 ]]; then
+    echo "--- emulator log ---" >&2
+    cat "$work/emulator.log" >&2
+fi
+exit $status

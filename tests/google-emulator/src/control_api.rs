@@ -1,0 +1,457 @@
+//! The HTTP control API under `/_emulator` (JSON in, JSON out; no authentication: the emulator
+//! is a test tool bound to loopback by default). It mirrors [`crate::Control`].
+//!
+//! | method and path | body | effect / answer |
+//! |---|---|---|
+//! | `GET /_emulator/health` | | `{"ok":true}` |
+//! | `GET /_emulator/counts` | | `{"token":n,"users_list":n,"users_get":n,"groups_list":n,"groups_get":n,"members_list":n,"members_get":n,"has_member":n,"other":n,"total":n}` |
+//! | `POST /_emulator/counts/reset` | | zeroes the counts |
+//! | `GET /_emulator/stats` | | `{"domain","customer_id","users","groups","members","admins":[..],"group_members":{"<group email>":n}}` |
+//! | `GET /_emulator/directory` | | the directory as a JSON fixture |
+//! | `PUT /_emulator/directory` | a JSON fixture | replaces the directory |
+//! | `POST /_emulator/directory/changes` | one change or an array of changes (below) | applies them in order, all or nothing; answers `{"results":[..]}` (a new user's or group's id, else null) or 400 `{"error": ".."}` |
+//! | `GET /_emulator/service-account` | | the key file (google-apis.md §1) |
+//! | `POST /_emulator/service-accounts` | `{"name":"reader"}` | registers a new service account (no delegation) and answers its key file |
+//! | `PUT /_emulator/delegation` | `{"client_id":"..","scopes":[..]}` | grants domain-wide delegation |
+//! | `DELETE /_emulator/delegation/{client_id}` | | revokes it |
+//! | `POST /_emulator/tokens/expire` | | every issued access token becomes invalid (next call: 401) |
+//! | `POST /_emulator/faults` | one fault or an array (below) | queues / sets them |
+//! | `DELETE /_emulator/faults` | | clears faults, the rate cap and latency |
+//!
+//! Changes (`"op"` selects): `{"op":"add_user","primary_email","given_name","family_name","is_admin"?}`,
+//! `{"op":"rename_user","old","new"}`, `{"op":"suspend_user","email","suspended":true}`,
+//! `{"op":"archive_user","email","archived":true}`, `{"op":"delete_user","email"}`,
+//! `{"op":"set_admin","email","admin":true}`, `{"op":"set_name","email","given_name","family_name"}`,
+//! `{"op":"add_alias","email","alias"}`, `{"op":"remove_alias","email","alias"}`,
+//! `{"op":"add_group","email","name"}`, `{"op":"delete_group","email"}`,
+//! `{"op":"add_member","group","member","type":"USER"|"GROUP"|"CUSTOMER"|"EXTERNAL","role"?}`,
+//! `{"op":"remove_member","group","member"}`,
+//! `{"op":"move_member","from","to","member"}` (remove from one group, add to another, same type and role).
+//!
+//! Faults (`"kind"` selects; `endpoint` is one of `token`, `users_list`, `users_get`, `groups_list`,
+//! `groups_get`, `members_list`, `members_get`, `has_member`, `any`):
+//! `{"kind":"fail","endpoint","status":503,"times":2,"reason"?,"message"?,"retry_after_secs"?}`,
+//! `{"kind":"truncate","endpoint","page_index":1}`, `{"kind":"repeat_page_token","endpoint"}`,
+//! `{"kind":"latency","ms":250}`,
+//! `{"kind":"rate_limit","max_per_second":10,"style":"forbidden403"}` or
+//! `{"kind":"rate_limit","max_per_second":10,"style":"too_many429","retry_after_secs":1}`
+//! (`max_per_second: null` lifts the cap).
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::directory::{Directory, MemberType, Role};
+use crate::state::{Control, Endpoint, FailSpec, RateLimitStyle, State};
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/health",
+        web::get().to(|| async { HttpResponse::Ok().json(json!({"ok": true})) }),
+    )
+    .route("/counts", web::get().to(counts))
+    .route("/counts/reset", web::post().to(reset_counts))
+    .route("/stats", web::get().to(stats))
+    .route("/directory", web::get().to(get_directory))
+    .route("/directory", web::put().to(put_directory))
+    .route("/directory/changes", web::post().to(changes))
+    .route("/service-account", web::get().to(service_account))
+    .route("/service-accounts", web::post().to(new_service_account))
+    .route("/delegation", web::put().to(set_delegation))
+    .route(
+        "/delegation/{client_id}",
+        web::delete().to(revoke_delegation),
+    )
+    .route("/tokens/expire", web::post().to(expire_tokens))
+    .route("/faults", web::post().to(add_faults))
+    .route("/faults", web::delete().to(clear_faults));
+}
+
+fn control(state: &web::Data<State>) -> Control {
+    Control {
+        state: state.clone().into_inner(),
+    }
+}
+
+fn error(status: u16, msg: impl std::fmt::Display) -> HttpResponse {
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status"))
+        .json(json!({"error": msg.to_string()}))
+}
+
+/// One value or an array of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    Many(Vec<T>),
+    One(T),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::Many(v) => v,
+            OneOrMany::One(t) => vec![t],
+        }
+    }
+}
+
+async fn counts(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok().json(control(&state).counts())
+}
+
+async fn reset_counts(state: web::Data<State>) -> HttpResponse {
+    control(&state).reset_counts();
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
+
+async fn stats(state: web::Data<State>) -> HttpResponse {
+    let dir = state.directory.read().expect("directory lock");
+    let group_members: serde_json::Map<String, Value> = dir
+        .groups()
+        .map(|g| (g.email.clone(), json!(g.members.len())))
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "domain": dir.domain(),
+        "customer_id": dir.customer_id(),
+        "users": dir.user_count(),
+        "deleted_users": dir.deleted_users_by_id().len(),
+        "groups": dir.group_count(),
+        "members": dir.member_count(),
+        "admins": dir.admin_emails(),
+        "group_members": group_members,
+    }))
+}
+
+async fn get_directory(state: web::Data<State>) -> HttpResponse {
+    let json = state.directory.read().expect("directory lock").to_json();
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json)
+}
+
+async fn put_directory(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
+    let text = match std::str::from_utf8(&body) {
+        Ok(t) => t,
+        Err(_) => return error(400, "body is not UTF-8"),
+    };
+    match Directory::from_json(text) {
+        Ok(d) => {
+            control(&state).set_directory(d);
+            HttpResponse::Ok().json(json!({"ok": true}))
+        }
+        Err(e) => error(400, format!("{e:#}")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Change {
+    AddUser {
+        primary_email: String,
+        #[serde(default)]
+        given_name: String,
+        #[serde(default)]
+        family_name: String,
+        #[serde(default)]
+        is_admin: bool,
+    },
+    RenameUser {
+        old: String,
+        new: String,
+    },
+    SuspendUser {
+        email: String,
+        #[serde(default = "yes")]
+        suspended: bool,
+    },
+    ArchiveUser {
+        email: String,
+        #[serde(default = "yes")]
+        archived: bool,
+    },
+    DeleteUser {
+        email: String,
+    },
+    SetAdmin {
+        email: String,
+        #[serde(default = "yes")]
+        admin: bool,
+    },
+    SetName {
+        email: String,
+        given_name: String,
+        family_name: String,
+    },
+    AddAlias {
+        email: String,
+        alias: String,
+    },
+    RemoveAlias {
+        email: String,
+        alias: String,
+    },
+    AddGroup {
+        email: String,
+        #[serde(default)]
+        name: String,
+    },
+    DeleteGroup {
+        email: String,
+    },
+    AddMember {
+        group: String,
+        #[serde(default)]
+        member: String,
+        #[serde(rename = "type", default)]
+        kind: Option<MemberType>,
+        #[serde(default)]
+        role: Role,
+    },
+    RemoveMember {
+        group: String,
+        member: String,
+    },
+    MoveMember {
+        from: String,
+        to: String,
+        member: String,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn apply(d: &mut Directory, c: Change) -> anyhow::Result<Value> {
+    Ok(match c {
+        Change::AddUser {
+            primary_email,
+            given_name,
+            family_name,
+            is_admin,
+        } => {
+            let id = d.try_add_user(&primary_email, &given_name, &family_name)?;
+            if is_admin {
+                d.try_set_admin(&id, true)?;
+            }
+            json!(id)
+        }
+        Change::RenameUser { old, new } => {
+            d.try_rename_user(&old, &new)?;
+            Value::Null
+        }
+        Change::SuspendUser { email, suspended } => {
+            d.try_set_suspended(&email, suspended)?;
+            Value::Null
+        }
+        Change::ArchiveUser { email, archived } => {
+            d.try_set_archived(&email, archived)?;
+            Value::Null
+        }
+        Change::DeleteUser { email } => {
+            d.try_delete_user(&email)?;
+            Value::Null
+        }
+        Change::SetAdmin { email, admin } => {
+            d.try_set_admin(&email, admin)?;
+            Value::Null
+        }
+        Change::SetName {
+            email,
+            given_name,
+            family_name,
+        } => {
+            d.try_set_name(&email, &given_name, &family_name)?;
+            Value::Null
+        }
+        Change::AddAlias { email, alias } => {
+            d.try_add_alias(&email, &alias)?;
+            Value::Null
+        }
+        Change::RemoveAlias { email, alias } => {
+            d.try_remove_alias(&email, &alias)?;
+            Value::Null
+        }
+        Change::AddGroup { email, name } => json!(d.try_add_group(&email, &name)?),
+        Change::DeleteGroup { email } => {
+            d.try_delete_group(&email)?;
+            Value::Null
+        }
+        Change::AddMember {
+            group,
+            member,
+            kind,
+            role,
+        } => {
+            let kind = match kind {
+                Some(k) => k,
+                None if member.is_empty() => MemberType::Customer,
+                None => match d.owner_of(&member) {
+                    Some(crate::directory::Owner::User(_)) => MemberType::User,
+                    Some(crate::directory::Owner::Group(_)) => MemberType::Group,
+                    None => MemberType::External,
+                },
+            };
+            d.try_add_member(&group, &member, kind, role)?;
+            Value::Null
+        }
+        Change::RemoveMember { group, member } => {
+            d.try_remove_member(&group, &member)?;
+            Value::Null
+        }
+        Change::MoveMember { from, to, member } => {
+            let g = d
+                .group(&from)
+                .ok_or_else(|| anyhow::anyhow!("no group {from}"))?;
+            let m = g
+                .members
+                .values()
+                .find(|m| {
+                    m.email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(&member))
+                        || m.id == member
+                })
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("{member} is not a member of {from}"))?;
+            d.try_remove_member(&from, &member)?;
+            let key = m.email.clone().unwrap_or_default();
+            d.try_add_member(&to, &key, m.member_type(), m.role)?;
+            Value::Null
+        }
+    })
+}
+
+async fn changes(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
+    let list: OneOrMany<Change> = match serde_json::from_slice(&body) {
+        Ok(l) => l,
+        Err(e) => return error(400, format!("invalid change: {e}")),
+    };
+    let mut dir = state.directory.write().expect("directory lock");
+    // All or nothing: work on a copy.
+    let mut work = dir.clone();
+    let mut results = Vec::new();
+    for (i, c) in list.into_vec().into_iter().enumerate() {
+        match apply(&mut work, c) {
+            Ok(v) => results.push(v),
+            Err(e) => return error(400, format!("change #{i}: {e:#}")),
+        }
+    }
+    *dir = work;
+    HttpResponse::Ok().json(json!({"results": results}))
+}
+
+async fn service_account(state: web::Data<State>) -> HttpResponse {
+    let accounts = state.accounts.read().expect("accounts lock");
+    match accounts.first() {
+        Some(a) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(a.key_json.clone()),
+        None => error(404, "no service account"),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewAccount {
+    #[serde(default = "default_sa_name")]
+    name: String,
+}
+
+fn default_sa_name() -> String {
+    "reader".to_string()
+}
+
+async fn new_service_account(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
+    let req: NewAccount = if body.is_empty() {
+        NewAccount {
+            name: default_sa_name(),
+        }
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return error(400, e),
+        }
+    };
+    let c = control(&state);
+    match web::block(move || c.new_service_account(&req.name)).await {
+        Ok(Ok(sa)) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(sa.key_json),
+        Ok(Err(e)) => error(500, e),
+        Err(e) => error(500, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct Delegation {
+    client_id: String,
+    scopes: Vec<String>,
+}
+
+async fn set_delegation(state: web::Data<State>, body: web::Json<Delegation>) -> HttpResponse {
+    let scopes: Vec<&str> = body.scopes.iter().map(String::as_str).collect();
+    control(&state).set_delegation(&body.client_id, &scopes);
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
+
+async fn revoke_delegation(state: web::Data<State>, client_id: web::Path<String>) -> HttpResponse {
+    control(&state).revoke_delegation(&client_id);
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
+
+async fn expire_tokens(state: web::Data<State>) -> HttpResponse {
+    control(&state).expire_tokens();
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Fault {
+    Fail(FailSpec),
+    Truncate {
+        endpoint: Endpoint,
+        page_index: usize,
+    },
+    RepeatPageToken {
+        endpoint: Endpoint,
+    },
+    Latency {
+        ms: u64,
+    },
+    RateLimit {
+        max_per_second: Option<u32>,
+        #[serde(flatten)]
+        style: RateLimitStyle,
+    },
+}
+
+async fn add_faults(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
+    let list: OneOrMany<Fault> = match serde_json::from_slice(&body) {
+        Ok(l) => l,
+        Err(e) => return error(400, format!("invalid fault: {e}")),
+    };
+    let c = control(&state);
+    for f in list.into_vec() {
+        match f {
+            Fault::Fail(spec) => c.inject_failure(spec),
+            Fault::Truncate {
+                endpoint,
+                page_index,
+            } => c.truncate_page(endpoint, page_index),
+            Fault::RepeatPageToken { endpoint } => c.repeat_page_token(endpoint),
+            Fault::Latency { ms } => c.set_latency(Duration::from_millis(ms)),
+            Fault::RateLimit {
+                max_per_second,
+                style,
+            } => c.set_rate_limit(max_per_second, style),
+        }
+    }
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
+
+async fn clear_faults(state: web::Data<State>) -> HttpResponse {
+    control(&state).clear_faults();
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
