@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::directory::{Directory, Group, Member, MemberType, User};
+use crate::directory::{Directory, Group, Member, MemberType, Owner, User};
 use crate::errors::{
-    bad_request, forbidden, insufficient_scopes, invalid, not_found, unauthenticated,
+    bad_request, domain_not_found, forbidden, insufficient_scopes, invalid, invalid_parameter,
+    not_found, unauthenticated, ApiError,
 };
 use crate::fields::Fields;
 use crate::server::preamble;
@@ -71,7 +72,7 @@ impl Params {
         self.get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
-    fn max_results(&self, default: usize, max: usize) -> Result<usize, HttpResponse> {
+    fn max_results(&self, default: usize, max: usize) -> Result<usize, ApiError> {
         match self.get("maxResults") {
             None | Some("") => Ok(default),
             Some(v) => match v.parse::<usize>() {
@@ -90,7 +91,7 @@ fn authorize(
     req: &HttpRequest,
     dir: &Directory,
     scopes: &[&str],
-) -> Result<TokenInfo, HttpResponse> {
+) -> Result<TokenInfo, ApiError> {
     let header = req
         .headers()
         .get("authorization")
@@ -125,28 +126,24 @@ fn authorize(
 }
 
 /// `customer` / `domain` check shared by users.list and groups.list.
-fn check_account(p: &Params, dir: &Directory) -> Result<(), HttpResponse> {
+fn check_account(p: &Params, dir: &Directory) -> Result<(), ApiError> {
     match (p.get("customer"), p.get("domain")) {
         (Some(c), None) => {
             if c == "my_customer" || c.eq_ignore_ascii_case(dir.customer_id()) {
                 Ok(())
             } else {
-                Err(not_found_domain())
+                Err(domain_not_found())
             }
         }
         (None, Some(d)) => {
             if d.eq_ignore_ascii_case(dir.domain()) {
                 Ok(())
             } else {
-                Err(not_found_domain())
+                Err(domain_not_found())
             }
         }
         _ => Err(bad_request("Bad Request")),
     }
-}
-
-fn not_found_domain() -> HttpResponse {
-    crate::errors::api_error(404, "notFound", "Domain not found.")
 }
 
 fn short_hash<T: Hash>(v: T) -> String {
@@ -208,7 +205,7 @@ struct Page {
     after: Option<(String, String)>,
 }
 
-fn page_from(state: &State, p: &Params, listing: &str) -> Result<Page, HttpResponse> {
+fn page_from(state: &State, p: &Params, listing: &str) -> Result<Page, ApiError> {
     match p.get("pageToken").filter(|t| !t.is_empty()) {
         None => Ok(Page {
             index: 0,
@@ -226,14 +223,17 @@ fn page_from(state: &State, p: &Params, listing: &str) -> Result<Page, HttpRespo
     }
 }
 
+/// An item with its sort key and id.
+type SortEntry<'a, T> = (String, &'a str, T);
+
 /// Takes up to `max` items from `sorted` (sorted by `cmp` on `(key, id)`) after the cursor.
 /// Returns the page and the cursor of its last item when more items follow.
 fn slice_page<'a, T>(
-    sorted: &'a [(String, &'a str, T)],
+    sorted: &'a [SortEntry<'a, T>],
     after: &Option<(String, String)>,
     max: usize,
     desc: bool,
-) -> (&'a [(String, &'a str, T)], Option<(String, String)>) {
+) -> (&'a [SortEntry<'a, T>], Option<(String, String)>) {
     let cmp = |a: (&str, &str), b: (&str, &str)| {
         let o = a.0.cmp(b.0).then_with(|| a.1.cmp(b.1));
         if desc {
@@ -269,7 +269,7 @@ struct Listing<'a> {
 }
 
 /// Builds the list body, applies `fields`, the truncation and repeat-token faults.
-fn respond_list(state: &State, l: Listing<'_>) -> HttpResponse {
+fn respond_list(state: &State, l: Listing<'_>) -> Result<HttpResponse, ApiError> {
     let mut body = Map::new();
     body.insert("kind".into(), json!(l.kind));
     body.insert(
@@ -304,12 +304,12 @@ fn respond_list(state: &State, l: Listing<'_>) -> HttpResponse {
 
 /// Serializes a response (pretty by default, as Google does; `prettyPrint=false` compacts),
 /// after applying `fields`.
-fn render(v: Value, p: &Params, truncate: bool) -> HttpResponse {
+fn render(v: Value, p: &Params, truncate: bool) -> Result<HttpResponse, ApiError> {
     let v = match p.get("fields").filter(|f| !f.is_empty()) {
         None => v,
         Some(f) => match Fields::parse(f) {
             Ok(sel) => sel.apply(&v),
-            Err(msg) => return crate::errors::api_error(400, "invalidParameter", &msg),
+            Err(msg) => return Err(invalid_parameter(&msg)),
         },
     };
     let pretty = !p
@@ -324,10 +324,10 @@ fn render(v: Value, p: &Params, truncate: bool) -> HttpResponse {
     if truncate {
         body.truncate(body.len() / 2);
     }
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("application/json; charset=UTF-8")
         .insert_header(("Vary", "Origin, X-Origin, Referer"))
-        .body(body)
+        .body(body))
 }
 
 // ---- JSON shapes ----
@@ -463,7 +463,7 @@ struct Clause {
     value: String,
 }
 
-fn parse_query(q: &str, fields: &[&str]) -> Result<Vec<Clause>, HttpResponse> {
+fn parse_query(q: &str, fields: &[&str]) -> Result<Vec<Clause>, ApiError> {
     let mut out = Vec::new();
     let mut rest = q.trim();
     while !rest.is_empty() {
@@ -560,45 +560,25 @@ fn group_matches(g: &Group, clauses: &[Clause]) -> bool {
 
 // ---- handlers ----
 
-async fn users_list(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+type Reply = Result<HttpResponse, ApiError>;
+
+async fn users_list(state: web::Data<State>, req: HttpRequest) -> Reply {
     if let Some(r) = preamble(&state, Endpoint::UsersList).await {
-        return r;
+        return Ok(r);
     }
     let p = Params::from(&req);
     let dir = state.directory.read().expect("directory lock");
-    if let Err(r) = authorize(&state, &req, &dir, USER_SCOPES) {
-        return r;
-    }
-    if let Err(r) = check_account(&p, &dir) {
-        return r;
-    }
-    let max = match p.max_results(100, 500) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    authorize(&state, &req, &dir, USER_SCOPES)?;
+    check_account(&p, &dir)?;
+    let max = p.max_results(100, 500)?;
     let clauses = match p.get("query") {
-        Some(q) => match parse_query(
-            q,
-            &[
-                "email",
-                "givenName",
-                "familyName",
-                "name",
-                "isAdmin",
-                "isSuspended",
-                "isArchived",
-                "orgUnitPath",
-            ],
-        ) {
-            Ok(c) => c,
-            Err(r) => return r,
-        },
+        Some(q) => parse_query(q, USER_QUERY_FIELDS)?,
         None => Vec::new(),
     };
     let order = match p.get("orderBy") {
         None => None,
         Some(o @ ("email" | "givenName" | "familyName")) => Some(o),
-        Some(_) => return invalid("Invalid Input: orderBy"),
+        Some(_) => return Err(invalid("Invalid Input: orderBy")),
     };
     let desc = order.is_some()
         && p.get("sortOrder")
@@ -613,57 +593,45 @@ async fn users_list(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
         desc,
         show_deleted,
     ));
-    let page = match page_from(&state, &p, &fingerprint) {
-        Ok(pg) => pg,
-        Err(r) => return r,
-    };
+    let page = page_from(&state, &p, &fingerprint)?;
     let source = if show_deleted {
         dir.deleted_users_by_id()
     } else {
         dir.users_by_id()
     };
-    let (items, next) = if order.is_none() {
+    let (items, next) = match order {
         // Fast path: walk the id index from the cursor.
-        let lower = match &page.after {
-            Some((_, id)) => Bound::Excluded(id.clone()),
-            None => Bound::Unbounded,
-        };
-        let mut it = source
-            .range((lower, Bound::Unbounded))
-            .map(|(_, u)| u)
-            .filter(|u| user_matches(u, &clauses));
-        let chunk: Vec<&User> = it.by_ref().take(max).collect();
-        let more = it.next().is_some();
-        let next = match (more, chunk.last()) {
-            (true, Some(last)) => Some((String::new(), last.id.clone())),
-            _ => None,
-        };
-        (
-            chunk.iter().map(|u| user_json(&dir, u)).collect::<Vec<_>>(),
-            next,
-        )
-    } else {
-        let mut sorted: Vec<(String, &str, &User)> = source
-            .values()
-            .filter(|u| user_matches(u, &clauses))
-            .map(|u| {
-                let key = match order {
-                    Some("email") => u.primary_email.to_lowercase(),
-                    Some("givenName") => u.given_name.to_lowercase(),
-                    _ => u.family_name.to_lowercase(),
-                };
-                (key, u.id.as_str(), u)
-            })
-            .collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        if desc {
-            sorted.reverse();
+        None => {
+            let it = source
+                .range((lower_bound(&page), Bound::Unbounded))
+                .map(|(_, u)| u)
+                .filter(|u| user_matches(u, &clauses));
+            let (chunk, next) = take_page(it, max, |u| u.id.clone());
+            (chunk.iter().map(|u| user_json(&dir, u)).collect(), next)
         }
-        let (chunk, next) = slice_page(&sorted, &page.after, max, desc);
-        (
-            chunk.iter().map(|(_, _, u)| user_json(&dir, u)).collect(),
-            next,
-        )
+        Some(order) => {
+            let mut sorted: Vec<SortEntry<'_, &User>> = source
+                .values()
+                .filter(|u| user_matches(u, &clauses))
+                .map(|u| {
+                    let key = match order {
+                        "email" => u.primary_email.to_lowercase(),
+                        "givenName" => u.given_name.to_lowercase(),
+                        _ => u.family_name.to_lowercase(),
+                    };
+                    (key, u.id.as_str(), u)
+                })
+                .collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+            if desc {
+                sorted.reverse();
+            }
+            let (chunk, next) = slice_page(&sorted, &page.after, max, desc);
+            (
+                chunk.iter().map(|(_, _, u)| user_json(&dir, u)).collect(),
+                next,
+            )
+        }
     };
     respond_list(
         &state,
@@ -680,64 +648,76 @@ async fn users_list(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
     )
 }
 
-async fn users_get(
-    state: web::Data<State>,
-    req: HttpRequest,
-    key: web::Path<String>,
-) -> HttpResponse {
-    if let Some(r) = preamble(&state, Endpoint::UsersGet).await {
-        return r;
-    }
-    let p = Params::from(&req);
-    let dir = state.directory.read().expect("directory lock");
-    if let Err(r) = authorize(&state, &req, &dir, USER_SCOPES) {
-        return r;
-    }
-    match dir.user(&key) {
-        Some(u) => render(user_json(&dir, u), &p, false),
-        None => not_found("userKey"),
+const USER_QUERY_FIELDS: &[&str] = &[
+    "email",
+    "givenName",
+    "familyName",
+    "name",
+    "isAdmin",
+    "isSuspended",
+    "isArchived",
+    "orgUnitPath",
+];
+
+fn lower_bound(page: &Page) -> Bound<String> {
+    match &page.after {
+        Some((_, id)) => Bound::Excluded(id.clone()),
+        None => Bound::Unbounded,
     }
 }
 
-async fn groups_list(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
-    if let Some(r) = preamble(&state, Endpoint::GroupsList).await {
-        return r;
+/// Takes up to `max` items, looking one further to know whether a next page exists.
+fn take_page<'a, T: 'a>(
+    mut it: impl Iterator<Item = &'a T>,
+    max: usize,
+    id: impl Fn(&T) -> String,
+) -> (Vec<&'a T>, Option<(String, String)>) {
+    let chunk: Vec<&T> = it.by_ref().take(max).collect();
+    let next = match (it.next().is_some(), chunk.last()) {
+        (true, Some(last)) => Some((String::new(), id(last))),
+        _ => None,
+    };
+    (chunk, next)
+}
+
+async fn users_get(state: web::Data<State>, req: HttpRequest, key: web::Path<String>) -> Reply {
+    if let Some(r) = preamble(&state, Endpoint::UsersGet).await {
+        return Ok(r);
     }
     let p = Params::from(&req);
     let dir = state.directory.read().expect("directory lock");
-    if let Err(r) = authorize(&state, &req, &dir, GROUP_SCOPES) {
-        return r;
+    authorize(&state, &req, &dir, USER_SCOPES)?;
+    let u = dir.user(&key).ok_or_else(|| not_found("userKey"))?;
+    render(user_json(&dir, u), &p, false)
+}
+
+async fn groups_list(state: web::Data<State>, req: HttpRequest) -> Reply {
+    if let Some(r) = preamble(&state, Endpoint::GroupsList).await {
+        return Ok(r);
     }
+    let p = Params::from(&req);
+    let dir = state.directory.read().expect("directory lock");
+    authorize(&state, &req, &dir, GROUP_SCOPES)?;
     // Groups of one user (direct memberships), or of the whole account.
     let member_id = match p.get("userKey") {
         Some(k) => {
             if p.get("customer").is_some() {
-                return bad_request("Bad Request");
+                return Err(bad_request("Bad Request"));
             }
-            match dir.user(k) {
-                Some(u) => Some(u.id.clone()),
-                None => match dir.group(k) {
-                    Some(g) => Some(g.id.clone()),
-                    None => return not_found("userKey"),
-                },
-            }
+            let id = dir
+                .user(k)
+                .map(|u| u.id.clone())
+                .or_else(|| dir.group(k).map(|g| g.id.clone()));
+            Some(id.ok_or_else(|| not_found("userKey"))?)
         }
         None => {
-            if let Err(r) = check_account(&p, &dir) {
-                return r;
-            }
+            check_account(&p, &dir)?;
             None
         }
     };
-    let max = match p.max_results(200, 200) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    let max = p.max_results(200, 200)?;
     let clauses = match p.get("query") {
-        Some(q) => match parse_query(q, &["email", "name"]) {
-            Ok(c) => c,
-            Err(r) => return r,
-        },
+        Some(q) => parse_query(q, &["email", "name"])?,
         None => Vec::new(),
     };
     let fingerprint = short_hash((
@@ -747,26 +727,14 @@ async fn groups_list(state: web::Data<State>, req: HttpRequest) -> HttpResponse 
         p.get("userKey"),
         p.get("query"),
     ));
-    let page = match page_from(&state, &p, &fingerprint) {
-        Ok(pg) => pg,
-        Err(r) => return r,
-    };
-    let lower = match &page.after {
-        Some((_, id)) => Bound::Excluded(id.clone()),
-        None => Bound::Unbounded,
-    };
-    let mut it = dir
+    let page = page_from(&state, &p, &fingerprint)?;
+    let it = dir
         .groups_by_id()
-        .range((lower, Bound::Unbounded))
+        .range((lower_bound(&page), Bound::Unbounded))
         .map(|(_, g)| g)
         .filter(|g| member_id.as_ref().is_none_or(|m| g.members.contains_key(m)))
         .filter(|g| group_matches(g, &clauses));
-    let chunk: Vec<&Group> = it.by_ref().take(max).collect();
-    let more = it.next().is_some();
-    let next = match (more, chunk.last()) {
-        (true, Some(last)) => Some((String::new(), last.id.clone())),
-        _ => None,
-    };
+    let (chunk, next) = take_page(it, max, |g| g.id.clone());
     let items = chunk.iter().map(|g| group_json(g)).collect();
     respond_list(
         &state,
@@ -783,45 +751,26 @@ async fn groups_list(state: web::Data<State>, req: HttpRequest) -> HttpResponse 
     )
 }
 
-async fn groups_get(
-    state: web::Data<State>,
-    req: HttpRequest,
-    key: web::Path<String>,
-) -> HttpResponse {
+async fn groups_get(state: web::Data<State>, req: HttpRequest, key: web::Path<String>) -> Reply {
     if let Some(r) = preamble(&state, Endpoint::GroupsGet).await {
-        return r;
+        return Ok(r);
     }
     let p = Params::from(&req);
     let dir = state.directory.read().expect("directory lock");
-    if let Err(r) = authorize(&state, &req, &dir, GROUP_SCOPES) {
-        return r;
-    }
-    match dir.group(&key) {
-        Some(g) => render(group_json(g), &p, false),
-        None => not_found("groupKey"),
-    }
+    authorize(&state, &req, &dir, GROUP_SCOPES)?;
+    let g = dir.group(&key).ok_or_else(|| not_found("groupKey"))?;
+    render(group_json(g), &p, false)
 }
 
-async fn members_list(
-    state: web::Data<State>,
-    req: HttpRequest,
-    key: web::Path<String>,
-) -> HttpResponse {
+async fn members_list(state: web::Data<State>, req: HttpRequest, key: web::Path<String>) -> Reply {
     if let Some(r) = preamble(&state, Endpoint::MembersList).await {
-        return r;
+        return Ok(r);
     }
     let p = Params::from(&req);
     let dir = state.directory.read().expect("directory lock");
-    if let Err(r) = authorize(&state, &req, &dir, MEMBER_SCOPES) {
-        return r;
-    }
-    let Some(group) = dir.group(&key) else {
-        return not_found("groupKey");
-    };
-    let max = match p.max_results(200, 200) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    authorize(&state, &req, &dir, MEMBER_SCOPES)?;
+    let group = dir.group(&key).ok_or_else(|| not_found("groupKey"))?;
+    let max = p.max_results(200, 200)?;
     let roles: Option<Vec<String>> = match p.get("roles") {
         None | Some("") => None,
         Some(r) => {
@@ -830,35 +779,23 @@ async fn members_list(
                 .iter()
                 .any(|s| !matches!(s.as_str(), "OWNER" | "MANAGER" | "MEMBER"))
             {
-                return invalid("Invalid Input: roles");
+                return Err(invalid("Invalid Input: roles"));
             }
             Some(list)
         }
     };
     let fingerprint = short_hash(("members", &group.id, &roles));
-    let page = match page_from(&state, &p, &fingerprint) {
-        Ok(pg) => pg,
-        Err(r) => return r,
-    };
-    let lower = match &page.after {
-        Some((_, id)) => Bound::Excluded(id.clone()),
-        None => Bound::Unbounded,
-    };
-    let mut it = group
+    let page = page_from(&state, &p, &fingerprint)?;
+    let it = group
         .members
-        .range((lower, Bound::Unbounded))
+        .range((lower_bound(&page), Bound::Unbounded))
         .map(|(_, m)| m)
         .filter(|m| {
             roles
                 .as_ref()
                 .is_none_or(|r| r.iter().any(|x| x == m.role.as_str()))
         });
-    let chunk: Vec<&Member> = it.by_ref().take(max).collect();
-    let more = it.next().is_some();
-    let next = match (more, chunk.last()) {
-        (true, Some(last)) => Some((String::new(), last.id.clone())),
-        _ => None,
-    };
+    let (chunk, next) = take_page(it, max, |m| m.id.clone());
     let items = chunk.iter().map(|m| member_json(&dir, m)).collect();
     respond_list(
         &state,
@@ -879,23 +816,17 @@ async fn members_get(
     state: web::Data<State>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-) -> HttpResponse {
+) -> Reply {
     if let Some(r) = preamble(&state, Endpoint::MembersGet).await {
-        return r;
+        return Ok(r);
     }
     let p = Params::from(&req);
     let dir = state.directory.read().expect("directory lock");
-    if let Err(r) = authorize(&state, &req, &dir, MEMBER_SCOPES) {
-        return r;
-    }
+    authorize(&state, &req, &dir, MEMBER_SCOPES)?;
     let (group_key, member_key) = path.into_inner();
-    let Some(group) = dir.group(&group_key) else {
-        return not_found("groupKey");
-    };
+    let group = dir.group(&group_key).ok_or_else(|| not_found("groupKey"))?;
     let member_id = match dir.owner_of(&member_key) {
-        Some(crate::directory::Owner::User(id)) | Some(crate::directory::Owner::Group(id)) => {
-            id.clone()
-        }
+        Some(Owner::User(id)) | Some(Owner::Group(id)) => id.clone(),
         None => member_key.clone(),
     };
     let found = group.members.get(&member_id).or_else(|| {
@@ -905,31 +836,27 @@ async fn members_get(
                 .is_some_and(|e| e.eq_ignore_ascii_case(&member_key))
         })
     });
-    match found {
-        Some(m) => render(member_json(&dir, m), &p, false),
-        None => not_found("memberKey"),
-    }
+    let m = found.ok_or_else(|| not_found("memberKey"))?;
+    render(member_json(&dir, m), &p, false)
 }
 
 async fn has_member(
     state: web::Data<State>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-) -> HttpResponse {
+) -> Reply {
     if let Some(r) = preamble(&state, Endpoint::HasMember).await {
-        return r;
+        return Ok(r);
     }
     let p = Params::from(&req);
     let dir = state.directory.read().expect("directory lock");
-    if let Err(r) = authorize(&state, &req, &dir, MEMBER_SCOPES) {
-        return r;
-    }
+    authorize(&state, &req, &dir, MEMBER_SCOPES)?;
     let (group_key, member_key) = path.into_inner();
     if dir.group(&group_key).is_none() {
-        return not_found("groupKey");
+        return Err(not_found("groupKey"));
     }
-    match dir.has_member(&group_key, &member_key) {
-        Some(b) => render(json!({"isMember": b}), &p, false),
-        None => invalid("Invalid Input: memberKey"),
-    }
+    let is_member = dir
+        .has_member(&group_key, &member_key)
+        .ok_or_else(|| invalid("Invalid Input: memberKey"))?;
+    render(json!({"isMember": is_member}), &p, false)
 }

@@ -75,36 +75,76 @@ pub(crate) fn api_error_default(status: u16) -> HttpResponse {
     api_error(status, reason, message)
 }
 
-pub(crate) fn not_found(what: &str) -> HttpResponse {
-    api_error(404, "notFound", &format!("Resource Not Found: {what}"))
+/// A Directory API error as a value (handlers return `Result<HttpResponse, ApiError>`).
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub status: u16,
+    pub reason: &'static str,
+    pub message: String,
 }
 
-pub(crate) fn bad_request(message: &str) -> HttpResponse {
-    api_error(400, "badRequest", message)
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.reason, self.message)
+    }
 }
 
-pub(crate) fn invalid(message: &str) -> HttpResponse {
-    api_error(400, "invalid", message)
+impl actix_web::ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        api_error(self.status, self.reason, &self.message)
+    }
 }
 
-pub(crate) fn forbidden() -> HttpResponse {
-    api_error(
+fn err(status: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        reason,
+        message: message.into(),
+    }
+}
+
+pub(crate) fn not_found(what: &str) -> ApiError {
+    err(404, "notFound", format!("Resource Not Found: {what}"))
+}
+
+pub(crate) fn domain_not_found() -> ApiError {
+    err(404, "notFound", "Domain not found.")
+}
+
+pub(crate) fn bad_request(message: &str) -> ApiError {
+    err(400, "badRequest", message)
+}
+
+pub(crate) fn invalid(message: &str) -> ApiError {
+    err(400, "invalid", message)
+}
+
+pub(crate) fn invalid_parameter(message: &str) -> ApiError {
+    err(400, "invalidParameter", message)
+}
+
+pub(crate) fn forbidden() -> ApiError {
+    err(
         403,
         "forbidden",
         "Not Authorized to access this resource/api",
     )
 }
 
-pub(crate) fn insufficient_scopes() -> HttpResponse {
-    api_error(
+pub(crate) fn insufficient_scopes() -> ApiError {
+    err(
         403,
         "insufficientPermissions",
         "Request had insufficient authentication scopes.",
     )
 }
 
-pub(crate) fn unauthenticated() -> HttpResponse {
-    api_error(401, "authError", "Invalid Credentials")
+pub(crate) fn unauthenticated() -> ApiError {
+    err(401, "authError", "Invalid Credentials")
 }
 
 /// An OAuth token endpoint error.
