@@ -8,6 +8,7 @@ pub mod auth;
 pub mod db;
 pub mod directory;
 pub mod error;
+pub mod google;
 pub mod metrics;
 pub mod paging;
 pub mod secrets;

@@ -1,0 +1,278 @@
+//! Access tokens through the JWT bearer grant with domain-wide delegation (google-apis.md §2).
+
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, Header};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::client::{Hook, RetryPolicy};
+use super::{GoogleError, ServiceAccountKey, SCOPES};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// A cached token is replaced this long before it expires.
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    scope: &'a str,
+    aud: &'a str,
+    iat: i64,
+    exp: i64,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct TokenErrorBody {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+struct Cached {
+    token: SecretString,
+    refresh_at: Instant,
+}
+
+/// Fetches and caches access tokens. Concurrent callers share one fetch (the cache is behind a
+/// tokio mutex held across the request).
+pub(crate) struct TokenSource {
+    key: ServiceAccountKey,
+    subject: String,
+    scopes: String,
+    http: reqwest::Client,
+    retry: RetryPolicy,
+    timeout: Duration,
+    hook: Option<Hook>,
+    cache: tokio::sync::Mutex<Option<Cached>>,
+}
+
+impl TokenSource {
+    pub(crate) fn new(
+        key: ServiceAccountKey,
+        subject: String,
+        http: reqwest::Client,
+        retry: RetryPolicy,
+        timeout: Duration,
+        hook: Option<Hook>,
+    ) -> TokenSource {
+        TokenSource {
+            key,
+            subject,
+            scopes: SCOPES.join(" "),
+            http,
+            retry,
+            timeout,
+            hook,
+            cache: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn key(&self) -> &ServiceAccountKey {
+        &self.key
+    }
+
+    /// A valid access token, from the cache or freshly fetched.
+    pub(crate) async fn get(&self) -> Result<SecretString, GoogleError> {
+        let mut cache = self.cache.lock().await;
+        if let Some(c) = cache.as_ref() {
+            if Instant::now() < c.refresh_at {
+                return Ok(c.token.clone());
+            }
+        }
+        let (token, lifetime) = self.fetch().await?;
+        let margin = REFRESH_MARGIN.min(lifetime / 2);
+        *cache = Some(Cached {
+            token: token.clone(),
+            refresh_at: Instant::now() + lifetime.saturating_sub(margin),
+        });
+        Ok(token)
+    }
+
+    /// Drops `stale` from the cache (after a 401), unless another caller already replaced it.
+    pub(crate) async fn invalidate(&self, stale: &SecretString) {
+        let mut cache = self.cache.lock().await;
+        if cache
+            .as_ref()
+            .is_some_and(|c| c.token.expose_secret() == stale.expose_secret())
+        {
+            *cache = None;
+        }
+    }
+
+    fn assertion(&self) -> Result<String, GoogleError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            iss: &self.key.client_email,
+            sub: &self.subject,
+            scope: &self.scopes,
+            aud: &self.key.token_uri,
+            iat: now,
+            exp: now + 3600,
+        };
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.key.private_key_id.clone());
+        jsonwebtoken::encode(&header, &claims, self.key.encoding_key())
+            .map_err(|e| GoogleError::Signing(e.to_string()))
+    }
+
+    /// One token request with google-auth's retry rules: 500, 503, 504, 408, 429 and the
+    /// `internal_failure` / `server_error` / `temporarily_unavailable` errors, and transport
+    /// failures, are retried with doubling delays and about 10 % jitter.
+    #[tracing::instrument(name = "google_token", skip(self), fields(client_email = %self.key.client_email, sub = %self.subject))]
+    async fn fetch(&self) -> Result<(SecretString, Duration), GoogleError> {
+        let max = self.retry.token_max_attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let assertion = self.assertion()?;
+            let form = [
+                ("grant_type", JWT_BEARER),
+                ("assertion", assertion.as_str()),
+            ];
+            let sent = self
+                .http
+                .post(&self.key.token_uri)
+                .timeout(self.timeout)
+                .form(&form)
+                .send()
+                .await;
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    self.report(0);
+                    if attempt >= max {
+                        return Err(transport_error("token", attempt, self.timeout, &e));
+                    }
+                    tracing::warn!(attempt, error = %e, "token request failed; retrying");
+                    tokio::time::sleep(token_backoff(&self.retry, attempt)).await;
+                    continue;
+                }
+            };
+            let status = resp.status().as_u16();
+            self.report(status);
+            let body = match resp.bytes().await {
+                Ok(b) => b,
+                Err(e) => {
+                    if attempt >= max {
+                        return Err(transport_error("token", attempt, self.timeout, &e));
+                    }
+                    tokio::time::sleep(token_backoff(&self.retry, attempt)).await;
+                    continue;
+                }
+            };
+            if status == 200 {
+                let t: TokenResponse =
+                    serde_json::from_slice(&body).map_err(|e| GoogleError::MalformedResponse {
+                        endpoint: "token",
+                        detail: e.to_string(),
+                    })?;
+                let lifetime = Duration::from_secs(t.expires_in.unwrap_or(3600).max(1));
+                tracing::debug!(expires_in = lifetime.as_secs(), "access token obtained");
+                return Ok((SecretString::from(t.access_token), lifetime));
+            }
+            let err: TokenErrorBody =
+                serde_json::from_slice(&body).unwrap_or_else(|_| TokenErrorBody {
+                    error: String::new(),
+                    error_description: String::from_utf8_lossy(&body).chars().take(200).collect(),
+                });
+            let retryable = matches!(status, 500 | 503 | 504 | 408 | 429)
+                || matches!(
+                    err.error.as_str(),
+                    "internal_failure" | "server_error" | "temporarily_unavailable"
+                );
+            if retryable && attempt < max {
+                tracing::warn!(attempt, status, error = %err.error, "token endpoint failed; retrying");
+                tokio::time::sleep(token_backoff(&self.retry, attempt)).await;
+                continue;
+            }
+            return Err(self.classify(status, err));
+        }
+    }
+
+    fn classify(&self, status: u16, err: TokenErrorBody) -> GoogleError {
+        let d = err.error_description;
+        match err.error.as_str() {
+            "unauthorized_client" => GoogleError::UnauthorizedClient {
+                client_id: self.key.delegation_client_id().to_string(),
+                scopes: SCOPES.join(","),
+            },
+            "invalid_grant" if d.contains("Invalid email or User ID") => {
+                GoogleError::AdminNotFound {
+                    admin_email: self.subject.clone(),
+                }
+            }
+            "invalid_grant"
+                if d.contains("short-lived") || d.contains("iat") || d.contains("exp ") =>
+            {
+                GoogleError::ClockSkew { description: d }
+            }
+            "invalid_grant"
+                if d.contains("Signature")
+                    || d.contains("account not found")
+                    || d.contains("disabled") =>
+            {
+                GoogleError::InvalidKey {
+                    private_key_id: self.key.private_key_id.clone(),
+                    description: d,
+                }
+            }
+            "invalid_grant" => GoogleError::InvalidGrant { description: d },
+            _ => GoogleError::TokenEndpoint {
+                status,
+                error: err.error,
+                description: d,
+            },
+        }
+    }
+
+    fn report(&self, status: u16) {
+        if let Some(h) = &self.hook {
+            h("token", status);
+        }
+    }
+}
+
+/// google-auth's token retry delay: base × 2^(attempt-1), ±10 %.
+fn token_backoff(p: &RetryPolicy, attempt: u32) -> Duration {
+    let d = p.base_delay.saturating_mul(1u32 << (attempt - 1).min(16));
+    let jitter = rand::random::<f64>() * 0.2 - 0.1;
+    d.mul_f64(1.0 + jitter).min(p.max_delay.max(p.base_delay))
+}
+
+pub(crate) fn transport_error(
+    endpoint: &'static str,
+    attempts: u32,
+    timeout: Duration,
+    e: &reqwest::Error,
+) -> GoogleError {
+    if e.is_timeout() {
+        return GoogleError::Timeout {
+            endpoint,
+            timeout,
+            attempts,
+        };
+    }
+    // reqwest's top-level message is generic ("error sending request"); the causes say why.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    GoogleError::Unreachable {
+        endpoint,
+        attempts,
+        message,
+    }
+}
