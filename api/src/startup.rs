@@ -6,7 +6,14 @@ use std::sync::Arc;
 
 use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
 use anyhow::Context;
-use dirsync_core::{secrets::Cipher, settings::Settings};
+use std::time::Duration;
+
+use dirsync_core::{
+    jobs::{self, Worker},
+    secrets::Cipher,
+    settings::Settings,
+    sync::runner::SyncRunner,
+};
 use sea_orm::DatabaseConnection;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
@@ -56,10 +63,17 @@ impl Application {
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("while binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
+        let runner = SyncRunner::new(cipher.clone(), settings.google_directory_url.clone());
+        let worker = Worker::new(
+            db.clone(),
+            runner,
+            Duration::from_secs(settings.job_lease_seconds),
+        );
         let state = AppState {
             db,
             settings: Arc::new(settings),
             cipher,
+            worker,
         };
         let doc = openapi_document();
         let table = RouteTable::from_openapi(&doc);
@@ -118,9 +132,17 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGTERM/Ctrl-C (handled by actix-web: in-flight requests finish first).
+    /// Serves until SIGTERM/Ctrl-C (handled by actix-web: in-flight requests finish first),
+    /// with the sync worker and the scheduler beside the server. A background loop that ends
+    /// ends the process with its error, rather than leaving a server that no longer syncs.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await.context("while serving HTTP")
+        let worker = self.state.worker.clone();
+        let scheduler = jobs::run_scheduler(self.state.db.clone(), worker.clone());
+        tokio::select! {
+            res = self.server => res.context("while serving HTTP"),
+            res = worker.run() => res.context("the sync worker stopped"),
+            res = scheduler => res.context("the sync scheduler stopped"),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use dirsync_core::{secrets::Cipher, settings::Settings};
+use dirsync_core::{jobs::Worker, secrets::Cipher, settings::Settings};
 use sea_orm::DatabaseConnection;
 
 /// Shared application state, cloned cheaply into each worker.
@@ -14,4 +14,6 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Encrypts secrets at rest.
     pub cipher: Cipher,
+    /// This instance's sync worker (woken when a job is queued here).
+    pub worker: Worker,
 }

@@ -44,3 +44,288 @@ pub async fn config_row<C: ConnectionTrait>(db: &C) -> Result<directory_config::
             .ok_or(crate::Error::NotFound("directory configuration"))?),
     }
 }
+
+/// The service account in use, as shown to administrators (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceAccountInfo {
+    /// The service account's address (JWT `iss`).
+    pub client_email: String,
+    /// The key id ("Key ID" in Google's console).
+    pub private_key_id: String,
+    /// The numeric id to grant domain-wide delegation to.
+    pub client_id: Option<String>,
+    /// The Cloud project.
+    pub project_id: Option<String>,
+}
+
+/// The directory settings an administrator edits.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DirectorySettings {
+    /// `google_workspace` or `none`.
+    pub provider: String,
+    /// The Workspace admin to impersonate.
+    pub admin_email: Option<String>,
+    /// `my_customer` or a customer id; exclusive with `domain`.
+    pub customer_id: Option<String>,
+    /// A domain to read instead of the whole account.
+    pub domain: Option<String>,
+    /// Group addresses whose members (nested groups included) are synced; empty = everyone.
+    pub sync_groups: Vec<String>,
+    /// Delete directory users that left the scope.
+    pub auto_delete_users: bool,
+    /// Most deletions a run may make without confirmation; `None` = 10 %, at least 5.
+    pub deletion_limit: Option<u32>,
+    /// Run an apply job every N minutes.
+    pub schedule_minutes: Option<u32>,
+}
+
+/// The whole configuration as shown.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DirectoryView {
+    /// Editable settings.
+    #[serde(flatten)]
+    pub settings: DirectorySettings,
+    /// The uploaded service account, if any.
+    pub service_account: Option<ServiceAccountInfo>,
+}
+
+fn view(row: &directory_config::Model) -> DirectoryView {
+    DirectoryView {
+        settings: DirectorySettings {
+            provider: row.provider.clone(),
+            admin_email: row.admin_email.clone(),
+            customer_id: row.customer_id.clone(),
+            domain: row.domain.clone(),
+            sync_groups: serde_json::from_str(&row.sync_groups).unwrap_or_default(),
+            auto_delete_users: row.auto_delete_users,
+            deletion_limit: row.deletion_limit.map(|n| n.max(0) as u32),
+            schedule_minutes: row.schedule_minutes.map(|n| n.max(0) as u32),
+        },
+        service_account: match (&row.sa_client_email, &row.sa_private_key_id) {
+            (Some(email), Some(kid)) => Some(ServiceAccountInfo {
+                client_email: email.clone(),
+                private_key_id: kid.clone(),
+                client_id: row.sa_client_id.clone(),
+                project_id: row.sa_project_id.clone(),
+            }),
+            _ => None,
+        },
+    }
+}
+
+/// The current configuration.
+pub async fn get<C: ConnectionTrait>(db: &C) -> Result<DirectoryView> {
+    Ok(view(&config_row(db).await?))
+}
+
+fn looks_like_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+                && s.len() <= 254
+        }
+        None => false,
+    }
+}
+
+/// Checks and normalises settings, with messages that name the field.
+pub fn validate(mut s: DirectorySettings) -> Result<DirectorySettings> {
+    let bad = |field: &'static str, msg: String| {
+        crate::Error::invalid("invalid_directory_settings", format!("{field}: {msg}"))
+            .with_details(serde_json::json!({ "field": field }))
+    };
+    if s.provider != "google_workspace" && s.provider != "none" {
+        return Err(bad("provider", "must be google_workspace or none".into()));
+    }
+    s.admin_email = s
+        .admin_email
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty());
+    if let Some(e) = &s.admin_email {
+        if !looks_like_email(e) {
+            return Err(bad(
+                "admin_email",
+                format!("{e:?} is not an e-mail address"),
+            ));
+        }
+    }
+    if s.provider == "google_workspace" && s.admin_email.is_none() {
+        return Err(bad(
+            "admin_email",
+            "name the Workspace administrator to impersonate".into(),
+        ));
+    }
+    s.customer_id = s
+        .customer_id
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    s.domain = s
+        .domain
+        .map(|d| d.trim().to_lowercase())
+        .filter(|d| !d.is_empty());
+    match (&s.customer_id, &s.domain) {
+        (Some(_), Some(_)) => {
+            return Err(bad("domain", "give customer_id or domain, not both".into()))
+        }
+        (None, None) => s.customer_id = Some("my_customer".into()),
+        _ => {}
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut groups = Vec::new();
+    for g in s.sync_groups {
+        let g = g.trim().to_lowercase();
+        if !looks_like_email(&g) {
+            return Err(bad("sync_groups", format!("{g:?} is not a group address")));
+        }
+        if seen.insert(g.clone()) {
+            groups.push(g);
+        }
+    }
+    s.sync_groups = groups;
+    if let Some(m) = s.schedule_minutes {
+        if !(1..=10_080).contains(&m) {
+            return Err(bad(
+                "schedule_minutes",
+                "must be 1 to 10080 (a week), or null".into(),
+            ));
+        }
+    }
+    if s.deletion_limit.is_some_and(|n| n > 1_000_000) {
+        return Err(bad(
+            "deletion_limit",
+            "must be at most 1000000, or null".into(),
+        ));
+    }
+    Ok(s)
+}
+
+/// Replaces the editable settings; returns the configuration before and after.
+pub async fn update<C: ConnectionTrait>(
+    db: &C,
+    settings: DirectorySettings,
+) -> Result<(DirectoryView, DirectoryView)> {
+    let s = validate(settings)?;
+    let row = config_row(db).await?;
+    let before = view(&row);
+    let mut am: directory_config::ActiveModel = row.into();
+    am.provider = Set(s.provider.clone());
+    am.admin_email = Set(s.admin_email.clone());
+    am.customer_id = Set(s.customer_id.clone());
+    am.domain = Set(s.domain.clone());
+    am.sync_groups = Set(serde_json::to_string(&s.sync_groups).expect("strings serialize"));
+    am.auto_delete_users = Set(s.auto_delete_users);
+    am.deletion_limit = Set(s.deletion_limit.map(|n| n as i32));
+    am.schedule_minutes = Set(s.schedule_minutes.map(|n| n as i32));
+    am.updated_at = Set(Utc::now());
+    let row = am.update(db).await?;
+    Ok((before, view(&row)))
+}
+
+/// Where the private key is bound to (the associated data of its encryption).
+const KEY_CONTEXT: &str = "directory_config.sa_private_key:1";
+
+/// Stores an uploaded service-account key: its public fields in clear, the private key
+/// encrypted. Returns the configuration before and after.
+pub async fn set_service_account<C: ConnectionTrait>(
+    db: &C,
+    cipher: &crate::secrets::Cipher,
+    key: &crate::google::ServiceAccountKey,
+) -> Result<(DirectoryView, DirectoryView)> {
+    use secrecy::ExposeSecret;
+    let row = config_row(db).await?;
+    let before = view(&row);
+    let mut am: directory_config::ActiveModel = row.into();
+    am.sa_client_email = Set(Some(key.client_email.clone()));
+    am.sa_private_key_id = Set(Some(key.private_key_id.clone()));
+    am.sa_client_id = Set(key.client_id.clone());
+    am.sa_project_id = Set(key.project_id.clone());
+    am.sa_token_uri = Set(Some(key.token_uri.clone()));
+    am.sa_private_key = Set(Some(
+        cipher.encrypt(key.private_key_pem().expose_secret(), KEY_CONTEXT),
+    ));
+    am.updated_at = Set(Utc::now());
+    let row = am.update(db).await?;
+    Ok((before, view(&row)))
+}
+
+/// The stored service-account key, decrypted; 422 `not_configured` when none was uploaded.
+pub fn service_account_key(
+    row: &directory_config::Model,
+    cipher: &crate::secrets::Cipher,
+) -> Result<crate::google::ServiceAccountKey> {
+    use secrecy::ExposeSecret;
+    let (Some(email), Some(kid), Some(token_uri), Some(sealed)) = (
+        &row.sa_client_email,
+        &row.sa_private_key_id,
+        &row.sa_token_uri,
+        &row.sa_private_key,
+    ) else {
+        return Err(crate::Error::invalid(
+            "not_configured",
+            "no service-account key has been uploaded: PUT /api/v1/directory/service-account",
+        ));
+    };
+    let pem = cipher
+        .decrypt(sealed, KEY_CONTEXT)
+        .map_err(|e| crate::Error::Internal(e.into()))?;
+    // Rebuild the key file from its stored parts, so one parser checks both paths.
+    let file = serde_json::json!({
+        "type": "service_account",
+        "client_email": email,
+        "private_key_id": kid,
+        "private_key": pem.expose_secret(),
+        "token_uri": token_uri,
+        "client_id": row.sa_client_id,
+        "project_id": row.sa_project_id,
+    });
+    crate::google::ServiceAccountKey::parse(file.to_string().as_bytes()).map_err(|e| {
+        crate::Error::Internal(anyhow::anyhow!(
+            "stored key no longer parses: {}",
+            e.message()
+        ))
+    })
+}
+
+/// A Directory API client for the stored configuration; 422 `not_configured` when the
+/// directory is not set up for Google Workspace.
+pub fn client_for(
+    row: &directory_config::Model,
+    cipher: &crate::secrets::Cipher,
+    directory_url: &str,
+) -> Result<crate::google::DirectoryClient> {
+    use crate::google::{Account, ClientConfig, DirectoryClient};
+    if row.provider != "google_workspace" {
+        return Err(crate::Error::invalid(
+            "not_configured",
+            "the directory provider is not google_workspace: PUT /api/v1/directory first",
+        ));
+    }
+    let key = service_account_key(row, cipher)?;
+    let admin = row.admin_email.clone().ok_or_else(|| {
+        crate::Error::invalid(
+            "not_configured",
+            "admin_email is not set: PUT /api/v1/directory",
+        )
+    })?;
+    let account = match (&row.domain, &row.customer_id) {
+        (Some(d), _) => Account::Domain(d.clone()),
+        (None, Some(c)) => Account::Customer(c.clone()),
+        (None, None) => Account::default(),
+    };
+    let mut config = ClientConfig::new(key, directory_url, admin, account);
+    config.on_request = Some(std::sync::Arc::new(|endpoint: &str, status: u16| {
+        crate::metrics::inc(
+            "dirsync_google_requests_total",
+            "Requests to Google by endpoint and status (0: no answer).",
+            &[("endpoint", endpoint), ("status", &status.to_string())],
+        );
+    }));
+    DirectoryClient::new(config).map_err(|e| crate::Error::Upstream {
+        code: e.code().to_string(),
+        message: e.to_string(),
+    })
+}

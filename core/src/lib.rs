@@ -9,9 +9,11 @@ pub mod db;
 pub mod directory;
 pub mod error;
 pub mod google;
+pub mod jobs;
 pub mod metrics;
 pub mod paging;
 pub mod secrets;
 pub mod settings;
+pub mod sync;
 
 pub use error::{Error, Result};

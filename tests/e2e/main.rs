@@ -2,3 +2,4 @@
 //! PostgreSQL when `DIRSYNC_TEST_PG_URL` is set), HTTP only. One binary to keep link time down.
 
 mod foundation;
+mod sync;

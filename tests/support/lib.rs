@@ -333,3 +333,5 @@ impl TestApp {
         r.json["key"].as_str().unwrap().to_string()
     }
 }
+
+pub mod google;

@@ -7,7 +7,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 pub mod api_keys;
 pub mod audit;
+pub mod directory;
 pub mod probes;
+pub mod sync;
 
 /// Registers every route; used by the server and by `dirsync openapi`.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -15,7 +17,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
         utoipa_actix_web::scope("/api/v1")
             .configure(api_keys::configure)
-            .configure(audit::configure),
+            .configure(audit::configure)
+            .configure(sync::configure)
+            .configure(directory::configure),
     );
 }
 

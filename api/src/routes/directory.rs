@@ -1,0 +1,204 @@
+//! The directory configuration: which Google account to read, how, and the sync rules.
+
+use actix_web::{get, put, web};
+use dirsync_core::{audit, directory, google::ServiceAccountKey, Error};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::{Admin, Auth, Operator};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(crate) fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_config)
+        .service(put_config)
+        .service(upload_service_account);
+}
+
+/// Where users come from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// Google Workspace through the Directory API.
+    GoogleWorkspace,
+    /// No directory: only local users.
+    None,
+}
+
+/// The editable directory settings.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySettings {
+    /// `google_workspace` or `none`.
+    pub provider: Provider,
+    /// The Workspace administrator to impersonate (domain-wide delegation). Required for
+    /// `google_workspace`.
+    #[serde(default)]
+    pub admin_email: Option<String>,
+    /// `my_customer` (the admin's own account, the default) or a customer id; not with `domain`.
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    /// Read only this domain of the account; not with `customer_id`.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Group addresses whose members (nested groups followed) are synced; empty = every user.
+    #[serde(default)]
+    pub sync_groups: Vec<String>,
+    /// Delete directory users that left Google or the sync groups (default false: report them).
+    #[serde(default)]
+    pub auto_delete_users: bool,
+    /// Most deletions a run may make unconfirmed; null = 10 % of directory users, at least 5.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub deletion_limit: Option<u32>,
+    /// Run a sync every N minutes (1 to 10080); null = no schedule.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10080)]
+    pub schedule_minutes: Option<u32>,
+}
+
+/// The uploaded service account (the private key is never shown).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceAccount {
+    /// The service account's address.
+    pub client_email: String,
+    /// The key's id.
+    pub private_key_id: String,
+    /// The numeric client id to grant domain-wide delegation to.
+    pub client_id: Option<String>,
+    /// The Cloud project.
+    pub project_id: Option<String>,
+}
+
+/// The directory configuration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DirectoryConfig {
+    /// `google_workspace` or `none`.
+    pub provider: String,
+    /// The impersonated administrator.
+    pub admin_email: Option<String>,
+    /// Customer id (`my_customer` by default).
+    pub customer_id: Option<String>,
+    /// Domain, when reading one domain.
+    pub domain: Option<String>,
+    /// Sync groups (lower-cased).
+    pub sync_groups: Vec<String>,
+    /// Delete users that left the scope.
+    pub auto_delete_users: bool,
+    /// Deletion limit; null = default rule.
+    pub deletion_limit: Option<u32>,
+    /// Schedule in minutes; null = none.
+    pub schedule_minutes: Option<u32>,
+    /// The uploaded service account, or null.
+    pub service_account: Option<ServiceAccount>,
+}
+
+impl From<directory::DirectoryView> for DirectoryConfig {
+    fn from(v: directory::DirectoryView) -> Self {
+        let s = v.settings;
+        DirectoryConfig {
+            provider: s.provider,
+            admin_email: s.admin_email,
+            customer_id: s.customer_id,
+            domain: s.domain,
+            sync_groups: s.sync_groups,
+            auto_delete_users: s.auto_delete_users,
+            deletion_limit: s.deletion_limit,
+            schedule_minutes: s.schedule_minutes,
+            service_account: v.service_account.map(|a| ServiceAccount {
+                client_email: a.client_email,
+                private_key_id: a.private_key_id,
+                client_id: a.client_id,
+                project_id: a.project_id,
+            }),
+        }
+    }
+}
+
+/// The directory configuration, with the uploaded service account (never its key).
+#[utoipa::path(tag = "directory", operation_id = "get_directory", responses((status = 200, body = DirectoryConfig)))]
+#[get("/directory")]
+async fn get_config(
+    _caller: Auth<Operator>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<DirectoryConfig>, ApiError> {
+    Ok(web::Json(directory::get(&state.db).await?.into()))
+}
+
+/// Replaces the directory settings. The service account is uploaded separately
+/// (`PUT /api/v1/directory/service-account`).
+#[utoipa::path(tag = "directory", operation_id = "put_directory", request_body = DirectorySettings,
+    responses((status = 200, body = DirectoryConfig)))]
+#[put("/directory")]
+async fn put_config(
+    caller: Auth<Admin>,
+    state: web::Data<AppState>,
+    body: web::Json<DirectorySettings>,
+) -> Result<web::Json<DirectoryConfig>, ApiError> {
+    let b = body.into_inner();
+    let settings = directory::DirectorySettings {
+        provider: match b.provider {
+            Provider::GoogleWorkspace => "google_workspace".into(),
+            Provider::None => "none".into(),
+        },
+        admin_email: b.admin_email,
+        customer_id: b.customer_id,
+        domain: b.domain,
+        sync_groups: b.sync_groups,
+        auto_delete_users: b.auto_delete_users,
+        deletion_limit: b.deletion_limit,
+        schedule_minutes: b.schedule_minutes,
+    };
+    let (before, after) = directory::update(&state.db, settings).await?;
+    audit::record(
+        &state.db,
+        &caller.actor(),
+        "directory.update",
+        "directory",
+        None,
+        serde_json::json!({"before": before.settings, "after": after.settings}),
+    )
+    .await?;
+    Ok(web::Json(after.into()))
+}
+
+/// Largest key file accepted (Google's are about 2.4 KB).
+const KEY_FILE_LIMIT: usize = 64 * 1024;
+
+/// Uploads the service-account key file exactly as Google Cloud produced it (the JSON file,
+/// as the request body). `client_email` and `private_key_id` are read from it; the private key
+/// is stored encrypted and never shown again. A file that is not a service-account key is a 422
+/// naming the field that is wrong.
+#[utoipa::path(tag = "directory", operation_id = "put_service_account",
+    request_body(content = Object, description = "The service-account key file (JSON)", content_type = "application/json"),
+    responses((status = 200, body = DirectoryConfig)))]
+#[put("/directory/service-account")]
+async fn upload_service_account(
+    caller: Auth<Admin>,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<web::Json<DirectoryConfig>, ApiError> {
+    if body.len() > KEY_FILE_LIMIT {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("a key file is at most {KEY_FILE_LIMIT} bytes"),
+        ));
+    }
+    let key = ServiceAccountKey::parse(&body).map_err(|e| {
+        Error::invalid("invalid_key_file", e.message().to_string())
+            .with_details(serde_json::json!({ "field": e.field() }))
+    })?;
+    let (before, after) = directory::set_service_account(&state.db, &state.cipher, &key).await?;
+    audit::record(
+        &state.db,
+        &caller.actor(),
+        "directory.service_account.upload",
+        "directory",
+        None,
+        serde_json::json!({"before": before.service_account, "after": after.service_account}),
+    )
+    .await?;
+    Ok(web::Json(after.into()))
+}

@@ -1,0 +1,816 @@
+//! Sync jobs: stored in the database, claimed with a lease and kept alive by a heartbeat, so that
+//! at most one job is queued or running per installation — across every server instance on one
+//! PostgreSQL — and a job whose worker died is taken over once its lease expires.
+//!
+//! The guarantee "at most one active job" is the unique index on `sync_jobs.active_slot`
+//! (1 while queued or running, NULL otherwise): the database refuses a second one, without races.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use dirsync_entity::{sync_changes, sync_jobs};
+use sea_orm::{
+    sea_query::{Condition, Expr},
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::error::DbResultExt;
+use crate::paging::{Page, PageRequest};
+use crate::sync::{self, ChangeKind, Summary};
+use crate::{Error, Result};
+
+/// A job that fails this many times by losing its worker is given up.
+const MAX_ATTEMPTS: i32 = 3;
+
+/// How a job was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// Through the HTTP API.
+    Api,
+    /// By the schedule.
+    Schedule,
+    /// By `dirsync sync`.
+    Cli,
+}
+
+impl Trigger {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Api => "api",
+            Trigger::Schedule => "schedule",
+            Trigger::Cli => "cli",
+        }
+    }
+}
+
+/// Job states. `queued` and `running` are active; the others are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker holds its lease.
+    Running,
+    /// Done; for a real run, the changes are written.
+    Succeeded,
+    /// Ended by an error; nothing written.
+    Failed,
+    /// Too many deletions planned; nothing written, the plan kept.
+    Blocked,
+    /// Cancelled; nothing written.
+    Cancelled,
+}
+
+impl Status {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Blocked => "blocked",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "queued" => Status::Queued,
+            "running" => Status::Running,
+            "succeeded" => Status::Succeeded,
+            "blocked" => Status::Blocked,
+            "cancelled" => Status::Cancelled,
+            _ => Status::Failed,
+        }
+    }
+
+    /// True for the final states.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Status::Queued | Status::Running)
+    }
+}
+
+/// Where a running job is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// `fetching_users`, `fetching_groups`, `fetching_members`, `planning`, `applying`.
+    pub phase: Option<String>,
+    /// Users fetched.
+    pub users: u64,
+    /// Groups fetched.
+    pub groups: u64,
+    /// Members fetched.
+    pub members: u64,
+    /// Pages fetched.
+    pub pages: u64,
+}
+
+/// Why a job failed or was blocked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// Stable code, e.g. `unknown_group`, `empty_directory`, `unauthorized_client`.
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl JobError {
+    /// A job error with a code and message.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        JobError {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for JobError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid { code, message, .. } | Error::Conflict { code, message, .. } => {
+                JobError::new(code, message)
+            }
+            Error::Upstream { code, message } => JobError::new(code, message),
+            other => {
+                let id = Uuid::new_v4();
+                tracing::error!(error_id = %id, error = %other, "sync job failed");
+                JobError::new(
+                    "internal_error",
+                    format!("internal error; quote error id {id} to the administrator"),
+                )
+            }
+        }
+    }
+}
+
+/// A job as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    /// Job id.
+    pub id: Uuid,
+    /// A dry run writes nothing but the job and its changes.
+    pub dry_run: bool,
+    /// How it was started.
+    pub trigger: String,
+    /// Its state.
+    pub status: Status,
+    /// Where it is.
+    pub progress: Progress,
+    /// Counts per change kind, once planned.
+    pub summary: Option<Summary>,
+    /// Deletions the plan holds, once planned.
+    pub planned_deletions: Option<u64>,
+    /// Why it failed or was blocked.
+    pub error: Option<JobError>,
+    /// Who asked for it.
+    pub requested_by: String,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When a worker first took it.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<sync_jobs::Model> for Job {
+    fn from(m: sync_jobs::Model) -> Self {
+        Job {
+            id: m.id,
+            dry_run: m.dry_run,
+            trigger: m.trigger,
+            status: Status::parse(&m.status),
+            progress: Progress {
+                phase: m.phase,
+                users: m.users_fetched as u64,
+                groups: m.groups_fetched as u64,
+                members: m.members_fetched as u64,
+                pages: m.pages_fetched as u64,
+            },
+            summary: m
+                .summary
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
+            planned_deletions: m.planned_deletions.map(|n| n as u64),
+            error: m.error_code.map(|code| JobError {
+                code,
+                message: m.error_message.unwrap_or_default(),
+            }),
+            requested_by: m.requested_by,
+            created_at: m.created_at,
+            started_at: m.started_at,
+            finished_at: m.finished_at,
+        }
+    }
+}
+
+/// A stored change, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredChange {
+    /// Increasing id (the paging key).
+    pub id: i64,
+    /// Kind.
+    pub kind: String,
+    /// User name.
+    pub user_name: String,
+    /// Google id.
+    pub directory_id: Option<String>,
+    /// Field → `[old, new]`.
+    pub fields: serde_json::Value,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// A request for a job.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Plan only.
+    pub dry_run: bool,
+    /// How it is started.
+    pub trigger: Trigger,
+    /// Lets a run that deletes more than the limit go through when it equals the planned count.
+    pub confirm_deletions: Option<u32>,
+    /// Who asks.
+    pub requested_by: String,
+}
+
+/// Queues a job. 409 `sync_in_progress` (with the active job's id) when one is queued or running.
+pub async fn enqueue(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
+    let model = sync_jobs::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        dry_run: Set(new.dry_run),
+        trigger: Set(new.trigger.as_str().into()),
+        status: Set(Status::Queued.as_str().into()),
+        active_slot: Set(Some(1)),
+        phase: Set(None),
+        users_fetched: Set(0),
+        groups_fetched: Set(0),
+        members_fetched: Set(0),
+        pages_fetched: Set(0),
+        summary: Set(None),
+        planned_deletions: Set(None),
+        confirm_deletions: Set(new.confirm_deletions.map(|n| n as i32)),
+        error_code: Set(None),
+        error_message: Set(None),
+        requested_by: Set(new.requested_by),
+        created_at: Set(Utc::now()),
+        started_at: Set(None),
+        finished_at: Set(None),
+        lease_owner: Set(None),
+        lease_expires_at: Set(None),
+        cancel_requested: Set(false),
+        attempts: Set(0),
+    };
+    match model
+        .insert(db)
+        .await
+        .on_unique_violation(|| Error::conflict("sync_in_progress", ""))
+    {
+        Ok(m) => {
+            crate::metrics::inc(
+                "dirsync_sync_jobs_created_total",
+                "Sync jobs queued, by trigger and kind.",
+                &[
+                    ("trigger", &m.trigger),
+                    ("dry_run", if m.dry_run { "true" } else { "false" }),
+                ],
+            );
+            Ok(m.into())
+        }
+        Err(Error::Conflict { .. }) => {
+            let active = sync_jobs::Entity::find()
+                .filter(sync_jobs::Column::ActiveSlot.eq(1))
+                .one(db)
+                .await?;
+            let id = active.map(|a| a.id);
+            Err(Error::conflict(
+                "sync_in_progress",
+                match id {
+                    Some(id) => {
+                        format!("sync job {id} is queued or running; wait for it or cancel it")
+                    }
+                    None => "another sync job was just started; try again".into(),
+                },
+            )
+            .with_details(serde_json::json!({ "job_id": id })))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One job.
+pub async fn get<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Job> {
+    sync_jobs::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(Job::from)
+        .ok_or(Error::NotFound("sync job"))
+}
+
+/// Jobs, newest first.
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    page: PageRequest<(DateTime<Utc>, Uuid)>,
+) -> Result<Page<Job>> {
+    let mut q = sync_jobs::Entity::find()
+        .order_by_desc(sync_jobs::Column::CreatedAt)
+        .order_by_desc(sync_jobs::Column::Id);
+    if let Some((at, id)) = page.after {
+        q = q.filter(
+            Condition::any()
+                .add(Expr::col(sync_jobs::Column::CreatedAt).lt(at))
+                .add(
+                    Condition::all()
+                        .add(Expr::col(sync_jobs::Column::CreatedAt).eq(at))
+                        .add(Expr::col(sync_jobs::Column::Id).lt(id)),
+                ),
+        );
+    }
+    let rows = q.limit(page.limit + 1).all(db).await?;
+    Ok(Page::from_rows(rows, page.limit, |m| (m.created_at, m.id)).map(Job::from))
+}
+
+/// A job's changes, in plan order, optionally of one kind.
+pub async fn changes<C: ConnectionTrait>(
+    db: &C,
+    job_id: Uuid,
+    kind: Option<ChangeKind>,
+    page: PageRequest<i64>,
+) -> Result<Page<StoredChange>> {
+    get(db, job_id).await?;
+    let mut q = sync_changes::Entity::find()
+        .filter(sync_changes::Column::JobId.eq(job_id))
+        .order_by_asc(sync_changes::Column::Id);
+    if let Some(k) = kind {
+        q = q.filter(sync_changes::Column::Kind.eq(k.as_str()));
+    }
+    if let Some(after) = page.after {
+        q = q.filter(sync_changes::Column::Id.gt(after));
+    }
+    let rows = q.limit(page.limit + 1).all(db).await?;
+    Ok(
+        Page::from_rows(rows, page.limit, |m| m.id).map(|m| StoredChange {
+            id: m.id,
+            kind: m.kind,
+            user_name: m.user_name,
+            directory_id: m.directory_id,
+            fields: serde_json::from_str(&m.fields).unwrap_or_default(),
+            reason: m.reason,
+        }),
+    )
+}
+
+/// Cancels a job: a queued one at once, a running one at its next check (nothing it planned is
+/// written). 409 `job_finished` for a job that already ended.
+pub async fn cancel(db: &DatabaseConnection, id: Uuid) -> Result<Job> {
+    let job = get(db, id).await?;
+    if job.status.is_final() {
+        return Err(Error::conflict(
+            "job_finished",
+            format!("the job already ended ({})", job.status.as_str()),
+        ));
+    }
+    // A queued job is ended here; a running one is flagged for its worker.
+    let res = sync_jobs::Entity::update_many()
+        .col_expr(
+            sync_jobs::Column::Status,
+            Expr::value(Status::Cancelled.as_str()),
+        )
+        .col_expr(
+            sync_jobs::Column::ActiveSlot,
+            Expr::value(Option::<i32>::None),
+        )
+        .col_expr(sync_jobs::Column::FinishedAt, Expr::value(Utc::now()))
+        .filter(sync_jobs::Column::Id.eq(id))
+        .filter(sync_jobs::Column::Status.eq(Status::Queued.as_str()))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 0 {
+        sync_jobs::Entity::update_many()
+            .col_expr(sync_jobs::Column::CancelRequested, Expr::value(true))
+            .filter(sync_jobs::Column::Id.eq(id))
+            .exec(db)
+            .await?;
+    }
+    get(db, id).await
+}
+
+/// Waits up to `timeout` for a job to end, and returns it as it is then.
+pub async fn wait(db: &DatabaseConnection, id: Uuid, timeout: Duration) -> Result<Job> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let job = get(db, id).await?;
+        if job.status.is_final() || Instant::now() >= deadline {
+            return Ok(job);
+        }
+        tokio::time::sleep(Duration::from_millis(100).min(deadline - Instant::now())).await;
+    }
+}
+
+/// Runs queued jobs of this instance: claims, heartbeats, runs, records.
+#[derive(Clone)]
+pub struct Worker {
+    db: DatabaseConnection,
+    runner: Arc<dyn JobRunner>,
+    owner: String,
+    lease: Duration,
+    wake: Arc<Notify>,
+}
+
+/// What a claimed job does. The sync implementation is [`crate::sync::runner::SyncRunner`].
+#[async_trait::async_trait]
+pub trait JobRunner: Send + Sync + 'static {
+    /// Runs the job to its end, checking `ctl` between steps.
+    async fn run(&self, job: &sync_jobs::Model, ctl: &JobControl) -> Outcome;
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Planned (and for a real run, applied inside `finish`'s transaction): done.
+    Done,
+    /// Too many deletions: plan stored, nothing applied.
+    Blocked,
+    /// Stopped by a cancel request; nothing written.
+    Cancelled,
+    /// The lease was lost to another worker: leave the job alone.
+    LeaseLost,
+    /// Failed; nothing written.
+    Failed(JobError),
+}
+
+/// What a running job can see and do about its own record.
+pub struct JobControl {
+    db: DatabaseConnection,
+    id: Uuid,
+    owner: String,
+    stop: Arc<AtomicBool>,
+    lease_lost: Arc<AtomicBool>,
+    last_progress: std::sync::Mutex<Option<Instant>>,
+}
+
+impl JobControl {
+    /// True when the job should stop (cancelled, or its lease was lost).
+    pub fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.lease_lost.load(Ordering::Relaxed)
+    }
+
+    /// The outcome matching a stop.
+    pub fn stop_outcome(&self) -> Outcome {
+        if self.lease_lost.load(Ordering::Relaxed) {
+            Outcome::LeaseLost
+        } else {
+            Outcome::Cancelled
+        }
+    }
+
+    /// Records progress; writes at most twice a second unless `force`.
+    pub async fn progress(&self, p: &Progress, force: bool) {
+        {
+            let mut last = self.last_progress.lock().unwrap_or_else(|e| e.into_inner());
+            if !force && last.is_some_and(|t| t.elapsed() < Duration::from_millis(500)) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let res = sync_jobs::Entity::update_many()
+            .col_expr(sync_jobs::Column::Phase, Expr::value(p.phase.clone()))
+            .col_expr(sync_jobs::Column::UsersFetched, Expr::value(p.users as i64))
+            .col_expr(
+                sync_jobs::Column::GroupsFetched,
+                Expr::value(p.groups as i64),
+            )
+            .col_expr(
+                sync_jobs::Column::MembersFetched,
+                Expr::value(p.members as i64),
+            )
+            .col_expr(sync_jobs::Column::PagesFetched, Expr::value(p.pages as i64))
+            .filter(sync_jobs::Column::Id.eq(self.id))
+            .exec(&self.db)
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(job_id = %self.id, error = %e, "could not record progress");
+        }
+    }
+
+    /// The job's database.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Ends the job inside `txn`, together with whatever the job wrote there: stores its changes,
+    /// summary and status, releases the active slot. Fails with `Ok(false)` when this worker no
+    /// longer holds the lease, in which case the caller must roll back.
+    pub async fn finish<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        status: Status,
+        plan: Option<&sync::Plan>,
+        error: Option<&JobError>,
+    ) -> Result<bool> {
+        if let Some(plan) = plan {
+            store_changes(txn, self.id, &plan.changes).await?;
+        }
+        let mut q = sync_jobs::Entity::update_many()
+            .col_expr(sync_jobs::Column::Status, Expr::value(status.as_str()))
+            .col_expr(
+                sync_jobs::Column::ActiveSlot,
+                Expr::value(Option::<i32>::None),
+            )
+            .col_expr(
+                sync_jobs::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(sync_jobs::Column::FinishedAt, Expr::value(Utc::now()))
+            .col_expr(
+                sync_jobs::Column::ErrorCode,
+                Expr::value(error.map(|e| e.code.clone())),
+            )
+            .col_expr(
+                sync_jobs::Column::ErrorMessage,
+                Expr::value(error.map(|e| e.message.clone())),
+            );
+        if let Some(plan) = plan {
+            q = q
+                .col_expr(
+                    sync_jobs::Column::Summary,
+                    Expr::value(serde_json::to_string(&plan.summary).ok()),
+                )
+                .col_expr(
+                    sync_jobs::Column::PlannedDeletions,
+                    Expr::value(plan.deletes.len() as i32),
+                );
+        }
+        let res = q
+            .filter(sync_jobs::Column::Id.eq(self.id))
+            .filter(sync_jobs::Column::LeaseOwner.eq(self.owner.clone()))
+            .exec(txn)
+            .await?;
+        Ok(res.rows_affected == 1)
+    }
+}
+
+async fn store_changes<C: ConnectionTrait>(
+    db: &C,
+    job_id: Uuid,
+    changes: &[sync::Change],
+) -> Result<()> {
+    for chunk in changes.chunks(1000) {
+        let rows = chunk.iter().map(|c| sync_changes::ActiveModel {
+            job_id: Set(job_id),
+            kind: Set(c.kind.as_str().into()),
+            user_name: Set(c.user_name.clone()),
+            directory_id: Set(c.directory_id.clone()),
+            fields: Set(serde_json::to_string(&c.fields).unwrap_or_else(|_| "{}".into())),
+            reason: Set(c.reason.clone()),
+            ..Default::default()
+        });
+        sync_changes::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+impl Worker {
+    /// A worker for this instance.
+    pub fn new(db: DatabaseConnection, runner: Arc<dyn JobRunner>, lease: Duration) -> Worker {
+        Worker {
+            db,
+            runner,
+            owner: format!("{}-{}", hostname(), Uuid::new_v4().simple()),
+            lease,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Wakes the worker at once (after this instance queued a job).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs forever: polls for a claimable job every second or when woken.
+    pub async fn run(self) -> anyhow::Result<()> {
+        loop {
+            match self.claim().await {
+                Ok(Some(job)) => self.run_claimed(job).await,
+                Ok(None) => {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), self.wake.notified()).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look for sync jobs; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    }
+
+    /// Claims the active job when it is queued or its lease expired.
+    async fn claim(&self) -> Result<Option<sync_jobs::Model>> {
+        let Some(job) = sync_jobs::Entity::find()
+            .filter(sync_jobs::Column::ActiveSlot.eq(1))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let now = Utc::now();
+        let claimable =
+            job.status == Status::Queued.as_str() || job.lease_expires_at.is_none_or(|t| t < now);
+        if !claimable {
+            return Ok(None);
+        }
+        let lease_until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
+        let res = sync_jobs::Entity::update_many()
+            .col_expr(
+                sync_jobs::Column::Status,
+                Expr::value(Status::Running.as_str()),
+            )
+            .col_expr(
+                sync_jobs::Column::LeaseOwner,
+                Expr::value(self.owner.clone()),
+            )
+            .col_expr(sync_jobs::Column::LeaseExpiresAt, Expr::value(lease_until))
+            .col_expr(
+                sync_jobs::Column::StartedAt,
+                Expr::value(job.started_at.unwrap_or(now)),
+            )
+            .col_expr(
+                sync_jobs::Column::Attempts,
+                Expr::col(sync_jobs::Column::Attempts).add(1),
+            )
+            .filter(sync_jobs::Column::Id.eq(job.id))
+            .filter(sync_jobs::Column::ActiveSlot.eq(1))
+            .filter(
+                Condition::any()
+                    .add(sync_jobs::Column::Status.eq(Status::Queued.as_str()))
+                    .add(sync_jobs::Column::LeaseExpiresAt.lt(now)),
+            )
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected != 1 {
+            return Ok(None); // another instance was quicker
+        }
+        if job.status == Status::Running.as_str() {
+            tracing::warn!(job_id = %job.id, previous_owner = ?job.lease_owner, "took over a sync job whose worker stopped");
+        }
+        Ok(sync_jobs::Entity::find_by_id(job.id).one(&self.db).await?)
+    }
+
+    async fn run_claimed(&self, job: sync_jobs::Model) {
+        let started = Instant::now();
+        let ctl = Arc::new(JobControl {
+            db: self.db.clone(),
+            id: job.id,
+            owner: self.owner.clone(),
+            stop: Arc::new(AtomicBool::new(job.cancel_requested)),
+            lease_lost: Arc::new(AtomicBool::new(false)),
+            last_progress: Default::default(),
+        });
+        let heartbeat = tokio::spawn(heartbeat(ctl.clone(), self.lease));
+        let outcome = if job.attempts > MAX_ATTEMPTS {
+            Outcome::Failed(JobError::new(
+                "worker_lost",
+                format!("the job's worker stopped {MAX_ATTEMPTS} times; nothing was written"),
+            ))
+        } else {
+            self.runner.run(&job, &ctl).await
+        };
+        heartbeat.abort();
+        let status = match &outcome {
+            Outcome::Done => None,
+            Outcome::Blocked => None,
+            Outcome::LeaseLost => None,
+            Outcome::Cancelled => Some((Status::Cancelled, None)),
+            Outcome::Failed(e) => Some((Status::Failed, Some(e.clone()))),
+        };
+        if let Some((status, error)) = status {
+            let txn = self.db.begin().await;
+            let res = match txn {
+                Ok(txn) => match ctl.finish(&txn, status, None, error.as_ref()).await {
+                    Ok(true) => txn.commit().await.map_err(Error::from),
+                    Ok(false) => txn.rollback().await.map_err(Error::from),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = res {
+                tracing::error!(job_id = %job.id, error = %e, "could not record the end of a sync job");
+            }
+        }
+        let label = match &outcome {
+            Outcome::Done => "succeeded",
+            Outcome::Blocked => "blocked",
+            Outcome::Cancelled => "cancelled",
+            Outcome::LeaseLost => "lease_lost",
+            Outcome::Failed(_) => "failed",
+        };
+        crate::metrics::inc(
+            "dirsync_sync_jobs_finished_total",
+            "Sync jobs ended, by status.",
+            &[("status", label)],
+        );
+        crate::metrics::observe(
+            "dirsync_sync_job_duration_seconds",
+            "Duration of sync job runs, by status.",
+            &[("status", label)],
+            started.elapsed().as_secs_f64(),
+        );
+        tracing::info!(job_id = %job.id, outcome = label, elapsed_ms = started.elapsed().as_millis() as u64, "sync job ended");
+    }
+}
+
+/// Renews the lease every third of its length and watches for cancel requests.
+async fn heartbeat(ctl: Arc<JobControl>, lease: Duration) {
+    let mut tick = tokio::time::interval(lease / 3);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+        let res = sync_jobs::Entity::update_many()
+            .col_expr(sync_jobs::Column::LeaseExpiresAt, Expr::value(until))
+            .filter(sync_jobs::Column::Id.eq(ctl.id))
+            .filter(sync_jobs::Column::LeaseOwner.eq(ctl.owner.clone()))
+            .exec(&ctl.db)
+            .await;
+        match res {
+            Ok(r) if r.rows_affected == 0 => {
+                tracing::warn!(job_id = %ctl.id, "lost the lease of a sync job");
+                ctl.lease_lost.store(true, Ordering::Relaxed);
+                return;
+            }
+            Ok(_) => {}
+            // A busy database (SQLite while the apply transaction writes) is not a lost lease.
+            Err(e) => tracing::debug!(job_id = %ctl.id, error = %e, "heartbeat failed; retrying"),
+        }
+        if let Ok(Some(j)) = sync_jobs::Entity::find_by_id(ctl.id).one(&ctl.db).await {
+            if j.cancel_requested {
+                ctl.stop.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "dirsync".into())
+}
+
+/// Queues an apply job every `schedule_minutes`, skipped while a job is in progress. The last
+/// scheduled job's time is read from the database, so several instances schedule only once.
+pub async fn run_scheduler(db: DatabaseConnection, worker: Worker) -> anyhow::Result<()> {
+    loop {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        if let Err(e) = schedule_once(&db, &worker).await {
+            tracing::warn!(error = %e, "scheduler check failed; retrying");
+        }
+    }
+}
+
+/// One scheduler check: queues a job when the interval has passed. Returns whether it queued.
+pub async fn schedule_once(db: &DatabaseConnection, worker: &Worker) -> Result<bool> {
+    let cfg = crate::directory::config_row(db).await?;
+    let Some(minutes) = cfg.schedule_minutes.filter(|m| *m > 0) else {
+        return Ok(false);
+    };
+    let last = sync_jobs::Entity::find()
+        .filter(sync_jobs::Column::Trigger.eq(Trigger::Schedule.as_str()))
+        .order_by_desc(sync_jobs::Column::CreatedAt)
+        .one(db)
+        .await?;
+    let due =
+        last.is_none_or(|j| Utc::now() - j.created_at >= chrono::Duration::minutes(minutes as i64));
+    if !due {
+        return Ok(false);
+    }
+    match enqueue(
+        db,
+        NewJob {
+            dry_run: false,
+            trigger: Trigger::Schedule,
+            confirm_deletions: None,
+            requested_by: "schedule".into(),
+        },
+    )
+    .await
+    {
+        Ok(job) => {
+            tracing::info!(job_id = %job.id, "queued a scheduled sync");
+            worker.wake();
+            Ok(true)
+        }
+        Err(Error::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

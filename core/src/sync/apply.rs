@@ -1,0 +1,271 @@
+//! Applying a plan inside the caller's transaction, in batches: a fixed number of statements per
+//! thousand users, never one round trip per user.
+
+use chrono::{DateTime, Utc};
+use dirsync_entity::{archive_folders, folder_access, user_emails, user_privileges, users};
+use sea_orm::{
+    sea_query::Expr, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set,
+    Statement, Value,
+};
+use uuid::Uuid;
+
+use super::plan::Plan;
+use crate::Result;
+
+/// Rows per multi-row statement: well under SQLite's and PostgreSQL's parameter limits.
+const CHUNK: usize = 1000;
+
+/// What users created by a sync receive (product.md §1 "Default privileges").
+#[derive(Debug, Clone)]
+pub struct NewUserGrants {
+    /// Privilege names.
+    pub privileges: Vec<String>,
+    /// Access to the user's own folder: read, write, delete.
+    pub own_folder: [bool; 3],
+}
+
+impl NewUserGrants {
+    /// The defaults stored in the directory configuration row.
+    pub fn from_config(cfg: &dirsync_entity::directory_config::Model) -> NewUserGrants {
+        let privileges: Vec<String> =
+            serde_json::from_str(&cfg.default_privileges).unwrap_or_default();
+        let access: Vec<String> =
+            serde_json::from_str(&cfg.default_folder_access).unwrap_or_default();
+        let has = |a: &str| access.iter().any(|x| x == a);
+        NewUserGrants {
+            privileges,
+            own_folder: [has("read"), has("write"), has("delete")],
+        }
+    }
+}
+
+/// Writes the plan. The caller owns the transaction: commit or roll back as one.
+pub async fn apply<C: ConnectionTrait>(
+    db: &C,
+    plan: &Plan,
+    grants: &NewUserGrants,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    delete_users(db, &plan.deletes, now).await?;
+    update_users(db, plan, now).await?;
+    create_users(db, plan, grants, now).await?;
+    Ok(())
+}
+
+/// Deletes users: their privileges, addresses and sessions go with them (foreign keys); their
+/// archive folders are kept and detached when they hold messages, removed otherwise
+/// (product.md §3.5).
+pub async fn delete_users<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in ids.chunks(CHUNK) {
+        let ids = chunk.to_vec();
+        archive_folders::Entity::update_many()
+            .col_expr(
+                archive_folders::Column::UserId,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .col_expr(archive_folders::Column::DetachedAt, Expr::value(now))
+            .filter(archive_folders::Column::UserId.is_in(ids.clone()))
+            .filter(archive_folders::Column::MessageCount.gt(0))
+            .exec(db)
+            .await?;
+        archive_folders::Entity::delete_many()
+            .filter(archive_folders::Column::UserId.is_in(ids.clone()))
+            .exec(db)
+            .await?;
+        users::Entity::delete_many()
+            .filter(users::Column::Id.is_in(ids))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+fn placeholders(backend: DbBackend, rows: usize, cols: usize) -> String {
+    let mut n = 0;
+    (0..rows)
+        .map(|_| {
+            let cells: Vec<String> = (0..cols)
+                .map(|_| {
+                    n += 1;
+                    match backend {
+                        DbBackend::Postgres => format!("${n}"),
+                        _ => "?".to_string(),
+                    }
+                })
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn update_users<C: ConnectionTrait>(db: &C, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
+    let backend = db.get_database_backend();
+    for chunk in plan.updates.chunks(CHUNK) {
+        // One UPDATE … FROM a VALUES list per chunk (both SQLite ≥ 3.33 and PostgreSQL).
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+        for u in chunk {
+            values.push(u.id.into());
+            values.push(u.user_name.clone().into());
+            values.push(u.user_name.to_lowercase().into());
+            values.push(u.full_name.clone().into());
+            values.push(u.directory_id.clone().into());
+            values.push(u.disabled.into());
+        }
+        // PostgreSQL may use one numbered parameter twice; SQLite's `?` needs binding twice.
+        let now_ph = match backend {
+            DbBackend::Postgres => format!("${}", values.len() + 1),
+            _ => {
+                values.push(now.into());
+                "?".into()
+            }
+        };
+        values.push(now.into());
+        let sql = format!(
+            "WITH v(id, user_name, user_name_key, full_name, directory_id, disabled) AS (VALUES {}) \
+             UPDATE users SET user_name = v.user_name, user_name_key = v.user_name_key, \
+             full_name = v.full_name, directory_id = v.directory_id, disabled = v.disabled, \
+             updated_at = {now_ph}, last_synced_at = {now_ph} FROM v WHERE users.id = v.id",
+            placeholders(backend, chunk.len(), 6)
+        );
+        db.execute(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        // Archive folders are named after their users: follow renames.
+        let mut fvalues: Vec<Value> = Vec::with_capacity(chunk.len() * 2);
+        for u in chunk {
+            fvalues.push(u.id.into());
+            fvalues.push(u.user_name.clone().into());
+        }
+        let fsql = format!(
+            "WITH v(uid, name) AS (VALUES {}) UPDATE archive_folders SET name = v.name \
+             FROM v WHERE archive_folders.user_id = v.uid AND archive_folders.name <> v.name",
+            placeholders(backend, chunk.len(), 2)
+        );
+        db.execute(Statement::from_sql_and_values(backend, fsql, fvalues))
+            .await?;
+    }
+    // Addresses: remove the old sets of every user whose addresses change, then insert the new
+    // ones, so that an address moving between users never trips the unique key.
+    let changed: Vec<&super::plan::UserUpdate> = plan
+        .updates
+        .iter()
+        .filter(|u| u.addresses.is_some())
+        .collect();
+    for chunk in changed.chunks(CHUNK) {
+        user_emails::Entity::delete_many()
+            .filter(user_emails::Column::UserId.is_in(chunk.iter().map(|u| u.id)))
+            .exec(db)
+            .await?;
+    }
+    let rows: Vec<user_emails::ActiveModel> = changed
+        .iter()
+        .flat_map(|u| email_rows(u.id, u.addresses.as_deref().unwrap_or_default()))
+        .collect();
+    insert_chunked::<user_emails::Entity, _, _>(db, rows).await
+}
+
+fn email_rows(user_id: Uuid, addresses: &[String]) -> Vec<user_emails::ActiveModel> {
+    addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| user_emails::ActiveModel {
+            address_key: Set(a.to_lowercase()),
+            address: Set(a.clone()),
+            user_id: Set(user_id),
+            kind: Set(if i == 0 { "primary" } else { "alias" }.into()),
+        })
+        .collect()
+}
+
+async fn insert_chunked<E, A, C>(db: &C, rows: Vec<A>) -> Result<()>
+where
+    E: EntityTrait,
+    A: sea_orm::ActiveModelTrait<Entity = E> + Send,
+    E::Model: sea_orm::IntoActiveModel<A>,
+    C: ConnectionTrait,
+{
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(CHUNK).collect();
+        E::insert_many(chunk).exec_without_returning(db).await?;
+    }
+    Ok(())
+}
+
+async fn create_users<C: ConnectionTrait>(
+    db: &C,
+    plan: &Plan,
+    grants: &NewUserGrants,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let user_rows = plan.creates.iter().map(|u| users::ActiveModel {
+        id: Set(u.id),
+        user_name: Set(u.user_name.clone()),
+        user_name_key: Set(u.user_name.to_lowercase()),
+        full_name: Set(u.full_name.clone()),
+        auth_method: Set("directory".into()),
+        directory_id: Set(Some(u.directory_id.clone())),
+        disabled: Set(u.disabled),
+        password_hash: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        last_synced_at: Set(Some(now)),
+    });
+    insert_chunked::<users::Entity, _, _>(db, user_rows.collect()).await?;
+    let emails = plan
+        .creates
+        .iter()
+        .flat_map(|u| email_rows(u.id, &u.addresses))
+        .collect();
+    insert_chunked::<user_emails::Entity, _, _>(db, emails).await?;
+    let folder_ids: Vec<Uuid> = plan.creates.iter().map(|_| Uuid::new_v4()).collect();
+    let folders = plan
+        .creates
+        .iter()
+        .zip(&folder_ids)
+        .map(|(u, fid)| archive_folders::ActiveModel {
+            id: Set(*fid),
+            name: Set(u.user_name.clone()),
+            user_id: Set(Some(u.id)),
+            message_count: Set(0),
+            created_at: Set(now),
+            detached_at: Set(None),
+        })
+        .collect();
+    insert_chunked::<archive_folders::Entity, _, _>(db, folders).await?;
+    let privileges = plan
+        .creates
+        .iter()
+        .flat_map(|u| {
+            grants
+                .privileges
+                .iter()
+                .map(|p| user_privileges::ActiveModel {
+                    user_id: Set(u.id),
+                    privilege: Set(p.clone()),
+                })
+        })
+        .collect();
+    insert_chunked::<user_privileges::Entity, _, _>(db, privileges).await?;
+    let [r, w, d] = grants.own_folder;
+    if r || w || d {
+        let access = plan
+            .creates
+            .iter()
+            .zip(&folder_ids)
+            .map(|(u, fid)| folder_access::ActiveModel {
+                user_id: Set(u.id),
+                folder_id: Set(*fid),
+                can_read: Set(r),
+                can_write: Set(w),
+                can_delete: Set(d),
+            })
+            .collect();
+        insert_chunked::<folder_access::Entity, _, _>(db, access).await?;
+    }
+    Ok(())
+}

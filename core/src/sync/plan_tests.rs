@@ -1,0 +1,365 @@
+//! The rules of product.md §3 on the pure planner, and a property test: plan, apply, plan again
+//! gives an empty plan, and deletions are always synced users that left the scope.
+
+use std::collections::HashSet;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn remote(id: &str, email: &str, aliases: &[&str], disabled: bool) -> RemoteUser {
+    RemoteUser {
+        id: id.into(),
+        primary_email: email.into(),
+        full_name: format!("Name {id}"),
+        addresses: aliases.iter().map(|a| a.to_string()).collect(),
+        disabled,
+    }
+}
+
+fn dir_user(id: &str, email: &str) -> LocalUser {
+    LocalUser {
+        id: Uuid::new_v4(),
+        user_name: email.into(),
+        full_name: format!("Name {id}"),
+        directory: true,
+        directory_id: Some(id.into()),
+        disabled: false,
+        addresses: vec![email.into()],
+        is_admin: false,
+        folder_messages: 0,
+    }
+}
+
+fn local_user(name: &str, addresses: &[&str]) -> LocalUser {
+    LocalUser {
+        directory: false,
+        directory_id: None,
+        addresses: addresses.iter().map(|a| a.to_string()).collect(),
+        ..dir_user("", name)
+    }
+}
+
+fn kinds(p: &Plan) -> Vec<ChangeKind> {
+    p.changes.iter().map(|c| c.kind).collect()
+}
+
+/// Applies a plan to the in-memory local state, as the database apply does.
+fn apply_model(local: &LocalState, p: &Plan) -> LocalState {
+    let deleted: HashSet<Uuid> = p.deletes.iter().copied().collect();
+    let mut users: Vec<LocalUser> = local
+        .users
+        .iter()
+        .filter(|u| !deleted.contains(&u.id))
+        .cloned()
+        .collect();
+    for up in &p.updates {
+        let u = users.iter_mut().find(|u| u.id == up.id).unwrap();
+        u.user_name = up.user_name.clone();
+        u.full_name = up.full_name.clone();
+        u.directory_id = Some(up.directory_id.clone());
+        u.disabled = up.disabled;
+        if let Some(a) = &up.addresses {
+            u.addresses = a.clone();
+        }
+    }
+    for c in &p.creates {
+        users.push(LocalUser {
+            id: c.id,
+            user_name: c.user_name.clone(),
+            full_name: c.full_name.clone(),
+            directory: true,
+            directory_id: Some(c.directory_id.clone()),
+            disabled: c.disabled,
+            addresses: c.addresses.clone(),
+            is_admin: false,
+            folder_messages: 0,
+        });
+    }
+    LocalState { users }
+}
+
+#[test]
+fn creates_in_scope_users_with_their_addresses() {
+    let r = RemoteState {
+        users: vec![remote(
+            "1",
+            "Ada@Example.com",
+            &["ada.l@example.com"],
+            false,
+        )],
+        in_scope: None,
+    };
+    let p = plan(&r, &LocalState::default(), Rules::default());
+    assert_eq!(kinds(&p), vec![ChangeKind::Create]);
+    assert_eq!(p.creates[0].user_name, "ada@example.com");
+    assert_eq!(
+        p.creates[0].addresses,
+        vec!["Ada@Example.com", "ada.l@example.com"]
+    );
+    assert_eq!(p.summary.created, 1);
+}
+
+#[test]
+fn an_unchanged_user_needs_nothing() {
+    let r = RemoteState {
+        users: vec![remote("1", "ada@example.com", &[], false)],
+        in_scope: None,
+    };
+    let local = LocalState {
+        users: vec![dir_user("1", "ada@example.com")],
+    };
+    let p = plan(&r, &local, Rules::default());
+    assert!(p.changes.is_empty() && p.writes_nothing());
+    assert_eq!(p.summary.unchanged, 1);
+}
+
+#[test]
+fn a_rename_keeps_the_user() {
+    let r = RemoteState {
+        users: vec![remote("1", "ada.king@example.com", &[], false)],
+        in_scope: None,
+    };
+    let local = LocalState {
+        users: vec![dir_user("1", "ada@example.com")],
+    };
+    let p = plan(&r, &local, Rules::default());
+    assert_eq!(kinds(&p), vec![ChangeKind::Update]);
+    assert_eq!(p.updates[0].id, local.users[0].id);
+    assert_eq!(p.updates[0].user_name, "ada.king@example.com");
+}
+
+#[test]
+fn suspension_disables_and_reactivation_enables() {
+    let r = RemoteState {
+        users: vec![remote("1", "ada@example.com", &[], true)],
+        in_scope: None,
+    };
+    let local = LocalState {
+        users: vec![dir_user("1", "ada@example.com")],
+    };
+    let p = plan(&r, &local, Rules::default());
+    assert_eq!(kinds(&p), vec![ChangeKind::Disable]);
+    let back = apply_model(&local, &p);
+    let r2 = RemoteState {
+        users: vec![remote("1", "ada@example.com", &[], false)],
+        in_scope: None,
+    };
+    assert_eq!(
+        kinds(&plan(&r2, &back, Rules::default())),
+        vec![ChangeKind::Enable]
+    );
+}
+
+#[test]
+fn a_local_user_with_the_same_name_or_address_is_a_conflict() {
+    let r = RemoteState {
+        users: vec![
+            remote("1", "ada@example.com", &[], false),
+            remote("2", "bob@example.com", &["shared@example.com"], false),
+        ],
+        in_scope: None,
+    };
+    let local = LocalState {
+        users: vec![
+            local_user("ada@example.com", &["ada@example.com"]),
+            local_user("carol", &["Shared@example.com"]),
+        ],
+    };
+    let p = plan(
+        &r,
+        &local,
+        Rules {
+            auto_delete_users: true,
+        },
+    );
+    assert_eq!(kinds(&p), vec![ChangeKind::Conflict, ChangeKind::Conflict]);
+    assert!(p.writes_nothing());
+}
+
+#[test]
+fn a_directory_user_without_id_is_adopted() {
+    let mut u = dir_user("", "ada@example.com");
+    u.directory_id = None;
+    let local = LocalState { users: vec![u] };
+    let r = RemoteState {
+        users: vec![remote("7", "ada@example.com", &[], false)],
+        in_scope: None,
+    };
+    let p = plan(&r, &local, Rules::default());
+    assert_eq!(kinds(&p), vec![ChangeKind::Update]);
+    assert_eq!(p.updates[0].directory_id, "7");
+}
+
+#[test]
+fn out_of_scope_users_are_reported_or_deleted_but_admins_kept() {
+    let mut admin = dir_user("2", "boss@example.com");
+    admin.is_admin = true;
+    let mut busy = dir_user("3", "busy@example.com");
+    busy.folder_messages = 12;
+    let local = LocalState {
+        users: vec![
+            dir_user("1", "gone@example.com"),
+            admin,
+            busy,
+            local_user("me", &[]),
+        ],
+    };
+    let r = RemoteState {
+        users: vec![],
+        in_scope: None,
+    };
+    let p = plan(&r, &local, Rules::default());
+    assert_eq!(kinds(&p), vec![ChangeKind::OutOfScope; 3]);
+    assert!(p.writes_nothing());
+    let p = plan(
+        &r,
+        &local,
+        Rules {
+            auto_delete_users: true,
+        },
+    );
+    assert_eq!(
+        kinds(&p),
+        vec![
+            ChangeKind::Delete,
+            ChangeKind::KeptAdmin,
+            ChangeKind::Delete,
+            ChangeKind::FolderKept
+        ]
+    );
+    assert_eq!(p.deletes.len(), 2);
+}
+
+#[test]
+fn scope_limits_who_is_synced() {
+    let r = RemoteState {
+        users: vec![
+            remote("1", "a@example.com", &[], false),
+            remote("2", "b@example.com", &[], false),
+        ],
+        in_scope: Some(["2".to_string()].into_iter().collect()),
+    };
+    let p = plan(&r, &LocalState::default(), Rules::default());
+    assert_eq!(p.creates.len(), 1);
+    assert_eq!(p.creates[0].directory_id, "2");
+}
+
+#[test]
+fn the_deletion_limit_is_ten_percent_but_at_least_five() {
+    assert_eq!(deletion_limit(None, 0), 5);
+    assert_eq!(deletion_limit(None, 49), 5);
+    assert_eq!(deletion_limit(None, 51), 6);
+    assert_eq!(deletion_limit(None, 1000), 100);
+    assert_eq!(deletion_limit(Some(2), 1000), 2);
+}
+
+fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
+    // A small address space so that renames, clashes and moves happen often.
+    let name = || (0u8..12).prop_map(|n| format!("u{n}@example.com"));
+    let remote_users = proptest::collection::vec(
+        (0u8..10, name(), proptest::option::of(name()), any::<bool>()),
+        0..8,
+    );
+    let local_users = proptest::collection::vec(
+        (
+            proptest::option::of(0u8..10),
+            name(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        ),
+        0..8,
+    );
+    let scope = proptest::option::of(proptest::collection::hash_set(0u8..10, 0..10));
+    (remote_users, local_users, scope, any::<bool>()).prop_map(|(ru, lu, scope, auto)| {
+        let mut seen_ids = HashSet::new();
+        let mut seen_addr = HashSet::new();
+        let mut users = Vec::new();
+        for (id, email, alias, disabled) in ru {
+            // Google keeps ids and addresses unique.
+            if !seen_ids.insert(id) || !seen_addr.insert(email.clone()) {
+                continue;
+            }
+            let aliases: Vec<String> = alias
+                .into_iter()
+                .filter(|a| seen_addr.insert(a.clone()))
+                .collect();
+            users.push(RemoteUser {
+                id: id.to_string(),
+                primary_email: email,
+                full_name: format!("N{id}"),
+                addresses: aliases,
+                disabled,
+            });
+        }
+        let mut local = Vec::new();
+        let mut seen_names = HashSet::new();
+        let mut seen_local_ids = HashSet::new();
+        for (id, name, directory, is_admin, disabled) in lu {
+            // The database keeps names, addresses and directory ids unique.
+            if !seen_names.insert(name.clone()) {
+                continue;
+            }
+            let id = if directory {
+                id.filter(|i| seen_local_ids.insert(*i))
+            } else {
+                None
+            };
+            local.push(LocalUser {
+                id: Uuid::new_v4(),
+                user_name: name.clone(),
+                full_name: "x".into(),
+                directory,
+                directory_id: id.map(|i| i.to_string()),
+                disabled,
+                addresses: vec![name],
+                is_admin,
+                folder_messages: 0,
+            });
+        }
+        let in_scope = scope.map(|s| s.into_iter().map(|i| i.to_string()).collect());
+        (
+            RemoteState { users, in_scope },
+            LocalState { users: local },
+            auto,
+        )
+    })
+}
+
+proptest! {
+    #[test]
+    fn planning_again_after_applying_changes_nothing((remote, local, auto) in arb_state()) {
+        let rules = Rules { auto_delete_users: auto };
+        let first = plan(&remote, &local, rules);
+        // Deletions are only synced users that left the scope.
+        let in_scope: HashSet<&str> = remote
+            .users
+            .iter()
+            .filter(|r| remote.contains(&r.id))
+            .map(|r| r.id.as_str())
+            .collect();
+        for id in &first.deletes {
+            let u = local.users.iter().find(|u| u.id == *id).unwrap();
+            prop_assert!(u.directory && !u.is_admin);
+            prop_assert!(u.directory_id.as_deref().is_none_or(|d| !in_scope.contains(d)));
+        }
+        // Local users are never touched.
+        for u in local.users.iter().filter(|u| !u.directory) {
+            prop_assert!(!first.deletes.contains(&u.id));
+            prop_assert!(first.updates.iter().all(|up| up.id != u.id));
+        }
+        // Names and addresses stay unique after applying.
+        let after = apply_model(&local, &first);
+        let mut names = HashSet::new();
+        let mut addrs = HashSet::new();
+        for u in &after.users {
+            prop_assert!(names.insert(u.user_name.to_lowercase()), "duplicate name {}", u.user_name);
+            for a in &u.addresses {
+                prop_assert!(addrs.insert(a.to_lowercase()), "duplicate address {}", a);
+            }
+        }
+        let second = plan(&remote, &after, rules);
+        prop_assert!(second.writes_nothing(), "second plan still writes: {:?}", second.changes);
+    }
+}

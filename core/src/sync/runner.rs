@@ -1,0 +1,139 @@
+//! Running one sync job: configuration → fetch → plan → safeguards → apply, all or nothing.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use dirsync_entity::sync_jobs;
+use sea_orm::{DatabaseConnection, TransactionTrait};
+
+use super::apply::{self, NewUserGrants};
+use super::plan::{deletion_limit, plan, Rules};
+use super::{fetch, local};
+use crate::jobs::{JobControl, JobError, JobRunner, Outcome, Progress, Status};
+use crate::secrets::Cipher;
+use crate::{directory, Result};
+
+/// Runs sync jobs against Google (or whatever `directory_url` points at).
+pub struct SyncRunner {
+    cipher: Cipher,
+    directory_url: String,
+}
+
+impl SyncRunner {
+    /// A runner using the server's cipher and Directory API base URL.
+    pub fn new(cipher: Cipher, directory_url: String) -> Arc<SyncRunner> {
+        Arc::new(SyncRunner {
+            cipher,
+            directory_url,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl JobRunner for SyncRunner {
+    async fn run(&self, job: &sync_jobs::Model, ctl: &JobControl) -> Outcome {
+        match self.run_inner(job, ctl).await {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+}
+
+fn phase(p: &mut Progress, name: &str) {
+    p.phase = Some(name.to_string());
+}
+
+impl SyncRunner {
+    async fn run_inner(
+        &self,
+        job: &sync_jobs::Model,
+        ctl: &JobControl,
+    ) -> Result<Outcome, JobError> {
+        let db: &DatabaseConnection = ctl.db();
+        let cfg = directory::config_row(db).await?;
+        let client = directory::client_for(&cfg, &self.cipher, &self.directory_url)?;
+        let sync_groups: Vec<String> = serde_json::from_str(&cfg.sync_groups).unwrap_or_default();
+
+        let mut progress = Progress::default();
+        phase(&mut progress, "fetching_users");
+        ctl.progress(&progress, true).await;
+        let remote = fetch::fetch(&client, &sync_groups, &mut progress, ctl).await?;
+        if ctl.should_stop() {
+            return Ok(ctl.stop_outcome());
+        }
+
+        phase(&mut progress, "planning");
+        ctl.progress(&progress, true).await;
+        let local = local::load(db).await?;
+        let directory_users = local.users.iter().filter(|u| u.directory).count();
+        // Nobody in scope while directory users exist is far likelier a broken fetch or an
+        // emptied group than everyone leaving at once: refuse, rather than plan their removal.
+        let in_scope = match &remote.in_scope {
+            None => remote.users.len(),
+            Some(ids) => remote.users.iter().filter(|u| ids.contains(&u.id)).count(),
+        };
+        if in_scope == 0 && directory_users > 0 {
+            return Err(JobError::new(
+                "empty_directory",
+                format!(
+                    "Google returned no users in scope while {directory_users} directory users exist \
+                     here; refusing to treat that as everyone leaving. Check customer_id/domain, \
+                     admin_email and sync_groups"
+                ),
+            ));
+        }
+        let the_plan = plan(
+            &remote,
+            &local,
+            Rules {
+                auto_delete_users: cfg.auto_delete_users,
+            },
+        );
+        drop(local);
+        drop(remote);
+
+        let deletions = the_plan.deletes.len() as u64;
+        let limit = deletion_limit(cfg.deletion_limit.map(|n| n.max(0) as u32), directory_users);
+        let confirmed = job.confirm_deletions.map(|n| n as u64) == Some(deletions);
+        let txn = db.begin().await.map_err(crate::Error::from)?;
+        if deletions > limit && !confirmed {
+            let error = JobError::new(
+                "deletion_limit_exceeded",
+                format!(
+                    "the plan deletes {deletions} users, more than the limit of {limit}; nothing was \
+                     written. Review the changes, then run again with confirm_deletions={deletions}"
+                ),
+            );
+            return match ctl
+                .finish(&txn, Status::Blocked, Some(&the_plan), Some(&error))
+                .await?
+            {
+                true => {
+                    txn.commit().await.map_err(crate::Error::from)?;
+                    Ok(Outcome::Blocked)
+                }
+                false => Ok(Outcome::LeaseLost),
+            };
+        }
+
+        if !job.dry_run {
+            phase(&mut progress, "applying");
+            ctl.progress(&progress, true).await;
+            let grants = NewUserGrants::from_config(&cfg);
+            apply::apply(&txn, &the_plan, &grants, Utc::now()).await?;
+        }
+        if ctl.should_stop() {
+            txn.rollback().await.map_err(crate::Error::from)?;
+            return Ok(ctl.stop_outcome());
+        }
+        if !ctl
+            .finish(&txn, Status::Succeeded, Some(&the_plan), None)
+            .await?
+        {
+            txn.rollback().await.map_err(crate::Error::from)?;
+            return Ok(Outcome::LeaseLost);
+        }
+        txn.commit().await.map_err(crate::Error::from)?;
+        Ok(Outcome::Done)
+    }
+}

@@ -1,0 +1,121 @@
+//! A server wired to a running Google emulator, with the service account uploaded and the
+//! directory configured: the starting point of every sync and sign-in test.
+
+use dirsync_google_emulator::{Directory, Emulator, EmulatorOptions};
+use serde_json::{json, Value};
+
+use crate::{spawn_app_with, Reply, TestApp};
+
+/// The server and its Google.
+pub struct GoogleEnv {
+    /// The server.
+    pub app: TestApp,
+    /// The emulator it talks to.
+    pub google: Emulator,
+}
+
+/// The directory settings every test starts from.
+pub fn base_directory_settings() -> Value {
+    json!({
+        "provider": "google_workspace",
+        "admin_email": "admin@example.com",
+        "customer_id": "my_customer",
+        "sync_groups": [],
+        "auto_delete_users": false,
+        "deletion_limit": null,
+        "schedule_minutes": null
+    })
+}
+
+/// Starts an emulator serving `directory` and a server configured to sync from it.
+pub async fn spawn_with_google(directory: Directory) -> GoogleEnv {
+    let google = Emulator::start(EmulatorOptions::with_directory(directory))
+        .await
+        .expect("the emulator starts");
+    let base = google.base_url();
+    let app = spawn_app_with(|s| {
+        s.google_directory_url = base.clone();
+        s.job_lease_seconds = 3;
+    })
+    .await;
+    let env = GoogleEnv { app, google };
+    env.upload_key(&env.google.service_account_key_json())
+        .await
+        .expect(200);
+    env.configure(json!({})).await.expect(200);
+    env
+}
+
+impl GoogleEnv {
+    /// Uploads a service-account key file.
+    pub async fn upload_key(&self, key_json: &str) -> Reply {
+        Reply::read(
+            self.app
+                .request(reqwest::Method::PUT, "/api/v1/directory/service-account")
+                .header("content-type", "application/json")
+                .body(key_json.to_string())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Sets the directory settings: the base settings with `changes` merged over them.
+    pub async fn configure(&self, changes: Value) -> Reply {
+        let mut body = base_directory_settings();
+        for (k, v) in changes.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        self.app.put("/api/v1/directory", &body).await
+    }
+
+    /// Starts a job (202 expected) and waits until it ends; returns the finished job.
+    pub async fn sync(&self, dry_run: bool) -> Value {
+        self.sync_with(json!({ "dry_run": dry_run })).await
+    }
+
+    /// Starts a job with the given body and waits until it ends.
+    pub async fn sync_with(&self, body: Value) -> Value {
+        let started = self.app.post("/api/v1/sync-jobs", &body).await.expect(202);
+        let id = started.json["id"].as_str().unwrap().to_string();
+        self.wait(&id).await
+    }
+
+    /// Waits until a job ends (at most two minutes).
+    pub async fn wait(&self, id: &str) -> Value {
+        for _ in 0..12 {
+            let r = self
+                .app
+                .get(&format!("/api/v1/sync-jobs/{id}?wait=10"))
+                .await
+                .expect(200);
+            let status = r.json["status"].as_str().unwrap();
+            if !matches!(status, "queued" | "running") {
+                return r.json;
+            }
+        }
+        panic!("sync job {id} did not end in two minutes");
+    }
+
+    /// Every change of a job (all pages), optionally of one kind.
+    pub async fn changes(&self, id: &str, kind: Option<&str>) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/sync-jobs/{id}/changes?limit=500");
+            if let Some(k) = kind {
+                path.push_str(&format!("&kind={k}"));
+            }
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let r = self.app.get(&path).await.expect(200);
+            out.extend(r.json["items"].as_array().unwrap().iter().cloned());
+            match r.json["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return out,
+            }
+        }
+    }
+}
