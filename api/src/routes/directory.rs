@@ -1,6 +1,6 @@
 //! The directory configuration: which Google account to read, how, and the sync rules.
 
-use actix_web::{get, put, web};
+use actix_web::{get, post, put, web};
 use dirsync_core::{audit, directory, google::ServiceAccountKey, Error};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,7 +13,9 @@ use crate::state::AppState;
 pub(crate) fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_config)
         .service(put_config)
-        .service(upload_service_account);
+        .service(upload_service_account)
+        .service(test_connection)
+        .service(list_groups);
 }
 
 /// Where users come from.
@@ -201,4 +203,95 @@ async fn upload_service_account(
     )
     .await?;
     Ok(web::Json(after.into()))
+}
+
+/// One step of the connection test.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestStep {
+    /// `key_parsed`, `token_obtained`, `users_readable` or `groups_readable`.
+    pub name: String,
+    /// Whether it worked.
+    pub ok: bool,
+    /// What was found, or what to do about it.
+    pub message: String,
+    /// Error code when it failed (`unauthorized_client`, `admin_not_found`, ...).
+    pub code: Option<String>,
+}
+
+/// The connection test's result: the steps run, stopping at the first failure.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionTest {
+    /// Every step passed.
+    pub ok: bool,
+    /// The steps, in order.
+    pub steps: Vec<TestStep>,
+}
+
+/// Tests the connection to Google with the stored settings: key parsed, access token obtained
+/// (domain-wide delegation), users readable, groups readable. A failing step says what to fix.
+#[utoipa::path(tag = "directory", operation_id = "test_directory_connection",
+    responses((status = 200, body = ConnectionTest)))]
+#[post("/directory/test")]
+async fn test_connection(
+    _caller: Auth<Operator>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<ConnectionTest>, ApiError> {
+    let row = directory::config_row(&state.db).await?;
+    let client = directory::client_for(&row, &state.cipher, &state.settings.google_directory_url)?;
+    let report = client.test_connection().await;
+    Ok(web::Json(ConnectionTest {
+        ok: report.ok(),
+        steps: report
+            .steps
+            .into_iter()
+            .map(|s| TestStep {
+                name: s.name.to_string(),
+                ok: s.ok,
+                message: s.message,
+                code: s.code.map(str::to_string),
+            })
+            .collect(),
+    }))
+}
+
+/// A Google group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GoogleGroup {
+    /// Google's id.
+    pub id: String,
+    /// Address (what `sync_groups` takes).
+    pub email: String,
+    /// Name.
+    pub name: String,
+    /// Direct members (nested ones not counted).
+    pub direct_members_count: u64,
+}
+
+/// Every group of the account, live from Google, for choosing `sync_groups`. Answered in one
+/// page (`next_cursor` is always null).
+#[utoipa::path(tag = "directory", operation_id = "list_directory_groups",
+    responses((status = 200, body = super::Paged<GoogleGroup>)))]
+#[get("/directory/groups")]
+async fn list_groups(
+    _caller: Auth<Operator>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<super::Paged<GoogleGroup>>, ApiError> {
+    let row = directory::config_row(&state.db).await?;
+    let client = directory::client_for(&row, &state.cipher, &state.settings.google_directory_url)?;
+    let groups = client.list_groups().await.map_err(|e| Error::Upstream {
+        code: e.code().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(web::Json(super::Paged {
+        items: groups
+            .into_iter()
+            .map(|g| GoogleGroup {
+                id: g.id,
+                email: g.email,
+                name: g.name,
+                direct_members_count: g.direct_members_count,
+            })
+            .collect(),
+        next_cursor: None,
+    }))
 }
