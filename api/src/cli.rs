@@ -30,6 +30,9 @@ pub enum Command {
     /// Manage API keys directly in the database.
     #[command(subcommand)]
     ApiKey(ApiKeyCommand),
+    /// Start a sync job on a running server (for CI scripts and cron); the token comes from
+    /// DIRSYNC_TOKEN. Exits non-zero when the job fails, is blocked or cancelled.
+    Sync(crate::sync_cli::SyncArgs),
 }
 
 /// API key commands.
@@ -62,6 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(settings).await?;
             app.run_until_stopped().await
         }
+        Command::Sync(args) => crate::sync_cli::run(args).await,
         Command::ApiKey(ApiKeyCommand::Create { name, role }) => {
             let settings = Settings::load(cli.config.as_deref())?;
             telemetry::init(settings.log_format, std::io::stderr);

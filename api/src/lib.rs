@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod sync_cli;
 pub mod telemetry;
 
 pub use startup::{openapi_document, Application};

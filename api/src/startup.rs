@@ -127,6 +127,11 @@ impl Application {
         self.port
     }
 
+    /// A handle that stops the HTTP server (tests use it to stop a server they dropped).
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// The shared state (database, settings, cipher).
     pub fn state(&self) -> &AppState {
         &self.state

@@ -772,17 +772,23 @@ fn hostname() -> String {
 pub async fn run_scheduler(db: DatabaseConnection, worker: Worker) -> anyhow::Result<()> {
     loop {
         tokio::time::sleep(Duration::from_secs(15)).await;
-        if let Err(e) = schedule_once(&db, &worker).await {
-            tracing::warn!(error = %e, "scheduler check failed; retrying");
+        match schedule_once(&db).await {
+            Ok(Some(job)) => {
+                tracing::info!(job_id = %job.id, "queued a scheduled sync");
+                worker.wake();
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "scheduler check failed; retrying"),
         }
     }
 }
 
-/// One scheduler check: queues a job when the interval has passed. Returns whether it queued.
-pub async fn schedule_once(db: &DatabaseConnection, worker: &Worker) -> Result<bool> {
+/// One scheduler check: queues a job when the interval has passed since the last scheduled one
+/// and none is in progress. Returns the job it queued.
+pub async fn schedule_once(db: &DatabaseConnection) -> Result<Option<Job>> {
     let cfg = crate::directory::config_row(db).await?;
     let Some(minutes) = cfg.schedule_minutes.filter(|m| *m > 0) else {
-        return Ok(false);
+        return Ok(None);
     };
     let last = sync_jobs::Entity::find()
         .filter(sync_jobs::Column::Trigger.eq(Trigger::Schedule.as_str()))
@@ -792,7 +798,7 @@ pub async fn schedule_once(db: &DatabaseConnection, worker: &Worker) -> Result<b
     let due =
         last.is_none_or(|j| Utc::now() - j.created_at >= chrono::Duration::minutes(minutes as i64));
     if !due {
-        return Ok(false);
+        return Ok(None);
     }
     match enqueue(
         db,
@@ -805,12 +811,8 @@ pub async fn schedule_once(db: &DatabaseConnection, worker: &Worker) -> Result<b
     )
     .await
     {
-        Ok(job) => {
-            tracing::info!(job_id = %job.id, "queued a scheduled sync");
-            worker.wake();
-            Ok(true)
-        }
-        Err(Error::Conflict { .. }) => Ok(false),
+        Ok(job) => Ok(Some(job)),
+        Err(Error::Conflict { .. }) => Ok(None),
         Err(e) => Err(e),
     }
 }

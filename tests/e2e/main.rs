@@ -3,4 +3,5 @@
 
 mod directory;
 mod foundation;
+mod jobs;
 mod sync;

@@ -101,11 +101,17 @@ pub struct TestApp {
     /// Keeps the data directory alive.
     pub dir: Arc<tempfile::TempDir>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    handle: actix_web::dev::ServerHandle,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        // Stops the worker and scheduler (they run in this task) and the HTTP threads.
         self.server.abort();
+        let handle = self.handle.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { handle.stop(false).await });
+        }
     }
 }
 
@@ -154,6 +160,7 @@ pub async fn spawn_app_in(settings: Settings, dir: Arc<tempfile::TempDir>) -> Te
         .expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.state().db.clone();
+    let handle = app.server_handle();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -170,6 +177,7 @@ pub async fn spawn_app_in(settings: Settings, dir: Arc<tempfile::TempDir>) -> Te
             .unwrap(),
         dir,
         server,
+        handle,
     }
 }
 

@@ -37,6 +37,20 @@ pub struct StartJob {
     /// Lets a run blocked by the deletion limit go through: must equal the planned deletions.
     #[schema(minimum = 0)]
     pub confirm_deletions: Option<u32>,
+    /// Who starts it: `api` (default) or `cli` (`dirsync sync` sends this). Scheduled jobs are
+    /// started by the server alone.
+    #[serde(default)]
+    pub trigger: Option<RequestTrigger>,
+}
+
+/// How a job request says it was made.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestTrigger {
+    /// Through the API.
+    Api,
+    /// By `dirsync sync`.
+    Cli,
 }
 
 /// Job states: `queued` and `running` are active, the others final.
@@ -239,12 +253,13 @@ async fn start_job(
     actor: String,
     dry_run: bool,
     confirm_deletions: Option<u32>,
+    trigger: jobs::Trigger,
 ) -> Result<jobs::Job, ApiError> {
     let job = jobs::enqueue(
         &state.db,
         jobs::NewJob {
             dry_run,
-            trigger: jobs::Trigger::Api,
+            trigger,
             confirm_deletions,
             requested_by: actor.clone(),
         },
@@ -278,7 +293,18 @@ async fn start(
     state: web::Data<AppState>,
     body: web::Json<StartJob>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = start_job(&state, caller.actor(), body.dry_run, body.confirm_deletions).await?;
+    let trigger = match body.trigger {
+        Some(RequestTrigger::Cli) => jobs::Trigger::Cli,
+        _ => jobs::Trigger::Api,
+    };
+    let job = start_job(
+        &state,
+        caller.actor(),
+        body.dry_run,
+        body.confirm_deletions,
+        trigger,
+    )
+    .await?;
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/api/v1/sync-jobs/{}", job.id)))
         .json(SyncJob::from(job)))
@@ -436,7 +462,7 @@ async fn run_dry_run(
     query: web::Query<LimitQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = PageRequest::parse(query.limit, None)?;
-    let job = start_job(&state, caller.actor(), true, None).await?;
+    let job = start_job(&state, caller.actor(), true, None, jobs::Trigger::Api).await?;
     let job = jobs::wait(&state.db, job.id, Duration::from_secs(300)).await?;
     let finished = job.status.is_final();
     let changes = jobs::changes(&state.db, job.id, None, page).await?;

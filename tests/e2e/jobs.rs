@@ -1,0 +1,279 @@
+//! Sync jobs across processes: the CLI, several instances on one database, a worker that dies,
+//! the schedule, and the metrics jobs leave behind.
+
+use std::time::Duration;
+
+use dirsync_entity::{sync_jobs, users};
+use dirsync_google_emulator::Directory;
+use dirsync_tests::google::spawn_with_google;
+use dirsync_tests::spawn_app_in;
+use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+use serde_json::json;
+
+fn directory(n: usize) -> Directory {
+    let mut d = Directory::empty("example.com");
+    for i in 0..n {
+        d.add_user(&format!("u{i}@example.com"), "User", &i.to_string());
+    }
+    d
+}
+
+fn server_command() -> tokio::process::Command {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_dirsync-test-server"))
+}
+
+#[tokio::test]
+async fn the_cli_runs_a_sync_prints_its_summary_and_fails_when_the_job_does() {
+    let env = spawn_with_google(directory(3)).await;
+    let out = server_command()
+        .args(["sync", "--server", &env.app.address, "--wait"])
+        .env("DIRSYNC_TOKEN", &env.app.admin_key)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("succeeded") && stdout.contains("created 4"),
+        "{stdout}"
+    );
+    let jobs = env.app.get("/api/v1/sync-jobs").await.expect(200);
+    assert_eq!(jobs.json["items"][0]["trigger"], "cli");
+
+    // A job that fails makes the command fail.
+    env.configure(json!({"sync_groups": ["missing@example.com"]}))
+        .await
+        .expect(200);
+    let out = server_command()
+        .args(["sync", "--server", &env.app.address, "--wait", "--dry-run"])
+        .env("DIRSYNC_TOKEN", &env.app.admin_key)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_run_a_job_once() {
+    let env = spawn_with_google(directory(600)).await;
+    let other = spawn_app_in(env.app.settings.clone(), env.app.dir.clone()).await;
+    env.google.control().set_latency(Duration::from_millis(100));
+    let started = env
+        .app
+        .post("/api/v1/sync-jobs", &json!({"dry_run": false}))
+        .await
+        .expect(202);
+    let refused = other
+        .post("/api/v1/sync-jobs", &json!({"dry_run": false}))
+        .await;
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (409, "sync_in_progress")
+    );
+    let id = started.json["id"].as_str().unwrap();
+    let job = env.wait(id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let row = sync_jobs::Entity::find_by_id(id.parse::<uuid::Uuid>().unwrap())
+        .one(&env.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.attempts, 1, "claimed by exactly one worker");
+    assert_eq!(users::Entity::find().count(&other.db).await.unwrap(), 601);
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_died_is_taken_over_after_its_lease() {
+    let env = spawn_with_google(directory(5)).await;
+    // A job claimed by a worker that no longer renews its lease.
+    let id = uuid::Uuid::new_v4();
+    sync_jobs::ActiveModel {
+        id: Set(id),
+        dry_run: Set(false),
+        trigger: Set("api".into()),
+        status: Set("running".into()),
+        active_slot: Set(Some(1)),
+        phase: Set(Some("fetching_users".into())),
+        users_fetched: Set(0),
+        groups_fetched: Set(0),
+        members_fetched: Set(0),
+        pages_fetched: Set(0),
+        summary: Set(None),
+        planned_deletions: Set(None),
+        confirm_deletions: Set(None),
+        error_code: Set(None),
+        error_message: Set(None),
+        requested_by: Set("test".into()),
+        created_at: Set(chrono::Utc::now()),
+        started_at: Set(Some(chrono::Utc::now())),
+        finished_at: Set(None),
+        lease_owner: Set(Some("a-dead-worker".into())),
+        lease_expires_at: Set(Some(chrono::Utc::now() + chrono::Duration::seconds(2))),
+        cancel_requested: Set(false),
+        attempts: Set(1),
+    }
+    .insert(&env.app.db)
+    .await
+    .unwrap();
+    let job = env.wait(&id.to_string()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let row = sync_jobs::Entity::find_by_id(id)
+        .one(&env.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.attempts, 2);
+    assert_eq!(users::Entity::find().count(&env.app.db).await.unwrap(), 6);
+}
+
+#[tokio::test]
+async fn a_server_killed_during_a_job_leaves_nothing_half_done_and_the_job_is_taken_over() {
+    let env = spawn_with_google(directory(2500)).await;
+    env.google.control().set_latency(Duration::from_millis(250));
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cmd = server_command();
+    cmd.arg("serve")
+        .env("DIRSYNC_LISTEN", format!("127.0.0.1:{port}"))
+        .env("DIRSYNC_DATA_DIR", env.app.dir.path())
+        .env("DIRSYNC_BOOTSTRAP_ADMIN_KEY", &env.app.admin_key)
+        .env("DIRSYNC_GOOGLE_DIRECTORY_URL", env.google.base_url())
+        .env("DIRSYNC_JOB_LEASE_SECONDS", "3")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null());
+    if let Some(url) = &env.app.settings.database_url {
+        cmd.env("DIRSYNC_DATABASE_URL", url);
+    }
+    // The in-process server must not take the job first: stop it and start the other process.
+    let settings = env.app.settings.clone();
+    let dir = env.app.dir.clone();
+    let admin_key = env.app.admin_key.clone();
+    let google = env.google;
+    drop(env.app);
+    let mut child = cmd.spawn().unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut started = None;
+    for _ in 0..100 {
+        if let Ok(r) = client
+            .post(format!("{base}/api/v1/sync-jobs"))
+            .bearer_auth(&admin_key)
+            .json(&json!({"dry_run": false}))
+            .send()
+            .await
+        {
+            started = Some(r.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = started.expect("the server process answers")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..100 {
+        let j: serde_json::Value = client
+            .get(format!("{base}/api/v1/sync-jobs/{id}"))
+            .bearer_auth(&admin_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if j["status"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.start_kill().unwrap(); // SIGKILL
+    child.wait().await.unwrap();
+
+    let survivor = spawn_app_in(settings, dir).await;
+    let job_id: uuid::Uuid = id.parse().unwrap();
+    let row = sync_jobs::Entity::find_by_id(job_id)
+        .one(&survivor.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.status, "running",
+        "the kill came after the job ended; the test proves nothing"
+    );
+    let count = users::Entity::find().count(&survivor.db).await.unwrap();
+    assert!(count == 0 || count == 2501, "half applied: {count} users");
+    google.control().set_latency(Duration::ZERO);
+    let mut job = serde_json::Value::Null;
+    for _ in 0..12 {
+        job = survivor
+            .get(&format!("/api/v1/sync-jobs/{id}?wait=10"))
+            .await
+            .expect(200)
+            .json;
+        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+            break;
+        }
+    }
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let row = sync_jobs::Entity::find_by_id(job_id)
+        .one(&survivor.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.attempts, 2, "taken over by the survivor");
+    assert_eq!(
+        users::Entity::find().count(&survivor.db).await.unwrap(),
+        2501
+    );
+}
+
+#[tokio::test]
+async fn the_schedule_queues_a_job_once_per_interval_and_not_while_one_runs() {
+    let env = spawn_with_google(directory(2)).await;
+    assert!(dirsync_core::jobs::schedule_once(&env.app.db)
+        .await
+        .unwrap()
+        .is_none());
+    env.configure(json!({"schedule_minutes": 60}))
+        .await
+        .expect(200);
+    let job = dirsync_core::jobs::schedule_once(&env.app.db)
+        .await
+        .unwrap()
+        .expect("due");
+    assert_eq!(job.trigger, "schedule");
+    // Not again while it is active, nor within the interval after it.
+    assert!(dirsync_core::jobs::schedule_once(&env.app.db)
+        .await
+        .unwrap()
+        .is_none());
+    let done = env.wait(&job.id.to_string()).await;
+    assert_eq!(done["status"], "succeeded");
+    assert!(dirsync_core::jobs::schedule_once(&env.app.db)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn metrics_count_jobs_and_google_requests() {
+    let env = spawn_with_google(directory(2)).await;
+    env.sync(false).await;
+    let m = env.app.get("/metrics").await.expect(200).text;
+    assert!(
+        m.contains("dirsync_sync_jobs_finished_total{status=\"succeeded\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("dirsync_google_requests_total{endpoint=\"users.list\",status=\"200\"}"),
+        "{m}"
+    );
+    assert!(m.contains("dirsync_sync_job_duration_seconds_count"));
+}
