@@ -30,22 +30,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A venv in the temp dir; FIDELITY_VENV reuses (and keeps) one across runs.
+# Python with google-auth and google-api-python-client: a venv in the temp dir (FIDELITY_VENV
+# reuses and keeps one across runs). Where the venv module is missing (Debian without
+# python3-venv), packages go to a --target directory instead; as root, apt-get can supply it.
 venv="${FIDELITY_VENV:-$work/venv}"
-if [[ ! -x "$venv/bin/python" ]]; then
-    "$python" -m venv "$venv"
+packages=(google-auth google-api-python-client)
+py=""
+if [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv" >/dev/null 2>&1; then
+    py="$venv/bin/python"
+    "$py" -m pip install --quiet --disable-pip-version-check "${packages[@]}"
+else
+    rm -rf "$venv"
+    if ! "$python" -m pip --version >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+        apt-get install -y -q python3-pip >/dev/null
+    fi
+    "$python" -m pip install --quiet --disable-pip-version-check --target "$work/pylib" "${packages[@]}"
+    export PYTHONPATH="$work/pylib${PYTHONPATH:+:$PYTHONPATH}"
+    py="$python"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check google-auth google-api-python-client
 
 # A free port: ask the OS, then hand it to the emulator.
-port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+port="$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 url="http://127.0.0.1:$port"
 "$bin" --listen "127.0.0.1:$port" --users 1200 --groups 250 --seed 7 --key-file "$work/sa.json" \
     >"$work/emulator.log" 2>&1 &
 emu_pid=$!
 
 for _ in $(seq 1 300); do
-    if "$venv/bin/python" -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1]+'/_emulator/health', timeout=1)" "$url" 2>/dev/null \
+    if "$py" -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1]+'/_emulator/health', timeout=1)" "$url" 2>/dev/null \
         && [[ -s "$work/sa.json" ]]; then
         break
     fi
@@ -58,7 +70,7 @@ for _ in $(seq 1 300); do
 done
 
 set +e
-"$venv/bin/python" "$here/test_google_libs.py" "$url" "$work/sa.json"
+"$py" "$here/test_google_libs.py" "$url" "$work/sa.json"
 status=$?
 set -e
 if [[ $status -ne 0 ]]; then

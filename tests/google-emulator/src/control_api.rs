@@ -4,7 +4,7 @@
 //! | method and path | body | effect / answer |
 //! |---|---|---|
 //! | `GET /_emulator/health` | | `{"ok":true}` |
-//! | `GET /_emulator/counts` | | `{"token":n,"users_list":n,"users_get":n,"groups_list":n,"groups_get":n,"members_list":n,"members_get":n,"has_member":n,"other":n,"total":n}` |
+//! | `GET /_emulator/counts` | | `{"token":n,"users_list":n,"users_get":n,"groups_list":n,"groups_get":n,"members_list":n,"members_get":n,"has_member":n,"other":n,"total":n,"gzip_requests":n}` (`gzip_requests`: Directory requests with `Accept-Encoding: gzip` and a User-Agent containing "gzip") |
 //! | `POST /_emulator/counts/reset` | | zeroes the counts |
 //! | `GET /_emulator/stats` | | `{"domain","customer_id","users","groups","members","admins":[..],"group_members":{"<group email>":n}}` |
 //! | `GET /_emulator/directory` | | the directory as a JSON fixture |

@@ -22,7 +22,7 @@
 //! - Fault injection (latency, a request-rate cap answered with 403 `userRateLimitExceeded` or
 //!   429 + `Retry-After`, failing, truncated or token-repeating pages), request counts, and
 //!   directory changes, through [`Control`] in-process or the HTTP control API under
-//!   `/_emulator` (documented in the `control_api` module source).
+//!   `/_emulator` (documented in the crate README.md and the `control_api` module).
 //!
 //! The directory is generated ([`Directory::generate`]) or loaded from a JSON fixture (format
 //! documented on [`Directory`]).

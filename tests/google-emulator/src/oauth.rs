@@ -20,9 +20,11 @@ use crate::state::{Endpoint, State, TokenInfo};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Audiences accepted besides the emulator's own token URL.
-const GOOGLE_TOKEN_URLS: [&str; 2] = [
+const GOOGLE_TOKEN_URLS: [&str; 3] = [
     "https://oauth2.googleapis.com/token",
     "https://accounts.google.com/o/oauth2/token",
+    // Older libraries.
+    "https://www.googleapis.com/oauth2/v4/token",
 ];
 /// Clock skew tolerated on `iat` / `exp`.
 const SKEW: i64 = 300;

@@ -31,11 +31,31 @@ pub(crate) fn app(
         InitError = (),
     >,
 > {
+    let counter = state.clone();
     App::new()
         .app_data(state)
         .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
         .app_data(web::JsonConfig::default().limit(64 * 1024 * 1024))
         .wrap(Compress::default())
+        // Google compresses only for clients that send `Accept-Encoding: gzip` and a User-Agent
+        // containing "gzip"; count such requests so tests can check a client does both.
+        .wrap_fn(move |req, srv| {
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("gzip"))
+            };
+            if req.path().starts_with("/admin/")
+                && header("accept-encoding")
+                && header("user-agent")
+            {
+                counter
+                    .gzip_requests
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            actix_web::dev::Service::call(srv, req)
+        })
         .configure(routes)
 }
 

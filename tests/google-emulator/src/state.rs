@@ -158,6 +158,7 @@ pub(crate) struct State {
     pub faults: Mutex<Faults>,
     pub latency_nanos: AtomicU64,
     pub counts: [AtomicUsize; 9],
+    pub gzip_requests: AtomicUsize,
     pub base_url: String,
     pub token_uri: String,
     /// Secret mixed into page tokens so that they cannot be forged.
@@ -175,6 +176,7 @@ impl State {
             faults: Mutex::new(Faults::default()),
             latency_nanos: AtomicU64::new(latency.as_nanos() as u64),
             counts: Default::default(),
+            gzip_requests: AtomicUsize::new(0),
             token_uri: format!("{base_url}/token"),
             base_url,
             page_secret: rand::random(),
@@ -486,7 +488,14 @@ impl Control {
             .map(|e| (e.name().to_string(), self.request_count(*e)))
             .collect();
         m.insert("total".to_string(), self.request_count(Endpoint::Any));
+        m.insert("gzip_requests".to_string(), self.gzip_requests());
         m
+    }
+
+    /// Directory API requests that asked for gzip the way Google requires (`Accept-Encoding:
+    /// gzip` and a User-Agent containing "gzip").
+    pub fn gzip_requests(&self) -> usize {
+        self.state.gzip_requests.load(Ordering::Relaxed)
     }
 
     /// Sets every count to zero.
@@ -494,6 +503,7 @@ impl Control {
         for c in &self.state.counts {
             c.store(0, Ordering::Relaxed);
         }
+        self.state.gzip_requests.store(0, Ordering::Relaxed);
     }
 
     /// `http://127.0.0.1:PORT` (or the public URL given in the options).

@@ -732,6 +732,23 @@ async fn responses_are_gzipped_on_request() {
         .await
         .unwrap();
     assert_eq!(r.headers().get("content-encoding").unwrap(), "gzip");
+    assert_eq!(emu.control().gzip_requests(), 1);
+    // Without "gzip" in the User-Agent the request is not counted as Google-style gzip.
+    reqwest::Client::builder()
+        .no_gzip()
+        .user_agent("plain")
+        .build()
+        .unwrap()
+        .get(format!(
+            "{}/admin/directory/v1/users?customer=my_customer",
+            emu.base_url()
+        ))
+        .bearer_auth(&token)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(emu.control().gzip_requests(), 1);
 }
 
 #[tokio::test]
