@@ -179,6 +179,30 @@ async fn a_403_user_rate_limit_is_retried() {
 }
 
 #[tokio::test]
+async fn a_rate_capped_google_is_waited_out() {
+    let emu = emulator(small()).await;
+    emu.control().set_rate_limit(
+        Some(10),
+        dirsync_google_emulator::RateLimitStyle::TooMany429 {
+            retry_after_secs: 1,
+        },
+    );
+    let client = client(&emu);
+    let groups = client.list_groups().await.unwrap();
+    let mut members = 0;
+    for g in &groups {
+        members += client.list_members(&g.email).await.unwrap().len();
+    }
+    assert_eq!(members, emu.control().directory().member_count());
+    let requests = emu.control().request_count(Endpoint::MembersList)
+        + emu.control().request_count(Endpoint::GroupsList);
+    assert!(
+        requests > 21,
+        "some requests were refused and retried ({requests})"
+    );
+}
+
+#[tokio::test]
 async fn retries_stop_after_max_attempts() {
     let emu = emulator(small()).await;
     emu.control().fail_requests(Endpoint::UsersList, 503, 100);

@@ -583,3 +583,40 @@ impl<'c, T: Listed> Pages<'c, T> {
         Ok(all)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_full_jitter_under_a_growing_cap() {
+        let p = RetryPolicy {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+            ..RetryPolicy::default()
+        };
+        for attempt in 1..=30 {
+            let cap = Duration::from_millis(100 * (1u64 << (attempt - 1).min(20))).min(p.max_delay);
+            for _ in 0..50 {
+                assert!(backoff(&p, attempt) <= cap, "attempt {attempt}");
+            }
+        }
+        // Full jitter spreads over the whole range rather than clustering at the cap.
+        let samples: Vec<Duration> = (0..200).map(|_| backoff(&p, 10)).collect();
+        assert!(samples.iter().any(|d| *d < Duration::from_millis(300)));
+        assert!(samples.iter().any(|d| *d > Duration::from_millis(700)));
+    }
+
+    #[test]
+    fn google_error_bodies_yield_reason_and_message() {
+        let body = br#"{"error":{"code":403,"message":"Quota exceeded","errors":[{"message":"Quota exceeded","domain":"usageLimits","reason":"userRateLimitExceeded"}]}}"#;
+        assert_eq!(
+            error_reason(body),
+            (
+                "userRateLimitExceeded".to_string(),
+                "Quota exceeded".to_string()
+            )
+        );
+        assert_eq!(error_reason(b"<html>502</html>").0, "");
+    }
+}
