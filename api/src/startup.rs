@@ -78,6 +78,11 @@ impl Application {
         let doc = openapi_document();
         let table = RouteTable::from_openapi(&doc);
         let app_state = state.clone();
+        let guards = web::Data::new(crate::limits::Guards {
+            api: crate::limits::RateLimiter::new(state.settings.rate_limit_api_per_minute),
+            signin: crate::limits::RateLimiter::new(state.settings.rate_limit_signin_per_minute),
+            cors_origins: state.settings.cors_origins.clone(),
+        });
         let mut server = HttpServer::new(move || {
             let (app, _) = App::new()
                 .into_utoipa_app()
@@ -85,6 +90,7 @@ impl Application {
                 .split_for_parts();
             app.app_data(web::Data::new(app_state.clone()))
                 .app_data(web::Data::new(table.clone()))
+                .app_data(guards.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(JSON_LIMIT)
@@ -96,6 +102,7 @@ impl Application {
                     SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", doc.clone()),
                 )
                 .default_service(web::to(middleware::fallback))
+                .wrap(from_fn(crate::limits::guard))
                 .wrap(from_fn(middleware::observe))
         })
         .shutdown_timeout(10);

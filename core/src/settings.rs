@@ -46,6 +46,13 @@ pub struct Settings {
     /// How long a sync job's lease lasts without a heartbeat before another instance may take
     /// the job over.
     pub job_lease_seconds: u64,
+    /// API requests one key or session may make per minute on one instance (0: no limit).
+    pub rate_limit_api_per_minute: u32,
+    /// Sign-in starts (`/oidc/login`, `/api/v1/auth/login`) one client address may make per
+    /// minute on one instance (0: no limit).
+    pub rate_limit_signin_per_minute: u32,
+    /// Origins allowed to call the API from a browser (CORS); empty: CORS is off.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Settings {
@@ -64,6 +71,9 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             workers: None,
             job_lease_seconds: 30,
+            rate_limit_api_per_minute: 6000,
+            rate_limit_signin_per_minute: 30,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -85,6 +95,9 @@ struct FileSettings {
     log_format: Option<LogFormat>,
     workers: Option<usize>,
     job_lease_seconds: Option<u64>,
+    rate_limit_api_per_minute: Option<u32>,
+    rate_limit_signin_per_minute: Option<u32>,
+    cors_origins: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -134,6 +147,15 @@ impl Settings {
             log_format,
             workers: parse_num("WORKERS")?.map(|n| n as usize),
             job_lease_seconds: parse_num("JOB_LEASE_SECONDS")?,
+            rate_limit_api_per_minute: parse_num("RATE_LIMIT_API_PER_MINUTE")?.map(|n| n as u32),
+            rate_limit_signin_per_minute: parse_num("RATE_LIMIT_SIGNIN_PER_MINUTE")?
+                .map(|n| n as u32),
+            cors_origins: var("CORS_ORIGINS").map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            }),
         });
         s.validate()?;
         Ok(s)
@@ -149,7 +171,10 @@ impl Settings {
             google_directory_url,
             google_discovery_url,
             log_format,
-            job_lease_seconds
+            job_lease_seconds,
+            rate_limit_api_per_minute,
+            rate_limit_signin_per_minute,
+            cors_origins
         );
         if f.database_url.is_some() {
             self.database_url = f.database_url;

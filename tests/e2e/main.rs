@@ -3,5 +3,6 @@
 
 mod directory;
 mod foundation;
+mod hardening;
 mod jobs;
 mod sync;

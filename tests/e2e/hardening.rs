@@ -1,0 +1,117 @@
+//! Rate limits, security headers, CORS, body limits and TLS.
+
+use dirsync_tests::{spawn_app, spawn_app_with};
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn api_requests_are_limited_per_key_with_retry_after() {
+    let app = spawn_app_with(|s| s.rate_limit_api_per_minute = 5).await;
+    for _ in 0..5 {
+        app.get("/api/v1/api-keys").await.expect(200);
+    }
+    let r = app.get("/api/v1/api-keys").await.expect(429);
+    assert_eq!(r.error_code(), "rate_limited");
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait));
+    // Another key has its own allowance; probes are never limited.
+    app.call(Method::GET, "/api/v1/api-keys", Some("dsk_other_key"), None)
+        .await
+        .expect(401);
+    app.call(Method::GET, "/health", None, None)
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn sign_in_starts_are_limited_per_client_address() {
+    let app = spawn_app_with(|s| s.rate_limit_signin_per_minute = 2).await;
+    let body = json!({"user_name": "nobody", "password": "wrong-password"});
+    for _ in 0..2 {
+        let r = app
+            .call(Method::POST, "/api/v1/auth/login", None, Some(&body))
+            .await;
+        assert_ne!(r.status, 429, "{}", r.text);
+    }
+    let r = app
+        .call(Method::POST, "/api/v1/auth/login", None, Some(&body))
+        .await
+        .expect(429);
+    assert_eq!(r.error_code(), "rate_limited");
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn responses_carry_security_headers() {
+    let app = spawn_app().await;
+    let r = app.get("/api/v1/api-keys").await.expect(200);
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers["cache-control"], "no-store");
+    assert!(
+        !r.headers.contains_key("strict-transport-security"),
+        "no HSTS over plain HTTP"
+    );
+    assert!(
+        !r.headers.contains_key("access-control-allow-origin"),
+        "CORS is off by default"
+    );
+    let ui = app
+        .call(Method::GET, "/swagger-ui/", None, None)
+        .await
+        .expect(200);
+    let csp = ui.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'"));
+}
+
+#[tokio::test]
+async fn cors_answers_only_configured_origins() {
+    let app = spawn_app_with(|s| s.cors_origins = vec!["https://admin.example.com".into()]).await;
+    let preflight = |origin: &'static str| {
+        app.request_as(Method::OPTIONS, "/api/v1/api-keys", None)
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let ok = preflight("https://admin.example.com").await.unwrap();
+    assert_eq!(ok.status(), 204);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://admin.example.com"
+    );
+    let other = preflight("https://evil.example.net").await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+    let r = app
+        .request(Method::GET, "/api/v1/api-keys")
+        .header("origin", "https://admin.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://admin.example.com"
+    );
+}
+
+#[tokio::test]
+async fn the_key_file_upload_has_room_but_other_bodies_are_small() {
+    let app = spawn_app().await;
+    // 60 KB is refused by ordinary endpoints...
+    let big = json!({"name": "x".repeat(70_000), "role": "reader"});
+    assert_eq!(app.post("/api/v1/api-keys", &big).await.status, 413);
+    // ...and the key upload reads it (and says what is wrong with it instead).
+    let r = app
+        .request(Method::PUT, "/api/v1/directory/service-account")
+        .header("content-type", "application/json")
+        .body(json!({"type": "service_account", "pad": "x".repeat(40_000)}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let r = app
+        .request(Method::PUT, "/api/v1/directory/service-account")
+        .body(vec![b'x'; 300_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+}
