@@ -1,5 +1,6 @@
 //! The `dirsync` command: `serve` (the default), `openapi`, `api-key create`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -61,14 +62,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let settings = Settings::load(cli.config.as_deref())?;
-            telemetry::init(settings.log_format, std::io::stdout);
+            telemetry::init(
+                settings.log_format,
+                std::io::stdout().is_terminal(),
+                std::io::stdout,
+            );
             let app = Application::build(settings).await?;
             app.run_until_stopped().await
         }
         Command::Sync(args) => crate::sync_cli::run(args).await,
         Command::ApiKey(ApiKeyCommand::Create { name, role }) => {
             let settings = Settings::load(cli.config.as_deref())?;
-            telemetry::init(settings.log_format, std::io::stderr);
+            telemetry::init(
+                settings.log_format,
+                std::io::stderr().is_terminal(),
+                std::io::stderr,
+            );
             let role = auth::Role::parse(&role).map_err(|e| anyhow::anyhow!("{e}"))?;
             let db = dirsync_core::db::connect_and_migrate(&settings).await?;
             let (info, key) = auth::create_api_key(&db, &name, role, "cli")

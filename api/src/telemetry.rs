@@ -6,8 +6,9 @@ use tracing_subscriber::{
     fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter,
 };
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default filter.
-pub fn init<W>(format: LogFormat, writer: W)
+/// Installs the global subscriber. `RUST_LOG` overrides the default filter. Colours only when
+/// `ansi` (the output is a terminal).
+pub fn init<W>(format: LogFormat, ansi: bool, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
@@ -17,7 +18,11 @@ where
     // A second init (tests start many servers in one process) is not an error.
     let _ = match format {
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(writer))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(writer),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(

@@ -44,7 +44,7 @@ fn init_logs() {
                 "info,dirsync_api=debug,dirsync_core=debug,sea_orm=debug,actix_server=warn",
             );
         }
-        dirsync_api::telemetry::init(LogFormat::Text, || CaptureWriter);
+        dirsync_api::telemetry::init(LogFormat::Text, false, || CaptureWriter);
     });
 }
 
