@@ -17,6 +17,10 @@
 //! | `POST /_emulator/tokens/expire` | | every issued access token becomes invalid (next call: 401) |
 //! | `POST /_emulator/faults` | one fault or an array (below) | queues / sets them |
 //! | `DELETE /_emulator/faults` | | clears faults, the rate cap and latency |
+//! | `POST /_emulator/oauth-clients` | `{"client_id","client_secret","redirect_uris":[..]}` | registers an OAuth client for OpenID Connect |
+//! | `POST /_emulator/oidc/rotate-key` | `{"keep_old":true}` (optional) | signs with a new key; answers `{"kid","kids":[..]}` |
+//! | `PUT /_emulator/oidc/jwks-max-age` | `{"seconds":n}` | `Cache-Control: max-age` of the JWKS |
+//! | `POST /_emulator/oidc/tamper` | `{"tamper":"alg_none"}` or an array of them | tampers with the next ID tokens (names: see `IdTokenTamper`) |
 //!
 //! Changes (`"op"` selects): `{"op":"add_user","primary_email","given_name","family_name","is_admin"?}`,
 //! `{"op":"rename_user","old","new"}`, `{"op":"suspend_user","email","suspended":true}`,
@@ -29,7 +33,8 @@
 //! `{"op":"move_member","from","to","member"}` (remove from one group, add to another, same type and role).
 //!
 //! Faults (`"kind"` selects; `endpoint` is one of `token`, `users_list`, `users_get`, `groups_list`,
-//! `groups_get`, `members_list`, `members_get`, `has_member`, `any`):
+//! `groups_get`, `members_list`, `members_get`, `has_member`, `discovery`, `authorize`, `jwks`,
+//! `userinfo`, `any`):
 //! `{"kind":"fail","endpoint","status":503,"times":2,"reason"?,"message"?,"retry_after_secs"?}`,
 //! `{"kind":"truncate","endpoint","page_index":1}`, `{"kind":"repeat_page_token","endpoint"}`,
 //! `{"kind":"latency","ms":250}`,
@@ -66,7 +71,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/tokens/expire", web::post().to(expire_tokens))
     .route("/faults", web::post().to(add_faults))
-    .route("/faults", web::delete().to(clear_faults));
+    .route("/faults", web::delete().to(clear_faults))
+    .route("/oauth-clients", web::post().to(add_oauth_client))
+    .route("/oidc/rotate-key", web::post().to(rotate_key))
+    .route("/oidc/jwks-max-age", web::put().to(jwks_max_age))
+    .route("/oidc/tamper", web::post().to(tamper));
 }
 
 fn control(state: &web::Data<State>) -> Control {
@@ -453,5 +462,70 @@ async fn add_faults(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
 
 async fn clear_faults(state: web::Data<State>) -> HttpResponse {
     control(&state).clear_faults();
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
+
+#[derive(Deserialize)]
+struct NewClient {
+    client_id: String,
+    client_secret: String,
+    redirect_uris: Vec<String>,
+}
+
+async fn add_oauth_client(state: web::Data<State>, body: web::Json<NewClient>) -> HttpResponse {
+    let uris: Vec<&str> = body.redirect_uris.iter().map(String::as_str).collect();
+    control(&state).add_oauth_client(&body.client_id, &body.client_secret, &uris);
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
+
+#[derive(Deserialize, Default)]
+struct Rotate {
+    keep_old: Option<bool>,
+}
+
+async fn rotate_key(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
+    let req: Rotate = if body.is_empty() {
+        Rotate::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return error(400, e),
+        }
+    };
+    let c = control(&state);
+    if let Some(keep) = req.keep_old {
+        c.set_keep_old_signing_keys(keep);
+    }
+    let c2 = c.clone();
+    match web::block(move || c2.rotate_signing_key()).await {
+        Ok(kid) => HttpResponse::Ok().json(json!({"kid": kid, "kids": c.signing_key_ids()})),
+        Err(e) => error(500, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct MaxAge {
+    seconds: u64,
+}
+
+async fn jwks_max_age(state: web::Data<State>, body: web::Json<MaxAge>) -> HttpResponse {
+    control(&state).set_jwks_max_age(Duration::from_secs(body.seconds));
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
+
+#[derive(Deserialize)]
+struct Tamper {
+    tamper: crate::oidc::IdTokenTamper,
+}
+
+async fn tamper(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
+    let list: OneOrMany<Tamper> = match serde_json::from_slice(&body) {
+        Ok(l) => l,
+        Err(e) => return error(400, format!("invalid tampering: {e}")),
+    };
+    let c = control(&state);
+    for t in list.into_vec() {
+        c.tamper_next_id_token(t.tamper);
+    }
     HttpResponse::Ok().json(json!({"ok": true}))
 }

@@ -1,7 +1,7 @@
 //! A local Google emulator for dirsync's tests, benchmarks and demo.
 //!
 //! A real HTTP server (actix-web) that speaks Google's wire formats
-//! (`shared/reference/google-apis.md` §1–§4) closely enough that Google's own Python libraries
+//! (`shared/reference/google-apis.md` §1–§5) closely enough that Google's own Python libraries
 //! (google-auth, google-api-python-client) work against it:
 //!
 //! - `POST /token`: the JWT bearer grant of service accounts with domain-wide delegation. The
@@ -19,6 +19,14 @@
 //!   tokens; `fields=` partial responses; `query`, `orderBy`/`sortOrder`, `showDeleted`, `roles`,
 //!   `userKey` (groups of a user); gzip with `Accept-Encoding: gzip`; pretty-printed JSON unless
 //!   `prettyPrint=false`, as Google does.
+//! - OpenID Connect (module `oidc`): discovery at `/.well-known/openid-configuration`, the
+//!   authorization endpoint `/o/oauth2/v2/auth` (signs in the user named by `login_hint`, or
+//!   shows a small account chooser), the code exchange on `POST /token`
+//!   (`grant_type=authorization_code`: client secret, redirect URI, PKCE `S256`/`plain`, single-use
+//!   codes, Google's `invalid_client` / `invalid_grant` errors), the JWKS at `/oauth2/v3/certs`
+//!   with `Cache-Control: max-age` and key rotation, and userinfo at `/v1/userinfo`. ID tokens
+//!   are signed as `https://accounts.google.com`; [`IdTokenTamper`] and
+//!   [`Control::next_id_token_override`] make bad ones for negative tests.
 //! - Fault injection (latency, a request-rate cap answered with 403 `userRateLimitExceeded` or
 //!   429 + `Retry-After`, failing, truncated or token-repeating pages), request counts, and
 //!   directory changes, through [`Control`] in-process or the HTTP control API under
@@ -33,10 +41,8 @@
 //!
 //! Module layout: `directory` (data), `accounts` (service-account keys, JWT checks), `oauth`
 //! (`/token`), `directory_api`, `fields`, `errors` (Google error bodies), `control_api`,
-//! `state` (shared state, [`Control`]), `server` (routes). The OpenID Connect half (discovery,
-//! authorization endpoint, code exchange, JWKS, userinfo) is meant to arrive as an `oidc`
-//! module registered in `server::routes`, with the code exchange as a second grant type of
-//! `oauth::token`.
+//! `state` (shared state, [`Control`]), `server` (routes), `oidc` (OpenID Connect, with the code
+//! exchange as the second grant type of `oauth::token`).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -56,6 +62,7 @@ mod directory_api;
 mod errors;
 mod fields;
 mod oauth;
+mod oidc;
 mod server;
 mod state;
 
@@ -69,6 +76,7 @@ use anyhow::Context;
 pub use accounts::ServiceAccount;
 pub use directory::{Directory, Group, Member, MemberType, Owner, Role, User};
 pub use fields::Fields;
+pub use oidc::{random_client_id, IdTokenTamper, OAuthClient, ISSUER};
 pub use state::{Control, Endpoint, FailSpec, RateLimitStyle, READONLY_SCOPES};
 
 /// How to start an [`Emulator`].
@@ -189,6 +197,11 @@ impl Emulator {
     /// `{base_url}/token`.
     pub fn token_uri(&self) -> String {
         format!("{}/token", self.base_url())
+    }
+
+    /// `{base_url}/.well-known/openid-configuration`: where an OpenID Connect client starts.
+    pub fn discovery_url(&self) -> String {
+        self.control.discovery_url()
     }
 
     /// The bound address.

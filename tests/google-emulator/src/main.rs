@@ -15,7 +15,8 @@ use anyhow::Context;
 use clap::Parser;
 use dirsync_google_emulator::{Directory, Emulator, EmulatorOptions};
 
-/// A local Google emulator: OAuth token endpoint and Directory API (see the crate docs).
+/// A local Google emulator: OAuth token endpoint, Directory API and OpenID Connect (see the
+/// crate docs).
 #[derive(Parser, Debug)]
 #[command(name = "google-emulator", version)]
 struct Args {
@@ -52,6 +53,20 @@ struct Args {
     /// Write the directory as a JSON fixture here, then keep serving.
     #[arg(long)]
     dump_fixture: Option<PathBuf>,
+    /// Register an OAuth client for Sign in with Google (with --oauth-client-secret and
+    /// --oauth-redirect-uri).
+    #[arg(long, env = "GOOGLE_EMULATOR_OAUTH_CLIENT_ID", requires_all = ["oauth_client_secret", "oauth_redirect_uri"])]
+    oauth_client_id: Option<String>,
+    /// The OAuth client's secret.
+    #[arg(long, env = "GOOGLE_EMULATOR_OAUTH_CLIENT_SECRET")]
+    oauth_client_secret: Option<String>,
+    /// An authorized redirect URI of the OAuth client (repeat for several).
+    #[arg(
+        long,
+        env = "GOOGLE_EMULATOR_OAUTH_REDIRECT_URI",
+        value_delimiter = ','
+    )]
+    oauth_redirect_uri: Vec<String>,
 }
 
 #[tokio::main]
@@ -96,6 +111,14 @@ async fn main() -> anyhow::Result<()> {
             path.display()
         );
     }
+    if let (Some(id), Some(secret)) = (&args.oauth_client_id, &args.oauth_client_secret) {
+        let uris: Vec<&str> = args.oauth_redirect_uri.iter().map(String::as_str).collect();
+        emu.control().add_oauth_client(id, secret, &uris);
+        eprintln!(
+            "google-emulator: OAuth client {id} registered for {}",
+            uris.join(", ")
+        );
+    }
     if args.print_key {
         println!("{}", emu.service_account_key_json());
     }
@@ -106,9 +129,10 @@ async fn main() -> anyhow::Result<()> {
         sa.client_email, sa.client_id
     );
     eprintln!(
-        "google-emulator: listening on {} (token endpoint {}, control API {}/_emulator)",
+        "google-emulator: listening on {} (token endpoint {}, OpenID discovery {}, control API {}/_emulator)",
         emu.base_url(),
         emu.token_uri(),
+        emu.discovery_url(),
         emu.base_url()
     );
     wait_for_shutdown().await;

@@ -1,8 +1,7 @@
 //! `POST /token`: the OAuth 2.0 token endpoint.
 //!
-//! Today it serves the JWT bearer grant (RFC 7523) that service accounts use with domain-wide
-//! delegation. The OpenID Connect half (authorization code exchange) will share this endpoint:
-//! add a `grant_type=authorization_code` arm in [`token`] that calls into the `oidc` module.
+//! Two grants: the JWT bearer grant (RFC 7523) that service accounts use with domain-wide
+//! delegation, and the OpenID Connect authorization-code exchange (in [`crate::oidc`]).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -53,7 +52,7 @@ pub(crate) async fn token(
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     match get("grant_type") {
         Some(JWT_BEARER) => jwt_bearer(&state, get("assertion")),
-        // The OIDC code exchange (`authorization_code`) goes here once the oidc module exists.
+        Some("authorization_code") => crate::oidc::code_exchange(&state, &req, &form),
         Some(other) => oauth_error(
             400,
             "unsupported_grant_type",

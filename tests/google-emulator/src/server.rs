@@ -6,15 +6,15 @@ use actix_web::{web, App, HttpResponse};
 
 use crate::errors::{api_error, api_error_default};
 use crate::state::{Endpoint, RateLimitStyle, State};
-use crate::{control_api, directory_api, oauth};
+use crate::{control_api, directory_api, oauth, oidc};
 
-/// Registers every route. The OpenID Connect half (discovery, authorization endpoint, JWKS,
-/// userinfo) will be one more `.configure(oidc::routes)` here; the code exchange shares `/token`
-/// (see [`crate::oauth`]).
+/// Registers every route. The OpenID Connect code exchange shares `/token` (see
+/// [`crate::oauth`]).
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/token", web::post().to(oauth::token))
         // Older key files say https://accounts.google.com/o/oauth2/token.
         .route("/o/oauth2/token", web::post().to(oauth::token))
+        .configure(oidc::routes)
         .service(web::scope("/admin/directory/v1").configure(directory_api::routes))
         .service(web::scope("/_emulator").configure(control_api::routes))
         .default_service(web::to(unknown_route));

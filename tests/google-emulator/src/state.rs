@@ -38,6 +38,14 @@ pub enum Endpoint {
     MembersGet,
     /// members.hasMember.
     HasMember,
+    /// `GET /.well-known/openid-configuration`.
+    Discovery,
+    /// `GET /o/oauth2/v2/auth` (the OpenID Connect authorization endpoint).
+    Authorize,
+    /// `GET /oauth2/v3/certs` (the JWKS).
+    Jwks,
+    /// `GET /v1/userinfo`.
+    Userinfo,
     /// Any other path (unknown routes).
     Other,
     /// Matches every endpoint (faults), or the total (counts).
@@ -46,7 +54,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every concrete endpoint (not `Any`).
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 13] = [
         Endpoint::Token,
         Endpoint::UsersList,
         Endpoint::UsersGet,
@@ -55,6 +63,10 @@ impl Endpoint {
         Endpoint::MembersList,
         Endpoint::MembersGet,
         Endpoint::HasMember,
+        Endpoint::Discovery,
+        Endpoint::Authorize,
+        Endpoint::Jwks,
+        Endpoint::Userinfo,
         Endpoint::Other,
     ];
 
@@ -73,6 +85,10 @@ impl Endpoint {
             Endpoint::MembersList => "members_list",
             Endpoint::MembersGet => "members_get",
             Endpoint::HasMember => "has_member",
+            Endpoint::Discovery => "discovery",
+            Endpoint::Authorize => "authorize",
+            Endpoint::Jwks => "jwks",
+            Endpoint::Userinfo => "userinfo",
             Endpoint::Other => "other",
             Endpoint::Any => "any",
         }
@@ -84,7 +100,16 @@ impl Endpoint {
 
     /// Whether this is a Directory API endpoint (quota applies).
     pub fn is_directory(self) -> bool {
-        !matches!(self, Endpoint::Token | Endpoint::Other | Endpoint::Any)
+        matches!(
+            self,
+            Endpoint::UsersList
+                | Endpoint::UsersGet
+                | Endpoint::GroupsList
+                | Endpoint::GroupsGet
+                | Endpoint::MembersList
+                | Endpoint::MembersGet
+                | Endpoint::HasMember
+        )
     }
 }
 
@@ -157,13 +182,15 @@ pub(crate) struct State {
     pub tokens: Mutex<HashMap<String, TokenInfo>>,
     pub faults: Mutex<Faults>,
     pub latency_nanos: AtomicU64,
-    pub counts: [AtomicUsize; 9],
+    pub counts: [AtomicUsize; 13],
     pub gzip_requests: AtomicUsize,
     pub base_url: String,
     pub token_uri: String,
     /// Secret mixed into page tokens so that they cannot be forged.
     pub page_secret: [u8; 16],
     pub token_lifetime: RwLock<Duration>,
+    /// The OpenID Connect half: signing keys, OAuth clients, codes, ID-token tampering.
+    pub oidc: Mutex<crate::oidc::OidcState>,
 }
 
 impl State {
@@ -181,6 +208,7 @@ impl State {
             base_url,
             page_secret: rand::random(),
             token_lifetime: RwLock::new(Duration::from_secs(3600)),
+            oidc: Mutex::new(crate::oidc::OidcState::default()),
         }
     }
 
