@@ -252,7 +252,7 @@ pub async fn set_service_account<C: ConnectionTrait>(
     Ok((before, view(&row)))
 }
 
-/// The stored service-account key, decrypted; 422 `not_configured` when none was uploaded.
+/// The stored service-account key, decrypted; 409 `not_configured` when none was uploaded.
 pub fn service_account_key(
     row: &directory_config::Model,
     cipher: &crate::secrets::Cipher,
@@ -264,7 +264,7 @@ pub fn service_account_key(
         &row.sa_token_uri,
         &row.sa_private_key,
     ) else {
-        return Err(crate::Error::invalid(
+        return Err(crate::Error::conflict(
             "not_configured",
             "no service-account key has been uploaded: PUT /api/v1/directory/service-account",
         ));
@@ -290,7 +290,7 @@ pub fn service_account_key(
     })
 }
 
-/// A Directory API client for the stored configuration; 422 `not_configured` when the
+/// A Directory API client for the stored configuration; 409 `not_configured` when the
 /// directory is not set up for Google Workspace.
 pub fn client_for(
     row: &directory_config::Model,
@@ -299,14 +299,14 @@ pub fn client_for(
 ) -> Result<crate::google::DirectoryClient> {
     use crate::google::{Account, ClientConfig, DirectoryClient};
     if row.provider != "google_workspace" {
-        return Err(crate::Error::invalid(
+        return Err(crate::Error::conflict(
             "not_configured",
             "the directory provider is not google_workspace: PUT /api/v1/directory first",
         ));
     }
     let key = service_account_key(row, cipher)?;
     let admin = row.admin_email.clone().ok_or_else(|| {
-        crate::Error::invalid(
+        crate::Error::conflict(
             "not_configured",
             "admin_email is not set: PUT /api/v1/directory",
         )

@@ -52,7 +52,7 @@ pub struct DirectorySettings {
     pub auto_delete_users: bool,
     /// Most deletions a run may make unconfirmed; null = 10 % of directory users, at least 5.
     #[serde(default)]
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 1000000)]
     pub deletion_limit: Option<u32>,
     /// Run a sync every N minutes (1 to 10080); null = no schedule.
     #[serde(default)]

@@ -35,7 +35,7 @@ pub struct StartJob {
     #[serde(default)]
     pub dry_run: bool,
     /// Lets a run blocked by the deletion limit go through: must equal the planned deletions.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 1000000)]
     pub confirm_deletions: Option<u32>,
     /// Who starts it: `api` (default) or `cli` (`dirsync sync` sends this). Scheduled jobs are
     /// started by the server alone.
@@ -293,6 +293,13 @@ async fn start(
     state: web::Data<AppState>,
     body: web::Json<StartJob>,
 ) -> Result<HttpResponse, ApiError> {
+    if body.confirm_deletions.is_some_and(|n| n > 1_000_000) {
+        return Err(dirsync_core::Error::invalid(
+            "invalid_confirm_deletions",
+            "confirm_deletions is at most 1000000",
+        )
+        .into());
+    }
     let trigger = match body.trigger {
         Some(RequestTrigger::Cli) => jobs::Trigger::Cli,
         _ => jobs::Trigger::Api,
@@ -366,11 +373,13 @@ async fn get_job(
 #[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
     /// Only changes of this kind.
+    #[param(inline)]
     pub kind: Option<ChangeKindName>,
     /// Items per page, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
