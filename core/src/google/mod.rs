@@ -26,6 +26,9 @@ mod key;
 mod model;
 mod token;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use client::{Account, ClientConfig, DirectoryClient, Hook, Pages, RetryPolicy};
 pub use diagnose::{test_connection, ConnectionReport, Step};
 pub use error::GoogleError;
