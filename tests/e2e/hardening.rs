@@ -115,3 +115,88 @@ async fn the_key_file_upload_has_room_but_other_bodies_are_small() {
         .unwrap();
     assert_eq!(r.status(), 413);
 }
+
+#[tokio::test]
+async fn with_a_certificate_the_server_speaks_https_and_sends_hsts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl is installed");
+    assert!(status.success());
+    let app = spawn_app_with(|s| {
+        s.tls_cert = Some(cert.clone());
+        s.tls_key = Some(key.clone());
+    })
+    .await;
+    let https = app.address.replace("http://", "https://");
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = client.get(format!("{https}/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+    // Plain HTTP on the TLS port does not get an answer.
+    assert!(app
+        .client
+        .get(format!("{}/health", app.address))
+        .send()
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_dirsync-test-server"));
+    cmd.arg("serve")
+        .env("DIRSYNC_DATA_DIR", dir.path())
+        .env("DIRSYNC_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(url) = dirsync_tests::fresh_database_url().await {
+        cmd.env("DIRSYNC_DATABASE_URL", url);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let mut up = false;
+    for _ in 0..100 {
+        if reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server came up");
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(15), child.wait())
+        .await
+        .expect("stopped within the shutdown timeout")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
