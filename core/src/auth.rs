@@ -271,20 +271,15 @@ pub async fn list_api_keys<C: ConnectionTrait>(
     db: &C,
     page: PageRequest<(chrono::DateTime<Utc>, Uuid)>,
 ) -> Result<Page<ApiKeyInfo>> {
-    use sea_orm::sea_query::{Condition, Expr};
     let mut q = api_keys::Entity::find()
         .order_by_desc(api_keys::Column::CreatedAt)
         .order_by_desc(api_keys::Column::Id);
-    if let Some((at, id)) = page.after {
-        q = q.filter(
-            Condition::any()
-                .add(Expr::col(api_keys::Column::CreatedAt).lt(at))
-                .add(
-                    Condition::all()
-                        .add(Expr::col(api_keys::Column::CreatedAt).eq(at))
-                        .add(Expr::col(api_keys::Column::Id).lt(id)),
-                ),
-        );
+    if let Some(after) = page.after {
+        q = q.filter(crate::paging::newest_first_after(
+            api_keys::Column::CreatedAt,
+            api_keys::Column::Id,
+            after,
+        ));
     }
     let rows = q.limit(page.limit + 1).all(db).await?;
     Ok(Page::from_rows(rows, page.limit, |m| (m.created_at, m.id)).map(ApiKeyInfo::from))

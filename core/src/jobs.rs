@@ -323,16 +323,12 @@ pub async fn list<C: ConnectionTrait>(
     let mut q = sync_jobs::Entity::find()
         .order_by_desc(sync_jobs::Column::CreatedAt)
         .order_by_desc(sync_jobs::Column::Id);
-    if let Some((at, id)) = page.after {
-        q = q.filter(
-            Condition::any()
-                .add(Expr::col(sync_jobs::Column::CreatedAt).lt(at))
-                .add(
-                    Condition::all()
-                        .add(Expr::col(sync_jobs::Column::CreatedAt).eq(at))
-                        .add(Expr::col(sync_jobs::Column::Id).lt(id)),
-                ),
-        );
+    if let Some(after) = page.after {
+        q = q.filter(crate::paging::newest_first_after(
+            sync_jobs::Column::CreatedAt,
+            sync_jobs::Column::Id,
+            after,
+        ));
     }
     let rows = q.limit(page.limit + 1).all(db).await?;
     Ok(Page::from_rows(rows, page.limit, |m| (m.created_at, m.id)).map(Job::from))

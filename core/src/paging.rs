@@ -55,6 +55,27 @@ fn decode_cursor<C: DeserializeOwned>(cursor: &str) -> Result<C> {
     serde_json::from_slice(&bytes).map_err(|_| bad())
 }
 
+/// The keyset condition of a newest-first list ordered by `(time DESC, id DESC)`: the rows
+/// strictly after position `(at, id)`.
+pub fn newest_first_after<T, I>(
+    time_col: impl sea_orm::sea_query::IntoColumnRef + Copy,
+    id_col: impl sea_orm::sea_query::IntoColumnRef + Copy,
+    (at, id): (T, I),
+) -> sea_orm::sea_query::Condition
+where
+    T: Into<sea_orm::Value> + Clone,
+    I: Into<sea_orm::Value>,
+{
+    use sea_orm::sea_query::{Condition, Expr};
+    Condition::any()
+        .add(Expr::col(time_col).lt(at.clone()))
+        .add(
+            Condition::all()
+                .add(Expr::col(time_col).eq(at))
+                .add(Expr::col(id_col).lt(id)),
+        )
+}
+
 /// A page of items and the cursor of the next page.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
