@@ -11,6 +11,7 @@ pub mod error;
 pub mod google;
 pub mod jobs;
 pub mod metrics;
+pub mod oidc;
 pub mod paging;
 pub mod secrets;
 pub mod settings;

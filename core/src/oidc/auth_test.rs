@@ -1,0 +1,206 @@
+//! Test authentication (the seed's per-user test): an administrator gets an authorization URL
+//! for one user (`login_hint` = the user's address); completing it at Google runs every check a
+//! real sign-in runs, plus "is this the tested user's account", and records the result and the
+//! precise reason — without creating a session.
+
+use chrono::{DateTime, Duration, Utc};
+use dirsync_entity::{auth_tests, user_emails, users};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::flow::{authorization_url, LoginRequest};
+use super::{config, GoogleOidc, SigninError, ATTEMPT_TTL_MINUTES};
+use crate::secrets::Cipher;
+use crate::Error;
+
+/// A test, as shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthTestView {
+    /// Test id.
+    pub id: Uuid,
+    /// The tested user.
+    pub user_id: Uuid,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: String,
+    /// Why it failed: `<code>: <explanation>`, e.g. `user_disabled: the user … is disabled`.
+    pub reason: Option<String>,
+    /// Where the tested user signs in.
+    pub authorization_url: String,
+    /// Who started it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl AuthTestView {
+    /// The stable code of `reason` (`wrong_account`, `user_disabled`, …).
+    pub fn reason_code(&self) -> Option<&str> {
+        self.reason
+            .as_deref()
+            .map(|r| r.split_once(':').map_or(r, |(c, _)| c))
+    }
+}
+
+impl From<auth_tests::Model> for AuthTestView {
+    fn from(m: auth_tests::Model) -> Self {
+        AuthTestView {
+            id: m.id,
+            user_id: m.user_id,
+            status: m.status,
+            reason: m.reason,
+            authorization_url: m.authorization_url,
+            created_by: m.created_by,
+            created_at: m.created_at,
+            finished_at: m.finished_at,
+        }
+    }
+}
+
+/// Starts a test of `user_id`'s sign-in: 404 for an unknown user, 422 for a local or not yet
+/// synchronized one, 503 when Sign in with Google is not configured.
+#[tracing::instrument(skip(db, cipher, google))]
+pub async fn start<C: ConnectionTrait>(
+    db: &C,
+    cipher: &Cipher,
+    google: &GoogleOidc,
+    user_id: Uuid,
+    actor: &str,
+) -> Result<AuthTestView, SigninError> {
+    let user = users::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    if user.auth_method != "directory" {
+        return Err(Error::invalid(
+            "not_a_directory_user",
+            format!(
+                "{} is a local user: local users sign in with a password, not with Google",
+                user.user_name
+            ),
+        )
+        .into());
+    }
+    if user.directory_id.is_none() {
+        return Err(Error::invalid(
+            "not_synced",
+            format!(
+                "{} has no Google account id yet: run a synchronization first",
+                user.user_name
+            ),
+        )
+        .into());
+    }
+    let primary = user_emails::Entity::find()
+        .filter(user_emails::Column::UserId.eq(user.id))
+        .filter(user_emails::Column::Kind.eq("primary"))
+        .one(db)
+        .await?
+        .map(|e| e.address)
+        .unwrap_or_else(|| user.user_name.clone());
+    let cfg = config::active(db, cipher).await?;
+    let id = Uuid::new_v4();
+    let url = authorization_url(
+        db,
+        cipher,
+        google,
+        &cfg,
+        LoginRequest {
+            return_to: None,
+            login_hint: Some(primary),
+        },
+        Some(id),
+    )
+    .await?;
+    let row = auth_tests::ActiveModel {
+        id: Set(id),
+        user_id: Set(user.id),
+        status: Set("pending".into()),
+        reason: Set(None),
+        authorization_url: Set(url),
+        created_by: Set(actor.to_string()),
+        created_at: Set(Utc::now()),
+        finished_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(row.into())
+}
+
+/// Reads a test; one left pending past the attempt's lifetime is reported (and stored) as
+/// failed with reason `expired`.
+pub async fn get<C: ConnectionTrait>(db: &C, id: Uuid) -> crate::Result<AuthTestView> {
+    let row = auth_tests::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("auth test"))?;
+    if row.status == "pending"
+        && row.created_at + Duration::minutes(ATTEMPT_TTL_MINUTES) < Utc::now()
+    {
+        finish(
+            db,
+            id,
+            "failed",
+            Some(format!(
+                "expired: the test was not completed within {ATTEMPT_TTL_MINUTES} minutes"
+            )),
+        )
+        .await?;
+        return Ok(auth_tests::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .ok_or(Error::NotFound("auth test"))?
+            .into());
+    }
+    Ok(row.into())
+}
+
+async fn finish<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    status: &str,
+    reason: Option<String>,
+) -> Result<(), sea_orm::DbErr> {
+    auth_tests::Entity::update_many()
+        .col_expr(auth_tests::Column::Status, Expr::value(status))
+        .col_expr(auth_tests::Column::Reason, Expr::value(reason))
+        .col_expr(auth_tests::Column::FinishedAt, Expr::value(Utc::now()))
+        .filter(auth_tests::Column::Id.eq(id))
+        .filter(auth_tests::Column::Status.eq("pending"))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The Google account id the test expects.
+pub(crate) async fn tested_directory_id<C: ConnectionTrait>(
+    db: &C,
+    test_id: Uuid,
+) -> Result<String, SigninError> {
+    let test = auth_tests::Entity::find_by_id(test_id)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("auth test"))?;
+    let user = users::Entity::find_by_id(test.user_id)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    // A user deleted or turned local since the test started matches no Google account.
+    Ok(user.directory_id.unwrap_or_default())
+}
+
+/// Records how a test ended.
+pub(crate) async fn record<C: ConnectionTrait>(
+    db: &C,
+    test_id: Uuid,
+    result: Result<Uuid, SigninError>,
+) -> Result<AuthTestView, SigninError> {
+    match result {
+        Ok(_) => finish(db, test_id, "succeeded", None).await?,
+        Err(e) => finish(db, test_id, "failed", Some(format!("{}: {e}", e.code()))).await?,
+    }
+    Ok(get(db, test_id).await?)
+}

@@ -1,0 +1,271 @@
+//! The authorization-code flow: `/oidc/login` starts it, `/oidc/signin` finishes it.
+
+use chrono::{DateTime, Utc};
+use dirsync_entity::users;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use super::config::{self, ActiveConfig};
+use super::id_token::{self, Expected};
+use super::user::{self, SessionUser};
+use super::{attempts, auth_test, safe_return_to, GoogleOidc, SigninError, SigninErrorKind};
+use crate::secrets::Cipher;
+
+/// What `/oidc/login` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct LoginRequest {
+    /// Where to go after signing in (kept only when it is a path on this server).
+    pub return_to: Option<String>,
+    /// The address to sign in as, passed on to Google.
+    pub login_hint: Option<String>,
+}
+
+/// What Google's redirect brought to `/oidc/signin`.
+#[derive(Clone, Default)]
+pub struct Callback {
+    /// The attempt's state.
+    pub state: Option<SecretString>,
+    /// The authorization code.
+    pub code: Option<SecretString>,
+    /// Google's `error` (e.g. `access_denied`) instead of a code.
+    pub error: Option<String>,
+}
+
+/// A session issued.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The session token (`dss_…`), shown once.
+    pub token: SecretString,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Who signed in.
+    pub user: SessionUser,
+    /// The path to return to, when one was asked for (and is on this server).
+    pub return_to: Option<String>,
+}
+
+/// How a callback ended.
+#[derive(Debug)]
+pub enum CallbackOutcome {
+    /// A user signed in.
+    SignedIn(SignedIn),
+    /// A test authentication finished (successfully or not); no session was created.
+    TestFinished(auth_test::AuthTestView),
+}
+
+fn clean_hint(hint: Option<String>) -> Option<String> {
+    hint.map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && h.len() <= 254 && h.chars().all(|c| c.is_ascii_graphic()))
+}
+
+/// Builds Google's authorization URL for a new attempt.
+pub(crate) async fn authorization_url<C: ConnectionTrait>(
+    db: &C,
+    cipher: &Cipher,
+    google: &GoogleOidc,
+    cfg: &ActiveConfig,
+    request: LoginRequest,
+    auth_test_id: Option<Uuid>,
+) -> Result<String, SigninError> {
+    let discovery = google.discovery().await?;
+    let mut url = url::Url::parse(&discovery.authorization_endpoint).map_err(|_| {
+        SigninError::new(
+            SigninErrorKind::Upstream,
+            "google_unavailable",
+            "Google's discovery document names no usable authorization endpoint",
+        )
+    })?;
+    let return_to = request
+        .return_to
+        .as_deref()
+        .and_then(safe_return_to)
+        .map(str::to_string);
+    let hint = clean_hint(request.login_hint);
+    let attempt = attempts::create(db, cipher, return_to, hint.clone(), auth_test_id).await?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &cfg.client_id)
+            .append_pair("redirect_uri", &cfg.redirect_uri)
+            .append_pair("scope", "openid email profile")
+            .append_pair("state", attempt.state.expose_secret())
+            .append_pair("nonce", attempt.nonce.expose_secret())
+            .append_pair("code_challenge", &attempt.code_challenge)
+            .append_pair("code_challenge_method", "S256");
+        // `hd` only steers Google's account chooser; the claim is what is enforced.
+        if let [domain] = cfg.allowed_domains.as_slice() {
+            q.append_pair("hd", domain);
+        }
+        match &hint {
+            Some(h) => q.append_pair("login_hint", h),
+            None => q.append_pair("prompt", "select_account"),
+        };
+    }
+    Ok(url.to_string())
+}
+
+/// Starts a sign-in: stores the attempt and returns the URL at Google to send the browser to.
+#[tracing::instrument(skip_all)]
+pub async fn start_login<C: ConnectionTrait>(
+    db: &C,
+    cipher: &Cipher,
+    google: &GoogleOidc,
+    request: LoginRequest,
+) -> Result<String, SigninError> {
+    let cfg = config::active(db, cipher).await?;
+    authorization_url(db, cipher, google, &cfg, request, None).await
+}
+
+/// Finishes a sign-in: consumes the attempt, exchanges the code, validates the ID token, finds
+/// the user by `sub`, and issues a session — or, for a test authentication, records the result.
+#[tracing::instrument(skip_all)]
+pub async fn finish_login<C: ConnectionTrait>(
+    db: &C,
+    cipher: &Cipher,
+    google: &GoogleOidc,
+    callback: Callback,
+) -> Result<CallbackOutcome, SigninError> {
+    let state = callback
+        .state
+        .clone()
+        .filter(|s| !s.expose_secret().is_empty())
+        .ok_or_else(|| {
+            SigninError::new(
+                SigninErrorKind::BadRequest,
+                "invalid_state",
+                "the sign-in callback has no state; start the sign-in again",
+            )
+        })?;
+    let attempt = attempts::consume(db, cipher, &state).await?;
+    let tested = match attempt.auth_test_id {
+        Some(id) => Some((id, auth_test::tested_directory_id(db, id).await?)),
+        None => None,
+    };
+    let result = complete(
+        db,
+        cipher,
+        google,
+        &attempt,
+        &callback,
+        tested.as_ref().map(|(_, sub)| sub.as_str()),
+    )
+    .await;
+    if let Some((test_id, _)) = tested {
+        let result = match result {
+            Err(SigninError::Other(e)) => return Err(SigninError::Other(e)),
+            Ok((user, _)) => Ok(user.id),
+            Err(refused) => Err(refused),
+        };
+        let view = auth_test::record(db, test_id, result).await?;
+        tracing::info!(test_id = %test_id, status = %view.status, "test authentication finished");
+        return Ok(CallbackOutcome::TestFinished(view));
+    }
+    let (user, cfg) = result.inspect_err(|e| {
+        tracing::info!(code = e.code(), "sign-in with Google refused");
+    })?;
+    let (token, expires_at) = crate::auth::create_session(db, user.id, cfg.session_ttl).await?;
+    tracing::info!(user_id = %user.id, "signed in with Google");
+    Ok(CallbackOutcome::SignedIn(SignedIn {
+        token,
+        expires_at,
+        user: user::view(db, user).await?,
+        return_to: attempt.return_to,
+    }))
+}
+
+/// Everything after the attempt: code exchange, ID token, the user's checks.
+async fn complete<C: ConnectionTrait>(
+    db: &C,
+    cipher: &Cipher,
+    google: &GoogleOidc,
+    attempt: &attempts::Consumed,
+    callback: &Callback,
+    tested_sub: Option<&str>,
+) -> Result<(users::Model, ActiveConfig), SigninError> {
+    if let Some(error) = &callback.error {
+        let error: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        return Err(SigninError::new(
+            SigninErrorKind::Unauthenticated,
+            "google_error",
+            format!("Google ended the sign-in with {error:?} (e.g. it was cancelled); start the sign-in again"),
+        ));
+    }
+    let code = callback
+        .code
+        .as_ref()
+        .filter(|c| !c.expose_secret().is_empty())
+        .ok_or_else(|| {
+            SigninError::new(
+                SigninErrorKind::BadRequest,
+                "missing_code",
+                "the sign-in callback has no code; start the sign-in again",
+            )
+        })?;
+    let cfg = config::active(db, cipher).await?;
+    let tokens = google
+        .exchange_code(
+            code.expose_secret(),
+            &attempt.verifier,
+            &cfg.client_id,
+            &cfg.client_secret,
+            &cfg.redirect_uri,
+        )
+        .await?;
+    let claims = id_token::verify(
+        google,
+        &tokens.id_token,
+        Expected {
+            client_id: &cfg.client_id,
+            nonce: attempt.nonce.expose_secret(),
+            access_token: tokens.access_token.as_deref(),
+        },
+    )
+    .await?;
+    let forbidden =
+        |code, message: String| SigninError::new(SigninErrorKind::Forbidden, code, message);
+    let who = claims.email.clone().unwrap_or_else(|| claims.sub.clone());
+    if let Some(expected) = tested_sub {
+        if claims.sub != expected {
+            return Err(forbidden(
+                "wrong_account",
+                format!("the Google account chosen ({who}) is not the tested user's"),
+            ));
+        }
+    }
+    if !cfg.allowed_domains.is_empty() {
+        let hd = claims.hd.as_deref().map(str::to_ascii_lowercase);
+        if !hd.as_ref().is_some_and(|d| cfg.allowed_domains.contains(d)) {
+            return Err(forbidden(
+                "domain_not_allowed",
+                match hd {
+                    Some(d) => format!("the Google account {who} belongs to {d}, which may not sign in here"),
+                    None => format!("the Google account {who} belongs to no Google Workspace domain allowed here"),
+                },
+            ));
+        }
+    }
+    if !claims.email_verified {
+        return Err(forbidden(
+            "email_not_verified",
+            format!("Google has not verified the address of {who}"),
+        ));
+    }
+    let user = users::Entity::find()
+        .filter(users::Column::DirectoryId.eq(claims.sub.as_str()))
+        .filter(users::Column::AuthMethod.eq("directory"))
+        .one(db)
+        .await?
+        .ok_or_else(|| {
+            forbidden(
+                "user_not_found",
+                format!("no dirsync user has the Google account {who}; an administrator synchronizes the directory first"),
+            )
+        })?;
+    user::check_may_sign_in(db, &user).await?;
+    Ok((user, cfg))
+}

@@ -1,0 +1,283 @@
+//! ID-token validation, done by hand on top of one signature check so that every refusal has
+//! its own reason: RS256 only (`none` and HS256 — the algorithm-confusion attack with the public
+//! key — are refused before any key is used), the key by `kid` from Google's JWKS, `iss`, `aud`
+//! (exactly the client id: an extra audience is not trusted), `azp`, `exp`/`iat` with a small
+//! leeway, `nonce`, `at_hash`.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use jsonwebtoken::Algorithm;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::provider::{GoogleOidc, KeyError};
+use super::{SigninError, SigninErrorKind};
+
+/// The issuers Google signs as.
+pub const GOOGLE_ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];
+/// Clock skew tolerated on `exp` and `iat`, in seconds.
+pub const LEEWAY_SECS: i64 = 120;
+
+/// What a valid ID token says about the user.
+#[derive(Debug, Clone)]
+pub struct IdClaims {
+    /// Google's user id (= the Directory API `id`).
+    pub sub: String,
+    /// The address, if the `email` scope was granted.
+    pub email: Option<String>,
+    /// Whether Google verified the address (`true` or the legacy string `"true"`).
+    pub email_verified: bool,
+    /// The Workspace domain; absent for consumer accounts.
+    pub hd: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+}
+
+/// What the token must match.
+pub(crate) struct Expected<'a> {
+    pub client_id: &'a str,
+    pub nonce: &'a str,
+    pub access_token: Option<&'a str>,
+}
+
+fn rejected(reason: &'static str, message: impl Into<String>) -> SigninError {
+    SigninError::new(
+        SigninErrorKind::Unauthenticated,
+        reason,
+        format!(
+            "Google's ID token was refused: {}; start the sign-in again",
+            message.into()
+        ),
+    )
+}
+
+fn segment(s: &str) -> Option<Value> {
+    let raw = URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()?;
+    serde_json::from_slice::<Value>(&raw)
+        .ok()
+        .filter(Value::is_object)
+}
+
+/// Validates `token`; the error code names the check that failed.
+pub(crate) async fn verify(
+    google: &GoogleOidc,
+    token: &str,
+    expected: Expected<'_>,
+) -> Result<IdClaims, SigninError> {
+    let parts: Vec<&str> = token.split('.').collect();
+    let [h, c, s] = parts[..] else {
+        return Err(rejected(
+            "malformed_id_token",
+            "it is not a JWS in compact form",
+        ));
+    };
+    let header =
+        segment(h).ok_or_else(|| rejected("malformed_id_token", "its header does not decode"))?;
+    let alg = header["alg"].as_str().unwrap_or_default();
+    if alg != "RS256" {
+        return Err(rejected(
+            "unsupported_alg",
+            format!("it is signed with {alg:?}; only RS256 is accepted"),
+        ));
+    }
+    let kid = header["kid"]
+        .as_str()
+        .ok_or_else(|| rejected("unknown_kid", "its header names no key (kid)"))?;
+    let key = match google.decoding_key(kid).await {
+        Ok(k) => k,
+        Err(KeyError::Unknown) => {
+            return Err(rejected(
+                "unknown_kid",
+                "it is signed with a key Google does not publish",
+            ))
+        }
+        Err(KeyError::Unavailable(e)) => return Err(e),
+    };
+    let signed = format!("{h}.{c}");
+    let good =
+        jsonwebtoken::crypto::verify(s, signed.as_bytes(), &key, Algorithm::RS256).unwrap_or(false);
+    if !good {
+        return Err(rejected("bad_signature", "its signature does not verify"));
+    }
+    let claims =
+        segment(c).ok_or_else(|| rejected("malformed_id_token", "its claims do not decode"))?;
+    check_claims(&claims, &expected, chrono::Utc::now().timestamp())
+}
+
+fn check_claims(
+    claims: &Value,
+    expected: &Expected<'_>,
+    now: i64,
+) -> Result<IdClaims, SigninError> {
+    let iss = claims["iss"].as_str().unwrap_or_default();
+    if !GOOGLE_ISSUERS.contains(&iss) {
+        return Err(rejected(
+            "wrong_issuer",
+            format!("its issuer {iss:?} is not Google"),
+        ));
+    }
+    let audiences: Vec<&str> = match &claims["aud"] {
+        Value::String(a) => vec![a.as_str()],
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !audiences.contains(&expected.client_id) {
+        return Err(rejected(
+            "wrong_audience",
+            "it was issued to another application (aud)",
+        ));
+    }
+    if audiences.iter().any(|a| *a != expected.client_id) {
+        return Err(rejected(
+            "untrusted_audience",
+            "it is also addressed to another application (aud)",
+        ));
+    }
+    if let Some(azp) = claims.get("azp") {
+        if azp.as_str() != Some(expected.client_id) {
+            return Err(rejected(
+                "wrong_azp",
+                "it was requested by another application (azp)",
+            ));
+        }
+    }
+    let (Some(exp), Some(iat)) = (claims["exp"].as_i64(), claims["iat"].as_i64()) else {
+        return Err(rejected("missing_claim", "it lacks exp or iat"));
+    };
+    if now > exp + LEEWAY_SECS {
+        return Err(rejected("expired", "it has expired (exp)"));
+    }
+    if iat > now + LEEWAY_SECS {
+        return Err(rejected(
+            "issued_in_future",
+            "it claims to be issued in the future (iat); check this server's clock",
+        ));
+    }
+    let nonce = claims["nonce"].as_str().unwrap_or_default();
+    if nonce.is_empty() || !bool::from(nonce.as_bytes().ct_eq(expected.nonce.as_bytes())) {
+        return Err(rejected(
+            "nonce_mismatch",
+            "its nonce does not belong to this sign-in",
+        ));
+    }
+    if let (Some(at_hash), Some(access_token)) = (claims["at_hash"].as_str(), expected.access_token)
+    {
+        let digest = Sha256::digest(access_token.as_bytes());
+        if URL_SAFE_NO_PAD.encode(&digest[..16]) != at_hash.trim_end_matches('=') {
+            return Err(rejected(
+                "at_hash_mismatch",
+                "it does not belong to the access token it came with (at_hash)",
+            ));
+        }
+    }
+    let sub = claims["sub"].as_str().unwrap_or_default();
+    if sub.is_empty() {
+        return Err(rejected("missing_claim", "it names no user (sub)"));
+    }
+    let email_verified = match &claims["email_verified"] {
+        Value::Bool(b) => *b,
+        Value::String(s) => s == "true",
+        _ => false,
+    };
+    let text = |k: &str| claims[k].as_str().map(str::to_string);
+    Ok(IdClaims {
+        sub: sub.to_string(),
+        email: text("email"),
+        email_verified,
+        hd: text("hd"),
+        name: text("name"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn good() -> Value {
+        json!({"iss": "https://accounts.google.com", "aud": "cid", "azp": "cid", "sub": "42",
+               "iat": NOW, "exp": NOW + 3600, "nonce": "n", "email": "a@example.com",
+               "email_verified": true, "hd": "example.com"})
+    }
+
+    fn check(patch: Value) -> Result<IdClaims, &'static str> {
+        let mut c = good();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        let e = Expected {
+            client_id: "cid",
+            nonce: "n",
+            access_token: None,
+        };
+        check_claims(&c, &e, NOW).map_err(|e| e.code())
+    }
+
+    #[test]
+    fn each_claim_rule_has_its_reason() {
+        assert!(check(json!({})).is_ok());
+        assert!(check(json!({"iss": "accounts.google.com"})).is_ok());
+        assert!(check(json!({"azp": null})).is_ok());
+        assert!(check(json!({"aud": ["cid"]})).is_ok());
+        assert!(
+            check(json!({"email_verified": "true"}))
+                .unwrap()
+                .email_verified
+        );
+        assert!(
+            !check(json!({"email_verified": "false"}))
+                .unwrap()
+                .email_verified
+        );
+        assert!(
+            !check(json!({"email_verified": null}))
+                .unwrap()
+                .email_verified
+        );
+        assert!(check(json!({"exp": NOW - 60})).is_ok(), "within leeway");
+        for (patch, reason) in [
+            (
+                json!({"iss": "https://accounts.google.com.evil"}),
+                "wrong_issuer",
+            ),
+            (json!({"iss": null}), "wrong_issuer"),
+            (json!({"aud": "other"}), "wrong_audience"),
+            (json!({"aud": ["cid", "other"]}), "untrusted_audience"),
+            (json!({"aud": null}), "wrong_audience"),
+            (json!({"azp": "other"}), "wrong_azp"),
+            (json!({"exp": NOW - 3600}), "expired"),
+            (json!({"iat": NOW + 3600}), "issued_in_future"),
+            (json!({"exp": null}), "missing_claim"),
+            (json!({"nonce": null}), "nonce_mismatch"),
+            (json!({"nonce": "m"}), "nonce_mismatch"),
+            (json!({"sub": ""}), "missing_claim"),
+        ] {
+            assert_eq!(check(patch.clone()).err(), Some(reason), "{patch}");
+        }
+    }
+
+    #[test]
+    fn at_hash_binds_the_access_token() {
+        let digest = Sha256::digest(b"ya29.token");
+        let mut c = good();
+        c["at_hash"] = json!(URL_SAFE_NO_PAD.encode(&digest[..16]));
+        let e = |t| Expected {
+            client_id: "cid",
+            nonce: "n",
+            access_token: Some(t),
+        };
+        assert!(check_claims(&c, &e("ya29.token"), NOW).is_ok());
+        assert_eq!(
+            check_claims(&c, &e("ya29.other"), NOW)
+                .err()
+                .map(|e| e.code()),
+            Some("at_hash_mismatch")
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! Signing in: Sign in with Google (OpenID Connect, product §4) and local passwords.
+//!
+//! - [`config`]: the one OIDC configuration (client id, encrypted client secret, redirect URI
+//!   checked as Google checks it, allowed domains, session lifetime).
+//! - [`GoogleOidc`]: Google's discovery document and JWKS, cached by `Cache-Control: max-age`,
+//!   the JWKS refetched on an unknown `kid` at most once per cooldown, stale keys used while
+//!   Google is unreachable; and the code exchange.
+//! - [`start_login`] / [`finish_login`]: the authorization-code flow with `state` (stored
+//!   hashed, single use, 10 minutes), `nonce` and PKCE `S256` (stored encrypted), ID-token
+//!   validation, the user found by `sub` = `directory_id`, and a session.
+//! - [`auth_test`]: an administrator's test of one user's sign-in, which records why it would
+//!   fail and never creates a session.
+//! - [`password_login`]: `local` users with an argon2id password.
+//!
+//! Every refusal is a [`SigninError`] with a stable code and a message for people, never with
+//! tokens or internals.
+
+mod attempts;
+pub mod auth_test;
+pub mod config;
+mod flow;
+mod id_token;
+mod password;
+mod provider;
+mod redirect_uri;
+mod user;
+
+pub use flow::{finish_login, start_login, Callback, CallbackOutcome, LoginRequest, SignedIn};
+pub use id_token::IdClaims;
+pub use password::{hash_password, password_login};
+pub use provider::{Discovery, GoogleOidc};
+pub use redirect_uri::check_redirect_uri;
+pub use user::SessionUser;
+
+/// How long a login attempt (state, nonce, verifier) waits for Google's callback.
+pub const ATTEMPT_TTL_MINUTES: i64 = 10;
+
+/// What kind of refusal a [`SigninError`] is; the HTTP layer picks the status from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigninErrorKind {
+    /// The request is unusable (unknown, reused or expired `state`, missing `code`): 400.
+    BadRequest,
+    /// The credentials are wrong (password, ID token): 401.
+    Unauthenticated,
+    /// Authenticated, but not allowed in (disabled, no `login`, domain, unverified e-mail): 403.
+    Forbidden,
+    /// Sign in with Google is not configured: 503.
+    NotConfigured,
+    /// Google refused or failed (client secret, network): 502.
+    Upstream,
+}
+
+/// A refused sign-in.
+#[derive(Debug, thiserror::Error)]
+pub enum SigninError {
+    /// A refusal with a stable `code` (e.g. `invalid_state`, `user_disabled`) and a message.
+    #[error("{message}")]
+    Refused {
+        /// Which kind of refusal.
+        kind: SigninErrorKind,
+        /// Stable snake_case code.
+        code: &'static str,
+        /// What happened and what to do, for people.
+        message: String,
+    },
+    /// Anything else (database, decryption): a 500 with an error id.
+    #[error(transparent)]
+    Other(#[from] crate::Error),
+}
+
+impl From<sea_orm::DbErr> for SigninError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        SigninError::Other(e.into())
+    }
+}
+
+impl SigninError {
+    pub(crate) fn new(
+        kind: SigninErrorKind,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        SigninError::Refused {
+            kind,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The stable code (`internal_error` for [`SigninError::Other`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SigninError::Refused { code, .. } => code,
+            SigninError::Other(_) => "internal_error",
+        }
+    }
+
+    pub(crate) fn not_configured() -> Self {
+        SigninError::new(
+            SigninErrorKind::NotConfigured,
+            "not_configured",
+            "Sign in with Google is not configured: an administrator sets it up with PUT /api/v1/auth/oidc",
+        )
+    }
+}
+
+/// A random URL-safe string of `bytes` random bytes.
+pub(crate) fn random_token(bytes: usize) -> String {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    use rand::RngCore;
+    let mut raw = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut raw);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// A path on this server that a sign-in may return to: it starts with one `/` (not `//`), and
+/// holds no backslash, control character or scheme. Anything else is ignored (the caller falls
+/// back to `/`), so that a sign-in link cannot send a user off-site.
+pub fn safe_return_to(candidate: &str) -> Option<&str> {
+    let ok = candidate.starts_with('/')
+        && !candidate.starts_with("//")
+        && !candidate.contains('\\')
+        && candidate.len() <= 2048
+        && !candidate.chars().any(|c| c.is_control() || c.is_whitespace())
+        // A scheme or authority in disguise, e.g. `/%2F%2Fevil.com` decoded by a later hop.
+        && !candidate.to_ascii_lowercase().starts_with("/%2f")
+        && !candidate.to_ascii_lowercase().starts_with("/%5c");
+    ok.then_some(candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_return_to;
+
+    #[test]
+    fn only_same_origin_paths_are_returned_to() {
+        for good in ["/", "/swagger-ui/", "/a/b?c=d#e"] {
+            assert_eq!(safe_return_to(good), Some(good), "{good}");
+        }
+        for bad in [
+            "",
+            "https://evil.example/",
+            "//evil.example/x",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "/%2F%2Fevil.example",
+            "/a\nb",
+        ] {
+            assert_eq!(safe_return_to(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! Google as an OpenID Connect provider: the discovery document and the JWKS, cached as Google
+//! asks (`Cache-Control: max-age`), and the authorization-code exchange.
+//!
+//! The JWKS is refetched when a token names an unknown `kid` (Google rotates its keys), but at
+//! most once per cooldown: a stream of forged tokens with made-up `kid`s must not turn into a
+//! stream of requests to Google. When Google cannot be reached, keys and discovery past their
+//! `max-age` keep being used for a while (`max_stale`), so a short outage does not stop sign-ins.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::DecodingKey;
+use reqwest::header::{HeaderMap, CACHE_CONTROL};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::{SigninError, SigninErrorKind};
+
+/// Google's discovery document, the parts dirsync uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discovery {
+    /// `https://accounts.google.com`.
+    pub issuer: String,
+    /// Where the browser is sent to sign in.
+    pub authorization_endpoint: String,
+    /// Where the code is exchanged.
+    pub token_endpoint: String,
+    /// The signing keys.
+    pub jwks_uri: String,
+    /// Userinfo (unused by dirsync: the ID token carries what it needs).
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+}
+
+struct Cached<T> {
+    value: T,
+    fetched_at: Instant,
+    fresh_until: Instant,
+}
+
+#[derive(Clone)]
+struct Jwk {
+    n: String,
+    e: String,
+}
+
+#[derive(Default)]
+struct JwksState {
+    keys: Option<Cached<HashMap<String, Jwk>>>,
+    /// When an unknown `kid` last made us refetch.
+    last_unknown_kid_refetch: Option<Instant>,
+    /// Fetches made (for tests and logs).
+    fetches: u64,
+}
+
+/// Why a key could not be had.
+pub(crate) enum KeyError {
+    /// The `kid` is not among Google's keys (after the refetch the cooldown allowed).
+    Unknown,
+    /// Google could not be asked and nothing usable is cached.
+    Unavailable(SigninError),
+}
+
+/// The token endpoint's answer.
+pub(crate) struct Tokens {
+    pub id_token: String,
+    pub access_token: Option<String>,
+}
+
+/// Discovery and JWKS cache plus the code exchange; one per server, shared by its workers.
+pub struct GoogleOidc {
+    http: reqwest::Client,
+    discovery_url: String,
+    refetch_cooldown: Duration,
+    max_stale: Duration,
+    discovery: Mutex<Option<Cached<Discovery>>>,
+    jwks: Mutex<JwksState>,
+}
+
+impl fmt::Debug for GoogleOidc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GoogleOidc")
+            .field("discovery_url", &self.discovery_url)
+            .field("refetch_cooldown", &self.refetch_cooldown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Used when an answer has no `max-age`.
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
+/// Longest `max-age` honoured.
+const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+fn max_age(headers: &HeaderMap) -> Duration {
+    let Some(cc) = headers.get(CACHE_CONTROL).and_then(|v| v.to_str().ok()) else {
+        return DEFAULT_MAX_AGE;
+    };
+    let mut age = None;
+    for directive in cc.split(',').map(|d| d.trim().to_ascii_lowercase()) {
+        if directive == "no-store" || directive == "no-cache" {
+            return Duration::ZERO;
+        }
+        if let Some(v) = directive.strip_prefix("max-age=") {
+            age = v
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    age.unwrap_or(DEFAULT_MAX_AGE).min(MAX_MAX_AGE)
+}
+
+fn unavailable(what: &str, detail: impl fmt::Display) -> SigninError {
+    tracing::warn!(what, error = %detail, "Google's OpenID Connect endpoint failed");
+    SigninError::new(
+        SigninErrorKind::Upstream,
+        "google_unavailable",
+        format!("Google's {what} could not be read; try again in a moment"),
+    )
+}
+
+#[derive(Deserialize)]
+struct JwksDoc {
+    keys: Vec<JwkDoc>,
+}
+
+#[derive(Deserialize)]
+struct JwkDoc {
+    kty: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    alg: Option<String>,
+    #[serde(rename = "use", default)]
+    use_: Option<String>,
+    #[serde(default)]
+    n: Option<String>,
+    #[serde(default)]
+    e: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    id_token: Option<String>,
+    access_token: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct TokenErrorAnswer {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+impl GoogleOidc {
+    /// A provider reading Google's discovery document at `discovery_url`, refetching the JWKS
+    /// on an unknown `kid` at most every 30 s, using stale keys for up to a day when Google is
+    /// unreachable.
+    pub fn new(discovery_url: impl Into<String>) -> GoogleOidc {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("dirsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a reqwest client with static settings builds");
+        GoogleOidc {
+            http,
+            discovery_url: discovery_url.into(),
+            refetch_cooldown: Duration::from_secs(30),
+            max_stale: Duration::from_secs(24 * 3600),
+            discovery: Mutex::new(None),
+            jwks: Mutex::new(JwksState::default()),
+        }
+    }
+
+    /// Sets the least time between two JWKS refetches caused by unknown `kid`s.
+    pub fn with_refetch_cooldown(mut self, cooldown: Duration) -> GoogleOidc {
+        self.refetch_cooldown = cooldown;
+        self
+    }
+
+    /// Sets how long keys and discovery past their `max-age` are still used while Google is
+    /// unreachable.
+    pub fn with_max_stale(mut self, max_stale: Duration) -> GoogleOidc {
+        self.max_stale = max_stale;
+        self
+    }
+
+    /// How many times the JWKS was fetched.
+    pub async fn jwks_fetches(&self) -> u64 {
+        self.jwks.lock().await.fetches
+    }
+
+    /// The discovery document, from the cache while fresh.
+    pub async fn discovery(&self) -> Result<Discovery, SigninError> {
+        let mut cache = self.discovery.lock().await;
+        let now = Instant::now();
+        if let Some(c) = cache.as_ref() {
+            if now < c.fresh_until {
+                return Ok(c.value.clone());
+            }
+        }
+        match self.fetch_discovery().await {
+            Ok((doc, age)) => {
+                *cache = Some(Cached {
+                    value: doc.clone(),
+                    fetched_at: now,
+                    fresh_until: now + age,
+                });
+                Ok(doc)
+            }
+            Err(e) => match cache.as_ref() {
+                Some(c) if now.duration_since(c.fetched_at) < self.max_stale => {
+                    tracing::warn!("using a stale copy of Google's discovery document");
+                    Ok(c.value.clone())
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    async fn fetch_discovery(&self) -> Result<(Discovery, Duration), SigninError> {
+        let resp = self
+            .http
+            .get(&self.discovery_url)
+            .send()
+            .await
+            .map_err(|e| unavailable("discovery document", e))?;
+        if !resp.status().is_success() {
+            return Err(unavailable("discovery document", resp.status()));
+        }
+        let age = max_age(resp.headers());
+        let doc: Discovery = resp
+            .json()
+            .await
+            .map_err(|e| unavailable("discovery document", e))?;
+        Ok((doc, age))
+    }
+
+    async fn fetch_jwks(&self) -> Result<(HashMap<String, Jwk>, Duration), SigninError> {
+        let uri = self.discovery().await?.jwks_uri;
+        let resp = self
+            .http
+            .get(&uri)
+            .send()
+            .await
+            .map_err(|e| unavailable("signing keys", e))?;
+        if !resp.status().is_success() {
+            return Err(unavailable("signing keys", resp.status()));
+        }
+        let age = max_age(resp.headers());
+        let doc: JwksDoc = resp
+            .json()
+            .await
+            .map_err(|e| unavailable("signing keys", e))?;
+        let keys = doc
+            .keys
+            .into_iter()
+            .filter(|k| k.kty == "RSA")
+            .filter(|k| k.alg.as_deref().is_none_or(|a| a == "RS256"))
+            .filter(|k| k.use_.as_deref().is_none_or(|u| u == "sig"))
+            .filter_map(|k| Some((k.kid?, Jwk { n: k.n?, e: k.e? })))
+            .collect();
+        Ok((keys, age))
+    }
+
+    /// Refreshes `state.keys` from Google; on failure keeps what it has if not too stale.
+    async fn refresh(&self, state: &mut JwksState) -> Result<(), SigninError> {
+        state.fetches += 1;
+        let now = Instant::now();
+        match self.fetch_jwks().await {
+            Ok((keys, age)) => {
+                tracing::debug!(
+                    keys = keys.len(),
+                    max_age_secs = age.as_secs(),
+                    "fetched Google's signing keys"
+                );
+                state.keys = Some(Cached {
+                    value: keys,
+                    fetched_at: now,
+                    fresh_until: now + age,
+                });
+                Ok(())
+            }
+            Err(e) => match &state.keys {
+                Some(c) if now.duration_since(c.fetched_at) < self.max_stale => {
+                    tracing::warn!("using stale signing keys while Google's JWKS is unreachable");
+                    Ok(())
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// The RSA key of `kid`.
+    pub(crate) async fn decoding_key(&self, kid: &str) -> Result<DecodingKey, KeyError> {
+        let mut state = self.jwks.lock().await;
+        let now = Instant::now();
+        if state.keys.as_ref().is_none_or(|c| now >= c.fresh_until) {
+            self.refresh(&mut state)
+                .await
+                .map_err(KeyError::Unavailable)?;
+        }
+        let lookup =
+            |state: &JwksState| state.keys.as_ref().and_then(|c| c.value.get(kid).cloned());
+        let jwk = match lookup(&state) {
+            Some(k) => k,
+            None => {
+                let may_refetch = state
+                    .last_unknown_kid_refetch
+                    .is_none_or(|t| now.duration_since(t) >= self.refetch_cooldown);
+                if !may_refetch {
+                    return Err(KeyError::Unknown);
+                }
+                state.last_unknown_kid_refetch = Some(now);
+                tracing::info!(kid, "unknown signing key id; refetching Google's keys");
+                self.refresh(&mut state)
+                    .await
+                    .map_err(KeyError::Unavailable)?;
+                lookup(&state).ok_or(KeyError::Unknown)?
+            }
+        };
+        DecodingKey::from_rsa_components(&jwk.n, &jwk.e).map_err(|_| KeyError::Unknown)
+    }
+
+    /// Exchanges an authorization code (with the PKCE verifier and the client secret).
+    pub(crate) async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &SecretString,
+        client_id: &str,
+        client_secret: &SecretString,
+        redirect_uri: &str,
+    ) -> Result<Tokens, SigninError> {
+        let endpoint = self.discovery().await?.token_endpoint;
+        let resp = self
+            .http
+            .post(&endpoint)
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("client_id", client_id),
+                ("client_secret", client_secret.expose_secret()),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier.expose_secret()),
+            ])
+            .send()
+            .await
+            .map_err(|e| unavailable("token endpoint", e))?;
+        let status = resp.status();
+        if status.is_success() {
+            let answer: TokenAnswer = resp
+                .json()
+                .await
+                .map_err(|e| unavailable("token endpoint", e))?;
+            let id_token = answer
+                .id_token
+                .ok_or_else(|| unavailable("token endpoint", "the answer holds no id_token"))?;
+            return Ok(Tokens {
+                id_token,
+                access_token: answer.access_token,
+            });
+        }
+        let err: TokenErrorAnswer = resp.json().await.unwrap_or_default();
+        tracing::info!(
+            status = status.as_u16(),
+            error = %err.error,
+            description = %err.error_description,
+            "Google refused the code exchange"
+        );
+        Err(match err.error.as_str() {
+            "invalid_grant" => SigninError::new(
+                SigninErrorKind::BadRequest,
+                "code_rejected",
+                format!(
+                    "Google did not accept the sign-in code ({}); start the sign-in again",
+                    err.error_description
+                ),
+            ),
+            "invalid_client" | "unauthorized_client" => SigninError::new(
+                SigninErrorKind::Upstream,
+                "client_rejected",
+                "Google does not accept dirsync's OAuth client: an administrator checks client_id and client_secret (PUT /api/v1/auth/oidc)",
+            ),
+            "redirect_uri_mismatch" => SigninError::new(
+                SigninErrorKind::Upstream,
+                "redirect_uri_mismatch",
+                "Google does not accept dirsync's redirect URI: an administrator registers it for the OAuth client",
+            ),
+            _ if status.is_server_error() || status.as_u16() == 429 => {
+                unavailable("token endpoint", status)
+            }
+            other => SigninError::new(
+                SigninErrorKind::Upstream,
+                "code_exchange_failed",
+                format!("Google refused the code exchange ({other}); start the sign-in again"),
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dirsync_google_emulator::{Directory, Emulator, EmulatorOptions, Endpoint};
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn max_age_follows_cache_control() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(CACHE_CONTROL, HeaderValue::from_str(v).unwrap());
+            max_age(&m)
+        };
+        assert_eq!(
+            h("public, max-age=21155, must-revalidate"),
+            Duration::from_secs(21155)
+        );
+        assert_eq!(h("no-cache"), Duration::ZERO);
+        assert_eq!(h("public"), DEFAULT_MAX_AGE);
+        assert_eq!(h("max-age=999999999"), MAX_MAX_AGE);
+        assert_eq!(max_age(&HeaderMap::new()), DEFAULT_MAX_AGE);
+    }
+
+    async fn emulator() -> Emulator {
+        Emulator::start(EmulatorOptions::with_directory(Directory::empty(
+            "example.com",
+        )))
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn keys_are_cached_for_max_age_and_unknown_kids_refetch_once_per_cooldown() {
+        let emu = emulator().await;
+        let c = emu.control();
+        let kid = c.signing_key_ids().remove(0);
+        let google =
+            GoogleOidc::new(emu.discovery_url()).with_refetch_cooldown(Duration::from_millis(300));
+        for _ in 0..3 {
+            assert!(google.decoding_key(&kid).await.is_ok());
+        }
+        assert_eq!(c.request_count(Endpoint::Jwks), 1, "cached for max-age");
+        assert_eq!(c.request_count(Endpoint::Discovery), 1);
+
+        // A burst of unknown kids: one refetch.
+        for i in 0..5 {
+            assert!(matches!(
+                google.decoding_key(&format!("forged-{i}")).await,
+                Err(KeyError::Unknown)
+            ));
+        }
+        assert_eq!(c.request_count(Endpoint::Jwks), 2);
+        // After the cooldown, one more.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(google.decoding_key("forged-x").await.is_err());
+        assert!(google.decoding_key("forged-y").await.is_err());
+        assert_eq!(c.request_count(Endpoint::Jwks), 3);
+
+        // A rotated key is found with one refetch (the cooldown has passed again).
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let new_kid = c.rotate_signing_key();
+        assert!(google.decoding_key(&new_kid).await.is_ok());
+        assert!(
+            google.decoding_key(&kid).await.is_ok(),
+            "old key still published"
+        );
+        assert_eq!(c.request_count(Endpoint::Jwks), 4);
+        assert_eq!(google.jwks_fetches().await, 4);
+    }
+
+    #[tokio::test]
+    async fn stale_keys_are_used_while_google_is_unreachable() {
+        let emu = emulator().await;
+        let c = emu.control();
+        let kid = c.signing_key_ids().remove(0);
+        // max-age 0: every lookup asks Google again.
+        c.set_jwks_max_age(Duration::ZERO);
+        let google = GoogleOidc::new(emu.discovery_url());
+        assert!(google.decoding_key(&kid).await.is_ok());
+        c.fail_requests(Endpoint::Jwks, 503, 2);
+        assert!(google.decoding_key(&kid).await.is_ok(), "stale key used");
+        assert!(google.decoding_key(&kid).await.is_ok(), "stale key used");
+        assert!(google.decoding_key(&kid).await.is_ok(), "fresh again");
+        assert_eq!(c.request_count(Endpoint::Jwks), 4);
+
+        // Without anything cached, an outage is an error that says so.
+        let cold = GoogleOidc::new(emu.discovery_url());
+        c.fail_requests(Endpoint::Jwks, 503, 1);
+        match cold.decoding_key(&kid).await {
+            Err(KeyError::Unavailable(e)) => assert_eq!(e.code(), "google_unavailable"),
+            _ => panic!("expected google_unavailable"),
+        }
+        // Too stale is too stale.
+        let strict = GoogleOidc::new(emu.discovery_url()).with_max_stale(Duration::ZERO);
+        assert!(strict.decoding_key(&kid).await.is_ok());
+        c.fail_requests(Endpoint::Jwks, 503, 1);
+        assert!(matches!(
+            strict.decoding_key(&kid).await,
+            Err(KeyError::Unavailable(_))
+        ));
+    }
+}
