@@ -68,7 +68,10 @@ impl<R: RoleRule + 'static> FromRequest for Auth<R> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req).map(str::to_owned);
+        // Browsers signed in with Google send the session cookie instead of a header.
+        let token = bearer_token(req)
+            .map(str::to_owned)
+            .or_else(|| crate::routes::signin::session_cookie(req));
         Box::pin(async move {
             let state = state.expect("AppState is registered");
             let token = token.ok_or_else(|| {

@@ -69,7 +69,9 @@ impl Application {
             runner,
             Duration::from_secs(settings.job_lease_seconds),
         );
+        let oidc = dirsync_core::oidc::GoogleOidc::new(settings.google_discovery_url.clone());
         let state = AppState {
+            oidc: Arc::new(oidc),
             db,
             settings: Arc::new(settings),
             cipher,

@@ -16,4 +16,6 @@ pub struct AppState {
     pub cipher: Cipher,
     /// This instance's sync worker (woken when a job is queued here).
     pub worker: Worker,
+    /// Google's OpenID Connect discovery and signing keys, cached for every sign-in.
+    pub oidc: Arc<dirsync_core::oidc::GoogleOidc>,
 }

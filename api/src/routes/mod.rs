@@ -9,16 +9,19 @@ pub mod api_keys;
 pub mod audit;
 pub mod directory;
 pub mod probes;
+pub mod signin;
 pub mod sync;
 
 /// Registers every route; used by the server and by `dirsync openapi`.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(probes::configure);
+    cfg.configure(signin::configure_root);
     cfg.service(
         utoipa_actix_web::scope("/api/v1")
             .configure(api_keys::configure)
             .configure(audit::configure)
             .configure(sync::configure)
+            .configure(signin::configure)
             .configure(directory::configure),
     );
 }

@@ -1,0 +1,585 @@
+//! Signing in: the Sign in with Google configuration, the OpenID Connect flow (`/oidc/login`,
+//! `/oidc/signin`, outside `/api/v1`), local password sign-in, logout, and test authentication.
+//!
+//! Browsers get a session cookie (`dirsync_session`: HttpOnly, Secure, SameSite=Lax, Path=/) and
+//! small HTML pages for failures; API clients that send `Accept: application/json` get the
+//! session token and the one JSON error shape.
+
+use actix_web::{
+    get,
+    http::{header, StatusCode},
+    post, put, web, HttpRequest, HttpResponse, ResponseError,
+};
+use chrono::{DateTime, Utc};
+use dirsync_core::auth::{revoke_session, Principal};
+use dirsync_core::oidc::{
+    self, auth_test::AuthTestView, config, Callback, CallbackOutcome, LoginRequest, SessionUser,
+    SignedIn, SigninError, SigninErrorKind,
+};
+use dirsync_core::{audit, Error};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::auth::{Admin, Anyone, Auth, Operator};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "dirsync_session";
+
+/// Routes under `/api/v1`.
+pub(crate) fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_oidc)
+        .service(put_oidc)
+        .service(password_login)
+        .service(logout)
+        .service(start_auth_test)
+        .service(get_auth_test);
+}
+
+/// Routes at the root: the browser flow.
+pub(crate) fn configure_root(cfg: &mut ServiceConfig) {
+    cfg.service(oidc_login).service(oidc_signin);
+}
+
+/// The session token of the `dirsync_session` cookie, if the request carries one.
+pub(crate) fn session_cookie(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().to_string())
+        // The cookie only ever holds a session token, never an API key.
+        .filter(|v| v.starts_with("dss_"))
+}
+
+fn set_cookie(token: &str, max_age_secs: i64) -> String {
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={}",
+        max_age_secs.max(0)
+    )
+}
+
+fn status_of(kind: SigninErrorKind) -> StatusCode {
+    match kind {
+        SigninErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        SigninErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        SigninErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        SigninErrorKind::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+        SigninErrorKind::Upstream => StatusCode::BAD_GATEWAY,
+    }
+}
+
+impl From<SigninError> for ApiError {
+    fn from(e: SigninError) -> Self {
+        match e {
+            SigninError::Refused {
+                kind,
+                code,
+                message,
+            } => ApiError::new(status_of(kind), code, message),
+            SigninError::Other(e) => e.into(),
+        }
+    }
+}
+
+// ---- configuration ----
+
+/// Sign in with Google settings.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The OAuth client id from Google Cloud (`…apps.googleusercontent.com`).
+    pub client_id: String,
+    /// The client secret. Required the first time; leave it out to keep the stored one. Never
+    /// returned.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
+    pub client_secret: Option<SecretString>,
+    /// The redirect URI registered for the client: `https://<host>[:port]/oidc/signin` (http
+    /// only for localhost and loopback), checked as Google checks it.
+    pub redirect_uri: String,
+    /// Accepted `hd` claims (Workspace domains); empty = any domain (the user must still exist
+    /// here). With exactly one, Google's account chooser is limited to it.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// Lifetime of the sessions issued, 5 to 43200 minutes (default 480).
+    #[serde(default)]
+    #[schema(minimum = 5, maximum = 43200)]
+    pub session_ttl_minutes: Option<u32>,
+}
+
+/// The Sign in with Google configuration (the client secret is never shown).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OidcConfig {
+    /// The OAuth client id; null until configured.
+    pub client_id: Option<String>,
+    /// Whether a client secret is stored.
+    pub client_secret_set: bool,
+    /// The redirect URI; null until configured.
+    pub redirect_uri: Option<String>,
+    /// Accepted `hd` claims; empty = any.
+    pub allowed_domains: Vec<String>,
+    /// Session lifetime in minutes.
+    pub session_ttl_minutes: u32,
+    /// Last change; null until configured.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<config::OidcView> for OidcConfig {
+    fn from(v: config::OidcView) -> Self {
+        OidcConfig {
+            client_id: v.client_id,
+            client_secret_set: v.client_secret_set,
+            redirect_uri: v.redirect_uri,
+            allowed_domains: v.allowed_domains,
+            session_ttl_minutes: v.session_ttl_minutes,
+            updated_at: v.updated_at,
+        }
+    }
+}
+
+/// The Sign in with Google configuration. `client_secret` is never returned; `client_secret_set`
+/// says whether one is stored.
+#[utoipa::path(tag = "sign-in", operation_id = "get_oidc_config", responses((status = 200, body = OidcConfig)))]
+#[get("/auth/oidc")]
+async fn get_oidc(
+    _caller: Auth<Operator>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<OidcConfig>, ApiError> {
+    Ok(web::Json(config::get(&state.db).await?.into()))
+}
+
+/// Saves the Sign in with Google configuration. The client secret is stored encrypted; leave it
+/// out to keep the stored one. `redirect_uri` is checked as Google checks it: a 422 names the
+/// rule broken in `details.rule`.
+#[utoipa::path(tag = "sign-in", operation_id = "put_oidc_config", request_body = OidcSettings,
+    responses((status = 200, body = OidcConfig)))]
+#[put("/auth/oidc")]
+async fn put_oidc(
+    caller: Auth<Admin>,
+    state: web::Data<AppState>,
+    body: web::Json<OidcSettings>,
+) -> Result<web::Json<OidcConfig>, ApiError> {
+    let b = body.into_inner();
+    let settings = config::OidcSettings {
+        client_id: b.client_id,
+        client_secret: b.client_secret,
+        redirect_uri: b.redirect_uri,
+        allowed_domains: b.allowed_domains,
+        session_ttl_minutes: b.session_ttl_minutes,
+    };
+    let (before, after, secret_changed) =
+        config::update(&state.db, &state.cipher, settings).await?;
+    audit::record(
+        &state.db,
+        &caller.actor(),
+        "oidc.update",
+        "oidc_config",
+        None,
+        serde_json::json!({
+            "before": before,
+            "after": after,
+            "client_secret": if secret_changed { Some("[changed]") } else { None },
+        }),
+    )
+    .await?;
+    Ok(web::Json(after.into()))
+}
+
+// ---- sessions ----
+
+/// A signed-in user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedInUser {
+    /// User id.
+    pub id: Uuid,
+    /// User name.
+    pub user_name: String,
+    /// Full name.
+    pub full_name: String,
+    /// `local` or `directory`.
+    pub auth_method: String,
+    /// Google's user id (directory users).
+    pub directory_id: Option<String>,
+    /// Always false here: disabled users cannot sign in.
+    pub disabled: bool,
+    /// Addresses, primary first.
+    pub emails: Vec<String>,
+    /// The user's archive folder.
+    pub archive_folder_id: Option<Uuid>,
+    /// Privileges held (`admin` makes the session act as an admin).
+    pub privileges: Vec<String>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Last changed by a sync.
+    pub last_synced_at: Option<DateTime<Utc>>,
+}
+
+impl From<SessionUser> for SignedInUser {
+    fn from(u: SessionUser) -> Self {
+        SignedInUser {
+            id: u.id,
+            user_name: u.user_name,
+            full_name: u.full_name,
+            auth_method: u.auth_method,
+            directory_id: u.directory_id,
+            disabled: u.disabled,
+            emails: u.emails,
+            archive_folder_id: u.archive_folder_id,
+            privileges: u.privileges,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            last_synced_at: u.last_synced_at,
+        }
+    }
+}
+
+/// A new session: send `token` as `Authorization: Bearer <token>`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    /// The session token (`dss_…`), shown once.
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Who signed in.
+    pub user: SignedInUser,
+}
+
+fn session_json(s: SignedIn) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Session {
+            token: s.token.expose_secret().to_string(),
+            expires_at: s.expires_at,
+            user: s.user.into(),
+        })
+}
+
+/// A local user's credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordLogin {
+    /// User name (case-insensitive).
+    pub user_name: String,
+    /// Password.
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+/// Signs a `local` user in with a password and answers a session token. A wrong password and an
+/// unknown user get the same 401; directory users are told to sign in with Google (400
+/// `use_google_sign_in`); disabled users and users without the `login` privilege get a 403.
+#[utoipa::path(tag = "sign-in", operation_id = "password_login", security(()), request_body = PasswordLogin,
+    responses((status = 200, body = Session),
+        (status = 401, description = "Wrong user name or password", body = crate::error::ErrorBody),
+        (status = 403, description = "Disabled, or no login privilege", body = crate::error::ErrorBody)))]
+#[post("/auth/login")]
+async fn password_login(
+    state: web::Data<AppState>,
+    body: web::Json<PasswordLogin>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let signed_in = oidc::password_login(&state.db, &b.user_name, b.password).await?;
+    Ok(session_json(signed_in))
+}
+
+/// Ends the caller's session (the bearer token or the session cookie) and clears the cookie.
+/// API keys are not sessions: delete them with `DELETE /api/v1/api-keys/{id}`.
+#[utoipa::path(tag = "sign-in", operation_id = "logout",
+    responses((status = 204, description = "Signed out")))]
+#[post("/auth/logout")]
+async fn logout(
+    caller: Auth<Anyone>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Principal::Session { session_id, .. } = caller.principal else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_a_session",
+            "only a session can sign out; API keys are deleted with DELETE /api/v1/api-keys/{id}",
+        ));
+    };
+    revoke_session(&state.db, session_id).await?;
+    Ok(HttpResponse::NoContent()
+        .insert_header((header::SET_COOKIE, set_cookie("", 0)))
+        .finish())
+}
+
+// ---- the browser flow ----
+
+fn wants_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn html_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    let body = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t} - dirsync</title>\
+         <style>body{{font-family:sans-serif;max-width:40em;margin:3em auto;padding:0 1em}}</style>\
+         </head><body><h1>{t}</h1><p id=\"message\">{m}</p>\
+         <p><a href=\"/oidc/login\">Sign in again</a></p></body></html>\n",
+        t = html_escape(title),
+        m = html_escape(message)
+    );
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ))
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+/// A refused sign-in, as the client prefers it: the JSON error shape or a small HTML page.
+fn failure(err: SigninError, json: bool) -> HttpResponse {
+    let api = ApiError::from(err);
+    if json {
+        return api.error_response();
+    }
+    // Display is "code: message"; the message says what to do, the code helps support.
+    let text = api.to_string();
+    let message = text.split_once(": ").map_or(text.as_str(), |(_, m)| m);
+    html_page(api.status_code(), "Sign-in failed", message)
+}
+
+/// `/oidc/login` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LoginQuery {
+    /// A path on this server to land on after signing in (anything else is ignored).
+    pub return_to: Option<String>,
+    /// The address to sign in as; passed on to Google.
+    pub login_hint: Option<String>,
+}
+
+/// Starts Sign in with Google: redirects (302) the browser to Google's authorization endpoint
+/// with a fresh single-use `state`, `nonce` and PKCE challenge (valid 10 minutes). No token
+/// needed.
+#[utoipa::path(tag = "sign-in", operation_id = "oidc_login", security(()), params(LoginQuery),
+    responses((status = 302, description = "To Google's authorization endpoint",
+        headers(("Location" = String, description = "Google's authorization URL"))),
+        (status = 503, description = "Sign in with Google is not configured", body = crate::error::ErrorBody)))]
+#[get("/oidc/login")]
+async fn oidc_login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<LoginQuery>,
+) -> HttpResponse {
+    let q = query.into_inner();
+    let request = LoginRequest {
+        return_to: q.return_to,
+        login_hint: q.login_hint,
+    };
+    match oidc::start_login(&state.db, &state.cipher, &state.oidc, request).await {
+        Ok(url) => HttpResponse::Found()
+            .insert_header((header::LOCATION, url))
+            .finish(),
+        Err(e) => failure(e, wants_json(&req)),
+    }
+}
+
+/// `/oidc/signin` parameters (Google's redirect).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackQuery {
+    /// The state given to Google.
+    pub state: Option<String>,
+    /// The authorization code.
+    pub code: Option<String>,
+    /// Google's error instead of a code (e.g. `access_denied`).
+    pub error: Option<String>,
+}
+
+/// An auth test's state.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthTestStatus {
+    /// Waiting for the user to sign in at Google.
+    Pending,
+    /// The user could sign in.
+    Succeeded,
+    /// The user could not; `reason` says why.
+    Failed,
+}
+
+/// A test of one user's Sign in with Google.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthTest {
+    /// Test id.
+    pub id: Uuid,
+    /// The tested user.
+    pub user_id: Uuid,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: AuthTestStatus,
+    /// Why it failed: `<code>: <explanation>`; codes: `wrong_account`, `user_disabled`,
+    /// `login_not_allowed`, `domain_not_allowed`, `email_not_verified`, `user_not_found`,
+    /// `expired`, `google_error`, `code_rejected`, and the ID-token checks (`wrong_issuer`, …).
+    pub reason: Option<String>,
+    /// The code part of `reason`.
+    pub reason_code: Option<String>,
+    /// Open this at Google, signed in as the tested user (its address is the `login_hint`).
+    pub authorization_url: String,
+    /// Who started it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<AuthTestView> for AuthTest {
+    fn from(v: AuthTestView) -> Self {
+        AuthTest {
+            reason_code: v.reason_code().map(str::to_string),
+            id: v.id,
+            user_id: v.user_id,
+            status: match v.status.as_str() {
+                "succeeded" => AuthTestStatus::Succeeded,
+                "failed" => AuthTestStatus::Failed,
+                _ => AuthTestStatus::Pending,
+            },
+            reason: v.reason,
+            authorization_url: v.authorization_url,
+            created_by: v.created_by,
+            created_at: v.created_at,
+            finished_at: v.finished_at,
+        }
+    }
+}
+
+/// Google's redirect after signing in. Consumes the sign-in attempt (once, within 10 minutes),
+/// exchanges the code, validates the ID token and finds the user by its Google id: it must exist
+/// here, not be disabled, and hold the `login` privilege. With `Accept: application/json` the
+/// answer is the session; otherwise the session cookie is set and the browser is sent (303) to
+/// `return_to`. A test authentication records its result instead (no session). Failures are
+/// the JSON error shape or a small HTML page.
+#[utoipa::path(tag = "sign-in", operation_id = "oidc_signin", security(()), params(CallbackQuery),
+    responses(
+        (status = 200, description = "Signed in (Accept: application/json), or a test authentication's result",
+            content((Session = "application/json"), (AuthTest = "application/json"), (String = "text/html"))),
+        (status = 303, description = "Signed in: session cookie set, redirect to return_to",
+            headers(("Location" = String), ("Set-Cookie" = String, description = "dirsync_session=…; HttpOnly; Secure; SameSite=Lax; Path=/"))),
+        (status = 400, description = "Unknown, reused or expired state; rejected code", body = crate::error::ErrorBody),
+        (status = 401, description = "The ID token failed validation", body = crate::error::ErrorBody),
+        (status = 403, description = "Not allowed to sign in (unknown, disabled, no login, domain, unverified)", body = crate::error::ErrorBody)))]
+#[get("/oidc/signin")]
+async fn oidc_signin(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<CallbackQuery>,
+) -> HttpResponse {
+    let q = query.into_inner();
+    let callback = Callback {
+        state: q.state.map(SecretString::from),
+        code: q.code.map(SecretString::from),
+        error: q.error,
+    };
+    let json = wants_json(&req);
+    match oidc::finish_login(&state.db, &state.cipher, &state.oidc, callback).await {
+        Err(e) => failure(e, json),
+        Ok(CallbackOutcome::TestFinished(view)) => {
+            if json {
+                return HttpResponse::Ok().json(AuthTest::from(view));
+            }
+            let message = match &view.reason {
+                None => "The user can sign in with Google. No session was created.".to_string(),
+                Some(r) => format!("The user cannot sign in: {r}. No session was created."),
+            };
+            html_page(
+                StatusCode::OK,
+                &format!("Test authentication {}", view.status),
+                &message,
+            )
+        }
+        Ok(CallbackOutcome::SignedIn(s)) => {
+            if json {
+                return session_json(s);
+            }
+            let max_age = (s.expires_at - Utc::now()).num_seconds();
+            let location = s.return_to.clone().unwrap_or_else(|| "/".into());
+            HttpResponse::SeeOther()
+                .insert_header((
+                    header::SET_COOKIE,
+                    set_cookie(s.token.expose_secret(), max_age),
+                ))
+                .insert_header((header::LOCATION, location))
+                .finish()
+        }
+    }
+}
+
+// ---- test authentication ----
+
+/// Starts a test of a directory user's Sign in with Google: answers an `authorization_url` at
+/// Google (with the user's address as `login_hint`). Completing it records on
+/// `GET /api/v1/auth-tests/{id}` whether the user could sign in and why not; no session is
+/// created. 404 for an unknown user, 422 for a local or not yet synchronized one.
+#[utoipa::path(tag = "sign-in", operation_id = "start_auth_test",
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 201, body = AuthTest)))]
+#[post("/users/{id}/auth-test")]
+async fn start_auth_test(
+    caller: Auth<Admin>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = caller.actor();
+    let view = oidc::auth_test::start(
+        &state.db,
+        &state.cipher,
+        &state.oidc,
+        id.into_inner(),
+        &actor,
+    )
+    .await?;
+    audit::record(
+        &state.db,
+        &actor,
+        "user.auth_test",
+        "user",
+        Some(view.user_id.to_string()),
+        serde_json::json!({ "auth_test_id": view.id }),
+    )
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(AuthTest::from(view)))
+}
+
+/// A test authentication: `pending` until the user signs in at Google, then `succeeded` or
+/// `failed` with the reason. A test not completed within 10 minutes fails with `expired`.
+#[utoipa::path(tag = "sign-in", operation_id = "get_auth_test",
+    params(("id" = Uuid, Path, description = "Test id")),
+    responses((status = 200, body = AuthTest)))]
+#[get("/auth-tests/{id}")]
+async fn get_auth_test(
+    _caller: Auth<Admin>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<AuthTest>, ApiError> {
+    let view = oidc::auth_test::get(&state.db, id.into_inner())
+        .await
+        .map_err(|e: Error| ApiError::from(e))?;
+    Ok(web::Json(view.into()))
+}
