@@ -5,4 +5,6 @@ mod directory;
 mod foundation;
 mod hardening;
 mod jobs;
+mod oidc_tokens;
+mod signin;
 mod sync;

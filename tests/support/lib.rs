@@ -343,3 +343,4 @@ impl TestApp {
 }
 
 pub mod google;
+pub mod oidc;
