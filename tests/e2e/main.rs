@@ -6,5 +6,6 @@ mod foundation;
 mod hardening;
 mod jobs;
 mod oidc_tokens;
+mod secrets;
 mod signin;
 mod sync;
