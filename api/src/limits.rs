@@ -126,7 +126,11 @@ pub async fn guard(
         }
     }
     if path.starts_with("/api/") {
-        if let Some(token) = crate::auth::bearer_token(req.request()) {
+        // The caller's credential: a bearer token, or the session cookie of a browser.
+        let credential = crate::auth::bearer_token(req.request())
+            .map(str::to_owned)
+            .or_else(|| crate::routes::signin::session_cookie(req.request()));
+        if let Some(token) = credential {
             let key = hex::encode(&Sha256::digest(token.as_bytes())[..12]);
             if let Err(secs) = guards.api.check(&key) {
                 return Ok(req.into_response(rate_limited(secs)));

@@ -103,6 +103,15 @@ impl Application {
                 .service(
                     SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", doc.clone()),
                 )
+                // A browser that signed in without `return_to` lands on `/`: send it to the UI.
+                .route(
+                    "/",
+                    web::get().to(|| async {
+                        actix_web::HttpResponse::SeeOther()
+                            .insert_header((actix_web::http::header::LOCATION, "/swagger-ui/"))
+                            .finish()
+                    }),
+                )
                 .default_service(web::to(middleware::fallback))
                 .wrap(from_fn(crate::limits::guard))
                 .wrap(from_fn(middleware::observe))

@@ -200,3 +200,54 @@ async fn sigterm_stops_the_server_gracefully() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn a_browser_session_cookie_is_rate_limited_like_a_key() {
+    use dirsync_entity::users;
+    use sea_orm::{ActiveModelTrait, Set};
+    use secrecy::ExposeSecret;
+    let app = spawn_app_with(|s| s.rate_limit_api_per_minute = 3).await;
+    let id = uuid::Uuid::new_v4();
+    let now = chrono::Utc::now();
+    users::ActiveModel {
+        id: Set(id),
+        user_name: Set("ada".into()),
+        user_name_key: Set("ada".into()),
+        full_name: Set("Ada".into()),
+        auth_method: Set("local".into()),
+        directory_id: Set(None),
+        disabled: Set(false),
+        password_hash: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        last_synced_at: Set(None),
+    }
+    .insert(&app.db)
+    .await
+    .unwrap();
+    let (token, _) = dirsync_core::auth::create_session(&app.db, id, chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    let cookie = format!("dirsync_session={}", token.expose_secret());
+    let call = || {
+        app.client
+            .get(format!("{}/api/v1/api-keys", app.address))
+            .header("cookie", &cookie)
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            call().await.unwrap().status(),
+            403,
+            "a session without admin"
+        );
+    }
+    assert_eq!(call().await.unwrap().status(), 429);
+}
+
+#[tokio::test]
+async fn the_root_sends_browsers_to_swagger_ui() {
+    let app = spawn_app().await;
+    let r = app.call(Method::GET, "/", None, None).await.expect(303);
+    assert_eq!(r.headers["location"], "/swagger-ui/");
+}
