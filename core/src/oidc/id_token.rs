@@ -144,10 +144,10 @@ fn check_claims(
     let (Some(exp), Some(iat)) = (claims["exp"].as_i64(), claims["iat"].as_i64()) else {
         return Err(rejected("missing_claim", "it lacks exp or iat"));
     };
-    if now > exp + LEEWAY_SECS {
+    if now > exp.saturating_add(LEEWAY_SECS) {
         return Err(rejected("expired", "it has expired (exp)"));
     }
-    if iat > now + LEEWAY_SECS {
+    if iat > now.saturating_add(LEEWAY_SECS) {
         return Err(rejected(
             "issued_in_future",
             "it claims to be issued in the future (iat); check this server's clock",
@@ -279,5 +279,102 @@ mod tests {
                 .map(|e| e.code()),
             Some("at_hash_mismatch")
         );
+    }
+}
+
+/// Fuzzing of the validator: any token text and any claims give a value or a refusal, never a
+/// panic, and nothing but a well-formed RS256 token with Google's issuer and our audience passes
+/// the claim checks.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            prop_oneof![
+                Just("https://accounts.google.com".to_string()),
+                Just("cid".to_string()),
+                Just("n".to_string()),
+                ".{0,24}"
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            proptest::collection::vec(inner, 0..4).prop_map(Value::Array)
+        })
+    }
+
+    fn claims() -> impl Strategy<Value = Value> {
+        let names = [
+            "iss",
+            "aud",
+            "azp",
+            "exp",
+            "iat",
+            "nonce",
+            "sub",
+            "email",
+            "email_verified",
+            "hd",
+            "at_hash",
+            "name",
+        ];
+        proptest::collection::vec(
+            (proptest::sample::select(names.to_vec()), any_json()),
+            0..12,
+        )
+        .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+    }
+
+    fn b64(v: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn claim_checks_never_panic(c in claims(), now in any::<i64>()) {
+            let expected = Expected { client_id: "cid", nonce: "n", access_token: Some("at") };
+            if check_claims(&c, &expected, now).is_ok() {
+                prop_assert!(GOOGLE_ISSUERS.contains(&c["iss"].as_str().unwrap()));
+                prop_assert_eq!(&c["nonce"], &json!("n"));
+            }
+        }
+
+        #[test]
+        fn time_checks_never_overflow(
+            exp in prop_oneof![Just(i64::MAX), Just(i64::MIN), any::<i64>()],
+            iat in prop_oneof![Just(i64::MAX), Just(i64::MIN), any::<i64>()],
+            now in prop_oneof![Just(i64::MAX), Just(i64::MIN), any::<i64>()],
+        ) {
+            let c = json!({"iss": "https://accounts.google.com", "aud": "cid", "exp": exp,
+                "iat": iat, "nonce": "n", "sub": "1"});
+            let expected = Expected { client_id: "cid", nonce: "n", access_token: None };
+            let _ = check_claims(&c, &expected, now);
+        }
+
+        #[test]
+        fn token_parsing_never_panics(
+            raw in ".{0,200}",
+            header in proptest::option::of(any_json()),
+            c in claims(),
+            sig in "[A-Za-z0-9_-]{0,40}",
+        ) {
+            let google = GoogleOidc::new("http://127.0.0.1:9/.well-known/openid-configuration");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let expected = || Expected { client_id: "cid", nonce: "n", access_token: None };
+            // Arbitrary text, and structured tokens with arbitrary headers and claims.
+            prop_assert!(rt.block_on(verify(&google, &raw, expected())).is_err());
+            let h = header.unwrap_or_else(|| json!({"alg": "RS256", "kid": "k"}));
+            let token = format!("{}.{}.{}", b64(&h), b64(&c), sig);
+            prop_assert!(rt.block_on(verify(&google, &token, expected())).is_err());
+        }
     }
 }
