@@ -6,6 +6,8 @@ use std::{future::Future, marker::PhantomData, pin::Pin};
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use dirsync_core::auth::{authenticate, Principal, Role};
 use dirsync_core::Error;
+use futures_util::{stream, StreamExt};
+use tokio::sync::oneshot;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -66,12 +68,13 @@ impl<R: RoleRule + 'static> FromRequest for Auth<R> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         // Browsers signed in with Google send the session cookie instead of a header.
         let token = bearer_token(req)
             .map(str::to_owned)
             .or_else(|| crate::routes::signin::session_cookie(req));
+        let open_body = hold_body_until_authorized(payload);
         Box::pin(async move {
             let state = state.expect("AppState is registered");
             let token = token.ok_or_else(|| {
@@ -88,10 +91,36 @@ impl<R: RoleRule + 'static> FromRequest for Auth<R> {
             if let Some(needed) = R::NEEDS {
                 principal.require(needed)?;
             }
+            if let Some(open) = open_body {
+                let _ = open.send(());
+            }
             Ok(Auth {
                 principal,
                 _rule: PhantomData,
             })
         })
     }
+}
+
+/// Holds the request body back until the caller is proven to hold the role.
+///
+/// actix-web polls a handler's extractors together and answers with the first that fails.
+/// Authentication waits for the database while a small body has usually arrived already, so
+/// without this a caller lacking the role who sent a body that does not fit got 422 (learning
+/// the body's rules) instead of 403. `Auth` comes first in every handler, so it takes the
+/// payload before `web::Json` does and hands on a stream that yields nothing until `open` is
+/// sent; when authorization fails, the handler never runs and the body is never read.
+fn hold_body_until_authorized(payload: &mut Payload) -> Option<oneshot::Sender<()>> {
+    if matches!(payload, Payload::None) {
+        return None;
+    }
+    let (open, opened) = oneshot::channel::<()>();
+    let body = payload.take();
+    let held = stream::once(async move { opened.await.ok().map(|()| body) })
+        .filter_map(std::future::ready)
+        .flatten();
+    *payload = Payload::Stream {
+        payload: Box::pin(held),
+    };
+    Some(open)
 }
