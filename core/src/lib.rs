@@ -8,13 +8,16 @@ pub mod auth;
 pub mod db;
 pub mod directory;
 pub mod error;
+pub mod folders;
 pub mod google;
 pub mod jobs;
 pub mod metrics;
 pub mod oidc;
 pub mod paging;
+pub mod privileges;
 pub mod secrets;
 pub mod settings;
 pub mod sync;
+pub mod users;
 
 pub use error::{Error, Result};
