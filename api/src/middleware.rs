@@ -179,22 +179,28 @@ impl RouteTable {
         RouteTable(Arc::new(routes))
     }
 
+    /// The methods served at `path`. Where templates overlap, the one with the most literal
+    /// segments wins: `/api/v1/users/lookup` serves GET only, whatever `/api/v1/users/{id}` does.
     fn methods_for(&self, path: &str) -> Option<Vec<Method>> {
         let parts: Vec<&str> = path.split('/').collect();
-        let mut found: Option<Vec<Method>> = None;
+        let mut found: Option<(usize, Vec<Method>)> = None;
         for (segments, methods) in self.0.iter() {
             let matches = segments.len() == parts.len()
                 && segments
                     .iter()
                     .zip(&parts)
                     .all(|(s, p)| (s.starts_with('{') && !p.is_empty()) || s == p);
-            if matches {
-                found
-                    .get_or_insert_with(Vec::new)
-                    .extend(methods.iter().cloned());
+            if !matches {
+                continue;
+            }
+            let literal = segments.iter().filter(|s| !s.starts_with('{')).count();
+            match &mut found {
+                Some((best, _)) if *best > literal => {}
+                Some((best, found)) if *best == literal => found.extend(methods.iter().cloned()),
+                _ => found = Some((literal, methods.clone())),
             }
         }
-        found
+        found.map(|(_, methods)| methods)
     }
 }
 

@@ -8,9 +8,13 @@ use utoipa_actix_web::service_config::ServiceConfig;
 pub mod api_keys;
 pub mod audit;
 pub mod directory;
+pub mod folders;
+pub mod me;
+pub mod privileges;
 pub mod probes;
 pub mod signin;
 pub mod sync;
+pub mod users;
 
 /// Registers every route; used by the server and by `dirsync openapi`.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -19,6 +23,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
         utoipa_actix_web::scope("/api/v1")
             .configure(api_keys::configure)
+            .configure(users::configure)
+            .configure(privileges::configure)
+            .configure(folders::configure)
+            .configure(me::configure)
             .configure(audit::configure)
             .configure(sync::configure)
             .configure(signin::configure)

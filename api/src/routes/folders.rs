@@ -1,0 +1,130 @@
+//! Archive folders: one per user, named after it; the archive server reports their message
+//! counts, which decide whether a folder outlives its user.
+
+use actix_web::{get, patch, web};
+use chrono::{DateTime, Utc};
+use dirsync_core::{folders, paging::PageRequest};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use super::Paged;
+use crate::auth::{Auth, Operator, Reader};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(crate) fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list).service(read).service(update);
+}
+
+/// An archive folder.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArchiveFolder {
+    /// Folder id.
+    pub id: Uuid,
+    /// Name: its user's name when created.
+    pub name: String,
+    /// The owner; null once detached.
+    pub user_id: Option<Uuid>,
+    /// The owner's user name; null once detached.
+    pub user_name: Option<String>,
+    /// Messages held, as last reported by the archive server.
+    pub message_count: i64,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// When its user was deleted and the folder kept because it held messages.
+    pub detached_at: Option<DateTime<Utc>>,
+}
+
+impl From<folders::Folder> for ArchiveFolder {
+    fn from(f: folders::Folder) -> Self {
+        ArchiveFolder {
+            id: f.id,
+            name: f.name,
+            user_id: f.user_id,
+            user_name: f.user_name,
+            message_count: f.message_count,
+            created_at: f.created_at,
+            detached_at: f.detached_at,
+        }
+    }
+}
+
+/// Filter and paging of the folder list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FolderQuery {
+    /// Only detached folders (`true`) or only folders with an owner (`false`).
+    pub detached: Option<bool>,
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
+    pub cursor: Option<String>,
+}
+
+/// What the archive server reports about a folder.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateArchiveFolder {
+    /// Messages the folder holds now.
+    #[schema(minimum = 0)]
+    pub message_count: i64,
+}
+
+/// Lists archive folders by name.
+#[utoipa::path(tag = "archive-folders", operation_id = "list_archive_folders",
+    params(FolderQuery), responses((status = 200, body = Paged<ArchiveFolder>)))]
+#[get("/archive-folders")]
+async fn list(
+    _caller: Auth<Reader>,
+    state: web::Data<AppState>,
+    query: web::Query<FolderQuery>,
+) -> Result<web::Json<Paged<ArchiveFolder>>, ApiError> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let filter = folders::FolderFilter {
+        detached: query.detached,
+    };
+    let found = folders::list(&state.db, &filter, page).await?;
+    Ok(web::Json(found.map(ArchiveFolder::from).into()))
+}
+
+/// One archive folder.
+#[utoipa::path(tag = "archive-folders", operation_id = "get_archive_folder",
+    params(("id" = Uuid, Path, description = "Folder id")),
+    responses((status = 200, body = ArchiveFolder)))]
+#[get("/archive-folders/{id}")]
+async fn read(
+    _caller: Auth<Reader>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<ArchiveFolder>, ApiError> {
+    let folder = folders::get(&state.db, id.into_inner()).await?;
+    Ok(web::Json(folder.into()))
+}
+
+/// Records how many messages a folder holds; a folder holding messages is kept (detached)
+/// when its user is deleted. Needs the `operator` role, so that the archive server can report
+/// counts with an operator key without being able to change users or privileges.
+#[utoipa::path(tag = "archive-folders", operation_id = "update_archive_folder",
+    request_body = UpdateArchiveFolder,
+    params(("id" = Uuid, Path, description = "Folder id")),
+    responses((status = 200, body = ArchiveFolder)))]
+#[patch("/archive-folders/{id}")]
+async fn update(
+    caller: Auth<Operator>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: web::Json<UpdateArchiveFolder>,
+) -> Result<web::Json<ArchiveFolder>, ApiError> {
+    let folder = folders::set_message_count(
+        &state.db,
+        &caller.actor(),
+        id.into_inner(),
+        body.message_count,
+    )
+    .await?;
+    Ok(web::Json(folder.into()))
+}

@@ -1,0 +1,251 @@
+//! Users' privileges and folder access, and the default privileges of users created by
+//! synchronization.
+//!
+//! Requests take names as strings and `dirsync-core` checks them, so that an unknown name is
+//! answered with 422 `unknown_privilege` (or `unknown_access`) listing the valid names; the
+//! documented schema still shows the valid names.
+
+use actix_web::{get, put, web};
+use dirsync_core::privileges::{self, Access, Privilege};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::auth::{Admin, Auth, Operator, Reader};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(crate) fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(read)
+        .service(replace)
+        .service(read_defaults)
+        .service(replace_defaults);
+}
+
+/// A privilege (product.md §1).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrivilegeName {
+    /// Administers dirsync and the archive server; a signed-in user holding it acts as `admin`.
+    Admin,
+    /// May sign in.
+    Login,
+    /// May change its own password.
+    ChangePassword,
+    /// May archive e-mail.
+    ArchiveEmail,
+    /// May modify archive profiles.
+    ModifyArchiveProfiles,
+    /// May delete archive profiles.
+    DeleteArchiveProfiles,
+    /// May export e-mail.
+    ExportEmail,
+    /// May modify export profiles.
+    ModifyExportProfiles,
+    /// May delete export profiles.
+    DeleteExportProfiles,
+    /// May delete archived e-mail.
+    DeleteEmail,
+}
+
+impl From<Privilege> for PrivilegeName {
+    fn from(p: Privilege) -> Self {
+        match p {
+            Privilege::Admin => PrivilegeName::Admin,
+            Privilege::Login => PrivilegeName::Login,
+            Privilege::ChangePassword => PrivilegeName::ChangePassword,
+            Privilege::ArchiveEmail => PrivilegeName::ArchiveEmail,
+            Privilege::ModifyArchiveProfiles => PrivilegeName::ModifyArchiveProfiles,
+            Privilege::DeleteArchiveProfiles => PrivilegeName::DeleteArchiveProfiles,
+            Privilege::ExportEmail => PrivilegeName::ExportEmail,
+            Privilege::ModifyExportProfiles => PrivilegeName::ModifyExportProfiles,
+            Privilege::DeleteExportProfiles => PrivilegeName::DeleteExportProfiles,
+            Privilege::DeleteEmail => PrivilegeName::DeleteEmail,
+        }
+    }
+}
+
+/// Access to an archive folder.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessName {
+    /// Read the archived messages.
+    Read,
+    /// Add messages.
+    Write,
+    /// Delete messages.
+    Delete,
+}
+
+impl From<Access> for AccessName {
+    fn from(a: Access) -> Self {
+        match a {
+            Access::Read => AccessName::Read,
+            Access::Write => AccessName::Write,
+            Access::Delete => AccessName::Delete,
+        }
+    }
+}
+
+/// A user's access to one archive folder.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FolderAccess {
+    /// The folder.
+    pub folder_id: Uuid,
+    /// In the order read, write, delete; never empty.
+    pub access: Vec<AccessName>,
+}
+
+/// What a user may do.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Privileges {
+    /// Privileges, in the documented order.
+    pub privileges: Vec<PrivilegeName>,
+    /// Folder access, by folder id.
+    pub folder_access: Vec<FolderAccess>,
+}
+
+impl From<privileges::Privileges> for Privileges {
+    fn from(p: privileges::Privileges) -> Self {
+        Privileges {
+            privileges: p.privileges.into_iter().map(Into::into).collect(),
+            folder_access: p
+                .folder_access
+                .into_iter()
+                .map(|fa| FolderAccess {
+                    folder_id: fa.folder_id,
+                    access: fa.access.into_iter().map(Into::into).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Access to grant on one archive folder.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetFolderAccess {
+    /// The folder (see `GET /api/v1/archive-folders`).
+    pub folder_id: Uuid,
+    /// Any of `read`, `write`, `delete`; an empty list grants nothing.
+    #[schema(value_type = Vec<AccessName>)]
+    pub access: Vec<String>,
+}
+
+/// The whole new set of a user's privileges and folder access; replaces the current one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPrivileges {
+    /// Privilege names; an unknown one is refused with the list of valid names.
+    #[schema(value_type = Vec<PrivilegeName>)]
+    pub privileges: Vec<String>,
+    /// Folder access, one entry per folder.
+    pub folder_access: Vec<SetFolderAccess>,
+}
+
+/// What users created by synchronization receive.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DefaultPrivileges {
+    /// Privileges, in the documented order.
+    pub privileges: Vec<PrivilegeName>,
+    /// Access to the user's own archive folder.
+    pub own_folder_access: Vec<AccessName>,
+}
+
+impl From<privileges::DefaultPrivileges> for DefaultPrivileges {
+    fn from(d: privileges::DefaultPrivileges) -> Self {
+        DefaultPrivileges {
+            privileges: d.privileges.into_iter().map(Into::into).collect(),
+            own_folder_access: d.own_folder_access.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// New default privileges.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetDefaultPrivileges {
+    /// Privilege names, e.g. `["login", "archive_email"]`.
+    #[schema(value_type = Vec<PrivilegeName>)]
+    pub privileges: Vec<String>,
+    /// Access to the user's own archive folder, e.g. `["read"]`.
+    #[schema(value_type = Vec<AccessName>)]
+    pub own_folder_access: Vec<String>,
+}
+
+/// A user's privileges and folder access.
+#[utoipa::path(tag = "privileges", operation_id = "get_user_privileges",
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, body = Privileges)))]
+#[get("/users/{id}/privileges")]
+async fn read(
+    _caller: Auth<Reader>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<Privileges>, ApiError> {
+    let p = privileges::get(&state.db, id.into_inner()).await?;
+    Ok(web::Json(p.into()))
+}
+
+/// Replaces a user's privileges and folder access, all at once. Directory users' privileges
+/// are editable too: Google does not manage them.
+#[utoipa::path(tag = "privileges", operation_id = "set_user_privileges",
+    request_body = SetPrivileges,
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, body = Privileges)))]
+#[put("/users/{id}/privileges")]
+async fn replace(
+    caller: Auth<Admin>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: web::Json<SetPrivileges>,
+) -> Result<web::Json<Privileges>, ApiError> {
+    let body = body.into_inner();
+    let input = privileges::PrivilegesInput {
+        privileges: body.privileges,
+        folder_access: body
+            .folder_access
+            .into_iter()
+            .map(|fa| privileges::FolderAccessInput {
+                folder_id: fa.folder_id,
+                access: fa.access,
+            })
+            .collect(),
+    };
+    let p = privileges::replace(&state.db, &caller.actor(), id.into_inner(), &input).await?;
+    Ok(web::Json(p.into()))
+}
+
+/// The privileges users created by synchronization receive (by default `login`, and `read` on
+/// their own archive folder).
+#[utoipa::path(tag = "privileges", operation_id = "get_default_privileges",
+    responses((status = 200, body = DefaultPrivileges)))]
+#[get("/directory/default-privileges")]
+async fn read_defaults(
+    _caller: Auth<Operator>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<DefaultPrivileges>, ApiError> {
+    let d = privileges::load_defaults(&state.db).await?;
+    Ok(web::Json(d.into()))
+}
+
+/// Changes the default privileges. They apply to users created from then on; existing users
+/// keep the privileges they have.
+#[utoipa::path(tag = "privileges", operation_id = "set_default_privileges",
+    request_body = SetDefaultPrivileges,
+    responses((status = 200, body = DefaultPrivileges)))]
+#[put("/directory/default-privileges")]
+async fn replace_defaults(
+    caller: Auth<Admin>,
+    state: web::Data<AppState>,
+    body: web::Json<SetDefaultPrivileges>,
+) -> Result<web::Json<DefaultPrivileges>, ApiError> {
+    let body = body.into_inner();
+    let input = privileges::DefaultPrivilegesInput {
+        privileges: body.privileges,
+        own_folder_access: body.own_folder_access,
+    };
+    let d = privileges::save_defaults(&state.db, &caller.actor(), &input).await?;
+    Ok(web::Json(d.into()))
+}
