@@ -1,11 +1,16 @@
 //! dirsync's end-to-end suite: the real server on port 0, a fresh database per test (SQLite, or
 //! PostgreSQL when `DIRSYNC_TEST_PG_URL` is set), HTTP only. One binary to keep link time down.
 
+mod audit;
 mod directory;
+mod folders;
 mod foundation;
 mod hardening;
 mod jobs;
 mod oidc_tokens;
+mod privileges;
+mod roles;
 mod secrets;
 mod signin;
 mod sync;
+mod users;
