@@ -242,8 +242,15 @@ pub async fn create_api_key<C: ConnectionTrait>(
     role: Role,
     created_by: &str,
 ) -> Result<(ApiKeyInfo, SecretString)> {
+    // The length rule applies to the name as sent (the documented maxLength), blanks included.
+    if name.chars().count() > 100 {
+        return Err(Error::invalid(
+            "invalid_name",
+            "name must be 1 to 100 characters",
+        ));
+    }
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
+    if name.is_empty() {
         return Err(Error::invalid(
             "invalid_name",
             "name must be 1 to 100 characters",

@@ -2,85 +2,31 @@
 //! thousand users, never one round trip per user.
 
 use chrono::{DateTime, Utc};
-use dirsync_entity::{archive_folders, folder_access, user_emails, user_privileges, users};
+use dirsync_entity::{archive_folders, user_emails, users};
 use sea_orm::{
-    sea_query::Expr, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set,
-    Statement, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set, Statement, Value,
 };
 use uuid::Uuid;
 
 use super::plan::Plan;
+use crate::privileges::DefaultPrivileges;
 use crate::Result;
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's parameter limits.
 const CHUNK: usize = 1000;
 
-/// What users created by a sync receive (product.md §1 "Default privileges").
-#[derive(Debug, Clone)]
-pub struct NewUserGrants {
-    /// Privilege names.
-    pub privileges: Vec<String>,
-    /// Access to the user's own folder: read, write, delete.
-    pub own_folder: [bool; 3],
-}
-
-impl NewUserGrants {
-    /// The defaults stored in the directory configuration row.
-    pub fn from_config(cfg: &dirsync_entity::directory_config::Model) -> NewUserGrants {
-        let privileges: Vec<String> =
-            serde_json::from_str(&cfg.default_privileges).unwrap_or_default();
-        let access: Vec<String> =
-            serde_json::from_str(&cfg.default_folder_access).unwrap_or_default();
-        let has = |a: &str| access.iter().any(|x| x == a);
-        NewUserGrants {
-            privileges,
-            own_folder: [has("read"), has("write"), has("delete")],
-        }
-    }
-}
-
-/// Writes the plan. The caller owns the transaction: commit or roll back as one.
+/// Writes the plan. The caller owns the transaction: commit or roll back as one. Users created
+/// receive `grants` (the default privileges in force).
 pub async fn apply<C: ConnectionTrait>(
     db: &C,
     plan: &Plan,
-    grants: &NewUserGrants,
+    grants: &DefaultPrivileges,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    delete_users(db, &plan.deletes, now).await?;
+    // The folder rule of §3.5 lives with the users: one implementation for the API and the sync.
+    crate::users::delete_users(db, &plan.deletes).await?;
     update_users(db, plan, now).await?;
     create_users(db, plan, grants, now).await?;
-    Ok(())
-}
-
-/// Deletes users: their privileges, addresses and sessions go with them (foreign keys); their
-/// archive folders are kept and detached when they hold messages, removed otherwise
-/// (product.md §3.5).
-pub async fn delete_users<C: ConnectionTrait>(
-    db: &C,
-    ids: &[Uuid],
-    now: DateTime<Utc>,
-) -> Result<()> {
-    for chunk in ids.chunks(CHUNK) {
-        let ids = chunk.to_vec();
-        archive_folders::Entity::update_many()
-            .col_expr(
-                archive_folders::Column::UserId,
-                Expr::value(Option::<Uuid>::None),
-            )
-            .col_expr(archive_folders::Column::DetachedAt, Expr::value(now))
-            .filter(archive_folders::Column::UserId.is_in(ids.clone()))
-            .filter(archive_folders::Column::MessageCount.gt(0))
-            .exec(db)
-            .await?;
-        archive_folders::Entity::delete_many()
-            .filter(archive_folders::Column::UserId.is_in(ids.clone()))
-            .exec(db)
-            .await?;
-        users::Entity::delete_many()
-            .filter(users::Column::Id.is_in(ids))
-            .exec(db)
-            .await?;
-    }
     Ok(())
 }
 
@@ -199,7 +145,7 @@ where
 async fn create_users<C: ConnectionTrait>(
     db: &C,
     plan: &Plan,
-    grants: &NewUserGrants,
+    grants: &DefaultPrivileges,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let user_rows = plan.creates.iter().map(|u| users::ActiveModel {
@@ -237,35 +183,7 @@ async fn create_users<C: ConnectionTrait>(
         })
         .collect();
     insert_chunked::<archive_folders::Entity, _, _>(db, folders).await?;
-    let privileges = plan
-        .creates
-        .iter()
-        .flat_map(|u| {
-            grants
-                .privileges
-                .iter()
-                .map(|p| user_privileges::ActiveModel {
-                    user_id: Set(u.id),
-                    privilege: Set(p.clone()),
-                })
-        })
-        .collect();
-    insert_chunked::<user_privileges::Entity, _, _>(db, privileges).await?;
-    let [r, w, d] = grants.own_folder;
-    if r || w || d {
-        let access = plan
-            .creates
-            .iter()
-            .zip(&folder_ids)
-            .map(|(u, fid)| folder_access::ActiveModel {
-                user_id: Set(u.id),
-                folder_id: Set(*fid),
-                can_read: Set(r),
-                can_write: Set(w),
-                can_delete: Set(d),
-            })
-            .collect();
-        insert_chunked::<folder_access::Entity, _, _>(db, access).await?;
-    }
+    let owners: Vec<(Uuid, Uuid)> = plan.creates.iter().map(|u| u.id).zip(folder_ids).collect();
+    grants.grant(db, &owners).await?;
     Ok(())
 }

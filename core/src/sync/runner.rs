@@ -6,7 +6,7 @@ use chrono::Utc;
 use dirsync_entity::sync_jobs;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
-use super::apply::{self, NewUserGrants};
+use super::apply;
 use super::plan::{deletion_limit, plan, Rules};
 use super::{fetch, local};
 use crate::jobs::{JobControl, JobError, JobRunner, Outcome, Progress, Status};
@@ -95,6 +95,7 @@ impl SyncRunner {
         let deletions = the_plan.deletes.len() as u64;
         let limit = deletion_limit(cfg.deletion_limit.map(|n| n.max(0) as u32), directory_users);
         let confirmed = job.confirm_deletions.map(|n| n as u64) == Some(deletions);
+        let grants = crate::privileges::load_defaults(db).await?;
         let txn = db.begin().await.map_err(crate::Error::from)?;
         if deletions > limit && !confirmed {
             let error = JobError::new(
@@ -119,7 +120,6 @@ impl SyncRunner {
         if !job.dry_run {
             phase(&mut progress, "applying");
             ctl.progress(&progress, true).await;
-            let grants = NewUserGrants::from_config(&cfg);
             apply::apply(&txn, &the_plan, &grants, Utc::now()).await?;
         }
         if ctl.should_stop() {
