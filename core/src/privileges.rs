@@ -259,15 +259,21 @@ pub async fn get<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Privileges
     load(db, user_id).await
 }
 
-/// The privileges of a user known to exist.
-pub(crate) async fn load<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Privileges> {
-    let names: Vec<String> = user_privileges::Entity::find()
+/// The privilege names stored for a user, as written: names a newer version wrote included,
+/// in no particular order.
+pub(crate) async fn names<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Vec<String>> {
+    Ok(user_privileges::Entity::find()
         .select_only()
         .column(user_privileges::Column::Privilege)
         .filter(user_privileges::Column::UserId.eq(user_id))
         .into_tuple()
         .all(db)
-        .await?;
+        .await?)
+}
+
+/// The privileges of a user known to exist.
+pub(crate) async fn load<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Privileges> {
+    let names = names(db, user_id).await?;
     // A name this version does not know (written by a newer one) is left out, not fatal.
     let mut privileges: Vec<Privilege> = names
         .iter()

@@ -23,6 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use super::users::User;
 use crate::auth::{Admin, Anyone, Auth, Operator};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -194,50 +195,21 @@ async fn put_oidc(
 
 // ---- sessions ----
 
-/// A signed-in user.
+/// A signed-in user: the user as `GET /api/v1/users/{id}` shows it, plus its privileges.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SignedInUser {
-    /// User id.
-    pub id: Uuid,
-    /// User name.
-    pub user_name: String,
-    /// Full name.
-    pub full_name: String,
-    /// `local` or `directory`.
-    pub auth_method: String,
-    /// Google's user id (directory users).
-    pub directory_id: Option<String>,
-    /// Always false here: disabled users cannot sign in.
-    pub disabled: bool,
-    /// Addresses, primary first.
-    pub emails: Vec<String>,
-    /// The user's archive folder.
-    pub archive_folder_id: Option<Uuid>,
+    /// The user (never disabled here: disabled users cannot sign in).
+    #[serde(flatten)]
+    pub user: User,
     /// Privileges held (`admin` makes the session act as an admin).
     pub privileges: Vec<String>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-    /// Last changed by a sync.
-    pub last_synced_at: Option<DateTime<Utc>>,
 }
 
 impl From<SessionUser> for SignedInUser {
     fn from(u: SessionUser) -> Self {
         SignedInUser {
-            id: u.id,
-            user_name: u.user_name,
-            full_name: u.full_name,
-            auth_method: u.auth_method,
-            directory_id: u.directory_id,
-            disabled: u.disabled,
-            emails: u.emails,
-            archive_folder_id: u.archive_folder_id,
+            user: u.user.into(),
             privileges: u.privileges,
-            created_at: u.created_at,
-            updated_at: u.updated_at,
-            last_synced_at: u.last_synced_at,
         }
     }
 }

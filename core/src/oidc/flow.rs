@@ -169,7 +169,7 @@ pub async fn finish_login<C: ConnectionTrait>(
     Ok(CallbackOutcome::SignedIn(SignedIn {
         token,
         expires_at,
-        user: user::view(db, user).await?,
+        user: user::view(db, user.id).await?,
         return_to: attempt.return_to,
     }))
 }

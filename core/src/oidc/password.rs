@@ -103,7 +103,7 @@ pub async fn password_login<C: ConnectionTrait>(
     Ok(SignedIn {
         token,
         expires_at,
-        user: user::view(db, user).await?,
+        user: user::view(db, user.id).await?,
         return_to: None,
     })
 }

@@ -1,97 +1,31 @@
 //! The signed-in user as a session answer shows it, and the checks every sign-in makes.
 
-use chrono::{DateTime, Utc};
-use dirsync_entity::{archive_folders, user_emails, user_privileges, users};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
-use serde::Serialize;
+use dirsync_entity::{user_privileges, users};
+use sea_orm::{ConnectionTrait, EntityTrait};
 use uuid::Uuid;
 
 use super::{SigninError, SigninErrorKind};
+use crate::privileges;
 
 /// The privilege a user needs to sign in at all.
 pub const LOGIN_PRIVILEGE: &str = "login";
 
-/// A user as shown with a new session (product §5's user shape, plus its privileges).
-#[derive(Debug, Clone, Serialize)]
+/// A user as shown with a new session: the user as the users module shows it, plus its
+/// privileges.
+#[derive(Debug, Clone)]
 pub struct SessionUser {
-    /// User id.
-    pub id: Uuid,
-    /// User name (for directory users the primary address).
-    pub user_name: String,
-    /// Full name.
-    pub full_name: String,
-    /// `local` or `directory`.
-    pub auth_method: String,
-    /// Google's user id, for directory users.
-    pub directory_id: Option<String>,
-    /// Disabled users cannot sign in.
-    pub disabled: bool,
-    /// Addresses, primary first.
-    pub emails: Vec<String>,
-    /// The user's archive folder.
-    pub archive_folder_id: Option<Uuid>,
-    /// Privileges held.
+    /// The user.
+    pub user: crate::users::User,
+    /// Privilege names held, sorted by name; a name a newer version wrote is shown as stored.
     pub privileges: Vec<String>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-    /// Last changed by a sync.
-    pub last_synced_at: Option<DateTime<Utc>>,
 }
 
-pub(crate) async fn privileges<C: ConnectionTrait>(
-    db: &C,
-    user_id: Uuid,
-) -> Result<Vec<String>, sea_orm::DbErr> {
-    let mut p: Vec<String> = user_privileges::Entity::find()
-        .filter(user_privileges::Column::UserId.eq(user_id))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|r| r.privilege)
-        .collect();
-    p.sort();
-    Ok(p)
-}
-
-/// The user's addresses, primary first.
-pub(crate) async fn emails<C: ConnectionTrait>(
-    db: &C,
-    user_id: Uuid,
-) -> Result<Vec<String>, sea_orm::DbErr> {
-    let mut rows = user_emails::Entity::find()
-        .filter(user_emails::Column::UserId.eq(user_id))
-        .order_by_asc(user_emails::Column::AddressKey)
-        .all(db)
-        .await?;
-    rows.sort_by_key(|r| r.kind != "primary");
-    Ok(rows.into_iter().map(|r| r.address).collect())
-}
-
-/// The view of `user`.
-pub(crate) async fn view<C: ConnectionTrait>(
-    db: &C,
-    user: users::Model,
-) -> Result<SessionUser, sea_orm::DbErr> {
-    let folder = archive_folders::Entity::find()
-        .filter(archive_folders::Column::UserId.eq(user.id))
-        .one(db)
-        .await?;
-    Ok(SessionUser {
-        emails: emails(db, user.id).await?,
-        privileges: privileges(db, user.id).await?,
-        archive_folder_id: folder.map(|f| f.id),
-        id: user.id,
-        user_name: user.user_name,
-        full_name: user.full_name,
-        auth_method: user.auth_method,
-        directory_id: user.directory_id,
-        disabled: user.disabled,
-        created_at: user.created_at,
-        updated_at: user.updated_at,
-        last_synced_at: user.last_synced_at,
-    })
+/// The session view of the user `user_id`.
+pub(crate) async fn view<C: ConnectionTrait>(db: &C, user_id: Uuid) -> crate::Result<SessionUser> {
+    let user = crate::users::get(db, user_id).await?;
+    let mut privileges = privileges::names(db, user_id).await?;
+    privileges.sort();
+    Ok(SessionUser { user, privileges })
 }
 
 /// Refuses a disabled user or one without the `login` privilege.
