@@ -56,7 +56,9 @@ pub fn apply_common(doc: &mut Doc) {
                 )
                 .into()
         };
-        for item in doc.paths.paths.values_mut() {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            // The browser flow answers errors as a small HTML page unless JSON is asked for.
+            let browser = path.starts_with("/oidc/");
             let ops: [&mut Option<Operation>; 5] = [
                 &mut item.get,
                 &mut item.put,
@@ -82,6 +84,21 @@ pub fn apply_common(doc: &mut Doc) {
                 responses
                     .entry("default".into())
                     .or_insert_with(|| error("Any other error, in the one error shape"));
+                if browser {
+                    for (status, response) in responses.iter_mut() {
+                        let failure = status == "default" || status.starts_with(['4', '5']);
+                        if let (true, RefOr::T(r)) = (failure, response) {
+                            r.content.entry("text/html".into()).or_insert_with(|| {
+                                ContentBuilder::new()
+                                    .schema(Some(
+                                        utoipa::openapi::ObjectBuilder::new()
+                                            .schema_type(utoipa::openapi::schema::Type::String),
+                                    ))
+                                    .build()
+                            });
+                        }
+                    }
+                }
             }
         }
     }

@@ -136,7 +136,7 @@ async fn the_client_secret_is_required_the_first_time() {
     let r = app
         .call(Method::GET, "/oidc/login", None, None)
         .await
-        .expect(503);
+        .expect(409);
     assert!(r.headers["content-type"]
         .to_str()
         .unwrap()
@@ -150,7 +150,7 @@ async fn the_client_secret_is_required_the_first_time() {
             .unwrap(),
     )
     .await
-    .expect(503);
+    .expect(409);
     assert_eq!(r.error_code(), "not_configured");
 }
 

@@ -71,7 +71,8 @@ fn status_of(kind: SigninErrorKind) -> StatusCode {
         SigninErrorKind::BadRequest => StatusCode::BAD_REQUEST,
         SigninErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
         SigninErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        SigninErrorKind::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+        // Like the directory's `not_configured`: the installation's state, not a server fault.
+        SigninErrorKind::NotConfigured => StatusCode::CONFLICT,
         SigninErrorKind::Upstream => StatusCode::BAD_GATEWAY,
     }
 }
@@ -351,7 +352,7 @@ pub struct LoginQuery {
 #[utoipa::path(tag = "sign-in", operation_id = "oidc_login", security(()), params(LoginQuery),
     responses((status = 302, description = "To Google's authorization endpoint",
         headers(("Location" = String, description = "Google's authorization URL"))),
-        (status = 503, description = "Sign in with Google is not configured", body = crate::error::ErrorBody)))]
+        (status = 409, description = "Sign in with Google is not configured", body = crate::error::ErrorBody)))]
 #[get("/oidc/login")]
 async fn oidc_login(
     req: HttpRequest,
