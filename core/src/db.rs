@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use dirsync_migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::sea_query::{Expr, IntoColumnRef, Query, SimpleExpr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, EntityTrait,
+};
 
 use crate::settings::Settings;
 
@@ -49,4 +52,20 @@ pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<Database
 /// True when the database answers a trivial query.
 pub async fn is_reachable(db: &DatabaseConnection) -> bool {
     db.execute_unprepared("SELECT 1").await.is_ok()
+}
+
+/// `(SELECT E.value FROM E WHERE E.key = outer)`: one column of a related row, read in the query
+/// that selects the rows it belongs to (a user's folder id, a folder's owner's name). `key` must
+/// be unique, so that the subquery yields at most one row.
+pub(crate) fn related_column<E: EntityTrait>(
+    value: E::Column,
+    key: E::Column,
+    outer: impl IntoColumnRef,
+) -> SimpleExpr {
+    let related = Query::select()
+        .column((E::default(), value))
+        .from(E::default())
+        .and_where(Expr::col((E::default(), key)).equals(outer))
+        .to_owned();
+    SimpleExpr::SubQuery(None, Box::new(related.into_sub_query_statement()))
 }

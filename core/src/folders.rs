@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use dirsync_entity::{archive_folders, users};
 use sea_orm::{
-    sea_query::{Condition, Expr, Query, SimpleExpr},
+    sea_query::{Condition, Expr},
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, Select,
 };
@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::db::related_column;
 use crate::paging::{Page, PageRequest};
 use crate::{audit, Error, Result};
 
@@ -43,14 +44,11 @@ pub struct FolderFilter {
 }
 
 fn select_folders() -> Select<archive_folders::Entity> {
-    let owner = Query::select()
-        .column((users::Entity, users::Column::UserName))
-        .from(users::Entity)
-        .and_where(
-            Expr::col((users::Entity, users::Column::Id))
-                .equals((archive_folders::Entity, archive_folders::Column::UserId)),
-        )
-        .to_owned();
+    let owner = related_column::<users::Entity>(
+        users::Column::UserName,
+        users::Column::Id,
+        (archive_folders::Entity, archive_folders::Column::UserId),
+    );
     archive_folders::Entity::find()
         .select_only()
         .columns([
@@ -61,10 +59,7 @@ fn select_folders() -> Select<archive_folders::Entity> {
             archive_folders::Column::CreatedAt,
             archive_folders::Column::DetachedAt,
         ])
-        .expr_as(
-            SimpleExpr::SubQuery(None, Box::new(owner.into_sub_query_statement())),
-            "user_name",
-        )
+        .expr_as(owner, "user_name")
 }
 
 /// Folders ordered by name, then id; the cursor is the last folder's `(name, id)`.

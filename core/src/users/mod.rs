@@ -12,7 +12,7 @@ mod scale_tests;
 use chrono::{DateTime, Utc};
 use dirsync_entity::{archive_folders, user_emails, users};
 use sea_orm::{
-    sea_query::{Expr, Query, SimpleExpr},
+    sea_query::{Expr, Query},
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Select, Set,
     TransactionTrait,
@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::db::related_column;
 use crate::error::DbResultExt;
 use crate::privileges::{self, Access, FolderAccess, Privilege, Privileges};
 use crate::{audit, Error, Result};
@@ -164,14 +165,11 @@ struct UserRow {
 /// Users' columns (never the password hash) and their folder's id, found through the unique
 /// index on `archive_folders.user_id`.
 fn select_users() -> Select<users::Entity> {
-    let folder = Query::select()
-        .column((archive_folders::Entity, archive_folders::Column::Id))
-        .from(archive_folders::Entity)
-        .and_where(
-            Expr::col((archive_folders::Entity, archive_folders::Column::UserId))
-                .equals((users::Entity, users::Column::Id)),
-        )
-        .to_owned();
+    let folder = related_column::<archive_folders::Entity>(
+        archive_folders::Column::Id,
+        archive_folders::Column::UserId,
+        (users::Entity, users::Column::Id),
+    );
     users::Entity::find()
         .select_only()
         .columns([
@@ -186,10 +184,7 @@ fn select_users() -> Select<users::Entity> {
             users::Column::UpdatedAt,
             users::Column::LastSyncedAt,
         ])
-        .expr_as(
-            SimpleExpr::SubQuery(None, Box::new(folder.into_sub_query_statement())),
-            "archive_folder_id",
-        )
+        .expr_as(folder, "archive_folder_id")
 }
 
 /// Builds users from rows, with all their addresses fetched in one query.
