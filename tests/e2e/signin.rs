@@ -781,7 +781,7 @@ async fn a_local_user_signs_in_with_a_password() {
         &o,
         "Archivist",
         Some("correct horse battery"),
-        &["login", "admin"],
+        &["login", "admin", "change_password"],
     )
     .await;
     let r = password_login(&o, "archivist", "correct horse battery")
@@ -790,6 +790,11 @@ async fn a_local_user_signs_in_with_a_password() {
     assert_eq!(r.headers["cache-control"], "no-store");
     assert_eq!(r.json["user"]["id"], id.to_string());
     assert_eq!(r.json["user"]["auth_method"], "local");
+    // Sorted by name, not in the documented order of GET /api/v1/users/{id}/privileges.
+    assert_eq!(
+        r.json["user"]["privileges"],
+        json!(["admin", "change_password", "login"])
+    );
     let token = r.json["token"].as_str().unwrap();
     assert!(token.starts_with("dss_") && r.json["expires_at"].is_string());
     o.env
