@@ -110,8 +110,11 @@ async function signInWithGoogle(page, context) {
       },
       { method, path },
     );
-  // ---- switch to /api/v1/me once it is on main (it answers the signed-in user): ----
-  // const me = await call('GET', '/api/v1/me'); check(me.status === 200 && JSON.parse(me.body).user_name === email, `GET /api/v1/me: ${me.status} ${me.body}`);
+  const me = await call('GET', '/api/v1/me');
+  check(
+    me.status === 200 && JSON.parse(me.body).user?.user_name === email,
+    `GET /api/v1/me: ${me.status} ${me.body}`,
+  );
   const keys = await call('GET', '/api/v1/api-keys');
   check(keys.status === 200, `GET /api/v1/api-keys with the cookie: ${keys.status} ${keys.body}`);
   const oidc = await call('GET', '/api/v1/auth/oidc');

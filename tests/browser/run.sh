@@ -109,17 +109,14 @@ status=$(api GET "/api/v1/sync-jobs/$job?wait=30" | python3 -c 'import json,sys;
 api PUT /api/v1/auth/oidc "{\"client_id\":\"$client_id\",\"client_secret\":\"$client_secret\",\"redirect_uri\":\"$dirsync/oidc/signin\",\"allowed_domains\":[\"example.com\"]}" >/dev/null
 
 # The synchronized users hold `login`. ada also needs `admin` for the admin-only endpoints the
-# test calls with her cookie. The privileges API is not on main yet, so this writes the row
-# directly; switch to it once it lands:
-#   api PUT "/api/v1/users/$ada_id/privileges" '{"privileges":["login","admin"],"folder_access":[]}'
-python3 - "$tmp/data/dirsync.db" <<'EOF'
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1], timeout=10)
-n = db.execute("INSERT INTO user_privileges (user_id, privilege) "
-               "SELECT id, 'admin' FROM users WHERE user_name_key = 'ada@example.com'").rowcount
-db.commit()
-assert n == 1, "ada@example.com was not synchronized"
-EOF
+# test calls with her cookie: add it to her privileges through the API.
+ada_id=$(api GET "/api/v1/users/lookup?email=ada@example.com" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+privileges=$(api GET "/api/v1/users/$ada_id/privileges" | python3 -c '
+import json, sys
+p = json.load(sys.stdin)
+p["privileges"] = sorted(set(p["privileges"]) | {"admin"})
+print(json.dumps(p))')
+api PUT "/api/v1/users/$ada_id/privileges" "$privileges" >/dev/null
 
 say "running the browser tests (chromium $("$chromium_bin" --version 2>/dev/null | awk '{print $2}'))"
 mkdir -p "$tmp/artifacts"
