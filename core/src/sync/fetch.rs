@@ -2,17 +2,18 @@
 //! sync groups, the groups (200 a page, to resolve the configured addresses) and the members of
 //! just the groups reachable from them (nested groups followed once each, so cycles end).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
-use futures_util::{stream, StreamExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::plan::{RemoteState, RemoteUser};
 use crate::google::{DirectoryClient, GoogleError, Member, MemberType, User};
 use crate::jobs::{JobControl, JobError, Progress};
 
 /// Member listings run this many at a time: Google's per-user quota allows it, and with
-/// thousands of groups the fetch is bound by round trips, not bandwidth.
-const MEMBER_CONCURRENCY: usize = 8;
+/// thousands of groups the fetch is bound by round trips, not bandwidth. Public so that the
+/// benchmark's paging floor uses the same number.
+pub const MEMBER_CONCURRENCY: usize = 8;
 
 impl From<GoogleError> for JobError {
     fn from(e: GoogleError) -> Self {
@@ -104,39 +105,45 @@ pub async fn fetch(
     progress.phase = Some("fetching_members".into());
     ctl.progress(progress, true).await;
     let mut visited: HashSet<String> = frontier.iter().cloned().collect();
+    let mut queue: VecDeque<String> = frontier.into();
     let mut in_scope: HashSet<String> = HashSet::new();
     let mut everyone = false;
-    while !frontier.is_empty() {
-        let results: Vec<Result<(Vec<Member>, u64), GoogleError>> =
-            stream::iter(frontier.drain(..))
-                .map(|gid| async move {
-                    let mut pages = client.members(&gid);
-                    let mut members = Vec::new();
-                    while let Some(page) = pages.next_page().await? {
-                        members.extend(page);
-                    }
-                    Ok((members, pages.pages_fetched() as u64))
-                })
-                .buffer_unordered(MEMBER_CONCURRENCY)
-                .collect()
-                .await;
-        for r in results {
-            let (members, page_count) = r?;
-            progress.pages += page_count;
-            progress.members += members.len() as u64;
-            for m in members {
-                match m.kind {
-                    MemberType::User => {
-                        in_scope.insert(m.id);
-                    }
-                    MemberType::Group => {
-                        if visited.insert(m.id.clone()) {
-                            frontier.push(m.id);
-                        }
-                    }
-                    MemberType::Customer => everyone = true,
-                    MemberType::External | MemberType::Other => {}
+    let list = |gid: String| async move {
+        let mut pages = client.members(&gid);
+        let mut members = Vec::new();
+        while let Some(page) = pages.next_page().await? {
+            members.extend(page);
+        }
+        Ok::<_, GoogleError>((members, pages.pages_fetched() as u64))
+    };
+    // A work queue rather than level by level: a nested group found in one listing is fetched
+    // as soon as a slot is free, instead of after the slowest listing of its level.
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        while in_flight.len() < MEMBER_CONCURRENCY {
+            match queue.pop_front() {
+                Some(gid) => in_flight.push(list(gid)),
+                None => break,
+            }
+        }
+        let Some(result) = in_flight.next().await else {
+            break;
+        };
+        let (members, page_count): (Vec<Member>, u64) = result?;
+        progress.pages += page_count;
+        progress.members += members.len() as u64;
+        for m in members {
+            match m.kind {
+                MemberType::User => {
+                    in_scope.insert(m.id);
                 }
+                MemberType::Group => {
+                    if visited.insert(m.id.clone()) {
+                        queue.push_back(m.id);
+                    }
+                }
+                MemberType::Customer => everyone = true,
+                MemberType::External | MemberType::Other => {}
             }
         }
         ctl.progress(progress, false).await;
