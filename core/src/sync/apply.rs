@@ -111,7 +111,7 @@ async fn update_users<C: ConnectionTrait>(db: &C, plan: &Plan, now: DateTime<Utc
         .iter()
         .flat_map(|u| email_rows(u.id, u.addresses.as_deref().unwrap_or_default()))
         .collect();
-    insert_chunked::<user_emails::Entity, _, _>(db, rows).await
+    insert_chunked::<user_emails::Entity, _, _>(db, Box::new(rows.into_iter())).await
 }
 
 fn email_rows(user_id: Uuid, addresses: &[String]) -> Vec<user_emails::ActiveModel> {
@@ -127,14 +127,20 @@ fn email_rows(user_id: Uuid, addresses: &[String]) -> Vec<user_emails::ActiveMod
         .collect()
 }
 
-async fn insert_chunked<E, A, C>(db: &C, rows: Vec<A>) -> Result<()>
+/// Rows built lazily. Boxed: the async-trait job runner must prove its future `Send`, which the
+/// compiler cannot do for closures over borrowed plan entries held across an `await`.
+type Rows<'a, A> = Box<dyn Iterator<Item = A> + Send + 'a>;
+
+/// Inserts rows 1000 at a time, building each chunk only when it is written: the rows of a large
+/// first sync are never all in memory at once.
+async fn insert_chunked<E, A, C>(db: &C, rows: Rows<'_, A>) -> Result<()>
 where
     E: EntityTrait,
     A: sea_orm::ActiveModelTrait<Entity = E> + Send,
     E::Model: sea_orm::IntoActiveModel<A>,
     C: ConnectionTrait,
 {
-    let mut rows = rows.into_iter().peekable();
+    let mut rows = rows.peekable();
     while rows.peek().is_some() {
         let chunk: Vec<A> = rows.by_ref().take(CHUNK).collect();
         E::insert_many(chunk).exec_without_returning(db).await?;
@@ -161,28 +167,26 @@ async fn create_users<C: ConnectionTrait>(
         updated_at: Set(now),
         last_synced_at: Set(Some(now)),
     });
-    insert_chunked::<users::Entity, _, _>(db, user_rows.collect()).await?;
+    insert_chunked::<users::Entity, _, _>(db, Box::new(user_rows)).await?;
     let emails = plan
         .creates
         .iter()
-        .flat_map(|u| email_rows(u.id, &u.addresses))
-        .collect();
-    insert_chunked::<user_emails::Entity, _, _>(db, emails).await?;
+        .flat_map(|u| email_rows(u.id, &u.addresses));
+    insert_chunked::<user_emails::Entity, _, _>(db, Box::new(emails)).await?;
     let folder_ids: Vec<Uuid> = plan.creates.iter().map(|_| Uuid::new_v4()).collect();
-    let folders = plan
-        .creates
-        .iter()
-        .zip(&folder_ids)
-        .map(|(u, fid)| archive_folders::ActiveModel {
-            id: Set(*fid),
-            name: Set(u.user_name.clone()),
-            user_id: Set(Some(u.id)),
-            message_count: Set(0),
-            created_at: Set(now),
-            detached_at: Set(None),
-        })
-        .collect();
-    insert_chunked::<archive_folders::Entity, _, _>(db, folders).await?;
+    let folders =
+        plan.creates
+            .iter()
+            .zip(&folder_ids)
+            .map(|(u, fid)| archive_folders::ActiveModel {
+                id: Set(*fid),
+                name: Set(u.user_name.clone()),
+                user_id: Set(Some(u.id)),
+                message_count: Set(0),
+                created_at: Set(now),
+                detached_at: Set(None),
+            });
+    insert_chunked::<archive_folders::Entity, _, _>(db, Box::new(folders)).await?;
     let owners: Vec<(Uuid, Uuid)> = plan.creates.iter().map(|u| u.id).zip(folder_ids).collect();
     grants.grant(db, &owners).await?;
     Ok(())
