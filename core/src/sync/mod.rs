@@ -7,4 +7,4 @@ pub mod local;
 pub mod plan;
 pub mod runner;
 
-pub use plan::{plan, Change, ChangeKind, Plan, Rules, Summary};
+pub use plan::{plan, Change, ChangeKind, Fields, Plan, Rules, Summary};

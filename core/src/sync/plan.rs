@@ -2,9 +2,9 @@
 //! alone. Pure (no I/O), so that every rule of product.md §3 can be tested directly and a dry run
 //! is exactly the plan a real run would apply.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -129,9 +129,56 @@ pub struct Change {
     /// The Google id, when known.
     pub directory_id: Option<String>,
     /// Changed fields: name → `[old, new]`.
-    pub fields: BTreeMap<&'static str, [Value; 2]>,
+    pub fields: Fields,
     /// Why, for conflicts and kept or skipped users.
     pub reason: Option<String>,
+}
+
+/// A change's fields, name → `[old, new]`, sorted by name and serialized as a JSON object.
+/// A plan holds one per created user: a short vector is a third of the size of a `BTreeMap`
+/// (whose smallest node has room for eleven entries), which matters at 100,000 users.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fields(Vec<(&'static str, [Value; 2])>);
+
+impl Fields {
+    /// No fields.
+    pub fn new() -> Fields {
+        Fields(Vec::new())
+    }
+
+    /// Sets a field, replacing an earlier value of the same name.
+    pub fn insert(&mut self, name: &'static str, change: [Value; 2]) {
+        match self.0.binary_search_by(|(k, _)| k.cmp(&name)) {
+            Ok(i) => self.0[i].1 = change,
+            Err(i) => self.0.insert(i, (name, change)),
+        }
+    }
+
+    /// A field's `[old, new]`.
+    pub fn get(&self, name: &str) -> Option<&[Value; 2]> {
+        self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// True when no field changed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The fields in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &[Value; 2])> {
+        self.0.iter().map(|(k, v)| (*k, v))
+    }
+}
+
+impl Serialize for Fields {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
 }
 
 /// Counts per change kind, plus the users that needed nothing.
@@ -263,7 +310,7 @@ pub fn plan(remote: &RemoteState, local: &LocalState, rules: Rules) -> Plan {
         kind: ChangeKind::Conflict,
         user_name: key(&r.primary_email),
         directory_id: Some(r.id.clone()),
-        fields: BTreeMap::new(),
+        fields: Fields::new(),
         reason: Some(reason),
     };
 
@@ -445,7 +492,7 @@ pub fn plan(remote: &RemoteState, local: &LocalState, rules: Rules) -> Plan {
                     ));
                     continue;
                 }
-                let mut fields = BTreeMap::new();
+                let mut fields = Fields::new();
                 fields.insert("user_name", [Value::Null, json!(name)]);
                 fields.insert("full_name", [Value::Null, json!(r.full_name)]);
                 fields.insert("emails", [Value::Null, json!(t.addresses)]);
@@ -499,7 +546,7 @@ pub fn plan(remote: &RemoteState, local: &LocalState, rules: Rules) -> Plan {
                 for c in conflicts {
                     out.changes.push(conflict(r, c));
                 }
-                let mut fields = BTreeMap::new();
+                let mut fields = Fields::new();
                 if t.adopt {
                     fields.insert("directory_id", [Value::Null, json!(r.id)]);
                 }
@@ -564,7 +611,7 @@ pub fn plan(remote: &RemoteState, local: &LocalState, rules: Rules) -> Plan {
             kind,
             user_name: u.user_name.clone(),
             directory_id: u.directory_id.clone(),
-            fields: BTreeMap::new(),
+            fields: Fields::new(),
             reason: Some(reason.to_string()),
         };
         if !rules.auto_delete_users {
