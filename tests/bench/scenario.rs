@@ -1,0 +1,997 @@
+//! What is measured, in which order, and how the figures become ratios.
+//!
+//! For each directory size (a fresh emulator each) and database: with the emulator at 50 ms a
+//! request and at none, a few repetitions of — a fresh server on a fresh database; the paging
+//! floor; a full apply sync; the floor again; an unchanged re-run; the floor again. Every
+//! ratio compares measurements taken next to each other (a sync with the mean of the floors
+//! just before and after it) and the table shows the median over repetitions. At the largest
+//! size, the last server then syncs the whole directory while lookups are timed, and its API is
+//! compared with the raw-SQL server.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use dirsync_core::settings::Settings;
+use dirsync_entity::{user_emails, users};
+use rand::{seq::SliceRandom, SeedableRng};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, EntityTrait};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::api::Api;
+use crate::children::Proc;
+use crate::google::Google;
+use crate::load::{self, Sample};
+use crate::report::{self, Row, Target};
+use crate::Size;
+
+/// The server's database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// A SQLite file in a fresh data directory.
+    Sqlite,
+    /// A fresh database on `DIRSYNC_TEST_PG_URL`.
+    Postgres,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// A directory size.
+#[derive(Debug, Clone, Copy)]
+struct Scale {
+    users: usize,
+    groups: usize,
+    /// Repetitions with latency (Google-bound, steady) and without (short, noisy).
+    reps: [usize; 2],
+    /// Item 1–3 targets apply (the sizes the issue names).
+    headline: bool,
+}
+
+impl Scale {
+    fn reps(&self, latency: Duration) -> usize {
+        self.reps[usize::from(latency.is_zero())]
+    }
+
+    fn label(&self) -> String {
+        let n = |n: usize| {
+            if n >= 1000 {
+                format!("{}k", n / 1000)
+            } else {
+                n.to_string()
+            }
+        };
+        format!("{} users/{} groups", n(self.users), n(self.groups))
+    }
+}
+
+/// How long the API measurements run.
+#[derive(Debug, Clone, Copy)]
+struct ApiPlan {
+    /// Each closed-loop run.
+    throughput: Duration,
+    /// Alternating rounds (dirsync, raw) per endpoint.
+    rounds: usize,
+    /// Concurrent clients of a closed loop.
+    concurrency: usize,
+    /// Paced lookups per second for latency.
+    rate: u32,
+    /// Length of the idle latency window.
+    idle: Duration,
+}
+
+const LATENCIES: [Duration; 2] = [Duration::from_millis(50), Duration::ZERO];
+const SYNC_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+fn plan(size: Size) -> (Vec<Scale>, ApiPlan) {
+    match size {
+        Size::Small => (
+            vec![
+                Scale {
+                    users: 1_000,
+                    groups: 100,
+                    reps: [2, 3],
+                    headline: false,
+                },
+                Scale {
+                    users: 10_000,
+                    groups: 1_000,
+                    reps: [3, 5],
+                    headline: true,
+                },
+            ],
+            ApiPlan {
+                throughput: Duration::from_secs(2),
+                rounds: 3,
+                concurrency: 16,
+                rate: 100,
+                idle: Duration::from_secs(4),
+            },
+        ),
+        Size::Full => (
+            vec![
+                Scale {
+                    users: 10_000,
+                    groups: 1_000,
+                    reps: [3, 5],
+                    headline: true,
+                },
+                Scale {
+                    users: 100_000,
+                    groups: 10_000,
+                    reps: [2, 3],
+                    headline: true,
+                },
+            ],
+            ApiPlan {
+                throughput: Duration::from_secs(5),
+                rounds: 3,
+                concurrency: 16,
+                rate: 100,
+                idle: Duration::from_secs(10),
+            },
+        ),
+    }
+}
+
+fn note(msg: impl std::fmt::Display) {
+    eprintln!("[bench] {msg}");
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// One repetition on a fresh server: the floor, the first sync, the floor, an unchanged re-run.
+#[derive(Debug, Clone, Copy)]
+struct Rep {
+    /// Floor just before the sync, and just before the re-run.
+    floors: [f64; 2],
+    sync: f64,
+    rerun: f64,
+    /// The server's own account of the sync and re-run (`finished_at - created_at`).
+    server: [f64; 2],
+    calls: usize,
+    rerun_calls: usize,
+    tokens: usize,
+    rows_written: usize,
+    peak_rss_kib: u64,
+}
+
+/// Best of n over best of n: the machine is shared and its noise only ever adds time, so the
+/// least disturbed run of each side is the fairest pair. Both sides have the same n.
+fn best_ratio(reps: &[Rep], num: fn(&Rep) -> f64, den: fn(&Rep) -> f64) -> f64 {
+    let min = |f: fn(&Rep) -> f64| reps.iter().map(f).fold(f64::INFINITY, f64::min);
+    min(num) / min(den)
+}
+
+fn sync_ratio(reps: &[Rep]) -> f64 {
+    best_ratio(reps, |r| r.sync, |r| r.floors[0])
+}
+
+fn rerun_ratio(reps: &[Rep]) -> f64 {
+    best_ratio(reps, |r| r.rerun, |r| r.floors[1])
+}
+
+/// Median of the per-repetition ratios (context: shows how noisy the run was).
+fn median_ratio(reps: &[Rep], num: fn(&Rep) -> f64, den: fn(&Rep) -> f64) -> f64 {
+    median(&reps.iter().map(|r| num(r) / den(r)).collect::<Vec<_>>())
+}
+
+fn server_secs(job: &serde_json::Value) -> f64 {
+    let t = |k: &str| {
+        job[k]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    match (t("created_at"), t("finished_at")) {
+        (Some(a), Some(b)) => (b - a).num_microseconds().unwrap_or(0) as f64 / 1e6,
+        _ => f64::NAN,
+    }
+}
+
+/// The API measurements (item 5).
+#[derive(Debug, Clone)]
+struct ApiResult {
+    /// (dirsync rps, raw rps) medians, or why not measured.
+    lookup: Result<(f64, f64), String>,
+    privileges: Result<(f64, f64), String>,
+    /// (idle p99, p99 while planning/applying, p99 over the whole job), or why not.
+    p99: Result<(Duration, Duration, Duration), String>,
+    /// Users in the database during the throughput runs.
+    users_in_db: usize,
+    peak_rss_kib: u64,
+}
+
+/// A server on a fresh database, configured to sync from the emulator.
+struct ServerEnv {
+    dir: tempfile::TempDir,
+    settings: Settings,
+    proc: Proc,
+    api: Api,
+    db: DatabaseConnection,
+    backend: Backend,
+}
+
+impl ServerEnv {
+    async fn start(backend: Backend, google: &Google) -> anyhow::Result<ServerEnv> {
+        let dir = tempfile::tempdir()?;
+        let mut settings = match backend {
+            Backend::Postgres => dirsync_tests::test_settings(&dir).await,
+            Backend::Sqlite => Settings {
+                database_url: None,
+                data_dir: dir.path().to_path_buf(),
+                listen: "127.0.0.1:0".into(),
+                bootstrap_admin_key: Some(SecretString::from(dirsync_tests::random_secret(40))),
+                ..Settings::default()
+            },
+        };
+        // The server's own default (one HTTP worker per core), as in production; the per-key
+        // rate limit stays in the request path but never trips under the load generator.
+        settings.workers = None;
+        settings.rate_limit_api_per_minute = 1_000_000_000;
+        settings.google_directory_url = google.emu.base_url();
+        let proc = Proc::dirsync(&settings).await?;
+        use secrecy::ExposeSecret;
+        let key = settings
+            .bootstrap_admin_key
+            .as_ref()
+            .map(|k| k.expose_secret().to_string())
+            .unwrap_or_default();
+        let api = Api::new(proc.base.clone(), key);
+        api.configure_directory(&google.emu.service_account_key_json(), &google.sync_groups)
+            .await?;
+        let mut opts = ConnectOptions::new(settings.effective_database_url());
+        opts.sqlx_logging(false).max_connections(4);
+        let db = Database::connect(opts)
+            .await
+            .context("while connecting to the server's database")?;
+        Ok(ServerEnv {
+            dir,
+            settings,
+            proc,
+            api,
+            db,
+            backend,
+        })
+    }
+
+    async fn users(&self) -> anyhow::Result<HashMap<Uuid, users::Model>> {
+        Ok(users::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect())
+    }
+
+    /// Drops the server and, on PostgreSQL, its database.
+    async fn stop(self) {
+        self.proc.stop().await;
+        let _ = self.db.close().await;
+        if self.backend == Backend::Postgres {
+            if let (Some(url), Ok(server)) = (
+                &self.settings.database_url,
+                std::env::var("DIRSYNC_TEST_PG_URL"),
+            ) {
+                if let (Some((_, name)), Ok(admin)) =
+                    (url.rsplit_once('/'), Database::connect(&server).await)
+                {
+                    let _ = admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            }
+        }
+        if std::env::var_os("BENCH_KEEP").is_some() {
+            note(format!("kept {}", self.dir.keep().display()));
+        }
+    }
+}
+
+/// Runs everything and prints the table.
+pub async fn run_all(size: Size, backends: &[Backend]) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (scales, api_plan) = plan(size);
+    let mut reps: HashMap<(Backend, usize, u64), Vec<Rep>> = HashMap::new();
+    let mut api_results: HashMap<Backend, ApiResult> = HashMap::new();
+    let mut bounds = Vec::new();
+    for (si, scale) in scales.iter().enumerate() {
+        note(format!("generating the directory: {}", scale.label()));
+        let google = Google::start(scale.users, scale.groups).await?;
+        note(format!(
+            "{} users, {} groups; {} sync groups reach {} groups and {} users; lower bound {} Directory calls",
+            google.users,
+            google.groups,
+            google.sync_groups.len(),
+            google.bound.reachable_groups,
+            google.bound.in_scope_users,
+            google.bound.total()
+        ));
+        check_floor_calls(&google).await?;
+        bounds.push(google.bound);
+        for &backend in backends {
+            for latency in LATENCIES {
+                let api = (si + 1 == scales.len() && latency.is_zero()).then_some(api_plan);
+                let (r, a) = measure(&google, backend, scale, latency, api).await?;
+                reps.insert((backend, si, latency.as_millis() as u64), r);
+                if let Some(a) = a {
+                    api_results.insert(backend, a);
+                }
+            }
+        }
+        google.emu.stop().await;
+    }
+
+    let rows = rows(&scales, backends, &reps, &api_results, &bounds);
+    println!("## dirsync benchmarks (--size {size:?})\n", size = size);
+    println!("{}", machine());
+    println!("{}", report::table(&rows));
+    println!("{}", context(&scales, backends, &reps, &api_results));
+    let missed = rows.iter().filter(|r| r.missed()).count();
+    println!(
+        "{missed} target(s) missed; harness ran in {:.0} s.",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The floor must make exactly the lower bound of calls: this checks the bound's arithmetic.
+async fn check_floor_calls(google: &Google) -> anyhow::Result<()> {
+    google.reset_counts();
+    google.floor().await?;
+    let (calls, _) = google.counts();
+    if calls != google.bound.total() {
+        bail!(
+            "the paging floor made {calls} Directory calls, the computed lower bound is {}",
+            google.bound.total()
+        );
+    }
+    Ok(())
+}
+
+async fn measure(
+    google: &Google,
+    backend: Backend,
+    scale: &Scale,
+    latency: Duration,
+    api: Option<ApiPlan>,
+) -> anyhow::Result<(Vec<Rep>, Option<ApiResult>)> {
+    google.set_latency(latency);
+    google.floor().await?; // warm-up, discarded
+    let mut out = Vec::new();
+    let mut api_result = None;
+    for rep in 0..scale.reps(latency) {
+        let mut env = ServerEnv::start(backend, google).await?;
+        let (fu, fg, f0) = google.floor_phases().await?;
+        note(format!(
+            "  floor: users@{:.2} groups@{:.2} members@{:.2}",
+            secs(fu),
+            secs(fg),
+            secs(f0)
+        ));
+        google.reset_counts();
+        let sync = env.api.sync(SYNC_TIMEOUT).await?;
+        let (calls, tokens) = google.counts();
+        let created = sync.job["summary"]["created"].as_u64().unwrap_or(0) as usize;
+        if created != google.bound.in_scope_users {
+            bail!(
+                "the sync created {created} users; {} are in scope: {}",
+                google.bound.in_scope_users,
+                sync.job
+            );
+        }
+        let before = env.users().await?;
+        let f1 = google.floor().await?;
+        google.reset_counts();
+        let rerun = env.api.sync(SYNC_TIMEOUT).await?;
+        let (rerun_calls, _) = google.counts();
+        let after = env.users().await?;
+        let rows_written = after
+            .iter()
+            .filter(|(id, u)| before.get(id) != Some(u))
+            .count()
+            + before.keys().filter(|id| !after.contains_key(id)).count();
+        let unchanged = rerun.job["summary"]["unchanged"].as_u64().unwrap_or(0) as usize;
+        if unchanged != google.bound.in_scope_users {
+            bail!(
+                "the re-run reports {unchanged} users unchanged, expected {}: {}",
+                google.bound.in_scope_users,
+                rerun.job
+            );
+        }
+        env.proc.check_alive()?;
+        let r = Rep {
+            floors: [secs(f0), secs(f1)],
+            sync: secs(sync.elapsed),
+            rerun: secs(rerun.elapsed),
+            server: [server_secs(&sync.job), server_secs(&rerun.job)],
+            calls,
+            rerun_calls,
+            tokens,
+            rows_written,
+            peak_rss_kib: env.proc.peak_rss_kib()?,
+        };
+        note(format!(
+            "{} {} latency {} ms rep {}: floor {:.2} s, sync {:.2} s (server {:.2} s), floor {:.2} s, re-run {:.2} s (server {:.2} s), {} calls, peak RSS {} MiB",
+            scale.label(),
+            backend.name(),
+            latency.as_millis(),
+            rep + 1,
+            r.floors[0],
+            r.sync,
+            r.server[0],
+            r.floors[1],
+            r.rerun,
+            r.server[1],
+            r.calls,
+            r.peak_rss_kib / 1024
+        ));
+        note(format!("  sync: {}", sync.timeline()));
+        note(format!("  re-run: {}", rerun.timeline()));
+        out.push(r);
+        if let (Some(plan), true) = (api, rep + 1 == scale.reps(latency)) {
+            api_result = Some(api_bench(&mut env, google, plan).await?);
+        }
+        env.stop().await;
+    }
+    google.set_latency(Duration::ZERO);
+    Ok((out, api_result))
+}
+
+fn sample<T: Clone>(items: &[T], n: usize) -> Vec<T> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(crate::google::SEED);
+    items.choose_multiple(&mut rng, n).cloned().collect()
+}
+
+async fn addresses(env: &ServerEnv) -> anyhow::Result<Vec<String>> {
+    let all: Vec<String> = user_emails::Entity::find()
+        .all(&env.db)
+        .await?
+        .into_iter()
+        .map(|e| e.address)
+        .collect();
+    Ok(sample(&all, 5000))
+}
+
+fn urls(base: &str, path: &str, params: &[(&str, String)]) -> anyhow::Result<reqwest::Url> {
+    Ok(reqwest::Url::parse_with_params(
+        &format!("{base}{path}"),
+        params,
+    )?)
+}
+
+/// 404 `no route …`: the endpoint does not exist (yet).
+async fn route_missing(api: &Api, token: &str, url: &reqwest::Url) -> anyhow::Result<bool> {
+    let r = api.http.get(url.clone()).bearer_auth(token).send().await?;
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    let missing = status == 404
+        && body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("no route"));
+    if !missing && status != 200 {
+        bail!("GET {url} answered {status}: {body}");
+    }
+    Ok(missing)
+}
+
+async fn api_bench(
+    env: &mut ServerEnv,
+    google: &Google,
+    plan: ApiPlan,
+) -> anyhow::Result<ApiResult> {
+    let reader = env.api.api_key("reader").await?;
+    let base = env.api.base.clone();
+    let lookup_urls = |addrs: &[String]| -> anyhow::Result<Vec<reqwest::Url>> {
+        addrs
+            .iter()
+            .map(|a| urls(&base, "/api/v1/users/lookup", &[("email", a.clone())]))
+            .collect()
+    };
+    let first = lookup_urls(&addresses(env).await?)?;
+    let lookup_missing = route_missing(&env.api, &reader, &first[0]).await?;
+    let why_missing =
+        "not done: GET /api/v1/users/lookup answers 404 \"no route\" (endpoint not built yet)"
+            .to_string();
+
+    // Latency of lookups, idle and while the whole directory is synced (most users are new,
+    // so this sync writes a lot), with Google at 50 ms a request.
+    let p99 = if lookup_missing {
+        Err(why_missing.clone())
+    } else {
+        let first = Arc::new(first);
+        let idle = load::paced(
+            &env.api.http,
+            first.clone(),
+            &reader,
+            plan.rate,
+            plan.idle,
+            plan.rate as usize * plan.idle.as_secs() as usize,
+            || false,
+        )
+        .await?;
+        let mut idle: Vec<Duration> = idle.iter().map(|s| s.latency).collect();
+        let idle_p99 = load::quantile(&mut idle, 0.99);
+        google.set_latency(Duration::from_millis(50));
+        env.api.set_sync_groups(&[]).await?;
+        let (id, t0) = env.api.start_sync().await?;
+        let done = Arc::new(AtomicBool::new(false));
+        let timeline: Arc<Mutex<Vec<(Instant, String)>>> = Default::default();
+        let watcher = {
+            let (api, done, timeline, id) =
+                (env.api.clone(), done.clone(), timeline.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut last = String::new();
+                let res: anyhow::Result<crate::api::SyncRun> = async {
+                    loop {
+                        let job = api.job(&id).await?;
+                        let phase = job["progress"]["phase"].as_str().unwrap_or("").to_string();
+                        if phase != last {
+                            timeline
+                                .lock()
+                                .unwrap()
+                                .push((Instant::now(), phase.clone()));
+                            last = phase;
+                        }
+                        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+                            return api.finish_sync(&id, t0, SYNC_TIMEOUT).await;
+                        }
+                        if t0.elapsed() > SYNC_TIMEOUT {
+                            bail!("the whole-directory sync did not end in time");
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                .await;
+                done.store(true, Ordering::Relaxed);
+                res
+            })
+        };
+        let samples = load::paced(
+            &env.api.http,
+            first,
+            &reader,
+            plan.rate,
+            SYNC_TIMEOUT,
+            plan.rate as usize * SYNC_TIMEOUT.as_secs() as usize,
+            || done.load(Ordering::Relaxed),
+        )
+        .await?;
+        let run = watcher.await??;
+        let end = t0 + run.elapsed;
+        google.set_latency(Duration::ZERO);
+        let apply_from = timeline
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, p)| p == "planning" || p == "applying")
+            .map(|(t, _)| *t)
+            .unwrap_or(t0);
+        let window = |from: Instant| -> Vec<Duration> {
+            samples
+                .iter()
+                .filter(|s: &&Sample| s.at >= from && s.at <= end)
+                .map(|s| s.latency)
+                .collect()
+        };
+        let (mut applying, mut whole) = (window(apply_from), window(t0));
+        note(format!(
+            "whole-directory sync: {:.1} s, {} lookups timed while planning/applying, {} over the job; {}",
+            secs(run.elapsed),
+            applying.len(),
+            whole.len(),
+            run.job["summary"]
+        ));
+        Ok((
+            idle_p99,
+            load::quantile(&mut applying, 0.99),
+            load::quantile(&mut whole, 0.99),
+        ))
+    };
+    if lookup_missing {
+        // Still sync the whole directory so that the memory figure covers it.
+        env.api.set_sync_groups(&[]).await?;
+        env.api.sync(SYNC_TIMEOUT).await?;
+    }
+    let users_in_db = env.users().await?.len();
+
+    // Throughput: dirsync and the raw-SQL server, alternating, on the same database.
+    let raw = Proc::raw(
+        &env.settings.effective_database_url(),
+        &env.dir.path().join("raw.log"),
+    )
+    .await?;
+    let addrs = addresses(env).await?;
+    let ids: Vec<Uuid> = sample(&env.users().await?.into_keys().collect::<Vec<_>>(), 5000);
+    let lookup = if lookup_missing {
+        Err(why_missing)
+    } else {
+        let ours = Arc::new(lookup_urls(&addrs)?);
+        let theirs = Arc::new(
+            addrs
+                .iter()
+                .map(|a| urls(&raw.base, "/raw/users/lookup", &[("email", a.clone())]))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        );
+        Ok(compare(&env.api.http, &reader, ours, theirs, plan, "lookup").await?)
+    };
+    let ours: Vec<reqwest::Url> = ids
+        .iter()
+        .map(|id| urls(&base, &format!("/api/v1/users/{id}/privileges"), &[]))
+        .collect::<anyhow::Result<_>>()?;
+    let privileges = if route_missing(&env.api, &reader, &ours[0]).await? {
+        Err("not done: GET /api/v1/users/{id}/privileges answers 404 \"no route\" (endpoint not built yet)".to_string())
+    } else {
+        let theirs = ids
+            .iter()
+            .map(|id| urls(&raw.base, &format!("/raw/users/{id}/privileges"), &[]))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(compare(
+            &env.api.http,
+            &reader,
+            Arc::new(ours),
+            Arc::new(theirs),
+            plan,
+            "privileges",
+        )
+        .await?)
+    };
+    raw.stop().await;
+    env.proc.check_alive()?;
+    Ok(ApiResult {
+        lookup,
+        privileges,
+        p99,
+        users_in_db,
+        peak_rss_kib: env.proc.peak_rss_kib()?,
+    })
+}
+
+/// Median requests per second of dirsync and of the raw server, in alternating rounds.
+async fn compare(
+    http: &reqwest::Client,
+    token: &str,
+    ours: Arc<Vec<reqwest::Url>>,
+    theirs: Arc<Vec<reqwest::Url>>,
+    plan: ApiPlan,
+    what: &str,
+) -> anyhow::Result<(f64, f64)> {
+    let run = |urls: Arc<Vec<reqwest::Url>>, d: Duration| {
+        load::closed_loop(http, urls, token, plan.concurrency, d, 2_000_000)
+    };
+    // Warm both up (connections, caches), discarded.
+    run(ours.clone(), Duration::from_millis(500)).await?;
+    run(theirs.clone(), Duration::from_millis(500)).await?;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for round in 0..plan.rounds {
+        // ABBA order, so that a drift in the machine's speed hits both alike.
+        if round % 2 == 0 {
+            a.push(run(ours.clone(), plan.throughput).await?.rps());
+            b.push(run(theirs.clone(), plan.throughput).await?.rps());
+        } else {
+            b.push(run(theirs.clone(), plan.throughput).await?.rps());
+            a.push(run(ours.clone(), plan.throughput).await?.rps());
+        }
+    }
+    let (ours, raw) = (median(&a), median(&b));
+    note(format!(
+        "{what}: dirsync {a:.0?} req/s, raw SQL {b:.0?} req/s → {:.2}",
+        ours / raw
+    ));
+    Ok((ours, raw))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kib| format!("{:.1} GiB", kib as f64 / 1024.0 / 1024.0))
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("Machine: {cores} cores ({cpu}), {mem} memory.\n")
+}
+
+fn lat_label(ms: u64) -> String {
+    if ms == 0 {
+        "no latency".into()
+    } else {
+        format!("{ms} ms latency")
+    }
+}
+
+fn rows(
+    scales: &[Scale],
+    backends: &[Backend],
+    reps: &HashMap<(Backend, usize, u64), Vec<Rep>>,
+    api: &HashMap<Backend, ApiResult>,
+    bounds: &[crate::google::LowerBound],
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let lat_ms: Vec<u64> = LATENCIES.iter().map(|d| d.as_millis() as u64).collect();
+    let get = |b: Backend, si: usize, ms: u64| reps.get(&(b, si, ms)).cloned().unwrap_or_default();
+    for &b in backends {
+        let db = b.name();
+        for (si, s) in scales.iter().enumerate() {
+            for &ms in &lat_ms {
+                let r = get(b, si, ms);
+                let target = match (s.headline, ms) {
+                    (false, _) => Target::None,
+                    (true, 0) => Target::AtMost(1.5),
+                    _ => Target::AtMost(1.10),
+                };
+                rows.push(Row::ratio(
+                    "1",
+                    format!("full sync ÷ paging floor, {}, {}", s.label(), lat_label(ms)),
+                    db,
+                    sync_ratio(&r),
+                    target,
+                ));
+            }
+        }
+        for (si, s) in scales.iter().enumerate() {
+            let r = get(b, si, lat_ms[0]);
+            let calls = r.first().map(|r| r.calls).unwrap_or(0);
+            let tokens = r.first().map(|r| r.tokens).unwrap_or(0);
+            rows.push(Row::ratio(
+                "2",
+                format!(
+                    "Google calls per sync ÷ lower bound ({calls} ÷ {}), {}; token requests not counted: {tokens} per sync",
+                    bounds[si].total(),
+                    s.label()
+                ),
+                db,
+                calls as f64 / bounds[si].total() as f64,
+                if s.headline { Target::AtMost(1.05) } else { Target::None },
+            ));
+        }
+        for (si, s) in scales.iter().enumerate() {
+            for &ms in &lat_ms {
+                let r = get(b, si, ms);
+                rows.push(Row::ratio(
+                    "3",
+                    format!(
+                        "unchanged re-run ÷ paging floor, {}, {}",
+                        s.label(),
+                        lat_label(ms)
+                    ),
+                    db,
+                    rerun_ratio(&r),
+                    if s.headline {
+                        Target::AtMost(1.1)
+                    } else {
+                        Target::None
+                    },
+                ));
+            }
+            let all: Vec<Rep> = lat_ms.iter().flat_map(|&ms| get(b, si, ms)).collect();
+            let mut row = Row::ratio(
+                "3",
+                format!(
+                    "user rows written by the unchanged re-runs (all {} runs), {}",
+                    all.len(),
+                    s.label()
+                ),
+                db,
+                all.iter().map(|r| r.rows_written).sum::<usize>() as f64,
+                Target::AtMost(0.0),
+            );
+            row.decimals = 0;
+            rows.push(row);
+        }
+        if scales.len() >= 2 {
+            let (lo, hi) = (scales.len() - 2, scales.len() - 1);
+            for &ms in &lat_ms {
+                let t =
+                    |si: usize| median(&get(b, si, ms).iter().map(|r| r.sync).collect::<Vec<_>>());
+                let f = |si: usize| {
+                    median(
+                        &get(b, si, ms)
+                            .iter()
+                            .map(|r| r.floors[0])
+                            .collect::<Vec<_>>(),
+                    )
+                };
+                rows.push(Row::ratio(
+                    "4",
+                    format!(
+                        "sync time({}) ÷ time({}), {} (floor: {:.2})",
+                        scales[hi].label(),
+                        scales[lo].label(),
+                        lat_label(ms),
+                        f(hi) / f(lo)
+                    ),
+                    db,
+                    t(hi) / t(lo),
+                    Target::AtMost(11.0),
+                ));
+            }
+            let top = scales[hi];
+            let peak = lat_ms
+                .iter()
+                .flat_map(|&ms| get(b, hi, ms))
+                .map(|r| r.peak_rss_kib)
+                .max()
+                .unwrap_or(0);
+            let mem_target = if top.users >= 100_000 {
+                Target::AtMost(300.0)
+            } else {
+                Target::None
+            };
+            rows.push(Row {
+                item: "4",
+                what: format!(
+                    "server peak RSS (VmHWM, separate process), {}, sync of the 10 % scope",
+                    top.label()
+                ),
+                db: db.into(),
+                value: Ok(peak as f64 / 1024.0),
+                decimals: 0,
+                unit: " MiB",
+                target: mem_target,
+            });
+            if let Some(a) = api.get(&b) {
+                rows.push(Row {
+                    item: "4",
+                    what: format!(
+                        "server peak RSS, {}, whole directory synced ({} users) + API load",
+                        top.label(),
+                        a.users_in_db
+                    ),
+                    db: db.into(),
+                    value: Ok(a.peak_rss_kib as f64 / 1024.0),
+                    decimals: 0,
+                    unit: " MiB",
+                    target: mem_target,
+                });
+            }
+        }
+        if let Some(a) = api.get(&b) {
+            let n = a.users_in_db;
+            for (name, res) in [
+                ("GET /api/v1/users/lookup", &a.lookup),
+                ("GET /api/v1/users/{id}/privileges", &a.privileges),
+            ] {
+                let what = format!("{name} req/s ÷ raw SQL, {n} users");
+                rows.push(match res {
+                    Ok((ours, raw)) => Row::ratio("5", what, db, ours / raw, Target::AtLeast(0.8)),
+                    Err(why) => Row::not_measured("5", what, db, why.clone()),
+                });
+            }
+            let top = scales.last().map(Scale::label).unwrap_or_default();
+            match &a.p99 {
+                Ok((idle, applying, whole)) => {
+                    rows.push(Row::ratio(
+                        "5",
+                        format!("lookup p99 while a {top} whole-directory sync plans and applies ÷ idle p99"),
+                        db,
+                        secs(*applying) / secs(*idle),
+                        Target::AtMost(5.0),
+                    ));
+                    rows.push(Row::ratio(
+                        "5",
+                        "lookup p99 over the whole sync job (fetch included) ÷ idle p99".into(),
+                        db,
+                        secs(*whole) / secs(*idle),
+                        Target::None,
+                    ));
+                }
+                Err(why) => rows.push(Row::not_measured(
+                    "5",
+                    "lookup p99 during a sync ÷ idle p99".into(),
+                    db,
+                    why.clone(),
+                )),
+            }
+        }
+    }
+    rows.push(Row::not_measured(
+        "6",
+        "sign-in".into(),
+        "—",
+        "not measured: skipped by the issue (written before sign-in was built)".into(),
+    ));
+    rows
+}
+
+/// Absolute figures behind the ratios: context only, not comparable between runs.
+fn context(
+    scales: &[Scale],
+    backends: &[Backend],
+    reps: &HashMap<(Backend, usize, u64), Vec<Rep>>,
+    api: &HashMap<Backend, ApiResult>,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::from(
+        "Context — absolute times of this run (best of n; not comparable between runs), and the\n\
+         median of the per-repetition ratios (how noisy the run was):\n\n\
+         | db | size | latency | reps | floor s | sync s (server) | re-run s (server) | median sync ratio | median re-run ratio | calls sync / re-run |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for &b in backends {
+        for (si, s) in scales.iter().enumerate() {
+            for d in LATENCIES {
+                let ms = d.as_millis() as u64;
+                let r = reps.get(&(b, si, ms)).cloned().unwrap_or_default();
+                let best = |f: fn(&Rep) -> f64| r.iter().map(f).fold(f64::INFINITY, f64::min);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {:.2} | {:.2} ({:.2}) | {:.2} ({:.2}) | {:.2} | {:.2} | {} / {} |",
+                    b.name(),
+                    s.label(),
+                    lat_label(ms),
+                    r.len(),
+                    best(|r| r.floors[0].min(r.floors[1])),
+                    best(|r| r.sync),
+                    best(|r| r.server[0]),
+                    best(|r| r.rerun),
+                    best(|r| r.server[1]),
+                    median_ratio(&r, |r| r.sync, |r| r.floors[0]),
+                    median_ratio(&r, |r| r.rerun, |r| r.floors[1]),
+                    r.first().map(|r| r.calls).unwrap_or(0),
+                    r.first().map(|r| r.rerun_calls).unwrap_or(0),
+                );
+            }
+        }
+    }
+    for (b, a) in api {
+        let _ = writeln!(out);
+        if let Ok((o, r)) = a.lookup {
+            let _ = writeln!(out, "{}: lookup {o:.0} req/s (raw SQL {r:.0})", b.name());
+        }
+        if let Ok((o, r)) = a.privileges {
+            let _ = writeln!(
+                out,
+                "{}: privileges {o:.0} req/s (raw SQL {r:.0})",
+                b.name()
+            );
+        }
+        if let Ok((i, ap, w)) = a.p99 {
+            let _ = writeln!(
+                out,
+                "{}: lookup p99 idle {:.1} ms, while planning/applying {:.1} ms, over the whole job {:.1} ms",
+                b.name(),
+                secs(i) * 1e3,
+                secs(ap) * 1e3,
+                secs(w) * 1e3
+            );
+        }
+    }
+    out
+}
