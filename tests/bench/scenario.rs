@@ -99,22 +99,22 @@ fn plan(size: Size) -> (Vec<Scale>, ApiPlan) {
                 Scale {
                     users: 1_000,
                     groups: 100,
-                    reps: [2, 3],
+                    reps: [1, 2],
                     headline: false,
                 },
                 Scale {
                     users: 10_000,
                     groups: 1_000,
-                    reps: [3, 5],
+                    reps: [2, 3],
                     headline: true,
                 },
             ],
             ApiPlan {
-                throughput: Duration::from_secs(2),
+                throughput: Duration::from_millis(1500),
                 rounds: 3,
                 concurrency: 16,
                 rate: 100,
-                idle: Duration::from_secs(4),
+                idle: Duration::from_secs(3),
             },
         ),
         Size::Full => (
