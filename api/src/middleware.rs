@@ -39,13 +39,11 @@ pub async fn observe(
         path = %req.path()
     );
     let started = Instant::now();
-    let res = match next.call(req).instrument(span.clone()).await {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(e) => {
-            // Errors raised by middleware surface here; render them as responses.
-            return Err(e);
-        }
-    };
+    let res = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_boxed_body();
     let status = res.status();
     let res = if status.is_client_error() || status.is_server_error() {
         ensure_json_error(res)
