@@ -565,7 +565,7 @@ async fn store_changes<C: ConnectionTrait>(
             kind: Set(c.kind.as_str().into()),
             user_name: Set(c.user_name.clone()),
             directory_id: Set(c.directory_id.clone()),
-            fields: Set(serde_json::to_string(&c.fields).unwrap_or_else(|_| "{}".into())),
+            fields: Set(c.fields.as_json().to_string()),
             reason: Set(c.reason.clone()),
             ..Default::default()
         });

@@ -98,6 +98,10 @@ fn creates_in_scope_users_with_their_addresses() {
         vec!["Ada@Example.com", "ada.l@example.com"]
     );
     assert_eq!(p.summary.created, 1);
+    assert_eq!(
+        p.changes[0].fields.as_json(),
+        r#"{"disabled":[null,false],"emails":[null,["Ada@Example.com","ada.l@example.com"]],"full_name":[null,"Name 1"],"user_name":[null,"ada@example.com"]}"#
+    );
 }
 
 #[test]
@@ -127,6 +131,18 @@ fn a_rename_keeps_the_user() {
     assert_eq!(kinds(&p), vec![ChangeKind::Update]);
     assert_eq!(p.updates[0].id, local.users[0].id);
     assert_eq!(p.updates[0].user_name, "ada.king@example.com");
+    // Only what changed, as [old, new].
+    let fields = &p.changes[0].fields;
+    assert_eq!(
+        fields.get("user_name"),
+        Some([json!("ada@example.com"), json!("ada.king@example.com")])
+    );
+    assert_eq!(
+        fields.get("emails"),
+        Some([json!(["ada@example.com"]), json!(["ada.king@example.com"])])
+    );
+    assert_eq!(fields.get("full_name"), None);
+    assert_eq!(p.summary.unchanged, 0);
 }
 
 #[test]
