@@ -57,6 +57,10 @@ impl Proc {
             .env(
                 "DIRSYNC_GOOGLE_DIRECTORY_URL",
                 &settings.google_directory_url,
+            )
+            .env(
+                "DIRSYNC_GOOGLE_DISCOVERY_URL",
+                &settings.google_discovery_url,
             );
         if let Some(url) = &settings.database_url {
             cmd.env("DIRSYNC_DATABASE_URL", url);
@@ -70,6 +74,10 @@ impl Proc {
         cmd.env(
             "DIRSYNC_RATE_LIMIT_API_PER_MINUTE",
             settings.rate_limit_api_per_minute.to_string(),
+        );
+        cmd.env(
+            "DIRSYNC_RATE_LIMIT_SIGNIN_PER_MINUTE",
+            settings.rate_limit_signin_per_minute.to_string(),
         );
         Self::spawn(cmd, port, "dirsync server").await
     }
@@ -129,6 +137,28 @@ impl Proc {
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .context("no VmHWM in /proc/<pid>/status")
+    }
+
+    /// CPU time used so far (user + system, `/proc/<pid>/stat`), in seconds.
+    pub fn cpu_secs(&self) -> anyhow::Result<f64> {
+        let pid = self.child.id().context("the child has exited")?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("while reading /proc/{pid}/stat"))?;
+        // After the parenthesised command name: state is field 3, utime and stime 14 and 15.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .context("no command name in /proc/<pid>/stat")?
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| -> anyhow::Result<f64> {
+            Ok(fields
+                .get(i - 3)
+                .context("a short /proc/<pid>/stat")?
+                .parse::<u64>()? as f64)
+        };
+        // USER_HZ: 100 on every Linux the bench runs on (sysconf would need unsafe code).
+        Ok((ticks(14)? + ticks(15)?) / 100.0)
     }
 
     /// Fails when the process has died (a crash during a measurement is a harness failure).

@@ -1,6 +1,6 @@
 //! `bench`: dirsync's benchmarks — sync cost, Google calls, unchanged re-runs, scaling, API
-//! throughput — printed as ratios measured side by side in one run (absolute times are not
-//! comparable between runs on a shared machine; ratios are). See BENCHMARKS.md.
+//! throughput, sign-in — printed as ratios measured side by side in one run (absolute times are
+//! not comparable between runs on a shared machine; ratios are). See BENCHMARKS.md.
 //!
 //! ```text
 //! cargo run --release -p dirsync-tests --bin bench -- [--size small|full] [--db sqlite|postgres|both]
@@ -20,6 +20,7 @@ mod load;
 mod raw;
 mod report;
 mod scenario;
+mod signin;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
