@@ -9,8 +9,8 @@ use chrono::{Duration, Utc};
 use dirsync_entity::{api_keys, sessions, user_privileges, users};
 use rand::{distributions::Alphanumeric, Rng};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::db::SqlText;
 use crate::paging::{Page, PageRequest};
 use crate::{Error, Result};
 
@@ -129,8 +130,14 @@ pub async fn authenticate<C: ConnectionTrait>(
     let bad = || Error::Unauthenticated("the bearer token is not valid".into());
     if let Some(rest) = token.strip_prefix(API_KEY_PREFIX) {
         let (prefix, _) = rest.split_once('_').ok_or_else(bad)?;
-        let key = api_keys::Entity::find()
-            .filter(api_keys::Column::Prefix.eq(prefix))
+        static BY_PREFIX: SqlText = SqlText::new();
+        let backend = db.get_database_backend();
+        let query = BY_PREFIX.statement(backend, vec![prefix.into()], || {
+            api_keys::Entity::find()
+                .filter(api_keys::Column::Prefix.eq(prefix))
+                .build(backend)
+        });
+        let key = api_keys::Model::find_by_statement(query)
             .one(db)
             .await?
             .ok_or_else(bad)?;

@@ -63,7 +63,7 @@ fn select_folders() -> Select<archive_folders::Entity> {
 }
 
 /// Folders ordered by name, then id; the cursor is the last folder's `(name, id)`.
-#[tracing::instrument(skip(db))]
+#[tracing::instrument(level = "debug", skip(db))]
 pub async fn list<C: ConnectionTrait>(
     db: &C,
     filter: &FolderFilter,
@@ -99,7 +99,7 @@ pub async fn list<C: ConnectionTrait>(
 }
 
 /// One folder (404 when there is none).
-#[tracing::instrument(skip(db))]
+#[tracing::instrument(level = "debug", skip(db))]
 pub async fn get<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Folder> {
     select_folders()
         .filter(archive_folders::Column::Id.eq(id))

@@ -9,13 +9,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::Utc;
 use dirsync_entity::{archive_folders, directory_config, folder_access, user_privileges, users};
 use sea_orm::{
-    sea_query::Expr, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    sea_query::Expr, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::db::SqlText;
 use crate::{audit, directory, Error, Result};
 
 /// Rows per multi-row insert or `IN (...)` list: well below the bind-parameter limits of
@@ -244,16 +245,17 @@ impl PrivilegesInput {
 }
 
 /// The privileges of a user (404 when there is no such user).
-#[tracing::instrument(skip(db))]
+#[tracing::instrument(level = "debug", skip(db))]
 pub async fn get<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Privileges> {
-    if users::Entity::find_by_id(user_id)
-        .select_only()
-        .column(users::Column::Id)
-        .into_tuple::<Uuid>()
-        .one(db)
-        .await?
-        .is_none()
-    {
+    static EXISTS: SqlText = SqlText::new();
+    let backend = db.get_database_backend();
+    let query = EXISTS.statement(backend, vec![user_id.into()], || {
+        users::Entity::find_by_id(user_id)
+            .select_only()
+            .column(users::Column::Id)
+            .build(backend)
+    });
+    if db.query_one(query).await?.is_none() {
         return Err(Error::NotFound("user"));
     }
     load(db, user_id).await
@@ -262,13 +264,20 @@ pub async fn get<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Privileges
 /// The privilege names stored for a user, as written: names a newer version wrote included,
 /// in no particular order.
 pub(crate) async fn names<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Vec<String>> {
-    Ok(user_privileges::Entity::find()
-        .select_only()
-        .column(user_privileges::Column::Privilege)
-        .filter(user_privileges::Column::UserId.eq(user_id))
-        .into_tuple()
-        .all(db)
-        .await?)
+    static NAMES: SqlText = SqlText::new();
+    let backend = db.get_database_backend();
+    let query = NAMES.statement(backend, vec![user_id.into()], || {
+        user_privileges::Entity::find()
+            .select_only()
+            .column(user_privileges::Column::Privilege)
+            .filter(user_privileges::Column::UserId.eq(user_id))
+            .build(backend)
+    });
+    let rows = db.query_all(query).await?;
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get::<String>("", "privilege"))
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 /// The privileges of a user known to exist.
@@ -280,9 +289,15 @@ pub(crate) async fn load<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Pr
         .filter_map(|n| Privilege::parse(n).ok())
         .collect();
     privileges.sort();
-    let mut folder_access = folder_access::Entity::find()
-        .filter(folder_access::Column::UserId.eq(user_id))
-        .order_by_asc(folder_access::Column::FolderId)
+    static FOLDER_ACCESS: SqlText = SqlText::new();
+    let backend = db.get_database_backend();
+    let query = FOLDER_ACCESS.statement(backend, vec![user_id.into()], || {
+        folder_access::Entity::find()
+            .filter(folder_access::Column::UserId.eq(user_id))
+            .order_by_asc(folder_access::Column::FolderId)
+            .build(backend)
+    });
+    let mut folder_access = folder_access::Model::find_by_statement(query)
         .all(db)
         .await?
         .into_iter()
@@ -496,7 +511,7 @@ fn defaults_of(row: &directory_config::Model) -> DefaultPrivileges {
 }
 
 /// The default privileges in force: what the sync engine grants to the users it creates.
-#[tracing::instrument(skip(db))]
+#[tracing::instrument(level = "debug", skip(db))]
 pub async fn load_defaults<C: ConnectionTrait>(db: &C) -> Result<DefaultPrivileges> {
     Ok(defaults_of(&directory::config_row(db).await?))
 }

@@ -46,7 +46,7 @@ pub fn contains_pattern(text: &str) -> String {
 
 /// Users ordered by user name (case-insensitive), a page at a time; the cursor is the last
 /// user's `user_name_key`.
-#[tracing::instrument(skip(db))]
+#[tracing::instrument(level = "debug", skip(db))]
 pub async fn list<C: ConnectionTrait>(
     db: &C,
     filter: &UserFilter,

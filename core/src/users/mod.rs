@@ -14,7 +14,7 @@ use dirsync_entity::{archive_folders, user_emails, users};
 use sea_orm::{
     sea_query::{Expr, Query},
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Select, Set,
+    DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, QueryTrait, Select, Set,
     TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::db::related_column;
+use crate::db::{related_column, SqlText};
 use crate::error::DbResultExt;
 use crate::privileges::{self, Access, FolderAccess, Privilege, Privileges};
 use crate::{audit, Error, Result};
@@ -193,11 +193,23 @@ async fn with_emails<C: ConnectionTrait>(db: &C, rows: Vec<UserRow>) -> Result<V
     let mut emails: HashMap<Uuid, Vec<user_emails::Model>> = HashMap::new();
     if !rows.is_empty() {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        for e in user_emails::Entity::find()
-            .filter(user_emails::Column::UserId.is_in(ids))
-            .all(db)
-            .await?
-        {
+        let found = if let [id] = ids[..] {
+            // One user, as for a lookup: a statement of fixed text.
+            static OF_USER: SqlText = SqlText::new();
+            let backend = db.get_database_backend();
+            let query = OF_USER.statement(backend, vec![id.into()], || {
+                user_emails::Entity::find()
+                    .filter(user_emails::Column::UserId.eq(id))
+                    .build(backend)
+            });
+            user_emails::Model::find_by_statement(query).all(db).await?
+        } else {
+            user_emails::Entity::find()
+                .filter(user_emails::Column::UserId.is_in(ids))
+                .all(db)
+                .await?
+        };
+        for e in found {
             emails.entry(e.user_id).or_default().push(e);
         }
     }
@@ -227,11 +239,16 @@ async fn with_emails<C: ConnectionTrait>(db: &C, rows: Vec<UserRow>) -> Result<V
 }
 
 /// One user (404 when there is none).
-#[tracing::instrument(skip(db))]
+#[tracing::instrument(level = "debug", skip(db))]
 pub async fn get<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<User> {
-    let row = select_users()
-        .filter(users::Column::Id.eq(id))
-        .into_model::<UserRow>()
+    static BY_ID: SqlText = SqlText::new();
+    let backend = db.get_database_backend();
+    let query = BY_ID.statement(backend, vec![id.into()], || {
+        select_users()
+            .filter(users::Column::Id.eq(id))
+            .build(backend)
+    });
+    let row = UserRow::find_by_statement(query)
         .one(db)
         .await?
         .ok_or(Error::NotFound("user"))?;
@@ -248,17 +265,22 @@ pub async fn profile<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<(User, Priv
 /// The owner of an address, primary or alias, compared case-insensitively: how the archive
 /// server routes mail. Two queries: the user found through the `user_emails` primary key (with
 /// its folder), then its addresses.
-#[tracing::instrument(skip(db))]
+#[tracing::instrument(level = "debug", skip(db))]
 pub async fn find_by_email<C: ConnectionTrait>(db: &C, address: &str) -> Result<User> {
     let email = Email::parse(address)?;
-    let owner = Query::select()
-        .column(user_emails::Column::UserId)
-        .from(user_emails::Entity)
-        .and_where(Expr::col(user_emails::Column::AddressKey).eq(email.key()))
-        .to_owned();
-    let row = select_users()
-        .filter(users::Column::Id.in_subquery(owner))
-        .into_model::<UserRow>()
+    static BY_ADDRESS: SqlText = SqlText::new();
+    let backend = db.get_database_backend();
+    let query = BY_ADDRESS.statement(backend, vec![email.key().into()], || {
+        let owner = Query::select()
+            .column(user_emails::Column::UserId)
+            .from(user_emails::Entity)
+            .and_where(Expr::col(user_emails::Column::AddressKey).eq(email.key()))
+            .to_owned();
+        select_users()
+            .filter(users::Column::Id.in_subquery(owner))
+            .build(backend)
+    });
+    let row = UserRow::find_by_statement(query)
         .one(db)
         .await?
         .ok_or(Error::NotFound("user with this address"))?;
