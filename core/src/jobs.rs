@@ -559,20 +559,30 @@ async fn store_changes<C: ConnectionTrait>(
     job_id: Uuid,
     changes: &[sync::Change],
 ) -> Result<()> {
-    for chunk in changes.chunks(1000) {
-        let rows = chunk.iter().map(|c| sync_changes::ActiveModel {
-            job_id: Set(job_id),
-            kind: Set(c.kind.as_str().into()),
-            user_name: Set(c.user_name.clone()),
-            directory_id: Set(c.directory_id.clone()),
-            fields: Set(c.fields.as_json().to_string()),
-            reason: Set(c.reason.clone()),
-            ..Default::default()
-        });
-        sync_changes::Entity::insert_many(rows)
-            .exec_without_returning(db)
-            .await?;
-    }
+    use sync_changes::Column as S;
+    let rows = changes.iter().map(move |c| {
+        vec![
+            job_id.into(),
+            c.kind.as_str().into(),
+            c.user_name.clone().into(),
+            c.directory_id.clone().into(),
+            c.fields.as_json().into(),
+            c.reason.clone().into(),
+        ]
+    });
+    crate::db::insert_rows::<sync_changes::Entity, _>(
+        db,
+        &[
+            S::JobId,
+            S::Kind,
+            S::UserName,
+            S::DirectoryId,
+            S::Fields,
+            S::Reason,
+        ],
+        Box::new(rows),
+    )
+    .await?;
     Ok(())
 }
 

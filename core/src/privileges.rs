@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::db::SqlText;
+use crate::db::{insert_rows, SqlText};
 use crate::{audit, directory, Error, Result};
 
 /// Rows per multi-row insert or `IN (...)` list: well below the bind-parameter limits of
@@ -327,52 +327,48 @@ fn access_of(row: &folder_access::Model) -> Vec<Access> {
     .collect()
 }
 
-fn access_row(user_id: Uuid, folder_id: Uuid, access: &[Access]) -> folder_access::ActiveModel {
-    use sea_orm::Set;
-    folder_access::ActiveModel {
-        user_id: Set(user_id),
-        folder_id: Set(folder_id),
-        can_read: Set(access.contains(&Access::Read)),
-        can_write: Set(access.contains(&Access::Write)),
-        can_delete: Set(access.contains(&Access::Delete)),
-    }
-}
-
 /// Writes privileges and folder access for users that have none yet, in batched inserts.
 pub(crate) async fn insert<C: ConnectionTrait>(
     db: &C,
     grants: &[(Uuid, &Privileges)],
 ) -> Result<()> {
-    use sea_orm::Set;
-    let privilege_rows: Vec<_> = grants
-        .iter()
-        .flat_map(|(user_id, p)| {
-            p.privileges
-                .iter()
-                .map(|privilege| user_privileges::ActiveModel {
-                    user_id: Set(*user_id),
-                    privilege: Set(privilege.as_str().to_string()),
-                })
+    let privilege_rows = grants.iter().flat_map(|(user_id, p)| {
+        p.privileges
+            .iter()
+            .map(move |privilege| vec![(*user_id).into(), privilege.as_str().into()])
+    });
+    insert_rows::<user_privileges::Entity, _>(
+        db,
+        &[
+            user_privileges::Column::UserId,
+            user_privileges::Column::Privilege,
+        ],
+        Box::new(privilege_rows),
+    )
+    .await?;
+    let access_rows = grants.iter().flat_map(|(user_id, p)| {
+        p.folder_access.iter().map(move |fa| {
+            vec![
+                (*user_id).into(),
+                fa.folder_id.into(),
+                fa.access.contains(&Access::Read).into(),
+                fa.access.contains(&Access::Write).into(),
+                fa.access.contains(&Access::Delete).into(),
+            ]
         })
-        .collect();
-    for chunk in privilege_rows.chunks(CHUNK) {
-        user_privileges::Entity::insert_many(chunk.to_vec())
-            .exec(db)
-            .await?;
-    }
-    let access_rows: Vec<_> = grants
-        .iter()
-        .flat_map(|(user_id, p)| {
-            p.folder_access
-                .iter()
-                .map(|fa| access_row(*user_id, fa.folder_id, &fa.access))
-        })
-        .collect();
-    for chunk in access_rows.chunks(CHUNK) {
-        folder_access::Entity::insert_many(chunk.to_vec())
-            .exec(db)
-            .await?;
-    }
+    });
+    insert_rows::<folder_access::Entity, _>(
+        db,
+        &[
+            folder_access::Column::UserId,
+            folder_access::Column::FolderId,
+            folder_access::Column::CanRead,
+            folder_access::Column::CanWrite,
+            folder_access::Column::CanDelete,
+        ],
+        Box::new(access_rows),
+    )
+    .await?;
     Ok(())
 }
 

@@ -4,16 +4,16 @@
 use chrono::{DateTime, Utc};
 use dirsync_entity::{archive_folders, user_emails, users};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, Value,
 };
 use uuid::Uuid;
 
 use super::plan::Plan;
+use crate::db::{insert_rows, placeholders, ROWS_PER_STATEMENT};
 use crate::privileges::DefaultPrivileges;
 use crate::Result;
 
-/// Rows per multi-row statement: well under SQLite's and PostgreSQL's parameter limits.
-const CHUNK: usize = 1000;
+const CHUNK: usize = ROWS_PER_STATEMENT;
 
 /// Writes the plan. The caller owns the transaction: commit or roll back as one. Users created
 /// receive `grants` (the default privileges in force).
@@ -28,25 +28,6 @@ pub async fn apply<C: ConnectionTrait>(
     update_users(db, plan, now).await?;
     create_users(db, plan, grants, now).await?;
     Ok(())
-}
-
-fn placeholders(backend: DbBackend, rows: usize, cols: usize) -> String {
-    let mut n = 0;
-    (0..rows)
-        .map(|_| {
-            let cells: Vec<String> = (0..cols)
-                .map(|_| {
-                    n += 1;
-                    match backend {
-                        DbBackend::Postgres => format!("${n}"),
-                        _ => "?".to_string(),
-                    }
-                })
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 async fn update_users<C: ConnectionTrait>(db: &C, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
@@ -107,45 +88,29 @@ async fn update_users<C: ConnectionTrait>(db: &C, plan: &Plan, now: DateTime<Utc
             .exec(db)
             .await?;
     }
-    let rows: Vec<user_emails::ActiveModel> = changed
-        .iter()
-        .flat_map(|u| email_rows(u.id, u.addresses.as_deref().unwrap_or_default()))
-        .collect();
-    insert_chunked::<user_emails::Entity, _, _>(db, Box::new(rows.into_iter())).await
-}
-
-fn email_rows(user_id: Uuid, addresses: &[String]) -> Vec<user_emails::ActiveModel> {
-    addresses
-        .iter()
-        .enumerate()
-        .map(|(i, a)| user_emails::ActiveModel {
-            address_key: Set(a.to_lowercase()),
-            address: Set(a.clone()),
-            user_id: Set(user_id),
-            kind: Set(if i == 0 { "primary" } else { "alias" }.into()),
-        })
-        .collect()
-}
-
-/// Rows built lazily. Boxed: the async-trait job runner must prove its future `Send`, which the
-/// compiler cannot do for closures over borrowed plan entries held across an `await`.
-type Rows<'a, A> = Box<dyn Iterator<Item = A> + Send + 'a>;
-
-/// Inserts rows 1000 at a time, building each chunk only when it is written: the rows of a large
-/// first sync are never all in memory at once.
-async fn insert_chunked<E, A, C>(db: &C, rows: Rows<'_, A>) -> Result<()>
-where
-    E: EntityTrait,
-    A: sea_orm::ActiveModelTrait<Entity = E> + Send,
-    E::Model: sea_orm::IntoActiveModel<A>,
-    C: ConnectionTrait,
-{
-    let mut rows = rows.peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<A> = rows.by_ref().take(CHUNK).collect();
-        E::insert_many(chunk).exec_without_returning(db).await?;
-    }
+    let rows = changed
+        .into_iter()
+        .flat_map(|u| email_rows(u.id, u.addresses.as_deref().unwrap_or_default()));
+    insert_rows::<user_emails::Entity, _>(db, EMAIL_COLUMNS, Box::new(rows)).await?;
     Ok(())
+}
+
+const EMAIL_COLUMNS: &[user_emails::Column] = &[
+    user_emails::Column::AddressKey,
+    user_emails::Column::Address,
+    user_emails::Column::UserId,
+    user_emails::Column::Kind,
+];
+
+fn email_rows(user_id: Uuid, addresses: &[String]) -> impl Iterator<Item = Vec<Value>> + '_ {
+    addresses.iter().enumerate().map(move |(i, a)| {
+        vec![
+            a.to_lowercase().into(),
+            a.clone().into(),
+            user_id.into(),
+            if i == 0 { "primary" } else { "alias" }.into(),
+        ]
+    })
 }
 
 async fn create_users<C: ConnectionTrait>(
@@ -154,39 +119,62 @@ async fn create_users<C: ConnectionTrait>(
     grants: &DefaultPrivileges,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let user_rows = plan.creates.iter().map(|u| users::ActiveModel {
-        id: Set(u.id),
-        user_name: Set(u.user_name.clone()),
-        user_name_key: Set(u.user_name.to_lowercase()),
-        full_name: Set(u.full_name.clone()),
-        auth_method: Set("directory".into()),
-        directory_id: Set(Some(u.directory_id.clone())),
-        disabled: Set(u.disabled),
-        password_hash: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        last_synced_at: Set(Some(now)),
+    use users::Column as U;
+    let user_rows = plan.creates.iter().map(move |u| {
+        vec![
+            u.id.into(),
+            u.user_name.clone().into(),
+            u.user_name.to_lowercase().into(),
+            u.full_name.clone().into(),
+            "directory".into(),
+            Some(u.directory_id.clone()).into(),
+            u.disabled.into(),
+            Option::<String>::None.into(),
+            now.into(),
+            now.into(),
+            Some(now).into(),
+        ]
     });
-    insert_chunked::<users::Entity, _, _>(db, Box::new(user_rows)).await?;
+    let user_columns = [
+        U::Id,
+        U::UserName,
+        U::UserNameKey,
+        U::FullName,
+        U::AuthMethod,
+        U::DirectoryId,
+        U::Disabled,
+        U::PasswordHash,
+        U::CreatedAt,
+        U::UpdatedAt,
+        U::LastSyncedAt,
+    ];
+    insert_rows::<users::Entity, _>(db, &user_columns, Box::new(user_rows)).await?;
     let emails = plan
         .creates
         .iter()
         .flat_map(|u| email_rows(u.id, &u.addresses));
-    insert_chunked::<user_emails::Entity, _, _>(db, Box::new(emails)).await?;
+    insert_rows::<user_emails::Entity, _>(db, EMAIL_COLUMNS, Box::new(emails)).await?;
     let folder_ids: Vec<Uuid> = plan.creates.iter().map(|_| Uuid::new_v4()).collect();
-    let folders =
-        plan.creates
-            .iter()
-            .zip(&folder_ids)
-            .map(|(u, fid)| archive_folders::ActiveModel {
-                id: Set(*fid),
-                name: Set(u.user_name.clone()),
-                user_id: Set(Some(u.id)),
-                message_count: Set(0),
-                created_at: Set(now),
-                detached_at: Set(None),
-            });
-    insert_chunked::<archive_folders::Entity, _, _>(db, Box::new(folders)).await?;
+    use archive_folders::Column as F;
+    let folders = plan.creates.iter().zip(&folder_ids).map(move |(u, fid)| {
+        vec![
+            (*fid).into(),
+            u.user_name.clone().into(),
+            Some(u.id).into(),
+            0i64.into(),
+            now.into(),
+            Option::<DateTime<Utc>>::None.into(),
+        ]
+    });
+    let folder_columns = [
+        F::Id,
+        F::Name,
+        F::UserId,
+        F::MessageCount,
+        F::CreatedAt,
+        F::DetachedAt,
+    ];
+    insert_rows::<archive_folders::Entity, _>(db, &folder_columns, Box::new(folders)).await?;
     let owners: Vec<(Uuid, Uuid)> = plan.creates.iter().map(|u| u.id).zip(folder_ids).collect();
     grants.grant(db, &owners).await?;
     Ok(())
