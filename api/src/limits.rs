@@ -50,7 +50,11 @@ impl RateLimiter {
             // Forget keys idle long enough to be full again.
             buckets.retain(|_, (_, t)| now.duration_since(*t).as_secs_f64() * per_sec < capacity);
         }
-        let (tokens, last) = buckets.entry(key.to_string()).or_insert((capacity, now));
+        // The key is copied only for a caller not seen before: this runs on every request.
+        if !buckets.contains_key(key) {
+            buckets.insert(key.to_string(), (capacity, now));
+        }
+        let (tokens, last) = buckets.get_mut(key).expect("inserted above");
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * per_sec).min(capacity);
         *last = now;
         if *tokens >= 1.0 {
