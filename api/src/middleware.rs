@@ -65,21 +65,10 @@ pub async fn observe(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_string());
     let elapsed = started.elapsed().as_secs_f64();
-    let status_str = res.status().as_u16().to_string();
-    let method = res.request().method().to_string();
-    dirsync_core::metrics::inc(
-        "dirsync_http_requests_total",
-        "HTTP requests by method, route and status.",
-        &[
-            ("method", &method),
-            ("route", &route),
-            ("status", &status_str),
-        ],
-    );
-    dirsync_core::metrics::observe(
-        "dirsync_http_request_duration_seconds",
-        "HTTP request latency by method and route.",
-        &[("method", &method), ("route", &route)],
+    dirsync_core::metrics::http_request(
+        res.request().method().as_str(),
+        &route,
+        res.status().as_u16(),
         elapsed,
     );
     // Every request is counted in /metrics. The log gets, at info, those worth reading: writes,

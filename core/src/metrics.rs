@@ -2,7 +2,7 @@
 //! the text exposition format at `/metrics`. Kept in-process and dependency-free; every instance
 //! reports its own numbers, as Prometheus expects.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::{LazyLock, Mutex};
 
@@ -18,12 +18,43 @@ struct Histogram {
     count: u64,
 }
 
+impl Histogram {
+    fn record(&mut self, seconds: f64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS.len()];
+        }
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
 #[derive(Default)]
 struct Registry {
     help: BTreeMap<&'static str, (&'static str, &'static str)>,
     counters: BTreeMap<(&'static str, String), u64>,
     histograms: BTreeMap<(&'static str, String), Histogram>,
+    http: HashMap<String, HttpRoute>,
 }
+
+/// The request metrics of one route: recorded on every request, so found by the route's
+/// name without building label strings, under one lock.
+#[derive(Default)]
+struct HttpRoute {
+    /// (method, status) → requests.
+    requests: Vec<((String, u16), u64)>,
+    /// method → latency.
+    latency: Vec<(String, Histogram)>,
+}
+
+/// `dirsync_http_requests_total` by method, route and status.
+const HTTP_REQUESTS: &str = "dirsync_http_requests_total";
+/// `dirsync_http_request_duration_seconds` by method and route.
+const HTTP_DURATION: &str = "dirsync_http_request_duration_seconds";
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
 
@@ -60,20 +91,38 @@ pub fn inc(name: &'static str, help: &'static str, labels: &[(&str, &str)]) {
 pub fn observe(name: &'static str, help: &'static str, labels: &[(&str, &str)], seconds: f64) {
     let mut r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     r.help.entry(name).or_insert((help, "histogram"));
-    let h = r
-        .histograms
+    r.histograms
         .entry((name, label_string(labels)))
-        .or_default();
-    if h.counts.is_empty() {
-        h.counts = vec![0; BUCKETS.len()];
+        .or_default()
+        .record(seconds);
+}
+
+/// Counts one HTTP request in `dirsync_http_requests_total` (by method, route and status) and
+/// its latency in `dirsync_http_request_duration_seconds` (by method and route). Every
+/// request comes here: it takes the lock once and allocates only for a route, method or
+/// status not seen before.
+pub fn http_request(method: &str, route: &str, status: u16, seconds: f64) {
+    let mut r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let entry = match r.http.get_mut(route) {
+        Some(e) => e,
+        None => r.http.entry(route.to_string()).or_default(),
+    };
+    match entry
+        .requests
+        .iter_mut()
+        .find(|((m, s), _)| m == method && *s == status)
+    {
+        Some((_, n)) => *n += 1,
+        None => entry.requests.push(((method.to_string(), status), 1)),
     }
-    for (i, bound) in BUCKETS.iter().enumerate() {
-        if seconds <= *bound {
-            h.counts[i] += 1;
+    match entry.latency.iter_mut().find(|(m, _)| m == method) {
+        Some((_, h)) => h.record(seconds),
+        None => {
+            let mut h = Histogram::default();
+            h.record(seconds);
+            entry.latency.push((method.to_string(), h));
         }
     }
-    h.sum += seconds;
-    h.count += 1;
 }
 
 /// The whole registry in Prometheus text format.
@@ -101,7 +150,62 @@ pub fn render() -> String {
             let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
         }
     }
+    render_http(&r, &mut out);
     out
+}
+
+/// The HTTP request families, in the same form and order as the others.
+fn render_http(r: &Registry, out: &mut String) {
+    if r.http.is_empty() {
+        return;
+    }
+    let mut routes: Vec<(&String, &HttpRoute)> = r.http.iter().collect();
+    routes.sort_by(|a, b| a.0.cmp(b.0));
+    let _ = writeln!(
+        out,
+        "# HELP {HTTP_DURATION} HTTP request latency by method and route.\n# TYPE {HTTP_DURATION} histogram"
+    );
+    let mut latency: Vec<(String, &Histogram)> = routes
+        .iter()
+        .flat_map(|(route, e)| {
+            e.latency
+                .iter()
+                .map(move |(m, h)| (label_string(&[("method", m), ("route", route)]), h))
+        })
+        .collect();
+    latency.sort_by(|a, b| a.0.cmp(&b.0));
+    for (labels, h) in latency {
+        for (bound, c) in BUCKETS.iter().zip(&h.counts) {
+            let _ = writeln!(out, "{HTTP_DURATION}_bucket{{{labels},le=\"{bound}\"}} {c}");
+        }
+        let _ = writeln!(
+            out,
+            "{HTTP_DURATION}_bucket{{{labels},le=\"+Inf\"}} {}",
+            h.count
+        );
+        let _ = writeln!(out, "{HTTP_DURATION}_sum{{{labels}}} {}", h.sum);
+        let _ = writeln!(out, "{HTTP_DURATION}_count{{{labels}}} {}", h.count);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {HTTP_REQUESTS} HTTP requests by method, route and status.\n# TYPE {HTTP_REQUESTS} counter"
+    );
+    let mut requests: Vec<(String, u64)> = routes
+        .iter()
+        .flat_map(|(route, e)| {
+            e.requests.iter().map(move |((m, status), n)| {
+                let status = status.to_string();
+                (
+                    label_string(&[("method", m), ("route", route), ("status", &status)]),
+                    *n,
+                )
+            })
+        })
+        .collect();
+    requests.sort();
+    for (labels, n) in requests {
+        let _ = writeln!(out, "{HTTP_REQUESTS}{{{labels}}} {n}");
+    }
 }
 
 #[cfg(test)]
@@ -119,5 +223,31 @@ mod tests {
         assert!(text.contains("test_latency_seconds_bucket{route=\"/x\",le=\"0.025\"} 1"));
         assert!(text.contains("test_latency_seconds_bucket{route=\"/x\",le=\"0.01\"} 0"));
         assert!(text.contains("test_latency_seconds_count{route=\"/x\"} 1"));
+    }
+
+    #[test]
+    fn renders_http_requests_by_route_method_and_status() {
+        http_request("GET", "/test/{id}", 200, 0.003);
+        http_request("GET", "/test/{id}", 200, 0.02);
+        http_request("GET", "/test/{id}", 404, 0.001);
+        http_request("PUT", "/test/{id}", 200, 0.2);
+        let text = render();
+        assert_eq!(
+            text.matches("# TYPE dirsync_http_requests_total counter")
+                .count(),
+            1
+        );
+        assert!(text.contains(
+            "dirsync_http_requests_total{method=\"GET\",route=\"/test/{id}\",status=\"200\"} 2"
+        ));
+        assert!(text.contains(
+            "dirsync_http_requests_total{method=\"GET\",route=\"/test/{id}\",status=\"404\"} 1"
+        ));
+        assert!(text.contains(
+            "dirsync_http_request_duration_seconds_bucket{method=\"GET\",route=\"/test/{id}\",le=\"0.005\"} 2"
+        ));
+        assert!(text.contains(
+            "dirsync_http_request_duration_seconds_count{method=\"PUT\",route=\"/test/{id}\"} 1"
+        ));
     }
 }
