@@ -10,7 +10,7 @@ use dirsync_entity::{api_keys, sessions, user_privileges, users};
 use rand::{distributions::Alphanumeric, Rng};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Set,
+    QueryOrder, QuerySelect, Set,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -131,11 +131,8 @@ pub async fn authenticate<C: ConnectionTrait>(
     if let Some(rest) = token.strip_prefix(API_KEY_PREFIX) {
         let (prefix, _) = rest.split_once('_').ok_or_else(bad)?;
         static BY_PREFIX: SqlText = SqlText::new();
-        let backend = db.get_database_backend();
-        let query = BY_PREFIX.statement(backend, vec![prefix.into()], || {
-            api_keys::Entity::find()
-                .filter(api_keys::Column::Prefix.eq(prefix))
-                .build(backend)
+        let query = BY_PREFIX.statement(db, vec![prefix.into()], || {
+            api_keys::Entity::find().filter(api_keys::Column::Prefix.eq(prefix))
         });
         let key = api_keys::Model::find_by_statement(query)
             .one(db)

@@ -10,7 +10,7 @@ use sea_orm::sea_query::{Expr, IntoColumnRef, Query, SimpleExpr};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    Iden, Statement, Value,
+    Iden, QueryTrait, Statement, Value,
 };
 
 use crate::settings::Settings;
@@ -100,21 +100,23 @@ impl SqlText {
         }
     }
 
-    /// The statement `build` makes for `backend`, with `values` in placeholder order.
-    pub(crate) fn statement(
+    /// The statement of the query `build` makes, for `db`'s backend, with `values` in
+    /// placeholder order.
+    pub(crate) fn statement<Q: QueryTrait>(
         &self,
-        backend: DbBackend,
+        db: &impl ConnectionTrait,
         values: Vec<Value>,
-        build: impl FnOnce() -> Statement,
+        build: impl FnOnce() -> Q,
     ) -> Statement {
+        let backend = db.get_database_backend();
         let slot = match backend {
             DbBackend::Sqlite => &self.sqlite,
             DbBackend::Postgres => &self.postgres,
             // Not a backend dirsync runs on: no cache.
-            _ => return build(),
+            _ => return build().build(backend),
         };
         if cfg!(debug_assertions) {
-            let built = build();
+            let built = build().build(backend);
             let kept = slot.get_or_init(|| built.sql.clone());
             assert_eq!(*kept, built.sql, "the SQL text changed with its values");
             assert_eq!(
@@ -124,13 +126,13 @@ impl SqlText {
             );
             return built;
         }
-        let text = slot.get_or_init(|| build().sql);
+        let text = slot.get_or_init(|| build().build(backend).sql);
         Statement::from_sql_and_values(backend, text.clone(), values)
     }
 }
 
-/// Rows per multi-row statement: with the widest table written in bulk (11 columns) well under
-/// the bind-parameter limits of SQLite (32,766) and PostgreSQL (65,535).
+/// Rows per multi-row statement or `IN (...)` list: with the widest table written in bulk
+/// (11 columns) well under the bind-parameter limits of SQLite (32,766) and PostgreSQL (65,535).
 pub(crate) const ROWS_PER_STATEMENT: usize = 1000;
 
 /// `(?, ?), (?, ?)` — or `($1, $2), ($3, $4)` on PostgreSQL — for `rows` rows of `cols` values.

@@ -10,7 +10,7 @@ use chrono::Utc;
 use dirsync_entity::{archive_folders, directory_config, folder_access, user_privileges, users};
 use sea_orm::{
     sea_query::Expr, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -18,10 +18,6 @@ use uuid::Uuid;
 
 use crate::db::{insert_rows, SqlText};
 use crate::{audit, directory, Error, Result};
-
-/// Rows per multi-row insert or `IN (...)` list: well below the bind-parameter limits of
-/// SQLite (32,766) and PostgreSQL (65,535) for the widest row written here.
-pub(crate) const CHUNK: usize = 1000;
 
 /// A privilege of product.md §1. Ordered as listed there; lists are answered in that order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -248,12 +244,10 @@ impl PrivilegesInput {
 #[tracing::instrument(level = "debug", skip(db))]
 pub async fn get<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Privileges> {
     static EXISTS: SqlText = SqlText::new();
-    let backend = db.get_database_backend();
-    let query = EXISTS.statement(backend, vec![user_id.into()], || {
+    let query = EXISTS.statement(db, vec![user_id.into()], || {
         users::Entity::find_by_id(user_id)
             .select_only()
             .column(users::Column::Id)
-            .build(backend)
     });
     if db.query_one(query).await?.is_none() {
         return Err(Error::NotFound("user"));
@@ -265,13 +259,11 @@ pub async fn get<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Privileges
 /// in no particular order.
 pub(crate) async fn names<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Vec<String>> {
     static NAMES: SqlText = SqlText::new();
-    let backend = db.get_database_backend();
-    let query = NAMES.statement(backend, vec![user_id.into()], || {
+    let query = NAMES.statement(db, vec![user_id.into()], || {
         user_privileges::Entity::find()
             .select_only()
             .column(user_privileges::Column::Privilege)
             .filter(user_privileges::Column::UserId.eq(user_id))
-            .build(backend)
     });
     let rows = db.query_all(query).await?;
     Ok(rows
@@ -290,12 +282,10 @@ pub(crate) async fn load<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Pr
         .collect();
     privileges.sort();
     static FOLDER_ACCESS: SqlText = SqlText::new();
-    let backend = db.get_database_backend();
-    let query = FOLDER_ACCESS.statement(backend, vec![user_id.into()], || {
+    let query = FOLDER_ACCESS.statement(db, vec![user_id.into()], || {
         folder_access::Entity::find()
             .filter(folder_access::Column::UserId.eq(user_id))
             .order_by_asc(folder_access::Column::FolderId)
-            .build(backend)
     });
     let mut folder_access = folder_access::Model::find_by_statement(query)
         .all(db)

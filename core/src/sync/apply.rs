@@ -13,8 +13,6 @@ use crate::db::{insert_rows, placeholders, ROWS_PER_STATEMENT};
 use crate::privileges::DefaultPrivileges;
 use crate::Result;
 
-const CHUNK: usize = ROWS_PER_STATEMENT;
-
 /// Writes the plan. The caller owns the transaction: commit or roll back as one. Users created
 /// receive `grants` (the default privileges in force).
 pub async fn apply<C: ConnectionTrait>(
@@ -32,7 +30,7 @@ pub async fn apply<C: ConnectionTrait>(
 
 async fn update_users<C: ConnectionTrait>(db: &C, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
     let backend = db.get_database_backend();
-    for chunk in plan.updates.chunks(CHUNK) {
+    for chunk in plan.updates.chunks(ROWS_PER_STATEMENT) {
         // One UPDATE … FROM a VALUES list per chunk (both SQLite ≥ 3.33 and PostgreSQL).
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
         for u in chunk {
@@ -82,7 +80,7 @@ async fn update_users<C: ConnectionTrait>(db: &C, plan: &Plan, now: DateTime<Utc
         .iter()
         .filter(|u| u.addresses.is_some())
         .collect();
-    for chunk in changed.chunks(CHUNK) {
+    for chunk in changed.chunks(ROWS_PER_STATEMENT) {
         user_emails::Entity::delete_many()
             .filter(user_emails::Column::UserId.is_in(chunk.iter().map(|u| u.id)))
             .exec(db)

@@ -14,7 +14,7 @@ use sea_orm::{
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::privileges::CHUNK;
+use crate::db::ROWS_PER_STATEMENT;
 use crate::Result;
 
 /// What became of a deleted user's archive folder.
@@ -57,7 +57,7 @@ pub async fn delete_users<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> Result<Ve
         let mut seen = HashSet::new();
         ids.iter().copied().filter(|id| seen.insert(*id)).collect()
     };
-    for chunk in unique.chunks(CHUNK) {
+    for chunk in unique.chunks(ROWS_PER_STATEMENT) {
         let chunk = chunk.to_vec();
         let folders = archive_folders::Entity::find()
             .filter(archive_folders::Column::UserId.is_in(chunk.clone()))

@@ -14,7 +14,7 @@ use dirsync_entity::{archive_folders, user_emails, users};
 use sea_orm::{
     sea_query::{Expr, Query},
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, QueryTrait, Select, Set,
+    DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Select, Set,
     TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -196,11 +196,8 @@ async fn with_emails<C: ConnectionTrait>(db: &C, rows: Vec<UserRow>) -> Result<V
         let found = if let [id] = ids[..] {
             // One user, as for a lookup: a statement of fixed text.
             static OF_USER: SqlText = SqlText::new();
-            let backend = db.get_database_backend();
-            let query = OF_USER.statement(backend, vec![id.into()], || {
-                user_emails::Entity::find()
-                    .filter(user_emails::Column::UserId.eq(id))
-                    .build(backend)
+            let query = OF_USER.statement(db, vec![id.into()], || {
+                user_emails::Entity::find().filter(user_emails::Column::UserId.eq(id))
             });
             user_emails::Model::find_by_statement(query).all(db).await?
         } else {
@@ -242,11 +239,8 @@ async fn with_emails<C: ConnectionTrait>(db: &C, rows: Vec<UserRow>) -> Result<V
 #[tracing::instrument(level = "debug", skip(db))]
 pub async fn get<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<User> {
     static BY_ID: SqlText = SqlText::new();
-    let backend = db.get_database_backend();
-    let query = BY_ID.statement(backend, vec![id.into()], || {
-        select_users()
-            .filter(users::Column::Id.eq(id))
-            .build(backend)
+    let query = BY_ID.statement(db, vec![id.into()], || {
+        select_users().filter(users::Column::Id.eq(id))
     });
     let row = UserRow::find_by_statement(query)
         .one(db)
@@ -269,16 +263,13 @@ pub async fn profile<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<(User, Priv
 pub async fn find_by_email<C: ConnectionTrait>(db: &C, address: &str) -> Result<User> {
     let email = Email::parse(address)?;
     static BY_ADDRESS: SqlText = SqlText::new();
-    let backend = db.get_database_backend();
-    let query = BY_ADDRESS.statement(backend, vec![email.key().into()], || {
+    let query = BY_ADDRESS.statement(db, vec![email.key().into()], || {
         let owner = Query::select()
             .column(user_emails::Column::UserId)
             .from(user_emails::Entity)
             .and_where(Expr::col(user_emails::Column::AddressKey).eq(email.key()))
             .to_owned();
-        select_users()
-            .filter(users::Column::Id.in_subquery(owner))
-            .build(backend)
+        select_users().filter(users::Column::Id.in_subquery(owner))
     });
     let row = UserRow::find_by_statement(query)
         .one(db)
