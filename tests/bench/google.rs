@@ -6,12 +6,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
-use dirsync_core::google::{
-    Account, ClientConfig, DirectoryClient, GoogleError, Member, MemberType, ServiceAccountKey,
-};
-use dirsync_core::sync::fetch::MEMBER_CONCURRENCY;
+use dirsync_core::google::{Account, ClientConfig, DirectoryClient, ServiceAccountKey};
+use dirsync_core::sync::fetch::MemberWalk;
 use dirsync_google_emulator::{Directory, Emulator, EmulatorOptions, Endpoint};
-use futures_util::stream::{FuturesUnordered, StreamExt};
 
 /// Seed of the generated directories.
 pub const SEED: u64 = 7;
@@ -130,39 +127,21 @@ impl Google {
             by_email.extend(page.into_iter().map(|g| (g.email.to_lowercase(), g.id)));
         }
         let groups_done = t0.elapsed();
-        let mut queue: VecDeque<String> = self
+        let start: Vec<String> = self
             .sync_groups
             .iter()
             .map(|e| by_email.get(e).cloned().context("a sync group is missing"))
             .collect::<anyhow::Result<_>>()?;
-        let mut visited: HashSet<String> = queue.iter().cloned().collect();
-        let mut in_flight = FuturesUnordered::new();
-        let list = |gid: String| {
-            let client = &client;
-            async move { client.list_members(&gid).await }
-        };
-        loop {
-            while in_flight.len() < MEMBER_CONCURRENCY {
-                match queue.pop_front() {
-                    Some(gid) => in_flight.push(list(gid)),
-                    None => break,
-                }
-            }
-            let Some(members) = in_flight.next().await else {
-                break;
-            };
-            let members: Vec<Member> = members.map_err(|e: GoogleError| anyhow::anyhow!(e))?;
-            for m in members {
-                if m.kind == MemberType::Group && visited.insert(m.id.clone()) {
-                    queue.push_back(m.id);
-                }
-            }
+        // The engine's own walk (same concurrency, same order), reading and discarding.
+        let mut walk = MemberWalk::new(&client, start);
+        while let Some(listing) = walk.next().await {
+            listing?;
         }
         let elapsed = t0.elapsed();
         ensure!(
-            users == self.users && visited.len() == self.bound.reachable_groups,
+            users == self.users && walk.groups_reached() == self.bound.reachable_groups,
             "the floor saw {users} users and {} groups, expected {} and {}",
-            visited.len(),
+            walk.groups_reached(),
             self.users,
             self.bound.reachable_groups
         );

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::plan::{RemoteState, RemoteUser};
@@ -11,9 +12,67 @@ use crate::google::{DirectoryClient, GoogleError, Member, MemberType, User};
 use crate::jobs::{JobControl, JobError, Progress};
 
 /// Member listings run this many at a time: Google's per-user quota allows it, and with
-/// thousands of groups the fetch is bound by round trips, not bandwidth. Public so that the
-/// benchmark's paging floor uses the same number.
-pub const MEMBER_CONCURRENCY: usize = 8;
+/// thousands of groups the fetch is bound by round trips, not bandwidth.
+const MEMBER_CONCURRENCY: usize = 8;
+
+/// One group's members (every page) and the number of pages it took.
+type Listing = Result<(Vec<Member>, u64), GoogleError>;
+
+/// The members of some groups and, once each, of every group nested in them (so cycles end),
+/// [`MEMBER_CONCURRENCY`] listings at a time. A work queue rather than level by level: a nested
+/// group found in one listing is listed as soon as a slot is free, not after the slowest
+/// listing of its level. Public so that the benchmark's paging floor walks the same way.
+pub struct MemberWalk<'a> {
+    client: &'a DirectoryClient,
+    queue: VecDeque<String>,
+    visited: HashSet<String>,
+    in_flight: FuturesUnordered<BoxFuture<'a, Listing>>,
+}
+
+impl<'a> MemberWalk<'a> {
+    /// A walk from these group ids.
+    pub fn new(client: &'a DirectoryClient, groups: Vec<String>) -> MemberWalk<'a> {
+        MemberWalk {
+            client,
+            visited: groups.iter().cloned().collect(),
+            queue: groups.into(),
+            in_flight: FuturesUnordered::new(),
+        }
+    }
+
+    /// The next listing to finish, its nested groups queued; `None` when every reachable group
+    /// has been listed.
+    pub async fn next(&mut self) -> Option<Listing> {
+        while self.in_flight.len() < MEMBER_CONCURRENCY {
+            let Some(gid) = self.queue.pop_front() else {
+                break;
+            };
+            let client = self.client;
+            self.in_flight.push(Box::pin(async move {
+                let mut pages = client.members(&gid);
+                let mut members = Vec::new();
+                while let Some(page) = pages.next_page().await? {
+                    members.extend(page);
+                }
+                Ok((members, pages.pages_fetched() as u64))
+            }));
+        }
+        let listing = self.in_flight.next().await?;
+        if let Ok((members, _)) = &listing {
+            for m in members {
+                if m.kind == MemberType::Group && self.visited.insert(m.id.clone()) {
+                    self.queue.push_back(m.id.clone());
+                }
+            }
+        }
+        Some(listing)
+    }
+
+    /// Groups reached so far, the starting ones included.
+    pub fn groups_reached(&self) -> usize {
+        self.visited.len()
+    }
+}
 
 impl From<GoogleError> for JobError {
     fn from(e: GoogleError) -> Self {
@@ -104,32 +163,11 @@ pub async fn fetch(
 
     progress.phase = Some("fetching_members".into());
     ctl.progress(progress, true).await;
-    let mut visited: HashSet<String> = frontier.iter().cloned().collect();
-    let mut queue: VecDeque<String> = frontier.into();
     let mut in_scope: HashSet<String> = HashSet::new();
     let mut everyone = false;
-    let list = |gid: String| async move {
-        let mut pages = client.members(&gid);
-        let mut members = Vec::new();
-        while let Some(page) = pages.next_page().await? {
-            members.extend(page);
-        }
-        Ok::<_, GoogleError>((members, pages.pages_fetched() as u64))
-    };
-    // A work queue rather than level by level: a nested group found in one listing is fetched
-    // as soon as a slot is free, instead of after the slowest listing of its level.
-    let mut in_flight = FuturesUnordered::new();
-    loop {
-        while in_flight.len() < MEMBER_CONCURRENCY {
-            match queue.pop_front() {
-                Some(gid) => in_flight.push(list(gid)),
-                None => break,
-            }
-        }
-        let Some(result) = in_flight.next().await else {
-            break;
-        };
-        let (members, page_count): (Vec<Member>, u64) = result?;
+    let mut walk = MemberWalk::new(client, frontier);
+    while let Some(listing) = walk.next().await {
+        let (members, page_count) = listing?;
         progress.pages += page_count;
         progress.members += members.len() as u64;
         for m in members {
@@ -137,13 +175,9 @@ pub async fn fetch(
                 MemberType::User => {
                     in_scope.insert(m.id);
                 }
-                MemberType::Group => {
-                    if visited.insert(m.id.clone()) {
-                        queue.push_back(m.id);
-                    }
-                }
                 MemberType::Customer => everyone = true,
-                MemberType::External | MemberType::Other => {}
+                // Nested groups are followed by the walk.
+                MemberType::Group | MemberType::External | MemberType::Other => {}
             }
         }
         ctl.progress(progress, false).await;
