@@ -1,8 +1,9 @@
 //! Load generation against 127.0.0.1 only, always bounded in request count and in time:
 //! a closed loop for throughput, and a paced (open-loop) stream for latency percentiles.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
@@ -25,48 +26,57 @@ impl Throughput {
     }
 }
 
-fn check_local(urls: &[reqwest::Url]) -> anyhow::Result<()> {
-    ensure!(!urls.is_empty(), "no URLs to load");
-    for u in urls {
-        ensure!(
-            u.host_str() == Some("127.0.0.1"),
-            "load is only ever aimed at 127.0.0.1, not {u}"
-        );
-    }
+/// Fails unless `url` is on 127.0.0.1: load is never aimed anywhere else.
+pub fn ensure_local(url: &reqwest::Url) -> anyhow::Result<()> {
+    ensure!(
+        url.host_str() == Some("127.0.0.1"),
+        "load is only ever aimed at 127.0.0.1, not {url}"
+    );
     Ok(())
 }
 
-/// `concurrency` clients send requests back to back (cycling through `urls`) until `duration`
-/// has passed or `max_requests` were sent.
-pub async fn closed_loop(
-    http: &reqwest::Client,
-    urls: Arc<Vec<reqwest::Url>>,
-    token: &str,
+fn check_local(urls: &[reqwest::Url]) -> anyhow::Result<()> {
+    ensure!(!urls.is_empty(), "no URLs to load");
+    urls.iter().try_for_each(ensure_local)
+}
+
+/// `concurrency` clients run `one(i)` back to back (`i` counts up across clients) until
+/// `duration` has passed or `max` were started. Fails when none succeeded or more than 1 %
+/// failed, naming the first failure; a smaller share of failures is logged. `what` names one
+/// attempt in those messages.
+pub async fn closed_loop<F, Fut>(
+    what: &str,
     concurrency: usize,
     duration: Duration,
-    max_requests: usize,
-) -> anyhow::Result<Throughput> {
-    check_local(&urls)?;
+    max: usize,
+    one: F,
+) -> anyhow::Result<Throughput>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     let next = Arc::new(AtomicUsize::new(0));
+    let first_error: Arc<Mutex<Option<String>>> = Arc::default();
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (http, urls, next, token) =
-            (http.clone(), urls.clone(), next.clone(), token.to_string());
+        let (one, next, first_error) = (one.clone(), next.clone(), first_error.clone());
         tasks.push(tokio::spawn(async move {
             let (mut ok, mut errors) = (0usize, 0usize);
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= max_requests || t0.elapsed() >= duration {
+                if i >= max || t0.elapsed() >= duration {
                     break;
                 }
-                let url = urls[i % urls.len()].clone();
-                match http.get(url).bearer_auth(&token).send().await {
-                    Ok(r) if r.status() == 200 => match r.bytes().await {
-                        Ok(_) => ok += 1,
-                        Err(_) => errors += 1,
-                    },
-                    _ => errors += 1,
+                match one(i).await {
+                    Ok(()) => ok += 1,
+                    Err(e) => {
+                        errors += 1;
+                        first_error
+                            .lock()
+                            .unwrap()
+                            .get_or_insert_with(|| format!("{e:#}"));
+                    }
                 }
             }
             (ok, errors)
@@ -83,14 +93,48 @@ pub async fn closed_loop(
         errors,
         elapsed: t0.elapsed(),
     };
-    if res.errors * 100 > res.ok + res.errors {
+    let first = first_error.lock().unwrap().take();
+    let first = first.as_deref().unwrap_or("none");
+    if res.ok == 0 || res.errors * 100 > res.ok + res.errors {
         bail!(
-            "more than 1 % of requests failed ({} of {})",
+            "{} of {} {what} failed; the first: {first}",
             res.errors,
-            res.ok + res.errors
+            res.ok + res.errors,
         );
     }
+    if res.errors > 0 {
+        crate::scenario::note(format!(
+            "  {} of {} {what} failed (under 1 %); the first: {first}",
+            res.errors,
+            res.ok + res.errors
+        ));
+    }
     Ok(res)
+}
+
+/// [`closed_loop`] of GETs with a bearer token, cycling through `urls`; a 200 with its whole
+/// body counts.
+pub async fn get_loop(
+    http: &reqwest::Client,
+    urls: Arc<Vec<reqwest::Url>>,
+    token: &str,
+    concurrency: usize,
+    duration: Duration,
+    max_requests: usize,
+) -> anyhow::Result<Throughput> {
+    check_local(&urls)?;
+    let (http, token) = (http.clone(), Arc::<str>::from(token));
+    closed_loop("requests", concurrency, duration, max_requests, move |i| {
+        let url = urls[i % urls.len()].clone();
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            let r = http.get(url).bearer_auth(&token).send().await?;
+            ensure!(r.status() == 200, "answered {}", r.status());
+            r.bytes().await?;
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// One request of a paced stream.

@@ -100,29 +100,32 @@ struct LookupQuery {
     email: String,
 }
 
+/// A handler's answer when every step is written with `?`: the error is an answer too.
+type Answer = Result<HttpResponse, HttpResponse>;
+
 async fn lookup(
     db: web::Data<DatabaseConnection>,
     req: HttpRequest,
     q: web::Query<LookupQuery>,
 ) -> HttpResponse {
-    if let Err(r) = authorized(&db, &req).await {
-        return r;
-    }
-    let found = match rows(
-        &db,
+    lookup_answer(&db, &req, &q.email)
+        .await
+        .unwrap_or_else(|r| r)
+}
+
+async fn lookup_answer(db: &DatabaseConnection, req: &HttpRequest, email: &str) -> Answer {
+    authorized(db, req).await?;
+    let found = rows(
+        db,
         "SELECT u.id, u.user_name, u.full_name, u.auth_method, u.directory_id, u.disabled, \
          u.created_at, u.updated_at, u.last_synced_at, f.id AS folder_id \
          FROM user_emails e JOIN users u ON u.id = e.user_id \
          LEFT JOIN archive_folders f ON f.user_id = u.id WHERE e.address_key = ?",
-        vec![q.email.to_lowercase().into()],
+        vec![email.to_lowercase().into()],
     )
-    .await
-    {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+    .await?;
     let Some(u) = found.first() else {
-        return HttpResponse::NotFound().finish();
+        return Err(HttpResponse::NotFound().finish());
     };
     let user = (|| -> Result<_, sea_orm::DbErr> {
         Ok((
@@ -140,19 +143,13 @@ async fn lookup(
             }),
         ))
     })();
-    let Ok((id, mut body)) = user else {
-        return HttpResponse::InternalServerError().finish();
-    };
-    let emails = match rows(
-        &db,
+    let (id, mut body) = user.map_err(|_| HttpResponse::InternalServerError().finish())?;
+    let emails = rows(
+        db,
         "SELECT address, kind FROM user_emails WHERE user_id = ?",
         vec![id.into()],
     )
-    .await
-    {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+    .await?;
     let mut emails: Vec<(bool, String)> = emails
         .iter()
         .filter_map(|r| {
@@ -163,7 +160,7 @@ async fn lookup(
     emails.sort();
     body["id"] = json!(id);
     body["emails"] = json!(emails.into_iter().map(|(_, a)| a).collect::<Vec<_>>());
-    HttpResponse::Ok().json(body)
+    Ok(HttpResponse::Ok().json(body))
 }
 
 async fn privileges(
@@ -171,43 +168,35 @@ async fn privileges(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> HttpResponse {
-    if let Err(r) = authorized(&db, &req).await {
-        return r;
-    }
-    let Ok(id) = id.parse::<Uuid>() else {
-        return HttpResponse::NotFound().finish();
-    };
-    match rows(
-        &db,
+    privileges_answer(&db, &req, &id)
+        .await
+        .unwrap_or_else(|r| r)
+}
+
+async fn privileges_answer(db: &DatabaseConnection, req: &HttpRequest, id: &str) -> Answer {
+    authorized(db, req).await?;
+    let id: Uuid = id.parse().map_err(|_| HttpResponse::NotFound().finish())?;
+    let found = rows(
+        db,
         "SELECT 1 AS one FROM users WHERE id = ?",
         vec![id.into()],
     )
-    .await
-    {
-        Ok(r) if r.is_empty() => return HttpResponse::NotFound().finish(),
-        Ok(_) => {}
-        Err(r) => return r,
+    .await?;
+    if found.is_empty() {
+        return Err(HttpResponse::NotFound().finish());
     }
-    let privileges = match rows(
-        &db,
+    let privileges = rows(
+        db,
         "SELECT privilege FROM user_privileges WHERE user_id = ? ORDER BY privilege",
         vec![id.into()],
     )
-    .await
-    {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let access = match rows(
-        &db,
+    .await?;
+    let access = rows(
+        db,
         "SELECT folder_id, can_read, can_write, can_delete FROM folder_access WHERE user_id = ?",
         vec![id.into()],
     )
-    .await
-    {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+    .await?;
     let privileges: Vec<String> = privileges
         .iter()
         .filter_map(|r| r.try_get("", "privilege").ok())
@@ -225,5 +214,5 @@ async fn privileges(
             Some(json!({"folder_id": folder, "access": access}))
         })
         .collect();
-    HttpResponse::Ok().json(json!({"privileges": privileges, "folder_access": folder_access}))
+    Ok(HttpResponse::Ok().json(json!({"privileges": privileges, "folder_access": folder_access})))
 }

@@ -19,7 +19,6 @@ use dirsync_core::settings::Settings;
 use dirsync_entity::{user_emails, users};
 use rand::{seq::SliceRandom, SeedableRng};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, EntityTrait};
-use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::api::Api;
@@ -237,16 +236,11 @@ struct ServerEnv {
 impl ServerEnv {
     async fn start(backend: Backend, google: &Google) -> anyhow::Result<ServerEnv> {
         let dir = tempfile::tempdir()?;
-        let mut settings = match backend {
-            Backend::Postgres => dirsync_tests::test_settings(&dir).await,
-            Backend::Sqlite => Settings {
-                database_url: None,
-                data_dir: dir.path().to_path_buf(),
-                listen: "127.0.0.1:0".into(),
-                bootstrap_admin_key: Some(SecretString::from(dirsync_tests::random_secret(40))),
-                ..Settings::default()
-            },
+        let database_url = match backend {
+            Backend::Postgres => dirsync_tests::fresh_database_url().await,
+            Backend::Sqlite => None,
         };
+        let mut settings = dirsync_tests::settings_on(&dir, database_url);
         // The server's own default (one HTTP worker per core), as in production; the per-key
         // rate limit stays in the request path but never trips under the load generator.
         settings.workers = None;
@@ -722,7 +716,7 @@ async fn compare(
     what: &str,
 ) -> anyhow::Result<(f64, f64)> {
     let run = |urls: Arc<Vec<reqwest::Url>>, d: Duration| {
-        load::closed_loop(http, urls, token, plan.concurrency, d, 2_000_000)
+        load::get_loop(http, urls, token, plan.concurrency, d, 2_000_000)
     };
     // Warm both up (connections, caches), discarded.
     run(ours.clone(), Duration::from_millis(500)).await?;

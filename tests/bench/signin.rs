@@ -28,10 +28,8 @@
 //! absolute rates per round and the server process's CPU time per completion (its database's
 //! own CPU not included on PostgreSQL).
 
-use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -48,7 +46,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::Api;
 use crate::google::Google;
-use crate::load::Throughput;
+use crate::load;
 use crate::report::{Row, Target};
 use crate::Size;
 
@@ -133,12 +131,7 @@ struct Flow {
 }
 
 fn local(url: &str) -> anyhow::Result<()> {
-    let u = reqwest::Url::parse(url).with_context(|| format!("not a URL: {url}"))?;
-    ensure!(
-        u.host_str() == Some("127.0.0.1"),
-        "load is only ever aimed at 127.0.0.1, not {url}"
-    );
-    Ok(())
+    load::ensure_local(&reqwest::Url::parse(url).with_context(|| format!("not a URL: {url}"))?)
 }
 
 fn location(r: &reqwest::Response) -> anyhow::Result<String> {
@@ -149,14 +142,25 @@ fn location(r: &reqwest::Response) -> anyhow::Result<String> {
         .to_string())
 }
 
-/// The first 200 characters of a failed answer's body, for the error message.
-async fn body_of(r: reqwest::Response) -> String {
-    r.text()
-        .await
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect()
+/// `r` when it answered `status`; else an error naming `what`, with the first 200 characters
+/// of the body.
+async fn expect(
+    r: reqwest::Response,
+    status: u16,
+    what: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let got = r.status();
+    if got != status {
+        let body: String = r
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        bail!("{what} answered {got}: {body}");
+    }
+    Ok(r)
 }
 
 impl Flow {
@@ -168,26 +172,14 @@ impl Flow {
             &[("login_hint", hint)],
         )?;
         let r = self.http.get(login).send().await?;
-        if r.status() != 302 {
-            bail!(
-                "GET /oidc/login answered {}: {}",
-                r.status(),
-                body_of(r).await
-            );
-        }
+        let r = expect(r, 302, "GET /oidc/login").await?;
         let auth = location(&r)?;
         ensure!(
             auth.starts_with(&format!("{}?", self.authorize)),
             "GET /oidc/login sent the browser to {auth}, not to the emulator"
         );
         let r = self.http.get(&auth).send().await?;
-        if r.status() != 302 {
-            bail!(
-                "the emulator's authorization endpoint answered {}: {}",
-                r.status(),
-                body_of(r).await
-            );
-        }
+        let r = expect(r, 302, "the emulator's authorization endpoint").await?;
         let back = location(&r)?;
         ensure!(
             back.starts_with(&format!("{}?", self.redirect_uri)),
@@ -199,13 +191,7 @@ impl Flow {
             .header(header::ACCEPT, "text/html,application/xhtml+xml")
             .send()
             .await?;
-        if r.status() != 303 {
-            bail!(
-                "GET /oidc/signin answered {}: {}",
-                r.status(),
-                body_of(r).await
-            );
-        }
+        let r = expect(r, 303, "GET /oidc/signin").await?;
         ensure!(
             r.headers().contains_key(header::LOCATION),
             "GET /oidc/signin answered 303 without Location"
@@ -252,13 +238,7 @@ impl Flow {
             ],
         )?;
         let r = self.http.get(auth).send().await?;
-        if r.status() != 302 {
-            bail!(
-                "the emulator's authorization endpoint answered {}: {}",
-                r.status(),
-                body_of(r).await
-            );
-        }
+        let r = expect(r, 302, "the emulator's authorization endpoint").await?;
         let back = reqwest::Url::parse(&location(&r)?)?;
         let param = |name: &str| {
             back.query_pairs()
@@ -283,9 +263,7 @@ impl Flow {
             ])
             .send()
             .await?;
-        if r.status() != 200 {
-            bail!("POST /token answered {}: {}", r.status(), body_of(r).await);
-        }
+        let r = expect(r, 200, "POST /token").await?;
         let answer: serde_json::Value = r.json().await?;
         ensure!(
             answer["id_token"]
@@ -295,76 +273,6 @@ impl Flow {
         );
         Ok(())
     }
-}
-
-/// `concurrency` clients run `one` back to back until `duration` has passed or `max` were
-/// started; fails when more than 1 % failed (naming the first failure), else logs the first
-/// failure if any.
-async fn closed_loop<F, Fut>(
-    concurrency: usize,
-    duration: Duration,
-    max: usize,
-    one: F,
-) -> anyhow::Result<Throughput>
-where
-    F: Fn(usize) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let next = Arc::new(AtomicUsize::new(0));
-    let first_error: Arc<Mutex<Option<String>>> = Arc::default();
-    let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (one, next, first_error) = (one.clone(), next.clone(), first_error.clone());
-        tasks.push(tokio::spawn(async move {
-            let (mut ok, mut errors) = (0usize, 0usize);
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= max || t0.elapsed() >= duration {
-                    break;
-                }
-                match one(i).await {
-                    Ok(()) => ok += 1,
-                    Err(e) => {
-                        errors += 1;
-                        first_error
-                            .lock()
-                            .unwrap()
-                            .get_or_insert_with(|| format!("{e:#}"));
-                    }
-                }
-            }
-            (ok, errors)
-        }));
-    }
-    let (mut ok, mut errors) = (0, 0);
-    for t in tasks {
-        let (o, e) = t.await?;
-        ok += o;
-        errors += e;
-    }
-    let res = Throughput {
-        ok,
-        errors,
-        elapsed: t0.elapsed(),
-    };
-    let first = first_error.lock().unwrap().take();
-    let first = first.as_deref().unwrap_or("none");
-    if res.ok == 0 || res.errors * 100 > res.ok + res.errors {
-        bail!(
-            "{} of {} sign-in completions failed; the first: {first}",
-            res.errors,
-            res.ok + res.errors,
-        );
-    }
-    if res.errors > 0 {
-        crate::scenario::note(format!(
-            "  {} of {} completions failed (under 1 %); the first: {first}",
-            res.errors,
-            res.ok + res.errors
-        ));
-    }
-    Ok(res)
 }
 
 /// Addresses of up to `n` users who may sign in: synchronized, enabled and holding `login`
@@ -479,17 +387,29 @@ pub async fn bench(
 
     let ours = |d: Duration| {
         let flow = flow.clone();
-        closed_loop(plan.concurrency, d, plan.max_per_run, move |i| {
-            let flow = flow.clone();
-            async move { flow.through_dirsync(i).await.map(drop) }
-        })
+        load::closed_loop(
+            "sign-in completions",
+            plan.concurrency,
+            d,
+            plan.max_per_run,
+            move |i| {
+                let flow = flow.clone();
+                async move { flow.through_dirsync(i).await.map(drop) }
+            },
+        )
     };
     let theirs = |d: Duration| {
         let flow = flow.clone();
-        closed_loop(plan.concurrency, d, plan.max_per_run, move |i| {
-            let flow = flow.clone();
-            async move { flow.at_emulator(i).await }
-        })
+        load::closed_loop(
+            "sign-in completions",
+            plan.concurrency,
+            d,
+            plan.max_per_run,
+            move |i| {
+                let flow = flow.clone();
+                async move { flow.at_emulator(i).await }
+            },
+        )
     };
     // Warm-ups (connections, pools), discarded; dirsync's caches are warm from the first one.
     completions += ours(plan.warm_up).await?.ok;

@@ -128,8 +128,13 @@ pub fn random_secret(len: usize) -> String {
 
 /// Settings for a test server: port 0, a fresh data directory and database, a bootstrap key.
 pub async fn test_settings(dir: &tempfile::TempDir) -> Settings {
+    settings_on(dir, fresh_database_url().await)
+}
+
+/// Test settings on a given database (`None`: SQLite in `dir`).
+pub fn settings_on(dir: &tempfile::TempDir, database_url: Option<String>) -> Settings {
     Settings {
-        database_url: fresh_database_url().await,
+        database_url,
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".into(),
         bootstrap_admin_key: Some(SecretString::from(random_secret(40))),
