@@ -48,12 +48,11 @@ pub async fn observe(
         .await?
         .map_into_boxed_body();
     let status = res.status();
-    let res = if status.is_client_error() || status.is_server_error() {
+    let mut res = if status.is_client_error() || status.is_server_error() {
         ensure_json_error(res)
     } else {
         res
     };
-    let mut res = res;
     if let Ok(v) = header::HeaderValue::from_str(&request_id) {
         res.headers_mut()
             .insert(header::HeaderName::from_static(REQUEST_ID), v);
@@ -68,14 +67,13 @@ pub async fn observe(
     dirsync_core::metrics::http_request(
         res.request().method().as_str(),
         &route,
-        res.status().as_u16(),
+        status.as_u16(),
         elapsed,
     );
     // Every request is counted in /metrics. The log gets, at info, those worth reading: writes,
     // failures and slow answers. Successful reads are debug: a mail server routing by lookup
     // asks thousands of times a second, and a line for each would drown the rest (and cost a
     // tenth of a lookup's CPU). `RUST_LOG=info,dirsync_api::middleware=debug` logs them all.
-    let status = res.status();
     let read = matches!(*res.request().method(), Method::GET | Method::HEAD);
     let routine = read && (status.is_success() || status.is_redirection()) && elapsed < SLOW;
     span.in_scope(|| {
@@ -93,10 +91,11 @@ pub async fn observe(
 /// tokens or private data); HSTS when this server speaks TLS; a content security policy on
 /// Swagger UI.
 fn secure_headers(res: &mut ServiceResponse<BoxBody>) {
+    // A handle on the request (reference-counted), so that its path can be read while the
+    // headers are changed.
     let req = res.request().clone();
     let path = req.path();
-    let tls = res
-        .request()
+    let tls = req
         .app_data::<web::Data<crate::state::AppState>>()
         .is_some_and(|s| s.settings.tls_cert.is_some());
     let h = res.headers_mut();
