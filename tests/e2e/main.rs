@@ -13,4 +13,7 @@ mod roles;
 mod secrets;
 mod signin;
 mod sync;
+mod trust_google;
+mod trust_limits;
+mod trust_signin;
 mod users;
