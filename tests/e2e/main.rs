@@ -1,6 +1,7 @@
 //! dirsync's end-to-end suite: the real server on port 0, a fresh database per test (SQLite, or
 //! PostgreSQL when `DIRSYNC_TEST_PG_URL` is set), HTTP only. One binary to keep link time down.
 
+mod address_moves;
 mod audit;
 mod directory;
 mod folders;

@@ -1,6 +1,8 @@
 //! Applying a plan inside the caller's transaction, in batches: a fixed number of statements per
 //! thousand users, never one round trip per user.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use dirsync_entity::{archive_folders, user_emails, users};
 use sea_orm::{
@@ -8,7 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::plan::Plan;
+use super::plan::{LocalState, Plan};
 use crate::db::{insert_rows, placeholders, ROWS_PER_STATEMENT};
 use crate::privileges::DefaultPrivileges;
 use crate::Result;
@@ -28,8 +30,111 @@ pub async fn apply<C: ConnectionTrait>(
     Ok(())
 }
 
+/// A name or address that one of the apply's statements would give to a second user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clash {
+    /// The user the statement writes.
+    pub user_name: String,
+    /// The name or address it would take.
+    pub taken: String,
+    /// Which unique rule: `user name` or `address`.
+    pub rule: &'static str,
+    /// Who holds it at that point.
+    pub holder: String,
+}
+
+impl std::fmt::Display for Clash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the plan gives the {} {} to {} while {} still holds it",
+            self.rule, self.taken, self.user_name, self.holder
+        )
+    }
+}
+
+/// Checks, without the database, that every statement of [`apply`] keeps names and addresses
+/// unique when run in its order: deletions, renamed users' temporary names, updates, address
+/// sets, creations. The planner guarantees it; this says which user and which address in words
+/// should that guarantee ever break, before anything is written.
+pub fn check<'a>(plan: &'a Plan, local: &'a LocalState) -> std::result::Result<(), Clash> {
+    let deleted: HashSet<Uuid> = plan.deletes.iter().copied().collect();
+    let renamed: HashSet<Uuid> = plan
+        .updates
+        .iter()
+        .filter(|u| u.renamed)
+        .map(|u| u.id)
+        .collect();
+    let readdressed: HashSet<Uuid> = plan
+        .updates
+        .iter()
+        .filter(|u| u.addresses.is_some())
+        .map(|u| u.id)
+        .collect();
+    let mut names: HashMap<String, &'a str> = HashMap::with_capacity(local.users.len());
+    let mut addresses: HashMap<String, &'a str> = HashMap::with_capacity(local.users.len());
+    for u in local.users.iter().filter(|u| !deleted.contains(&u.id)) {
+        if !renamed.contains(&u.id) {
+            names.insert(u.user_name.to_lowercase(), &u.user_name);
+        }
+        if !readdressed.contains(&u.id) {
+            for a in &u.addresses {
+                addresses.insert(a.to_lowercase(), &u.user_name);
+            }
+        }
+    }
+    let take = |map: &mut HashMap<String, &'a str>, rule, taken: &str, user: &'a str| {
+        let k = taken.to_lowercase();
+        if let Some(holder) = map.get(&k) {
+            return Err(Clash {
+                user_name: user.to_string(),
+                taken: taken.to_string(),
+                rule,
+                holder: holder.to_string(),
+            });
+        }
+        map.insert(k, user);
+        Ok(())
+    };
+    for u in &plan.updates {
+        if u.renamed {
+            take(&mut names, "user name", &u.user_name, &u.user_name)?;
+        }
+        for a in u.addresses.iter().flatten() {
+            take(&mut addresses, "address", a, &u.user_name)?;
+        }
+    }
+    for c in &plan.creates {
+        take(&mut names, "user name", &c.user_name, &c.user_name)?;
+        for a in &c.addresses {
+            take(&mut addresses, "address", a, &c.user_name)?;
+        }
+    }
+    Ok(())
+}
+
 async fn update_users<C: ConnectionTrait>(db: &C, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
     let backend = db.get_database_backend();
+    // Names may move between users in chains and cycles (b → c while a → b; a and b swapping).
+    // Both databases check a unique index at each row, not at the end of the statement, so the
+    // renamed users first take a temporary key that no user name can hold (user names have no
+    // spaces), and only then their new names. Inside this transaction: never visible outside.
+    let renamed: Vec<&super::plan::UserUpdate> =
+        plan.updates.iter().filter(|u| u.renamed).collect();
+    for chunk in renamed.chunks(ROWS_PER_STATEMENT) {
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 2);
+        for u in chunk {
+            values.push(u.id.into());
+            values.push(format!("moving {}", u.id).into());
+        }
+        let sql = format!(
+            "WITH v(id, user_name_key) AS (VALUES {}) \
+             UPDATE users SET user_name_key = v.user_name_key FROM v WHERE users.id = v.id",
+            placeholders(backend, chunk.len(), 2)
+        );
+        db.execute(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
     for chunk in plan.updates.chunks(ROWS_PER_STATEMENT) {
         // One UPDATE … FROM a VALUES list per chunk (both SQLite ≥ 3.33 and PostgreSQL).
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);

@@ -2,11 +2,13 @@
 //! alone. Pure (no I/O), so that every rule of product.md §3 can be tested directly and a dry run
 //! is exactly the plan a real run would apply.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
+
+use super::matching::Planner;
 
 /// A Google user as the engine needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +35,7 @@ pub struct RemoteState {
 }
 
 impl RemoteState {
-    fn contains(&self, id: &str) -> bool {
+    pub(super) fn contains(&self, id: &str) -> bool {
         self.in_scope.as_ref().is_none_or(|s| s.contains(id))
     }
 }
@@ -231,6 +233,9 @@ pub struct NewUser {
 pub struct UserUpdate {
     /// Row id.
     pub id: Uuid,
+    /// The user name changes (case-insensitively): the apply moves it in two steps, so that
+    /// renames that chain or swap never meet the unique index half-way.
+    pub renamed: bool,
     /// User name (maybe renamed).
     pub user_name: String,
     /// Full name.
@@ -273,386 +278,21 @@ pub fn deletion_limit(configured: Option<u32>, directory_users: usize) -> u64 {
         .unwrap_or_else(|| ((directory_users as u64) * 10).div_ceil(100).max(5))
 }
 
-fn key(s: &str) -> String {
+/// The lower-cased key under which names and addresses are unique (case-insensitively).
+pub(super) fn key(s: &str) -> String {
     s.to_lowercase()
 }
 
-/// Deduplicates addresses case-insensitively, keeping the first spelling and order.
-fn dedup(addresses: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    addresses
-        .into_iter()
-        .filter(|a| !a.is_empty() && seen.insert(key(a)))
-        .collect()
-}
-
-fn same_addresses(a: &[String], b: &[String]) -> bool {
-    let ka: HashSet<String> = a.iter().map(|s| key(s)).collect();
-    let kb: HashSet<String> = b.iter().map(|s| key(s)).collect();
-    ka == kb && a.first().map(|s| key(s)) == b.first().map(|s| key(s))
-}
-
-/// Computes the plan. Deterministic for the same inputs.
+/// Computes the plan. Deterministic for the same inputs. The phases and the rules of who may
+/// take which name and address live in `matching.rs`.
 pub fn plan(remote: &RemoteState, local: &LocalState, rules: Rules) -> Plan {
-    let users = &local.users;
-    let mut by_dir_id: HashMap<&str, usize> = HashMap::new();
-    let mut by_name: HashMap<String, usize> = HashMap::new();
-    let mut addr_owner: HashMap<String, usize> = HashMap::new();
-    for (i, u) in users.iter().enumerate() {
-        if let (true, Some(d)) = (u.directory, u.directory_id.as_deref()) {
-            by_dir_id.insert(d, i);
-        }
-        by_name.insert(key(&u.user_name), i);
-        for a in &u.addresses {
-            addr_owner.insert(key(a), i);
-        }
-    }
-
+    let mut planner = Planner::index(remote, local, rules);
+    let unmatched = planner.match_by_directory_id();
+    planner.match_by_name(unmatched);
+    planner.settle();
     let mut out = Plan::default();
-    let conflict = |r: &RemoteUser, reason: String| Change {
-        kind: ChangeKind::Conflict,
-        user_name: key(&r.primary_email),
-        directory_id: Some(r.id.clone()),
-        fields: Fields::new(),
-        reason: Some(reason),
-    };
-
-    // Pass 1: match every in-scope Google user to a local user, or decide to create it.
-    struct Target<'a> {
-        remote: &'a RemoteUser,
-        local: Option<usize>,
-        adopt: bool,
-        addresses: Vec<String>,
-    }
-    let mut matched = vec![false; users.len()];
-    let mut targets: Vec<Target> = Vec::new();
-    let in_scope: Vec<(&RemoteUser, Vec<String>)> = remote
-        .users
-        .iter()
-        .filter(|r| remote.contains(&r.id))
-        .map(|r| {
-            let addresses =
-                dedup(std::iter::once(r.primary_email.clone()).chain(r.addresses.iter().cloned()));
-            (r, addresses)
-        })
-        .collect();
-    // 1a: the stable key first, so that a renamed user frees its old name for 1b.
-    let mut unmatched = Vec::new();
-    for (r, addresses) in in_scope {
-        match by_dir_id.get(r.id.as_str()) {
-            Some(&i) => {
-                matched[i] = true;
-                targets.push(Target {
-                    remote: r,
-                    local: Some(i),
-                    adopt: false,
-                    addresses,
-                });
-            }
-            None => unmatched.push((r, addresses)),
-        }
-    }
-    // Users deleted by this plan free their names and addresses. An unlinked directory user
-    // whose name an unmatched Google user has is adopted below instead.
-    let adoptable: HashSet<String> = unmatched
-        .iter()
-        .map(|(r, _)| key(&r.primary_email))
-        .collect();
-    let leaves = |j: usize, matched: &[bool]| {
-        let u = &users[j];
-        u.directory
-            && !matched[j]
-            && rules.auto_delete_users
-            && !u.is_admin
-            && !(u.directory_id.is_none() && adoptable.contains(&key(&u.user_name)))
-    };
-    // Final names of the users matched so far: a rename onto a name that stays taken is held
-    // back. Renames may chain (a → b while b → c), so settle them to a fixed point.
-    let mut final_name: HashMap<usize, String> = targets
-        .iter()
-        .map(|t| (t.local.unwrap(), key(&t.remote.primary_email)))
-        .collect();
-    loop {
-        let mut changed = false;
-        for t in &targets {
-            let i = t.local.unwrap();
-            let wanted = &final_name[&i];
-            if *wanted == key(&users[i].user_name) {
-                continue;
-            }
-            let blocked = match by_name.get(wanted) {
-                Some(&j) if j != i => match final_name.get(&j) {
-                    Some(fj) => *fj == key(&users[j].user_name),
-                    None => !leaves(j, &matched),
-                },
-                _ => false,
-            };
-            if blocked {
-                final_name.insert(i, key(&users[i].user_name));
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-    // 1b: by name: adopt an unlinked directory user, or create unless the name stays taken.
-    for (r, addresses) in unmatched {
-        let Some(&i) = by_name.get(&key(&r.primary_email)) else {
-            targets.push(Target {
-                remote: r,
-                local: None,
-                adopt: false,
-                addresses,
-            });
-            continue;
-        };
-        let holder = &users[i];
-        let renamed_away = final_name
-            .get(&i)
-            .is_some_and(|n| *n != key(&holder.user_name));
-        let deleted = leaves(i, &matched);
-        if holder.directory && holder.directory_id.is_none() && !matched[i] {
-            matched[i] = true;
-            final_name.insert(i, key(&r.primary_email));
-            targets.push(Target {
-                remote: r,
-                local: Some(i),
-                adopt: true,
-                addresses,
-            });
-        } else if renamed_away || deleted {
-            // The holder is renamed away or deleted by this same plan: the name is free.
-            targets.push(Target {
-                remote: r,
-                local: None,
-                adopt: false,
-                addresses,
-            });
-        } else {
-            let reason = if holder.directory {
-                format!(
-                    "the user name {} belongs to another directory user that is kept; resolve it in Google or delete that user",
-                    holder.user_name
-                )
-            } else {
-                format!(
-                    "a local user named {} exists; it is not taken over",
-                    holder.user_name
-                )
-            };
-            out.changes.push(conflict(r, reason));
-        }
-    }
-
-    // Which unmatched directory users this plan deletes: their names and addresses are freed.
-    let deleting: Vec<bool> = users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| u.directory && !matched[i] && rules.auto_delete_users && !u.is_admin)
-        .collect();
-    // Addresses the matched users keep claiming after this plan.
-    let mut claimed: HashMap<String, usize> = HashMap::new();
-    for (t_idx, t) in targets.iter().enumerate() {
-        for a in &t.addresses {
-            claimed.entry(key(a)).or_insert(t_idx);
-        }
-    }
-    // An address is free for target `t` unless another user keeps it.
-    let taken_by = |t_idx: usize, own: Option<usize>, addr: &str| -> Option<String> {
-        let k = key(addr);
-        if claimed.get(&k).is_some_and(|&c| c != t_idx) {
-            return Some("another Google user".to_string());
-        }
-        match addr_owner.get(&k) {
-            Some(&j) if Some(j) != own && !matched[j] && !deleting[j] => Some(format!(
-                "{} user {}",
-                if users[j].directory {
-                    "directory"
-                } else {
-                    "local"
-                },
-                users[j].user_name
-            )),
-            _ => None,
-        }
-    };
-
-    // Pass 2: creates and updates. Room for the creations up front: at 100,000 users, growing
-    // the vectors by doubling would hold up to twice their size at the peak.
-    let creating = targets.iter().filter(|t| t.local.is_none()).count();
-    out.creates.reserve_exact(creating);
-    out.changes.reserve_exact(creating);
-    for (t_idx, t) in targets.into_iter().enumerate() {
-        let r = t.remote;
-        let name = key(&r.primary_email);
-        match t.local {
-            None => {
-                let clash = t
-                    .addresses
-                    .iter()
-                    .find_map(|a| taken_by(t_idx, None, a).map(|who| (a, who)));
-                if let Some((a, who)) = clash {
-                    out.changes.push(conflict(
-                        r,
-                        format!("the address {a} belongs to {who}; not taken over"),
-                    ));
-                    continue;
-                }
-                let fields = Fields::from_pairs(vec![
-                    ("user_name", [Value::Null, json!(name)]),
-                    ("full_name", [Value::Null, json!(r.full_name)]),
-                    ("emails", [Value::Null, json!(t.addresses)]),
-                    ("disabled", [Value::Null, json!(r.disabled)]),
-                ]);
-                out.changes.push(Change {
-                    kind: ChangeKind::Create,
-                    user_name: name.clone(),
-                    directory_id: Some(r.id.clone()),
-                    fields,
-                    reason: None,
-                });
-                out.creates.push(NewUser {
-                    id: Uuid::new_v4(),
-                    user_name: name,
-                    full_name: r.full_name.clone(),
-                    directory_id: r.id.clone(),
-                    addresses: t.addresses,
-                    disabled: r.disabled,
-                });
-                out.summary.created += 1;
-            }
-            Some(i) => {
-                let l = &users[i];
-                let mut conflicts = Vec::new();
-                // A rename onto a name another user keeps is skipped; the rest still applies.
-                let new_name = if final_name[&i] == name {
-                    name.clone()
-                } else {
-                    conflicts.push(format!(
-                        "cannot rename to {name}: another user keeps that name"
-                    ));
-                    l.user_name.clone()
-                };
-                let addresses: Vec<String> = t
-                    .addresses
-                    .iter()
-                    .filter(|a| match taken_by(t_idx, Some(i), a) {
-                        Some(who) => {
-                            conflicts.push(format!("the address {a} belongs to {who}; left out"));
-                            false
-                        }
-                        None => true,
-                    })
-                    .cloned()
-                    .collect();
-                if t.adopt && !conflicts.is_empty() {
-                    // Adoption links a user to Google; with a clash, leave it unlinked.
-                    out.changes.push(conflict(r, conflicts.join("; ")));
-                    continue;
-                }
-                for c in conflicts {
-                    out.changes.push(conflict(r, c));
-                }
-                let mut fields = Vec::new();
-                if t.adopt {
-                    fields.push(("directory_id", [Value::Null, json!(r.id)]));
-                }
-                if new_name != l.user_name {
-                    fields.push(("user_name", [json!(l.user_name), json!(new_name)]));
-                }
-                if r.full_name != l.full_name {
-                    fields.push(("full_name", [json!(l.full_name), json!(r.full_name)]));
-                }
-                let addresses_changed = !same_addresses(&addresses, &l.addresses);
-                if addresses_changed {
-                    fields.push(("emails", [json!(l.addresses), json!(addresses)]));
-                }
-                if r.disabled != l.disabled {
-                    fields.push(("disabled", [json!(l.disabled), json!(r.disabled)]));
-                }
-                if fields.is_empty() {
-                    out.summary.unchanged += 1;
-                    continue;
-                }
-                let kind = match (l.disabled, r.disabled) {
-                    (false, true) => {
-                        out.summary.disabled += 1;
-                        ChangeKind::Disable
-                    }
-                    (true, false) => {
-                        out.summary.enabled += 1;
-                        ChangeKind::Enable
-                    }
-                    _ => {
-                        out.summary.updated += 1;
-                        ChangeKind::Update
-                    }
-                };
-                out.changes.push(Change {
-                    kind,
-                    user_name: new_name.clone(),
-                    directory_id: Some(r.id.clone()),
-                    fields: Fields::from_pairs(fields),
-                    reason: t
-                        .adopt
-                        .then(|| "linked to the Google user of the same name".into()),
-                });
-                out.updates.push(UserUpdate {
-                    id: l.id,
-                    user_name: new_name,
-                    full_name: r.full_name.clone(),
-                    directory_id: r.id.clone(),
-                    disabled: r.disabled,
-                    addresses: addresses_changed.then_some(addresses),
-                });
-            }
-        }
-    }
-
-    // Pass 3: directory users no longer in scope.
-    for (i, u) in users.iter().enumerate() {
-        if !u.directory || matched[i] {
-            continue;
-        }
-        let change = |kind, reason: &str| Change {
-            kind,
-            user_name: u.user_name.clone(),
-            directory_id: u.directory_id.clone(),
-            fields: Fields::new(),
-            reason: Some(reason.to_string()),
-        };
-        if !rules.auto_delete_users {
-            out.changes.push(change(
-                ChangeKind::OutOfScope,
-                "no longer in Google or in the sync groups; left alone because auto_delete_users is off",
-            ));
-            out.summary.out_of_scope += 1;
-        } else if u.is_admin {
-            out.changes.push(change(
-                ChangeKind::KeptAdmin,
-                "no longer in scope, but holds the admin privilege: never deleted by a sync",
-            ));
-            out.summary.kept_admin += 1;
-        } else {
-            out.changes.push(change(
-                ChangeKind::Delete,
-                "no longer in Google or in the sync groups",
-            ));
-            out.summary.deleted += 1;
-            out.deletes.push(u.id);
-            if u.folder_messages > 0 {
-                out.changes.push(change(
-                    ChangeKind::FolderKept,
-                    &format!(
-                        "the archive folder holds {} messages; kept, detached from the user",
-                        u.folder_messages
-                    ),
-                ));
-                out.summary.folders_kept += 1;
-            }
-        }
-    }
+    planner.changes(&mut out);
+    planner.departures(&mut out);
     out.summary.conflicts = out
         .changes
         .iter()

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use proptest::prelude::*;
+use serde_json::json;
 
 use super::*;
 
@@ -270,11 +271,212 @@ fn the_deletion_limit_is_ten_percent_but_at_least_five() {
     assert_eq!(deletion_limit(Some(2), 1000), 2);
 }
 
+/// Plans, checks the apply's statement order, and returns the state after applying.
+fn plan_and_apply(remote: &RemoteState, local: &LocalState, rules: Rules) -> (Plan, LocalState) {
+    let p = plan(remote, local, rules);
+    assert_eq!(
+        super::super::apply::check(&p, local),
+        Ok(()),
+        "{:?}",
+        p.changes
+    );
+    let after = apply_model(local, &p);
+    (p, after)
+}
+
+fn names_by_id(state: &LocalState) -> Vec<(String, String, Vec<String>)> {
+    let mut v: Vec<_> = state
+        .users
+        .iter()
+        .map(|u| {
+            (
+                u.directory_id.clone().unwrap_or_default(),
+                u.user_name.clone(),
+                u.addresses.clone(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn everyone(users: Vec<RemoteUser>) -> RemoteState {
+    RemoteState {
+        users,
+        in_scope: None,
+    }
+}
+
+#[test]
+fn a_rename_onto_a_name_another_user_leaves_in_the_same_run_applies() {
+    let local = LocalState {
+        users: vec![dir_user("a", "a@x.com"), dir_user("b", "b@x.com")],
+    };
+    // b moves to a new name; a takes b's old one.
+    let r = everyone(vec![
+        remote("a", "b@x.com", &[], false),
+        remote("b", "new@x.com", &[], false),
+    ]);
+    let (p, after) = plan_and_apply(&r, &local, Rules::default());
+    assert_eq!(p.summary.conflicts, 0, "{:?}", p.changes);
+    assert!(p.updates.iter().all(|u| u.renamed));
+    assert_eq!(
+        names_by_id(&after),
+        vec![
+            ("a".into(), "b@x.com".into(), vec!["b@x.com".into()]),
+            ("b".into(), "new@x.com".into(), vec!["new@x.com".into()]),
+        ]
+    );
+}
+
+#[test]
+fn swaps_and_three_way_cycles_of_names_apply() {
+    let local = LocalState {
+        users: vec![
+            dir_user("a", "a@x.com"),
+            dir_user("b", "b@x.com"),
+            dir_user("c", "c@x.com"),
+        ],
+    };
+    let r = everyone(vec![
+        remote("a", "b@x.com", &[], false),
+        remote("b", "c@x.com", &[], false),
+        remote("c", "a@x.com", &[], false),
+    ]);
+    let (p, after) = plan_and_apply(&r, &local, Rules::default());
+    assert_eq!(p.summary.conflicts, 0, "{:?}", p.changes);
+    assert_eq!(p.summary.updated, 3);
+    let second = plan(&r, &after, Rules::default());
+    assert!(second.writes_nothing());
+}
+
+#[test]
+fn a_rename_onto_a_deleted_users_name_and_an_alias_moved_between_users_apply() {
+    let mut a = dir_user("a", "a@x.com");
+    a.addresses.push("shared@x.com".into());
+    let local = LocalState {
+        users: vec![a, dir_user("b", "b@x.com"), dir_user("c", "c@x.com")],
+    };
+    // c is deleted in Google; b is renamed onto c's name and receives a's alias.
+    let r = everyone(vec![
+        remote("a", "a@x.com", &[], false),
+        remote("b", "c@x.com", &["shared@x.com"], false),
+    ]);
+    let rules = Rules {
+        auto_delete_users: true,
+    };
+    let (p, after) = plan_and_apply(&r, &local, rules);
+    assert_eq!(p.summary.conflicts, 0, "{:?}", p.changes);
+    assert_eq!(p.summary.deleted, 1);
+    assert_eq!(
+        names_by_id(&after),
+        vec![
+            ("a".into(), "a@x.com".into(), vec!["a@x.com".into()]),
+            (
+                "b".into(),
+                "c@x.com".into(),
+                vec!["c@x.com".into(), "shared@x.com".into()]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_held_back_rename_holds_back_the_rename_onto_its_name_and_names_who_holds_it() {
+    // c is a local user: b cannot take c's name, so b keeps its own, so a cannot take b's.
+    let local = LocalState {
+        users: vec![
+            dir_user("a", "a@x.com"),
+            dir_user("b", "b@x.com"),
+            local_user("c@x.com", &["c@x.com"]),
+        ],
+    };
+    let r = everyone(vec![
+        remote("a", "b@x.com", &[], false),
+        remote("b", "c@x.com", &[], false),
+    ]);
+    let (p, after) = plan_and_apply(&r, &local, Rules::default());
+    let reasons: Vec<&str> = p
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Conflict)
+        .map(|c| c.reason.as_deref().unwrap())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("local user c@x.com") && r.contains("held back")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("the user b@x.com, whose own rename to c@x.com is held back")),
+        "{reasons:?}"
+    );
+    let names: HashSet<String> = after.users.iter().map(|u| u.user_name.clone()).collect();
+    assert_eq!(names.len(), 3);
+    assert!(names.contains("a@x.com") && names.contains("b@x.com"));
+}
+
+#[test]
+fn an_adoption_refused_keeps_the_unlinked_users_addresses_from_everyone_else() {
+    // An unlinked directory user "u" holds x@; its Google namesake also wants an address a
+    // local user holds, so it is not linked — and x@ must then stay with it, not go to t.
+    let mut unlinked = dir_user("", "u@x.com");
+    unlinked.directory_id = None;
+    unlinked.addresses.push("x@x.com".into());
+    let local = LocalState {
+        users: vec![unlinked, local_user("l@x.com", &["l@x.com", "held@x.com"])],
+    };
+    let r = everyone(vec![
+        remote("u", "u@x.com", &["held@x.com"], false),
+        remote("t", "t@x.com", &["x@x.com"], false),
+    ]);
+    let (p, after) = plan_and_apply(&r, &local, Rules::default());
+    assert!(p.updates.is_empty(), "{:?}", p.changes);
+    assert!(p.changes.iter().any(|c| c.kind == ChangeKind::Conflict
+        && c.directory_id.as_deref() == Some("t")
+        && c.reason.as_deref().unwrap().contains("u@x.com")));
+    let holders: Vec<usize> = after
+        .users
+        .iter()
+        .map(|u| u.addresses.iter().filter(|a| *a == "x@x.com").count())
+        .collect();
+    assert_eq!(holders.iter().sum::<usize>(), 1);
+}
+
+#[test]
+fn the_apply_check_names_the_user_the_address_and_the_rule_of_a_plan_that_would_clash() {
+    let local = LocalState {
+        users: vec![local_user("l@x.com", &["l@x.com", "held@x.com"])],
+    };
+    let mut p = Plan::default();
+    p.creates.push(NewUser {
+        id: Uuid::new_v4(),
+        user_name: "n@x.com".into(),
+        full_name: "N".into(),
+        directory_id: "9".into(),
+        addresses: vec!["n@x.com".into(), "Held@x.com".into()],
+        disabled: false,
+    });
+    let clash = super::super::apply::check(&p, &local).unwrap_err();
+    assert_eq!(
+        clash.to_string(),
+        "the plan gives the address Held@x.com to n@x.com while l@x.com still holds it"
+    );
+}
+
 fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
     // A small address space so that renames, clashes and moves happen often.
     let name = || (0u8..12).prop_map(|n| format!("u{n}@example.com"));
     let remote_users = proptest::collection::vec(
-        (0u8..10, name(), proptest::option::of(name()), any::<bool>()),
+        (
+            0u8..10,
+            name(),
+            proptest::collection::vec(name(), 0..3),
+            any::<bool>(),
+        ),
         0..8,
     );
     let local_users = proptest::collection::vec(
@@ -284,6 +486,7 @@ fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
             any::<bool>(),
             any::<bool>(),
             any::<bool>(),
+            proptest::option::of(name()),
         ),
         0..8,
     );
@@ -292,12 +495,12 @@ fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
         let mut seen_ids = HashSet::new();
         let mut seen_addr = HashSet::new();
         let mut users = Vec::new();
-        for (id, email, alias, disabled) in ru {
+        for (id, email, aliases, disabled) in ru {
             // Google keeps ids and addresses unique.
             if !seen_ids.insert(id) || !seen_addr.insert(email.clone()) {
                 continue;
             }
-            let aliases: Vec<String> = alias
+            let aliases: Vec<String> = aliases
                 .into_iter()
                 .filter(|a| seen_addr.insert(a.clone()))
                 .collect();
@@ -312,11 +515,14 @@ fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
         let mut local = Vec::new();
         let mut seen_names = HashSet::new();
         let mut seen_local_ids = HashSet::new();
-        for (id, name, directory, is_admin, disabled) in lu {
+        let mut seen_local_addr = HashSet::new();
+        for (id, name, directory, is_admin, disabled, alias) in lu {
             // The database keeps names, addresses and directory ids unique.
-            if !seen_names.insert(name.clone()) {
+            if !seen_names.insert(name.clone()) || !seen_local_addr.insert(name.clone()) {
                 continue;
             }
+            let mut addresses = vec![name.clone()];
+            addresses.extend(alias.filter(|a| seen_local_addr.insert(a.clone())));
             let id = if directory {
                 id.filter(|i| seen_local_ids.insert(*i))
             } else {
@@ -329,7 +535,7 @@ fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
                 directory,
                 directory_id: id.map(|i| i.to_string()),
                 disabled,
-                addresses: vec![name],
+                addresses,
                 is_admin,
                 folder_messages: 0,
             });
@@ -365,6 +571,8 @@ proptest! {
             prop_assert!(!first.deletes.contains(&u.id));
             prop_assert!(first.updates.iter().all(|up| up.id != u.id));
         }
+        // Every statement of the apply, in its order, keeps names and addresses unique.
+        prop_assert_eq!(super::super::apply::check(&first, &local), Ok(()));
         // Names and addresses stay unique after applying.
         let after = apply_model(&local, &first);
         let mut names = HashSet::new();

@@ -89,6 +89,18 @@ impl SyncRunner {
                 auto_delete_users: cfg.auto_delete_users,
             },
         );
+        // The planner settles every name and address; should that ever break, say which user
+        // and which address before writing anything, rather than meet the unique index.
+        if let Err(clash) = apply::check(&the_plan, &local) {
+            return Err(JobError::new(
+                "address_clash",
+                format!(
+                    "{clash}; nothing was written. This is a fault in dirsync's planner: report it \
+                     with this job's changes. Renaming or removing that address in Google lets the \
+                     next run through"
+                ),
+            ));
+        }
         drop(local);
         drop(remote);
 
@@ -120,7 +132,9 @@ impl SyncRunner {
         if !job.dry_run {
             phase(&mut progress, "applying");
             ctl.progress(&progress, true).await;
-            apply::apply(&txn, &the_plan, &grants, Utc::now()).await?;
+            apply::apply(&txn, &the_plan, &grants, Utc::now())
+                .await
+                .map_err(taken_meanwhile)?;
         }
         if ctl.should_stop() {
             txn.rollback().await.map_err(crate::Error::from)?;
@@ -135,5 +149,63 @@ impl SyncRunner {
         }
         txn.commit().await.map_err(crate::Error::from)?;
         Ok(Outcome::Done)
+    }
+}
+
+/// A unique index that fails in the apply means another writer (the API creating a user, an
+/// administrator's edit) took a name or address between the planning and this transaction: the
+/// planner itself never plans one user onto another's name ([`apply::check`]). Say which rule in
+/// words; the next run plans against that user and reports it as a conflict.
+fn taken_meanwhile(e: crate::Error) -> crate::Error {
+    let crate::Error::Db(db) = e else {
+        return e;
+    };
+    let Some(sea_orm::SqlErr::UniqueConstraintViolation(what)) = db.sql_err() else {
+        return crate::Error::Db(db);
+    };
+    let rule = if what.contains("user_name_key") {
+        "user names are unique"
+    } else if what.contains("address_key") || what.contains("user_emails") {
+        "an address belongs to one user"
+    } else if what.contains("directory_id") {
+        "a Google user is linked to one user here"
+    } else {
+        "a unique rule of the users table"
+    };
+    crate::Error::conflict(
+        "address_taken_meanwhile",
+        format!(
+            "while this job ran, another change gave a user a name or address that the plan gives \
+             to a directory user ({rule}; the database said: {what}); nothing was written. Run \
+             the sync again: the next plan sees that user and reports the clash as a conflict"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Database};
+
+    use super::taken_meanwhile;
+
+    #[tokio::test]
+    async fn a_unique_index_met_in_the_apply_is_told_in_words_with_the_rule() {
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        db.execute_unprepared(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, user_name_key TEXT NOT NULL UNIQUE); \
+             INSERT INTO users (user_name_key) VALUES ('a@example.com')",
+        )
+        .await
+        .unwrap();
+        let err = db
+            .execute_unprepared("INSERT INTO users (user_name_key) VALUES ('a@example.com')")
+            .await
+            .unwrap_err();
+        let crate::Error::Conflict { code, message, .. } = taken_meanwhile(err.into()) else {
+            panic!("not mapped");
+        };
+        assert_eq!(code, "address_taken_meanwhile");
+        assert!(message.contains("user names are unique"), "{message}");
+        assert!(message.contains("nothing was written"), "{message}");
     }
 }

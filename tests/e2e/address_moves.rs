@@ -1,0 +1,529 @@
+//! Addresses that move between directory users (issue 18): the five changes that once wedged
+//! every later sync, a local user's address as a conflict that names it, and a property test of
+//! the whole sync — random sequences of valid Google changes (renames onto just-freed addresses,
+//! chains and swaps, alias moves, deletions, suspensions, moves between nested groups), a real
+//! sync after each batch, and dirsync's users compared with Google's.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dirsync_entity::{user_emails, users};
+use dirsync_google_emulator::{Directory, MemberType, Role};
+use dirsync_tests::google::{spawn_with_google, GoogleEnv};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use sea_orm::EntityTrait;
+use serde_json::{json, Value};
+
+/// admin@ plus u00 … u29, every third with an alias.
+fn thirty() -> Directory {
+    let mut d = Directory::empty("example.com");
+    for i in 0..30 {
+        let email = format!("u{i:02}@example.com");
+        d.add_user(&email, "User", &i.to_string());
+        if i % 3 == 0 {
+            d.add_alias(&email, &format!("alias{i:02}@example.com"));
+        }
+    }
+    d
+}
+
+/// What dirsync holds for a directory user, and what Google says it should hold.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Synced {
+    user_name: String,
+    addresses: BTreeSet<String>,
+    disabled: bool,
+    full_name: String,
+}
+
+/// dirsync's directory users by Google id, read from its database.
+async fn dirsync_users(env: &GoogleEnv) -> BTreeMap<String, Synced> {
+    let emails = user_emails::Entity::find().all(&env.app.db).await.unwrap();
+    let mut by_user: BTreeMap<uuid::Uuid, BTreeSet<String>> = BTreeMap::new();
+    for e in emails {
+        by_user.entry(e.user_id).or_default().insert(e.address_key);
+    }
+    users::Entity::find()
+        .all(&env.app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|u| u.auth_method == "directory")
+        .map(|u| {
+            (
+                u.directory_id.clone().unwrap_or_default(),
+                Synced {
+                    user_name: u.user_name,
+                    addresses: by_user.remove(&u.id).unwrap_or_default(),
+                    disabled: u.disabled,
+                    full_name: u.full_name,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Google's users in scope (members of `group`, nested groups followed; everyone when `None`).
+fn google_users(d: &Directory, group: Option<&str>) -> BTreeMap<String, Synced> {
+    d.users()
+        .filter(|u| group.is_none_or(|g| d.has_member(g, &u.id) == Some(true)))
+        .map(|u| {
+            let addresses = std::iter::once(&u.primary_email)
+                .chain(&u.aliases)
+                .chain(&u.non_editable_aliases)
+                .map(|a| a.to_lowercase())
+                .collect();
+            (
+                u.id.clone(),
+                Synced {
+                    user_name: u.primary_email.to_lowercase(),
+                    addresses,
+                    disabled: u.suspended || u.archived,
+                    full_name: u.full_name(),
+                },
+            )
+        })
+        .collect()
+}
+
+fn summary(job: &Value, field: &str) -> u64 {
+    job["summary"][field].as_u64().unwrap_or(u64::MAX)
+}
+
+/// Syncs once, then applies `change` in Google, syncs again and requires dirsync to equal
+/// Google exactly, without a conflict.
+async fn after_change(auto_delete: bool, change: impl FnOnce(&mut Directory)) -> GoogleEnv {
+    let env = spawn_with_google(thirty()).await;
+    env.configure(json!({"auto_delete_users": auto_delete}))
+        .await
+        .expect(200);
+    let first = env.sync(false).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    env.google.control().with_directory(change);
+    let job = env.sync(false).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(summary(&job, "conflicts"), 0, "{job}");
+    let google = google_users(&env.google.control().directory(), None);
+    let synced = dirsync_users(&env).await;
+    if auto_delete {
+        assert_eq!(synced, google);
+    } else {
+        for (id, want) in &google {
+            assert_eq!(synced.get(id), Some(want), "user {id}");
+        }
+    }
+    // And the run after it has nothing left to do.
+    let again = env.sync(false).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(summary(&again, "updated"), 0, "{again}");
+    env
+}
+
+#[tokio::test]
+async fn a_user_renamed_onto_the_address_another_user_was_renamed_away_from_syncs() {
+    after_change(false, |d| {
+        d.rename_user("u01@example.com", "u01.new@example.com");
+        d.rename_user("u02@example.com", "u01@example.com");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_users_swapping_primary_addresses_through_a_temporary_name_sync() {
+    after_change(false, |d| {
+        d.rename_user("u04@example.com", "swap.tmp@example.com");
+        d.rename_user("u05@example.com", "u04@example.com");
+        d.rename_user("swap.tmp@example.com", "u05@example.com");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_user_renamed_onto_a_deleted_users_address_syncs_with_auto_delete() {
+    let env = after_change(true, |d| {
+        d.delete_user("u07@example.com");
+        d.rename_user("u08@example.com", "u07@example.com");
+    })
+    .await;
+    assert!(!dirsync_users(&env)
+        .await
+        .values()
+        .any(|u| u.user_name == "u08@example.com"));
+}
+
+#[tokio::test]
+async fn a_user_renamed_onto_an_alias_just_removed_from_another_user_syncs() {
+    after_change(false, |d| {
+        d.try_remove_alias("u09@example.com", "alias09@example.com")
+            .unwrap();
+        d.rename_user("u10@example.com", "alias09@example.com");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_alias_moved_from_one_user_to_another_syncs() {
+    after_change(false, |d| {
+        d.try_remove_alias("u12@example.com", "alias12@example.com")
+            .unwrap();
+        d.add_alias("u13@example.com", "alias12@example.com");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_address_a_local_user_holds_is_a_conflict_naming_it_and_the_rest_of_the_run_applies() {
+    let env = spawn_with_google(thirty()).await;
+    env.sync(false).await;
+    env.app
+        .post(
+            "/api/v1/users",
+            &json!({"user_name": "keeper", "full_name": "Local Keeper", "emails": ["role@example.com"]}),
+        )
+        .await
+        .expect(201);
+    env.google.control().with_directory(|d| {
+        // u14 takes the local user's address; u15 and u16 swap names meanwhile.
+        d.add_alias("u14@example.com", "role@example.com");
+        d.rename_user("u15@example.com", "swap.tmp@example.com");
+        d.rename_user("u16@example.com", "u15@example.com");
+        d.rename_user("swap.tmp@example.com", "u16@example.com");
+    });
+    let job = env.sync(false).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(summary(&job, "conflicts"), 1, "{job}");
+    let conflicts = env
+        .changes(job["id"].as_str().unwrap(), Some("conflict"))
+        .await;
+    let reason = conflicts[0]["reason"].as_str().unwrap();
+    assert_eq!(conflicts[0]["user_name"], "u14@example.com");
+    assert!(
+        reason.contains("role@example.com") && reason.contains("local user keeper"),
+        "{reason}"
+    );
+    let synced = dirsync_users(&env).await;
+    let google = google_users(&env.google.control().directory(), None);
+    for (id, want) in &google {
+        let got = &synced[id];
+        if want.user_name == "u14@example.com" {
+            assert!(!got.addresses.contains("role@example.com"));
+        } else {
+            assert_eq!(got, want);
+        }
+    }
+}
+
+// ---- the property test ----
+
+/// The address pool: few enough that changes land on addresses just freed.
+const POOL: usize = 10;
+
+fn pool(n: u8) -> String {
+    format!("p{}@example.com", n as usize % POOL)
+}
+
+/// One change an administrator makes in Google. Indices pick among the users at the time the
+/// change is made; a change Google refuses (an address held twice) is not made, so only valid
+/// directories arise.
+#[derive(Debug, Clone)]
+enum Op {
+    Create { slot: u8, group: u8 },
+    Delete { user: u8 },
+    Rename { user: u8, slot: u8 },
+    Swap { a: u8, b: u8 },
+    AddAlias { user: u8, slot: u8 },
+    RemoveAlias { user: u8, which: u8 },
+    MoveAlias { from: u8, to: u8, which: u8 },
+    Suspend { user: u8 },
+    SetName { user: u8, n: u8 },
+    Regroup { user: u8, group: u8 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let b = || any::<u8>();
+    prop_oneof![
+        (b(), b()).prop_map(|(slot, group)| Op::Create { slot, group }),
+        b().prop_map(|user| Op::Delete { user }),
+        (b(), b()).prop_map(|(user, slot)| Op::Rename { user, slot }),
+        (b(), b()).prop_map(|(a, b)| Op::Swap { a, b }),
+        (b(), b()).prop_map(|(user, slot)| Op::AddAlias { user, slot }),
+        (b(), b()).prop_map(|(user, which)| Op::RemoveAlias { user, which }),
+        (b(), b(), b()).prop_map(|(from, to, which)| Op::MoveAlias { from, to, which }),
+        b().prop_map(|user| Op::Suspend { user }),
+        (b(), b()).prop_map(|(user, n)| Op::SetName { user, n }),
+        (b(), b()).prop_map(|(user, group)| Op::Regroup { user, group }),
+    ]
+}
+
+/// The sync group, the group nested in it, and no group.
+const GROUPS: [Option<&str>; 3] = [Some("staff@example.com"), Some("team@example.com"), None];
+
+/// The starting directory: `n` users on the pool's first addresses, spread over the groups.
+fn start(n: usize) -> Directory {
+    let mut d = Directory::empty("example.com");
+    d.add_group("staff@example.com", "Staff");
+    d.add_group("team@example.com", "Team");
+    d.add_member("staff@example.com", "team@example.com", MemberType::Group);
+    for i in 0..n {
+        let email = pool(i as u8);
+        d.add_user(&email, "User", &i.to_string());
+        if let Some(g) = GROUPS[i % 3] {
+            d.add_member(g, &email, MemberType::User);
+        }
+    }
+    d
+}
+
+/// The users an operation may touch: everyone but the administrator the service account acts
+/// as, in a stable order.
+fn pick(d: &Directory, i: u8) -> Option<String> {
+    let users: Vec<String> = d
+        .users()
+        .filter(|u| !u.is_admin)
+        .map(|u| u.primary_email.clone())
+        .collect();
+    (!users.is_empty()).then(|| users[i as usize % users.len()].clone())
+}
+
+/// Makes one change as Google would, or not at all when Google would refuse it.
+fn apply_op(d: &mut Directory, op: &Op) {
+    let mut work = d.clone();
+    if apply_op_to(&mut work, op).is_ok() {
+        *d = work;
+    }
+}
+
+fn apply_op_to(d: &mut Directory, op: &Op) -> anyhow::Result<()> {
+    let none = || anyhow::anyhow!("no user");
+    match *op {
+        Op::Create { slot, group } => {
+            let email = pool(slot);
+            d.try_add_user(&email, "New", &slot.to_string())?;
+            if let Some(g) = GROUPS[group as usize % 3] {
+                d.try_add_member(g, &email, MemberType::User, Role::Member)?;
+            }
+        }
+        Op::Delete { user } => d.try_delete_user(&pick(d, user).ok_or_else(none)?)?,
+        Op::Rename { user, slot } => {
+            let old = pick(d, user).ok_or_else(none)?;
+            let new = pool(slot);
+            // Making one of its own aliases primary is a different change in Google.
+            if d.user(&new).is_some() {
+                anyhow::bail!("{new} is in use");
+            }
+            d.try_rename_user(&old, &new)?;
+        }
+        Op::Swap { a, b } => {
+            let (a, b) = (pick(d, a).ok_or_else(none)?, pick(d, b).ok_or_else(none)?);
+            if a == b {
+                anyhow::bail!("a swap needs two users");
+            }
+            d.try_rename_user(&a, "swap.tmp@example.com")?;
+            d.try_rename_user(&b, &a)?;
+            d.try_rename_user("swap.tmp@example.com", &b)?;
+        }
+        Op::AddAlias { user, slot } => {
+            d.try_add_alias(&pick(d, user).ok_or_else(none)?, &pool(slot))?
+        }
+        Op::RemoveAlias { user, which } => {
+            let u = pick(d, user).ok_or_else(none)?;
+            let alias = nth_alias(d, &u, which)?;
+            d.try_remove_alias(&u, &alias)?;
+        }
+        Op::MoveAlias { from, to, which } => {
+            let (from, to) = (
+                pick(d, from).ok_or_else(none)?,
+                pick(d, to).ok_or_else(none)?,
+            );
+            let alias = nth_alias(d, &from, which)?;
+            d.try_remove_alias(&from, &alias)?;
+            d.try_add_alias(&to, &alias)?;
+        }
+        Op::Suspend { user } => {
+            let u = pick(d, user).ok_or_else(none)?;
+            let suspended = d.user(&u).ok_or_else(none)?.suspended;
+            d.try_set_suspended(&u, !suspended)?;
+        }
+        Op::SetName { user, n } => {
+            d.try_set_name(&pick(d, user).ok_or_else(none)?, "Renamed", &n.to_string())?
+        }
+        Op::Regroup { user, group } => {
+            let u = pick(d, user).ok_or_else(none)?;
+            for g in GROUPS.iter().flatten() {
+                let _ = d.try_remove_member(g, &u);
+            }
+            if let Some(g) = GROUPS[group as usize % 3] {
+                d.try_add_member(g, &u, MemberType::User, Role::Member)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn nth_alias(d: &Directory, user: &str, which: u8) -> anyhow::Result<String> {
+    let u = d.user(user).ok_or_else(|| anyhow::anyhow!("no user"))?;
+    if u.aliases.is_empty() {
+        anyhow::bail!("{user} has no alias");
+    }
+    Ok(u.aliases[which as usize % u.aliases.len()].clone())
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    users: usize,
+    batches: Vec<Vec<Op>>,
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (
+        2usize..7,
+        proptest::collection::vec(proptest::collection::vec(op(), 1..5), 1..5),
+    )
+        .prop_map(|(users, batches)| Scenario { users, batches })
+}
+
+/// The rules each property runs under.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// auto_delete_users on: dirsync must equal Google's in-scope users exactly, no conflicts.
+    AutoDelete,
+    /// auto_delete_users off and a local user holding a pool address: conflicts are allowed only
+    /// where a kept user holds the address, and must name it.
+    KeepDepartures,
+}
+
+async fn run(s: Scenario, mode: Mode) -> Result<(), TestCaseError> {
+    let env = spawn_with_google(start(s.users)).await;
+    let auto_delete = matches!(mode, Mode::AutoDelete);
+    env.configure(json!({
+        "sync_groups": ["staff@example.com"],
+        "auto_delete_users": auto_delete,
+        "deletion_limit": 1000,
+    }))
+    .await
+    .expect(200);
+    if let Mode::KeepDepartures = mode {
+        env.app
+            .post(
+                "/api/v1/users",
+                &json!({"user_name": "keeper", "full_name": "Keeper", "emails": [pool(9)]}),
+            )
+            .await
+            .expect(201);
+    }
+    let batches = std::iter::once(Vec::new()).chain(s.batches);
+    for (n, batch) in batches.enumerate() {
+        env.google.control().with_directory(|d| {
+            for op in &batch {
+                apply_op(d, op);
+            }
+        });
+        let job = env.sync(false).await;
+        let context = format!("after batch {n} ({batch:?}): {job}");
+        let google = google_users(&env.google.control().directory(), GROUPS[0]);
+        if google.is_empty() && job["status"] == "failed" {
+            // §3.6: nobody in scope while directory users exist is refused, not obeyed.
+            prop_assert_eq!(&job["error"]["code"], "empty_directory", "{}", context);
+            continue;
+        }
+        prop_assert_eq!(&job["status"], "succeeded", "{}", context);
+        let synced = dirsync_users(&env).await;
+        match mode {
+            Mode::AutoDelete => {
+                prop_assert_eq!(summary(&job, "conflicts"), 0, "{}", context);
+                prop_assert_eq!(&synced, &google, "{}", context);
+            }
+            Mode::KeepDepartures => {
+                check_kept(&env, &job, &synced, &google, &context).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// With departures kept, every in-scope Google user is synced exactly, except where a conflict
+/// of this run names a user that dirsync keeps and that holds the address in question.
+async fn check_kept(
+    env: &GoogleEnv,
+    job: &Value,
+    synced: &BTreeMap<String, Synced>,
+    google: &BTreeMap<String, Synced>,
+    context: &str,
+) -> Result<(), TestCaseError> {
+    let conflicts = env
+        .changes(job["id"].as_str().unwrap(), Some("conflict"))
+        .await;
+    let all_names: BTreeSet<String> = users::Entity::find()
+        .all(&env.app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.user_name)
+        .collect();
+    for (id, want) in google {
+        let mine: Vec<&str> = conflicts
+            .iter()
+            .filter(|c| c["directory_id"] == id.as_str())
+            .map(|c| c["reason"].as_str().unwrap_or(""))
+            .collect();
+        if mine.is_empty() {
+            prop_assert_eq!(synced.get(id), Some(want), "user {}: {}", id, context);
+            continue;
+        }
+        for reason in mine {
+            // "… is held by the local user keeper, …" / "the directory user X, which …"
+            let named = all_names
+                .iter()
+                .any(|n| reason.contains(&format!("user {n}")));
+            prop_assert!(
+                named,
+                "conflict names no kept user: {} — {}",
+                reason,
+                context
+            );
+        }
+        if let Some(got) = synced.get(id) {
+            prop_assert!(
+                got.addresses.is_subset(&want.addresses),
+                "user {} holds addresses Google does not give it: {}",
+                id,
+                context
+            );
+        }
+    }
+    Ok(())
+}
+
+fn cases() -> u32 {
+    std::env::var("DIRSYNC_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
+
+fn property(mode: Mode) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        // Failures are shrunk and printed; the minimal sequence becomes a named test above.
+        failure_persistence: None,
+        ..Config::default()
+    });
+    if let Err(e) = runner.run(&scenario(), |s| rt.block_on(run(s, mode))) {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn random_google_changes_with_auto_delete_always_sync_to_exactly_googles_users() {
+    property(Mode::AutoDelete);
+}
+
+#[test]
+fn random_google_changes_with_departures_kept_sync_or_name_the_user_in_the_way() {
+    property(Mode::KeepDepartures);
+}
