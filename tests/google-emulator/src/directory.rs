@@ -946,9 +946,13 @@ impl Directory {
         Ok(id)
     }
 
-    /// Adds an editable alias to a user.
+    /// Adds an editable alias to a user. Any address already held — by another user, a group,
+    /// or this user itself — is refused, as Google refuses it.
     pub fn try_add_alias(&mut self, user: &str, alias: &str) -> anyhow::Result<()> {
         let id = self.user_id_of(user)?;
+        if self.addresses.contains_key(&alias.trim().to_lowercase()) {
+            bail!("address {alias} is already in use");
+        }
         self.claim(alias, Owner::User(id.clone()))?;
         self.users
             .get_mut(&id)
@@ -1072,9 +1076,22 @@ impl Directory {
             .ok_or_else(|| anyhow!("{member} is not a member of {}", g.email))
     }
 
-    /// Changes a user's primary address; the old one is dropped (not kept as an alias).
+    /// Changes a user's primary address; the old one is dropped. Google keeps the old address as
+    /// an alias, so this is Google's rename followed by the deletion of that alias: both are
+    /// changes an administrator makes, and the result is a directory Google can hold. As Google
+    /// does, a user cannot be renamed onto an address that is already an alias — its own or
+    /// anyone's.
     pub fn try_rename_user(&mut self, old_primary: &str, new_primary: &str) -> anyhow::Result<()> {
         let id = self.user_id_of(old_primary)?;
+        if !self.users[&id]
+            .primary_email
+            .eq_ignore_ascii_case(new_primary)
+            && self
+                .addresses
+                .contains_key(&new_primary.trim().to_lowercase())
+        {
+            bail!("address {new_primary} is already in use");
+        }
         self.claim(new_primary, Owner::User(id.clone()))?;
         let u = self.users.get_mut(&id).expect("user");
         let old = std::mem::replace(&mut u.primary_email, new_primary.to_string());

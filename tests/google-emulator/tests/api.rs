@@ -793,6 +793,41 @@ async fn control_api_changes_directory_faults_and_counts() {
     assert_eq!(r.status(), 400);
     assert!(emu.control().directory().user("new@example.com").is_some());
 
+    // An address is held once: what Google refuses, the control API refuses, whole.
+    for refused in [
+        json!({"op": "add_user", "primary_email": "NEW@example.com", "given_name": "A", "family_name": "B"}),
+        json!({"op": "add_alias", "email": "ann@example.com", "alias": "New@Example.com"}),
+        json!({"op": "add_alias", "email": "new@example.com", "alias": "new@example.com"}),
+        json!({"op": "rename_user", "old": "ann@example.com", "new": "new@example.com"}),
+        json!({"op": "add_group", "email": "new@example.com", "name": "G"}),
+    ] {
+        let before = emu.control().directory();
+        let r = http
+            .post(url("directory/changes"))
+            .json(&json!([{"op": "set_name", "email": "ann@example.com", "given_name": "X", "family_name": "Y"}, refused]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{refused}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body.to_string().contains("already in use"), "{body}");
+        assert_eq!(
+            emu.control().directory().to_json(),
+            before.to_json(),
+            "{refused}"
+        );
+    }
+    // Renaming onto one's own alias is refused too (Google: delete the alias first).
+    emu.control()
+        .add_alias("new@example.com", "newer@example.com");
+    let r = http
+        .post(url("directory/changes"))
+        .json(&json!({"op": "rename_user", "old": "new@example.com", "new": "newer@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
     http.post(url("faults"))
         .json(&json!({"kind": "fail", "endpoint": "users_list", "status": 403, "reason": "quotaExceeded", "times": 1}))
         .send()
