@@ -157,10 +157,25 @@ impl From<Error> for ApiError {
             Error::Upstream { code, message } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, code, message)
             }
+            Error::Db(db) if dirsync_core::db::is_unavailable(&db) => {
+                tracing::warn!(error = %db, "database unavailable");
+                ApiError {
+                    retry_after: Some(DATABASE_RETRY_AFTER_SECS),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "database_unavailable",
+                        "the database cannot be reached; retry shortly",
+                    )
+                }
+            }
             e @ (Error::Db(_) | Error::Internal(_)) => internal(&e),
         }
     }
 }
+
+/// `Retry-After` of a 503 `database_unavailable`: long enough not to hammer a database that is
+/// coming back, short enough that a restart is barely noticed.
+const DATABASE_RETRY_AFTER_SECS: u64 = 2;
 
 /// Logs the cause under a fresh error id and returns a 500 carrying only that id.
 pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {

@@ -31,7 +31,9 @@ pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<Database
     let mut opts = ConnectOptions::new(url);
     opts.sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30));
+        .acquire_timeout(Duration::from_secs(
+            settings.database_acquire_timeout_seconds,
+        ));
     if sqlite {
         // SQLite allows one writer at a time; a handful of connections serve concurrent readers.
         // WAL lets readers proceed while a sync writes. `synchronous` is a per-connection
@@ -52,10 +54,73 @@ pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<Database
     let db = Database::connect(opts)
         .await
         .context("while connecting to the database")?;
-    Migrator::up(&db, None)
-        .await
-        .context("while applying database migrations")?;
+    migrate(&db).await?;
     Ok(db)
+}
+
+/// The PostgreSQL advisory lock key that serialises migrations across instances ("dirsync" in
+/// ASCII): any fixed number works as long as every instance uses the same one.
+const MIGRATION_LOCK: i64 = 0x6469_7273_796e_63;
+
+/// Applies pending migrations. On PostgreSQL several instances may start at once — the first
+/// deployment of two replicas, every upgrade that adds a migration — and DDL run twice at the
+/// same time fails (`pg_type_typname_nsp_index`). So each instance takes a session-level
+/// advisory lock on a connection of its own, runs the migrations (a no-op for all but the
+/// first), and lets go; a process that dies while holding it releases it with its session.
+async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Migrator::up(db, None)
+            .await
+            .context("while applying database migrations");
+    }
+    use sea_orm::sqlx;
+    let mut lock = db
+        .get_postgres_connection_pool()
+        .acquire()
+        .await
+        .context("while connecting to the database to apply migrations")?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *lock)
+        .await
+        .context("while waiting for another instance's migrations")?;
+    let result = Migrator::up(db, None)
+        .await
+        .context("while applying database migrations");
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *lock)
+        .await
+        .context("while releasing the migration lock")?;
+    result
+}
+
+/// True when a database error means the database cannot be reached (no connection within the
+/// acquire timeout, a dropped connection, a server shutting down or refusing connections), as
+/// opposed to a fault in a statement: the API answers these 503 `database_unavailable`, so
+/// that callers retry and load balancers look elsewhere.
+pub fn is_unavailable(e: &DbErr) -> bool {
+    use sea_orm::{sqlx, RuntimeErr};
+    let sqlx_err = match e {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(RuntimeErr::SqlxError(s))
+        | DbErr::Exec(RuntimeErr::SqlxError(s))
+        | DbErr::Query(RuntimeErr::SqlxError(s)) => s,
+        _ => return false,
+    };
+    match sqlx_err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE classes 08 (connection exception) and 57 (operator intervention: the server
+        // is shutting down or not yet accepting connections).
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
+        _ => false,
+    }
 }
 
 /// True when the database answers a trivial query.

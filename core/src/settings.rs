@@ -23,6 +23,10 @@ pub enum LogFormat {
 pub struct Settings {
     /// Database URL; `None` means SQLite at `<data_dir>/dirsync.db`.
     pub database_url: Option<String>,
+    /// How long a request waits for a pooled database connection before it answers 503
+    /// `database_unavailable`: short, so that callers and load balancers learn at once that the
+    /// database is gone instead of piling up requests.
+    pub database_acquire_timeout_seconds: u64,
     /// Where the SQLite database and the generated secret key live.
     pub data_dir: PathBuf,
     /// Address to listen on (`host:port`; port 0 picks a free one).
@@ -59,6 +63,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             database_url: None,
+            database_acquire_timeout_seconds: 5,
             data_dir: PathBuf::from("./data"),
             listen: "127.0.0.1:8462".into(),
             tls_cert: None,
@@ -84,6 +89,7 @@ impl Default for Settings {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     database_url: Option<String>,
+    database_acquire_timeout_seconds: Option<u64>,
     data_dir: Option<PathBuf>,
     listen: Option<String>,
     tls_cert: Option<PathBuf>,
@@ -136,6 +142,7 @@ impl Settings {
         };
         s.apply(FileSettings {
             database_url: var("DATABASE_URL"),
+            database_acquire_timeout_seconds: parse_num("DATABASE_ACQUIRE_TIMEOUT_SECONDS")?,
             data_dir: var("DATA_DIR").map(PathBuf::from),
             listen: var("LISTEN"),
             tls_cert: var("TLS_CERT").map(PathBuf::from),
@@ -166,6 +173,7 @@ impl Settings {
             ($($field:ident),*) => {$( if let Some(v) = f.$field { self.$field = v.into(); } )*};
         }
         set!(
+            database_acquire_timeout_seconds,
             data_dir,
             listen,
             google_directory_url,
@@ -208,6 +216,10 @@ impl Settings {
         anyhow::ensure!(
             self.tls_cert.is_some() == self.tls_key.is_some(),
             "DIRSYNC_TLS_CERT and DIRSYNC_TLS_KEY must be set together"
+        );
+        anyhow::ensure!(
+            self.database_acquire_timeout_seconds >= 1,
+            "database_acquire_timeout_seconds must be at least 1"
         );
         anyhow::ensure!(
             self.job_lease_seconds >= 2,

@@ -7,6 +7,7 @@ mod directory;
 mod folders;
 mod foundation;
 mod hardening;
+mod instances;
 mod jobs;
 mod oidc_tokens;
 mod privileges;
