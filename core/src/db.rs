@@ -60,7 +60,7 @@ pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<Database
 
 /// The PostgreSQL advisory lock key that serialises migrations across instances ("dirsync" in
 /// ASCII): any fixed number works as long as every instance uses the same one.
-const MIGRATION_LOCK: i64 = 0x6469_7273_796e_63;
+const MIGRATION_LOCK: i64 = 0x0064_6972_7379_6e63;
 
 /// Applies pending migrations. On PostgreSQL several instances may start at once — the first
 /// deployment of two replicas, every upgrade that adds a migration — and DDL run twice at the

@@ -78,7 +78,7 @@ async fn four_instances_started_at_once_on_an_empty_database_all_come_up() {
 
 fn base64_key() -> String {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(random_secret(32).as_bytes()[..32].to_vec())
+    base64::engine::general_purpose::STANDARD.encode(&random_secret(32).as_bytes()[..32])
 }
 
 fn pg_script(args: &[&str]) -> String {
