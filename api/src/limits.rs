@@ -9,7 +9,7 @@
 //! Limits are kept per instance, in memory: with several instances behind a load balancer the
 //! effective limit is the configured one times the instance count, which is documented.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
@@ -20,7 +20,7 @@ use actix_web::{
     dev::{ServiceRequest, ServiceResponse},
     http::{header, Method, StatusCode},
     middleware::Next,
-    web, HttpRequest, HttpResponse, ResponseError,
+    web, HttpMessage, HttpRequest, HttpResponse, ResponseError,
 };
 use dirsync_core::net::{self, Cidr, ClientAddr};
 use sha2::{Digest, Sha256};
@@ -98,6 +98,42 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
     }
 }
 
+/// Marks a request whose credential was proven (set by the `Auth` extractor).
+#[derive(Clone, Copy)]
+pub struct Authenticated;
+
+/// Digests of credentials that authenticated on this instance. A client address that has spent
+/// its failures is refused before any lookup — except with one of these: behind a proxy that
+/// is not in `DIRSYNC_TRUSTED_PROXIES` every caller shares the proxy's address, and anyone
+/// could otherwise shut the archive server's good key out by sending bad tokens. Such a
+/// credential is still looked up as usual; one that then fails is forgotten.
+#[derive(Default)]
+pub struct KnownCredentials(Mutex<HashSet<[u8; 16]>>);
+
+impl KnownCredentials {
+    /// Keys and sessions in use are far fewer; past this, start again rather than grow.
+    const MAX: usize = 100_000;
+
+    fn contains(&self, key: &[u8; 16]) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
+
+    fn set(&self, key: [u8; 16], known: bool) {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !known {
+            set.remove(&key);
+            return;
+        }
+        if set.len() >= Self::MAX {
+            set.clear();
+        }
+        set.insert(key);
+    }
+}
+
 /// The limiters and CORS settings of one server.
 pub struct Guards {
     /// Per key or session (a digest of the credential).
@@ -107,6 +143,8 @@ pub struct Guards {
     /// Per client address, for answers 401 on `/api/…`: spent by failures, checked before the
     /// credential is looked up.
     pub auth_failures: RateLimiter<ClientAddr>,
+    /// Credentials proven here before, let past a spent failure allowance.
+    pub known_credentials: KnownCredentials,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<Cidr>,
     /// Allowed browser origins.
@@ -120,6 +158,7 @@ impl Guards {
             api: RateLimiter::new(settings.rate_limit_api_per_minute),
             signin: RateLimiter::new(settings.rate_limit_signin_per_minute),
             auth_failures: RateLimiter::new(settings.rate_limit_auth_failures_per_minute),
+            known_credentials: KnownCredentials::default(),
             trusted_proxies: settings.trusted_proxies.clone(),
             cors_origins: settings.cors_origins.clone(),
         }
@@ -226,31 +265,45 @@ pub async fn guard(
             return Ok(req.into_response(rate_limited(secs)));
         }
     }
+    // The caller's credential (a bearer token, or the session cookie of a browser), by digest.
+    let mut credential = None;
     if let (true, Some(client)) = (policy.api, &client) {
-        // A client that failed too often waits before any credential of it is looked up: new
-        // random tokens would otherwise cost a database lookup each, and no token none at all.
-        if let Err(secs) = guards.auth_failures.peek(client) {
-            return Ok(req.into_response(rate_limited(secs)));
-        }
-        // The caller's credential: a bearer token, or the session cookie of a browser.
         let key = match crate::auth::bearer_token(req.request()) {
             Some(token) => Some(credential_key(token)),
             None => crate::routes::signin::session_cookie(req.request())
                 .map(|cookie| credential_key(&cookie)),
         };
+        let known = key.is_some_and(|k| guards.known_credentials.contains(&k));
+        // A client that failed too often waits before any credential of it is looked up: new
+        // random tokens would otherwise cost a database lookup each, and no token none at all.
+        if !known {
+            if let Err(secs) = guards.auth_failures.peek(client) {
+                return Ok(req.into_response(rate_limited(secs)));
+            }
+        }
         if let Some(key) = key {
             if let Err(secs) = guards.api.check(&key) {
                 return Ok(req.into_response(rate_limited(secs)));
             }
+            credential = Some((key, known));
         }
     }
 
     let mut res = next.call(req).await?.map_into_boxed_body();
     if let (true, Some(client)) = (policy.api, &client) {
+        let proven = res.request().extensions().contains::<Authenticated>();
         if res.status() == StatusCode::UNAUTHORIZED {
             // A failure spends the client's allowance; once it is spent, the check above
             // answers 429 until it refills.
             let _ = guards.auth_failures.check(client);
+        }
+        match credential {
+            // Only the first success and a failure of a known credential take the lock.
+            Some((key, false)) if proven => guards.known_credentials.set(key, true),
+            Some((key, true)) if !proven && res.status() == StatusCode::UNAUTHORIZED => {
+                guards.known_credentials.set(key, false)
+            }
+            _ => {}
         }
     }
     if let Some(origin) = origin {

@@ -260,18 +260,55 @@ async fn invented_methods_and_paths_do_not_become_metric_labels() {
 #[tokio::test]
 async fn failed_authentication_is_limited_per_client_before_the_token_is_looked_up() {
     let app = spawn_app_with(|s| s.rate_limit_auth_failures_per_minute = 3).await;
+    // A reader key in use (proven here), an operator key created but never used.
+    let reader = app.api_key("reader").await;
+    let operator = app.api_key("operator").await;
+    app.call(Method::GET, "/api/v1/users", Some(&reader), None)
+        .await
+        .expect(200);
     for i in 0..3 {
         let token = format!("dsk_random{i}_{}", dirsync_tests::random_secret(32));
         app.call(Method::GET, "/api/v1/users", Some(&token), None)
             .await
             .expect(401);
     }
-    // Even the right key now waits: the client is refused before any token is looked up.
-    let r = app.get("/api/v1/users").await.expect(429);
-    assert_eq!(r.error_code(), "rate_limited");
-    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=60).contains(&wait), "{wait}");
-    // Probes and the browser flow are not behind it.
+    // Now the client waits before anything it sends is looked up: another random token, no
+    // token, and even a valid key this server has not seen work.
+    for token in [Some("dsk_random9_xxxxxxxx"), None, Some(operator.as_str())] {
+        let r = app
+            .call(Method::GET, "/api/v1/users", token, None)
+            .await
+            .expect(429);
+        assert_eq!(r.error_code(), "rate_limited");
+        let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+    }
+    // A credential proven here still passes (behind an untrusted proxy, bad tokens from anyone
+    // would otherwise shut the archive server out), and is still checked: revoked, it fails
+    // once and then waits like the rest.
+    app.call(Method::GET, "/api/v1/users", Some(&reader), None)
+        .await
+        .expect(200);
+    let keys = app.get("/api/v1/api-keys").await.expect(200).json;
+    let id = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "reader-key")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.delete(&format!("/api/v1/api-keys/{id}"))
+        .await
+        .expect(204);
+    app.call(Method::GET, "/api/v1/users", Some(&reader), None)
+        .await
+        .expect(401);
+    app.call(Method::GET, "/api/v1/users", Some(&reader), None)
+        .await
+        .expect(429);
+    // Probes are not behind it.
     app.call(Method::GET, "/health", None, None)
         .await
         .expect(200);
