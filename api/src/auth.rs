@@ -3,7 +3,7 @@
 
 use std::{future::Future, marker::PhantomData, pin::Pin};
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 use dirsync_core::auth::{authenticate, Principal, Role};
 use dirsync_core::Error;
 use futures_util::{stream, StreamExt};
@@ -75,6 +75,7 @@ impl<R: RoleRule + 'static> FromRequest for Auth<R> {
             .map(str::to_owned)
             .or_else(|| crate::routes::signin::session_cookie(req));
         let open_body = hold_body_until_authorized(payload);
+        let req = req.clone();
         Box::pin(async move {
             let state = state.expect("AppState is registered");
             let token = token.ok_or_else(|| {
@@ -88,6 +89,9 @@ impl<R: RoleRule + 'static> FromRequest for Auth<R> {
                 &token,
             )
             .await?;
+            // The credential is genuine (whatever the role): limits::guard lets it past a
+            // client's spent failure allowance from now on.
+            req.extensions_mut().insert(crate::limits::Authenticated);
             if let Some(needed) = R::NEEDS {
                 principal.require(needed)?;
             }

@@ -1,49 +1,62 @@
-//! Rate limits and browser-facing rules applied before routing: API requests per key or
-//! session, sign-in starts per client address, and CORS (off unless origins are configured).
+//! Rate limits and browser-facing rules applied before the handler: API requests per key or
+//! session, sign-in starts per client address, failed authentication per client address, and
+//! CORS (off unless origins are configured).
+//!
+//! Each policy is chosen by the path the router matches — percent-decoded, as actix-web routes
+//! it — never by the request's text: `/api/v1/auth/%6Cogin` is password login and is limited as
+//! such. The client address is [`client_addr`]'s, for every per-client limit.
 //!
 //! Limits are kept per instance, in memory: with several instances behind a load balancer the
 //! effective limit is the configured one times the instance count, which is documented.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use actix_web::{
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
-    http::{header, Method},
+    http::{header, Method, StatusCode},
     middleware::Next,
-    web, HttpResponse, ResponseError,
+    web, HttpMessage, HttpRequest, HttpResponse, ResponseError,
 };
+use dirsync_core::net::{self, Cidr, ClientAddr};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 
-/// Paths where a sign-in starts, limited per client address.
-const SIGNIN_PATHS: &[&str] = &["/oidc/login", "/api/v1/auth/login"];
+/// Routes where a sign-in starts, limited per client address.
+pub(crate) const SIGNIN_ROUTES: &[&str] = &["/oidc/login", "/api/v1/auth/login"];
 
 /// A token bucket per key: up to a minute's allowance at once, refilled continuously.
-pub struct RateLimiter {
+pub struct RateLimiter<K> {
     per_minute: u32,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    buckets: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
-impl RateLimiter {
+impl<K: Eq + Hash + Clone> RateLimiter<K> {
     /// A limiter allowing `per_minute` requests per key (0: unlimited).
-    pub fn new(per_minute: u32) -> RateLimiter {
+    pub fn new(per_minute: u32) -> RateLimiter<K> {
         RateLimiter {
             per_minute,
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Tokens a full bucket holds, and tokens regained per second.
+    fn rates(&self) -> (f64, f64) {
+        let capacity = f64::from(self.per_minute);
+        (capacity, capacity / 60.0)
+    }
+
     /// Takes one request from `key`'s allowance, or says how many seconds until one is free.
-    pub fn check(&self, key: &str) -> Result<(), u64> {
+    pub fn check(&self, key: &K) -> Result<(), u64> {
         if self.per_minute == 0 {
             return Ok(());
         }
-        let capacity = f64::from(self.per_minute);
-        let per_sec = capacity / 60.0;
+        let (capacity, per_sec) = self.rates();
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > 50_000 {
@@ -52,7 +65,7 @@ impl RateLimiter {
         }
         // The key is copied only for a caller not seen before: this runs on every request.
         if !buckets.contains_key(key) {
-            buckets.insert(key.to_string(), (capacity, now));
+            buckets.insert(key.clone(), (capacity, now));
         }
         let (tokens, last) = buckets.get_mut(key).expect("inserted above");
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * per_sec).min(capacity);
@@ -64,16 +77,141 @@ impl RateLimiter {
             Err(((1.0 - *tokens) / per_sec).ceil().max(1.0) as u64)
         }
     }
+
+    /// Whether `key` has a request left, without taking it (and without remembering a key not
+    /// seen before).
+    pub fn peek(&self, key: &K) -> Result<(), u64> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let (capacity, per_sec) = self.rates();
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((tokens, last)) = buckets.get(key) else {
+            return Ok(());
+        };
+        let tokens = (tokens + last.elapsed().as_secs_f64() * per_sec).min(capacity);
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(((1.0 - tokens) / per_sec).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// Marks a request whose credential was proven (set by the `Auth` extractor).
+#[derive(Clone, Copy)]
+pub struct Authenticated;
+
+/// Digests of credentials that authenticated on this instance. A client address that has spent
+/// its failures is refused before any lookup — except with one of these: behind a proxy that
+/// is not in `DIRSYNC_TRUSTED_PROXIES` every caller shares the proxy's address, and anyone
+/// could otherwise shut the archive server's good key out by sending bad tokens. Such a
+/// credential is still looked up as usual; one that then fails is forgotten.
+#[derive(Default)]
+pub struct KnownCredentials(Mutex<HashSet<[u8; 16]>>);
+
+impl KnownCredentials {
+    /// Keys and sessions in use are far fewer; past this, start again rather than grow.
+    const MAX: usize = 100_000;
+
+    fn contains(&self, key: &[u8; 16]) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
+
+    fn set(&self, key: [u8; 16], known: bool) {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !known {
+            set.remove(&key);
+            return;
+        }
+        if set.len() >= Self::MAX {
+            set.clear();
+        }
+        set.insert(key);
+    }
 }
 
 /// The limiters and CORS settings of one server.
 pub struct Guards {
-    /// Per key or session.
-    pub api: RateLimiter,
+    /// Per key or session (a digest of the credential).
+    pub api: RateLimiter<[u8; 16]>,
     /// Per client address, for sign-in starts.
-    pub signin: RateLimiter,
+    pub signin: RateLimiter<ClientAddr>,
+    /// Per client address, for answers 401 on `/api/…`: spent by failures, checked before the
+    /// credential is looked up.
+    pub auth_failures: RateLimiter<ClientAddr>,
+    /// Credentials proven here before, let past a spent failure allowance.
+    pub known_credentials: KnownCredentials,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<Cidr>,
     /// Allowed browser origins.
     pub cors_origins: Vec<String>,
+}
+
+impl Guards {
+    /// The guards configured by `settings`.
+    pub fn new(settings: &dirsync_core::settings::Settings) -> Guards {
+        Guards {
+            api: RateLimiter::new(settings.rate_limit_api_per_minute),
+            signin: RateLimiter::new(settings.rate_limit_signin_per_minute),
+            auth_failures: RateLimiter::new(settings.rate_limit_auth_failures_per_minute),
+            known_credentials: KnownCredentials::default(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            cors_origins: settings.cors_origins.clone(),
+        }
+    }
+}
+
+/// The client address of a request, for every per-client limit: the peer, or the client named
+/// by `X-Forwarded-For` / `Forwarded` when the peer is a trusted proxy (see
+/// [`dirsync_core::net::client_addr`]). Allocates nothing: it runs on every API request.
+pub fn client_addr(req: &HttpRequest, trusted: &[Cidr]) -> ClientAddr {
+    let peer = req
+        .peer_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let values = |name| req.headers().get_all(name).filter_map(|v| v.to_str().ok());
+    net::client_addr(
+        peer,
+        trusted,
+        values(header::X_FORWARDED_FOR),
+        values(header::FORWARDED),
+    )
+}
+
+/// The path the router matches: percent-decoded (except `%2F`, `%25` and `%2B`, which the router
+/// keeps encoded too). Every per-route rule reads this one, so that no spelling of a route takes
+/// it out of its rules.
+pub fn routed_path(req: &HttpRequest) -> &str {
+    req.match_info().as_str()
+}
+
+/// Which limits apply to a route.
+#[derive(Clone, Copy)]
+struct RoutePolicy {
+    /// A sign-in start: limited per client address.
+    signin: bool,
+    /// Under `/api/`: a credential is checked (per-key limit, failed-authentication limit).
+    api: bool,
+}
+
+impl RoutePolicy {
+    fn of(routed_path: &str) -> RoutePolicy {
+        RoutePolicy {
+            signin: SIGNIN_ROUTES.contains(&routed_path),
+            api: routed_path.starts_with("/api/"),
+        }
+    }
+}
+
+/// The API limiter's key of a credential: a digest, so that tokens are not kept in memory.
+fn credential_key(token: &str) -> [u8; 16] {
+    let digest = Sha256::digest(token.as_bytes());
+    let mut key = [0; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
 }
 
 fn rate_limited(retry_after_secs: u64) -> HttpResponse {
@@ -119,30 +257,55 @@ pub async fn guard(
         }
     }
 
-    let path = req.path().to_string();
-    if SIGNIN_PATHS.contains(&path.as_str()) {
-        let ip = req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        if let Err(secs) = guards.signin.check(&format!("ip:{ip}")) {
+    let policy = RoutePolicy::of(routed_path(req.request()));
+    let client =
+        (policy.signin || policy.api).then(|| client_addr(req.request(), &guards.trusted_proxies));
+    if let (true, Some(client)) = (policy.signin, &client) {
+        if let Err(secs) = guards.signin.check(client) {
             return Ok(req.into_response(rate_limited(secs)));
         }
     }
-    if path.starts_with("/api/") {
-        // The caller's credential: a bearer token, or the session cookie of a browser.
-        let credential = crate::auth::bearer_token(req.request())
-            .map(str::to_owned)
-            .or_else(|| crate::routes::signin::session_cookie(req.request()));
-        if let Some(token) = credential {
-            let key = hex::encode(&Sha256::digest(token.as_bytes())[..12]);
+    // The caller's credential (a bearer token, or the session cookie of a browser), by digest.
+    let mut credential = None;
+    if let (true, Some(client)) = (policy.api, &client) {
+        let key = match crate::auth::bearer_token(req.request()) {
+            Some(token) => Some(credential_key(token)),
+            None => crate::routes::signin::session_cookie(req.request())
+                .map(|cookie| credential_key(&cookie)),
+        };
+        let known = key.is_some_and(|k| guards.known_credentials.contains(&k));
+        // A client that failed too often waits before any credential of it is looked up: new
+        // random tokens would otherwise cost a database lookup each, and no token none at all.
+        if !known {
+            if let Err(secs) = guards.auth_failures.peek(client) {
+                return Ok(req.into_response(rate_limited(secs)));
+            }
+        }
+        if let Some(key) = key {
             if let Err(secs) = guards.api.check(&key) {
                 return Ok(req.into_response(rate_limited(secs)));
             }
+            credential = Some((key, known));
         }
     }
 
     let mut res = next.call(req).await?.map_into_boxed_body();
+    if let (true, Some(client)) = (policy.api, &client) {
+        let proven = res.request().extensions().contains::<Authenticated>();
+        if res.status() == StatusCode::UNAUTHORIZED {
+            // A failure spends the client's allowance; once it is spent, the check above
+            // answers 429 until it refills.
+            let _ = guards.auth_failures.check(client);
+        }
+        match credential {
+            // Only the first success and a failure of a known credential take the lock.
+            Some((key, false)) if proven => guards.known_credentials.set(key, true),
+            Some((key, true)) if !proven && res.status() == StatusCode::UNAUTHORIZED => {
+                guards.known_credentials.set(key, false)
+            }
+            _ => {}
+        }
+    }
     if let Some(origin) = origin {
         if let Ok(v) = header::HeaderValue::from_str(&origin) {
             res.headers_mut()
@@ -161,10 +324,12 @@ mod tests {
     #[test]
     fn a_bucket_allows_its_burst_then_refuses_with_a_wait() {
         let l = RateLimiter::new(3);
-        assert!(l.check("a").is_ok() && l.check("a").is_ok() && l.check("a").is_ok());
-        let wait = l.check("a").unwrap_err();
+        assert!(l.peek(&"a").is_ok(), "an unknown key has its allowance");
+        assert!(l.check(&"a").is_ok() && l.check(&"a").is_ok() && l.check(&"a").is_ok());
+        let wait = l.check(&"a").unwrap_err();
         assert!((1..=20).contains(&wait), "{wait}");
-        assert!(l.check("b").is_ok(), "keys are independent");
-        assert!(RateLimiter::new(0).check("a").is_ok());
+        assert!(l.peek(&"a").is_err());
+        assert!(l.check(&"b").is_ok(), "keys are independent");
+        assert!(RateLimiter::new(0).check(&"a").is_ok());
     }
 }

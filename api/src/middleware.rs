@@ -59,6 +59,8 @@ pub async fn observe(
     }
     secure_headers(&mut res);
 
+    // The pattern of the route that answered — one of the server's, never the caller's text —
+    // or one fixed name for everything else.
     let route = res
         .request()
         .match_pattern()
@@ -92,9 +94,9 @@ pub async fn observe(
 /// Swagger UI.
 fn secure_headers(res: &mut ServiceResponse<BoxBody>) {
     // A handle on the request (reference-counted), so that its path can be read while the
-    // headers are changed.
+    // headers are changed. The routed path: `/%61pi/v1/me` is `/api/v1/me`, and as private.
     let req = res.request().clone();
-    let path = req.path();
+    let path = crate::limits::routed_path(&req);
     let tls = req
         .app_data::<web::Data<crate::state::AppState>>()
         .is_some_and(|s| s.settings.tls_cert.is_some());
@@ -204,7 +206,7 @@ impl RouteTable {
 
 /// The answer for anything no route took: 405 when the path exists with other methods, else 404.
 pub async fn fallback(req: HttpRequest, table: web::Data<RouteTable>) -> HttpResponse {
-    match table.methods_for(req.path()) {
+    match table.methods_for(crate::limits::routed_path(&req)) {
         Some(methods) if !methods.contains(req.method()) => {
             let allow = methods
                 .iter()

@@ -3,7 +3,9 @@
 
 use utoipa::{
     openapi::{
+        header::HeaderBuilder,
         path::Operation,
+        schema::{ObjectBuilder, Type},
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
         ContentBuilder, OpenApi as Doc, RefOr, Response, ResponseBuilder,
     },
@@ -56,7 +58,35 @@ pub fn apply_common(doc: &mut Doc) {
                 )
                 .into()
         };
+        // Defined once and referred to from every operation that can answer it.
+        components.responses.insert(
+            "RateLimited".into(),
+            ResponseBuilder::new()
+                .description(
+                    "Rate limited (per key or session, per client address for sign-in starts \
+                     and failed authentication); retry after `Retry-After` seconds",
+                )
+                .header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                        .description(Some("Seconds to wait"))
+                        .build(),
+                )
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                            ErrorBody::name(),
+                        ))))
+                        .build(),
+                )
+                .into(),
+        );
+        let rate_limited = || RefOr::Ref(utoipa::openapi::Ref::from_response_name("RateLimited"));
         for (path, item) in doc.paths.paths.iter_mut() {
+            // Sign-in starts are limited per client address although they need no token.
+            let signin = crate::limits::SIGNIN_ROUTES.contains(&path.as_str());
             // The browser flow answers errors as a small HTML page unless JSON is asked for.
             let browser = path.starts_with("/oidc/");
             let ops: [&mut Option<Operation>; 5] = [
@@ -80,6 +110,9 @@ pub fn apply_common(doc: &mut Doc) {
                     responses
                         .entry("403".into())
                         .or_insert_with(|| error("The caller's role does not allow this"));
+                }
+                if !public || signin {
+                    responses.entry("429".into()).or_insert_with(rate_limited);
                 }
                 responses
                     .entry("default".into())

@@ -80,11 +80,7 @@ impl Application {
         let doc = openapi_document();
         let table = RouteTable::from_openapi(&doc);
         let app_state = state.clone();
-        let guards = web::Data::new(crate::limits::Guards {
-            api: crate::limits::RateLimiter::new(state.settings.rate_limit_api_per_minute),
-            signin: crate::limits::RateLimiter::new(state.settings.rate_limit_signin_per_minute),
-            cors_origins: state.settings.cors_origins.clone(),
-        });
+        let guards = web::Data::new(crate::limits::Guards::new(&state.settings));
         let mut server = HttpServer::new(move || {
             let (app, _) = App::new()
                 .into_utoipa_app()

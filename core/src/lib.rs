@@ -12,6 +12,7 @@ pub mod folders;
 pub mod google;
 pub mod jobs;
 pub mod metrics;
+pub mod net;
 pub mod oidc;
 pub mod paging;
 pub mod privileges;

@@ -11,7 +11,7 @@ const BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Histogram {
     counts: Vec<u64>,
     sum: f64,
@@ -33,7 +33,7 @@ impl Histogram {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Registry {
     help: BTreeMap<&'static str, (&'static str, &'static str)>,
     counters: BTreeMap<(&'static str, String), u64>,
@@ -43,12 +43,25 @@ struct Registry {
 
 /// The request metrics of one route: recorded on every request, so found by the route's
 /// name without building label strings, under one lock.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct HttpRoute {
     /// (method, status) → requests.
-    requests: Vec<((String, u16), u64)>,
+    requests: Vec<((&'static str, u16), u64)>,
     /// method → latency.
-    latency: Vec<(String, Histogram)>,
+    latency: Vec<(&'static str, Histogram)>,
+}
+
+/// The method as a label: the standard methods by name, anything else `other`. A method is any
+/// token the caller likes, of any length; as a label each new one would be kept forever.
+pub fn method_label(method: &str) -> &'static str {
+    const STANDARD: &[&str] = &[
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    STANDARD
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
 }
 
 /// `dirsync_http_requests_total` by method, route and status.
@@ -101,7 +114,12 @@ pub fn observe(name: &'static str, help: &'static str, labels: &[(&str, &str)], 
 /// its latency in `dirsync_http_request_duration_seconds` (by method and route). Every
 /// request comes here: it takes the lock once and allocates only for a route, method or
 /// status not seen before.
+///
+/// `route` must be a route pattern of the server (or a fixed name such as `unmatched`), never
+/// the request's path; the method is reduced by [`method_label`]. So the label values are
+/// bounded by the server's routes, not by what callers send.
 pub fn http_request(method: &str, route: &str, status: u16, seconds: f64) {
+    let method = method_label(method);
     let mut r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     let entry = match r.http.get_mut(route) {
         Some(e) => e,
@@ -110,24 +128,27 @@ pub fn http_request(method: &str, route: &str, status: u16, seconds: f64) {
     match entry
         .requests
         .iter_mut()
-        .find(|((m, s), _)| m == method && *s == status)
+        .find(|((m, s), _)| *m == method && *s == status)
     {
         Some((_, n)) => *n += 1,
-        None => entry.requests.push(((method.to_string(), status), 1)),
+        None => entry.requests.push(((method, status), 1)),
     }
-    match entry.latency.iter_mut().find(|(m, _)| m == method) {
+    match entry.latency.iter_mut().find(|(m, _)| *m == method) {
         Some((_, h)) => h.record(seconds),
         None => {
             let mut h = Histogram::default();
             h.record(seconds);
-            entry.latency.push((method.to_string(), h));
+            entry.latency.push((method, h));
         }
     }
 }
 
 /// The whole registry in Prometheus text format.
 pub fn render() -> String {
-    let r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    // A copy, taken under the lock, is rendered without it: every request records into the
+    // registry, and none should wait while a scrape formats text. The copy is small — its label
+    // values are bounded (see `http_request`).
+    let r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut out = String::new();
     for (name, (help, kind)) in &r.help {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -249,5 +270,19 @@ mod tests {
         assert!(text.contains(
             "dirsync_http_request_duration_seconds_count{method=\"PUT\",route=\"/test/{id}\"} 1"
         ));
+    }
+
+    #[test]
+    fn invented_methods_are_counted_as_other() {
+        let invented = "X".repeat(300);
+        http_request(&invented, "/test/methods", 405, 0.001);
+        http_request("PROPFIND", "/test/methods", 405, 0.001);
+        let text = render();
+        assert!(!text.contains(&invented) && !text.contains("PROPFIND"));
+        assert!(text.contains(
+            "dirsync_http_requests_total{method=\"other\",route=\"/test/methods\",status=\"405\"} 2"
+        ));
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("get"), "other");
     }
 }

@@ -7,6 +7,8 @@ use anyhow::Context;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::net::Cidr;
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -55,6 +57,16 @@ pub struct Settings {
     /// Sign-in starts (`/oidc/login`, `/api/v1/auth/login`) one client address may make per
     /// minute on one instance (0: no limit).
     pub rate_limit_signin_per_minute: u32,
+    /// Failed authentications (401 on `/api/…`: no, unknown or expired token, wrong password)
+    /// one client address may make per minute on one instance before it gets 429 without its
+    /// token being looked up (0: no limit).
+    pub rate_limit_auth_failures_per_minute: u32,
+    /// Sign-in attempts (`/oidc/login`) one client address may have open — started, neither
+    /// finished nor expired — at once (0: no cap).
+    pub signin_open_attempts_per_client: u32,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` headers name the client; empty: none, and
+    /// the client is the peer address.
+    pub trusted_proxies: Vec<Cidr>,
     /// Origins allowed to call the API from a browser (CORS); empty: CORS is off.
     pub cors_origins: Vec<String>,
 }
@@ -78,6 +90,9 @@ impl Default for Settings {
             job_lease_seconds: 30,
             rate_limit_api_per_minute: 6000,
             rate_limit_signin_per_minute: 30,
+            rate_limit_auth_failures_per_minute: 60,
+            signin_open_attempts_per_client: 30,
+            trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
         }
     }
@@ -103,6 +118,9 @@ struct FileSettings {
     job_lease_seconds: Option<u64>,
     rate_limit_api_per_minute: Option<u32>,
     rate_limit_signin_per_minute: Option<u32>,
+    rate_limit_auth_failures_per_minute: Option<u32>,
+    signin_open_attempts_per_client: Option<u32>,
+    trusted_proxies: Option<Vec<String>>,
     cors_origins: Option<Vec<String>>,
 }
 
@@ -123,7 +141,8 @@ impl Settings {
                 .with_context(|| format!("while reading the config file {}", path.display()))?;
             let f: FileSettings = toml::from_str(&text)
                 .with_context(|| format!("while parsing the config file {}", path.display()))?;
-            s.apply(f);
+            s.apply(f)
+                .with_context(|| format!("in the config file {}", path.display()))?;
         }
         let var = |name: &str| env(&format!("DIRSYNC_{name}")).filter(|v| !v.is_empty());
         let log_format = match var("LOG_FORMAT").as_deref() {
@@ -157,18 +176,18 @@ impl Settings {
             rate_limit_api_per_minute: parse_num("RATE_LIMIT_API_PER_MINUTE")?.map(|n| n as u32),
             rate_limit_signin_per_minute: parse_num("RATE_LIMIT_SIGNIN_PER_MINUTE")?
                 .map(|n| n as u32),
-            cors_origins: var("CORS_ORIGINS").map(|v| {
-                v.split(',')
-                    .map(|o| o.trim().to_string())
-                    .filter(|o| !o.is_empty())
-                    .collect()
-            }),
-        });
+            rate_limit_auth_failures_per_minute: parse_num("RATE_LIMIT_AUTH_FAILURES_PER_MINUTE")?
+                .map(|n| n as u32),
+            signin_open_attempts_per_client: parse_num("SIGNIN_OPEN_ATTEMPTS_PER_CLIENT")?
+                .map(|n| n as u32),
+            trusted_proxies: var("TRUSTED_PROXIES").map(|v| comma_list(&v)),
+            cors_origins: var("CORS_ORIGINS").map(|v| comma_list(&v)),
+        })?;
         s.validate()?;
         Ok(s)
     }
 
-    fn apply(&mut self, f: FileSettings) {
+    fn apply(&mut self, f: FileSettings) -> anyhow::Result<()> {
         macro_rules! set {
             ($($field:ident),*) => {$( if let Some(v) = f.$field { self.$field = v.into(); } )*};
         }
@@ -182,8 +201,17 @@ impl Settings {
             job_lease_seconds,
             rate_limit_api_per_minute,
             rate_limit_signin_per_minute,
+            rate_limit_auth_failures_per_minute,
+            signin_open_attempts_per_client,
             cors_origins
         );
+        if let Some(list) = f.trusted_proxies {
+            self.trusted_proxies = list
+                .iter()
+                .map(|c| c.parse::<Cidr>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("DIRSYNC_TRUSTED_PROXIES: {e}"))?;
+        }
         if f.database_url.is_some() {
             self.database_url = f.database_url;
         }
@@ -202,8 +230,19 @@ impl Settings {
         if let Some(k) = f.bootstrap_admin_key {
             self.bootstrap_admin_key = Some(k.into());
         }
+        Ok(())
     }
+}
 
+/// The items of a comma-separated variable, trimmed, empty ones left out.
+fn comma_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|o| o.trim().to_string())
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
+impl Settings {
     /// Checks rules that span fields, with messages that say what to change.
     pub fn validate(&self) -> anyhow::Result<()> {
         use secrecy::ExposeSecret;
@@ -277,5 +316,21 @@ mod tests {
         let file = dir.path().join("dirsync.toml");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         assert!(Settings::load_from(Some(&file), |_| None).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidr_blocks() {
+        let s = Settings::load_from(None, |k| {
+            (k == "DIRSYNC_TRUSTED_PROXIES").then(|| "10.0.0.0/8, 2001:db8::/32,192.0.2.7".into())
+        })
+        .unwrap();
+        let shown: Vec<String> = s.trusted_proxies.iter().map(|c| c.to_string()).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7/32"]);
+        assert!(Settings::default().trusted_proxies.is_empty());
+        let err = Settings::load_from(None, |k| {
+            (k == "DIRSYNC_TRUSTED_PROXIES").then(|| "10.0.0.0/8,proxy.example".into())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("DIRSYNC_TRUSTED_PROXIES"), "{err}");
     }
 }

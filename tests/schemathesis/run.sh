@@ -22,6 +22,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 key=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
 DIRSYNC_DATA_DIR=$work/data DIRSYNC_LISTEN=127.0.0.1:$port DIRSYNC_BOOTSTRAP_ADMIN_KEY=$key \
   DIRSYNC_RATE_LIMIT_API_PER_MINUTE=0 DIRSYNC_RATE_LIMIT_SIGNIN_PER_MINUTE=0 \
+  DIRSYNC_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE=0 \
   "$bin" serve >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT

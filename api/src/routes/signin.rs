@@ -363,6 +363,10 @@ async fn oidc_login(
     let request = LoginRequest {
         return_to: q.return_to,
         login_hint: q.login_hint,
+        client: Some(oidc::AttemptClient {
+            addr: crate::limits::client_addr(&req, &state.settings.trusted_proxies),
+            max_open: state.settings.signin_open_attempts_per_client,
+        }),
     };
     match oidc::start_login(&state.db, &state.cipher, &state.oidc, request).await {
         Ok(url) => HttpResponse::Found()

@@ -2,17 +2,34 @@
 //! SHA-256 only (it is the bearer of the attempt); the nonce and PKCE verifier are encrypted,
 //! bound to their row. An attempt is consumed by one conditional UPDATE, so two callbacks with
 //! the same state — on one server or on several sharing the database — cannot both use it.
+//!
+//! Anyone may start a sign-in, and each start stores a row: what one client can make the server
+//! store is bounded by the sign-in rate limit, by a cap on the attempts a client address has
+//! open at once, and by forgetting attempts as soon as they expire.
 
 use chrono::{Duration, Utc};
 use dirsync_entity::login_attempts;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::{random_token, SigninError, SigninErrorKind, ATTEMPT_TTL_MINUTES};
 use crate::auth::token_hash;
+use crate::net::ClientAddr;
 use crate::secrets::Cipher;
+
+/// The client that starts an attempt, and how many attempts it may have open at once.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptClient {
+    /// The client address (see [`crate::net::client_addr`]).
+    pub addr: ClientAddr,
+    /// Attempts it may have open — neither consumed nor expired — at once (0: no cap).
+    pub max_open: u32,
+}
 
 /// A new attempt's secrets, to put into the authorization URL.
 pub(crate) struct NewAttempt {
@@ -37,21 +54,29 @@ fn verifier_context(id: Uuid) -> String {
     format!("login_attempts.pkce_verifier:{id}")
 }
 
-/// Stores a new attempt (and forgets attempts that ended a day ago).
+/// Stores a new attempt for `client` (`None`: an administrator's auth test), refused with
+/// `rate_limited` while that client has its cap of attempts open; forgets expired attempts.
 pub(crate) async fn create<C: ConnectionTrait>(
     db: &C,
     cipher: &Cipher,
     return_to: Option<String>,
     login_hint: Option<String>,
     auth_test_id: Option<Uuid>,
+    client: Option<AttemptClient>,
 ) -> Result<NewAttempt, SigninError> {
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     use sha2::{Digest, Sha256};
     let now = Utc::now();
+    // An expired attempt can never be used again: it is only storage. (A late callback for one
+    // is told its sign-in is unknown or expired, as before.)
     login_attempts::Entity::delete_many()
-        .filter(login_attempts::Column::ExpiresAt.lt(now - Duration::days(1)))
+        .filter(login_attempts::Column::ExpiresAt.lt(now))
         .exec(db)
         .await?;
+    let client_key = client.map(|c| c.addr.to_string());
+    if let (Some(c), Some(key)) = (client, &client_key) {
+        check_open_attempts(db, key, c.max_open, now).await?;
+    }
     let id = Uuid::new_v4();
     let state = random_token(32);
     let nonce = random_token(32);
@@ -69,6 +94,7 @@ pub(crate) async fn create<C: ConnectionTrait>(
         created_at: Set(now),
         expires_at: Set(now + Duration::minutes(ATTEMPT_TTL_MINUTES)),
         consumed_at: Set(None),
+        client_key: Set(client_key),
     }
     .insert(db)
     .await?;
@@ -77,6 +103,45 @@ pub(crate) async fn create<C: ConnectionTrait>(
         nonce: nonce.into(),
         code_challenge,
     })
+}
+
+/// Refuses a new attempt when `client_key` already has `max_open` attempts open, with the
+/// time until the oldest of them expires. Counted and then inserted without a lock: requests
+/// racing each other may pass the cap by the number in flight, which the sign-in rate limit
+/// bounds.
+async fn check_open_attempts<C: ConnectionTrait>(
+    db: &C,
+    client_key: &str,
+    max_open: u32,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), SigninError> {
+    if max_open == 0 {
+        return Ok(());
+    }
+    // The expiry times of up to `max_open` open attempts, oldest first: one indexed query.
+    let open: Vec<chrono::DateTime<Utc>> = login_attempts::Entity::find()
+        .select_only()
+        .column(login_attempts::Column::ExpiresAt)
+        .filter(login_attempts::Column::ClientKey.eq(client_key))
+        .filter(login_attempts::Column::ExpiresAt.gt(now))
+        .filter(login_attempts::Column::ConsumedAt.is_null())
+        .order_by_asc(login_attempts::Column::ExpiresAt)
+        .limit(u64::from(max_open))
+        .into_tuple()
+        .all(db)
+        .await?;
+    if open.len() < max_open as usize {
+        return Ok(());
+    }
+    let wait = (open[0] - now).num_seconds().max(1) as u64;
+    tracing::info!(
+        client = client_key,
+        max_open,
+        "sign-in refused: the client has its cap of open attempts"
+    );
+    Err(SigninError::Other(crate::Error::RateLimited {
+        retry_after_secs: wait,
+    }))
 }
 
 fn invalid_state(message: &str) -> SigninError {
@@ -110,7 +175,7 @@ pub(crate) async fn consume<C: ConnectionTrait>(
         .await?;
     let row = match (claimed, row) {
         (1, Some(row)) => row,
-        (_, None) => return Err(invalid_state("this sign-in is unknown (state)")),
+        (_, None) => return Err(invalid_state("this sign-in is unknown or expired (state)")),
         (_, Some(row)) if row.consumed_at.is_some() => {
             return Err(invalid_state("this sign-in was already completed (state)"))
         }

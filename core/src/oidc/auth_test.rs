@@ -111,6 +111,8 @@ pub async fn start<C: ConnectionTrait>(
         LoginRequest {
             return_to: None,
             login_hint: Some(primary),
+            // Started by an administrator's key, for someone else's browser: not a client's.
+            client: None,
         },
         Some(id),
     )

@@ -19,6 +19,8 @@ pub struct LoginRequest {
     pub return_to: Option<String>,
     /// The address to sign in as, passed on to Google.
     pub login_hint: Option<String>,
+    /// The client starting the sign-in, whose open attempts are capped (`None`: not capped).
+    pub client: Option<attempts::AttemptClient>,
 }
 
 /// What Google's redirect brought to `/oidc/signin`.
@@ -82,7 +84,15 @@ pub(crate) async fn authorization_url<C: ConnectionTrait>(
         .and_then(safe_return_to)
         .map(str::to_string);
     let hint = clean_hint(request.login_hint);
-    let attempt = attempts::create(db, cipher, return_to, hint.clone(), auth_test_id).await?;
+    let attempt = attempts::create(
+        db,
+        cipher,
+        return_to,
+        hint.clone(),
+        auth_test_id,
+        request.client,
+    )
+    .await?;
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")

@@ -25,6 +25,7 @@ mod provider;
 mod redirect_uri;
 mod user;
 
+pub use attempts::AttemptClient;
 pub use flow::{finish_login, start_login, Callback, CallbackOutcome, LoginRequest, SignedIn};
 pub use id_token::IdClaims;
 pub use password::{hash_password, password_login};
