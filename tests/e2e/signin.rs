@@ -836,19 +836,6 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer_in_similar_tim
 }
 
 #[tokio::test]
-async fn directory_users_are_told_to_sign_in_with_google() {
-    let o = env().await;
-    let r = password_login(&o, "ada@example.com", "anything")
-        .await
-        .expect(400);
-    assert_eq!(r.error_code(), "use_google_sign_in");
-    assert!(r.json["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("Google"));
-}
-
-#[tokio::test]
 async fn disabled_local_users_and_users_without_login_are_refused() {
     let o = env().await;
     local_user(&o, "nologin", Some("pw-pw-pw-pw"), &[]).await;

@@ -247,9 +247,11 @@ pub struct PasswordLogin {
     pub password: SecretString,
 }
 
-/// Signs a `local` user in with a password and answers a session token. A wrong password and an
-/// unknown user get the same 401; directory users are told to sign in with Google (400
-/// `use_google_sign_in`); disabled users and users without the `login` privilege get a 403.
+/// Signs a `local` user in with a password and answers a session token. A wrong password, an
+/// unknown user and a directory user (who signs in with Google at `/oidc/login`) get the same
+/// 401 `invalid_credentials` after the same work, so that the answer does not tell who is in the
+/// directory; disabled users and users without the `login` privilege get a 403 once the
+/// password is right.
 #[utoipa::path(tag = "sign-in", operation_id = "password_login", security(()), request_body = PasswordLogin,
     responses((status = 200, body = Session),
         (status = 401, description = "Wrong user name or password", body = crate::error::ErrorBody),
