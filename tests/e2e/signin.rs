@@ -693,15 +693,18 @@ async fn a_burst_of_unknown_key_ids_refetches_the_keys_at_most_once() {
         callbacks.push(o.authorize(&auth).await);
     }
     // Concurrently, as a burst of forged tokens would come.
+    let cookie = o.browser_cookie().unwrap();
     let handles: Vec<_> = callbacks
         .into_iter()
         .map(|url| {
             let client = o.env.app.client.clone();
+            let cookie = cookie.clone();
             tokio::spawn(async move {
                 Reply::read(
                     client
                         .get(url)
                         .header("accept", "application/json")
+                        .header("cookie", cookie)
                         .send()
                         .await
                         .unwrap(),

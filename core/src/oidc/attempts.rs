@@ -10,6 +10,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use super::binding::BrowserBinding;
 use super::{random_token, SigninError, SigninErrorKind, ATTEMPT_TTL_MINUTES};
 use crate::auth::token_hash;
 use crate::secrets::Cipher;
@@ -37,13 +38,15 @@ fn verifier_context(id: Uuid) -> String {
     format!("login_attempts.pkce_verifier:{id}")
 }
 
-/// Stores a new attempt (and forgets attempts that ended a day ago).
+/// Stores a new attempt (and forgets attempts that ended a day ago). With a browser binding,
+/// the state can only be completed by that browser (see [`super::binding`]).
 pub(crate) async fn create<C: ConnectionTrait>(
     db: &C,
     cipher: &Cipher,
     return_to: Option<String>,
     login_hint: Option<String>,
     auth_test_id: Option<Uuid>,
+    binding: Option<&BrowserBinding>,
 ) -> Result<NewAttempt, SigninError> {
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     use sha2::{Digest, Sha256};
@@ -53,7 +56,7 @@ pub(crate) async fn create<C: ConnectionTrait>(
         .exec(db)
         .await?;
     let id = Uuid::new_v4();
-    let state = random_token(32);
+    let state = binding.map_or_else(|| random_token(32), BrowserBinding::new_state);
     let nonce = random_token(32);
     // 64 random bytes: an 86-character verifier (RFC 7636 allows 43 to 128).
     let verifier = random_token(64);

@@ -10,7 +10,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::flow::{authorization_url, LoginRequest};
+use super::flow::{authorization_url, LoginRequest, Purpose};
 use super::{config, GoogleOidc, SigninError, ATTEMPT_TTL_MINUTES};
 use crate::secrets::Cipher;
 use crate::Error;
@@ -112,7 +112,7 @@ pub async fn start<C: ConnectionTrait>(
             return_to: None,
             login_hint: Some(primary),
         },
-        Some(id),
+        Purpose::AuthTest(id),
     )
     .await?;
     let row = auth_tests::ActiveModel {
