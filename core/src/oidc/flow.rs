@@ -78,9 +78,10 @@ pub(crate) enum Purpose<'a> {
 /// Longest provider text (`error_description`, `iss`) repeated in a message or the log.
 const DESCRIPTION_MAX: usize = 200;
 
-/// Provider text fit to show and log: RFC 6749 allows printable ASCII only in
-/// `error_description`; anything else (controls that could forge log lines, markup is escaped
-/// by the page anyway) becomes `?`, and it is cut at [`DESCRIPTION_MAX`] characters.
+/// Provider text fit to show and log: RFC 6749 allows only printable ASCII in
+/// `error_description`, so anything else becomes `?` (a control character could forge a log
+/// line; markup may stay, the HTML page escapes it), and it is cut at [`DESCRIPTION_MAX`]
+/// characters.
 fn clean_description(text: &str) -> String {
     let mut out: String = text
         .chars()
