@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::db::SqlText;
 use crate::paging::{Page, PageRequest};
+use crate::privileges::Privilege;
 use crate::{Error, Result};
 
 const API_KEY_PREFIX: &str = "dsk_";
@@ -165,34 +166,7 @@ pub async fn authenticate<C: ConnectionTrait>(
         });
     }
     if token.starts_with(SESSION_PREFIX) {
-        let now = Utc::now();
-        let session = sessions::Entity::find()
-            .filter(sessions::Column::TokenHash.eq(token_hash(token)))
-            .one(db)
-            .await?
-            .ok_or_else(bad)?;
-        if session.revoked_at.is_some() || session.expires_at <= now {
-            return Err(Error::Unauthenticated(
-                "the session has ended; sign in again".into(),
-            ));
-        }
-        let user = users::Entity::find_by_id(session.user_id)
-            .one(db)
-            .await?
-            .ok_or_else(bad)?;
-        if user.disabled {
-            return Err(Error::Unauthenticated("the user is disabled".into()));
-        }
-        let is_admin = user_privileges::Entity::find_by_id((user.id, "admin".to_string()))
-            .one(db)
-            .await?
-            .is_some();
-        return Ok(Principal::Session {
-            session_id: session.id,
-            user_id: user.id,
-            user_name: user.user_name,
-            is_admin,
-        });
+        return authenticate_session(db, token).await;
     }
     if let Some(expected) = bootstrap {
         let expected = expected.expose_secret().as_bytes();
@@ -204,6 +178,69 @@ pub async fn authenticate<C: ConnectionTrait>(
         }
     }
     Err(bad())
+}
+
+/// A session is only as good as the right that created it: every request re-checks what a new
+/// sign-in would (the user exists, is not disabled, holds `login`) and reads `admin` afresh, so
+/// that a change made by an administrator or a sync takes effect on the next request, not when
+/// the session expires. A session whose user lost the right is ended (its rows deleted) on the
+/// spot: the changes made through the API end sessions themselves, but a sync, or a change made
+/// directly in the database, does not pass through them.
+async fn authenticate_session<C: ConnectionTrait>(db: &C, token: &str) -> Result<Principal> {
+    let (login, admin) = (Privilege::Login.as_str(), Privilege::Admin.as_str());
+    let bad = || Error::Unauthenticated("the bearer token is not valid".into());
+    let ended = || Error::Unauthenticated("the session has ended; sign in again".into());
+    let now = Utc::now();
+    let session = sessions::Entity::find()
+        .filter(sessions::Column::TokenHash.eq(token_hash(token)))
+        .one(db)
+        .await?
+        .ok_or_else(bad)?;
+    if session.revoked_at.is_some() || session.expires_at <= now {
+        return Err(ended());
+    }
+    let Some(user) = users::Entity::find_by_id(session.user_id).one(db).await? else {
+        end_sessions(db, session.user_id).await?;
+        return Err(ended());
+    };
+    let held: Vec<String> = user_privileges::Entity::find()
+        .select_only()
+        .column(user_privileges::Column::Privilege)
+        .filter(user_privileges::Column::UserId.eq(user.id))
+        .filter(user_privileges::Column::Privilege.is_in([login, admin]))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let may_sign_in = !user.disabled && held.iter().any(|p| p == login);
+    if !may_sign_in {
+        let n = end_sessions(db, user.id).await?;
+        tracing::info!(
+            user_id = %user.id,
+            sessions_ended = n,
+            disabled = user.disabled,
+            "sessions ended: the user may no longer sign in"
+        );
+        return Err(Error::Unauthenticated(
+            "the session has ended: the user is disabled or no longer holds the login privilege"
+                .into(),
+        ));
+    }
+    Ok(Principal::Session {
+        session_id: session.id,
+        user_id: user.id,
+        user_name: user.user_name,
+        is_admin: held.iter().any(|p| p == admin),
+    })
+}
+
+/// Ends every session of a user (deletes the rows, so that nothing is left to revive); returns
+/// how many there were, for the audit event of the change that ended them.
+pub async fn end_sessions<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<u64> {
+    Ok(sessions::Entity::delete_many()
+        .filter(sessions::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 /// An API key as listed (never with the key itself).

@@ -423,13 +423,22 @@ pub async fn replace(
         .exec(&txn)
         .await?;
     insert(&txn, &[(user_id, &after)]).await?;
+    // Without `login` the user could not sign in now: its sessions end with the right.
+    let lost_login = before.privileges.contains(&Privilege::Login)
+        && !after.privileges.contains(&Privilege::Login);
+    let sessions_ended = if lost_login {
+        crate::auth::end_sessions(&txn, user_id).await?
+    } else {
+        0
+    };
     audit::record(
         &txn,
         actor,
         "privileges.update",
         "user",
         Some(user_id.to_string()),
-        json!({ "user_name": user_name, "before": before, "after": after }),
+        json!({ "user_name": user_name, "before": before, "after": after,
+                "sessions_ended": sessions_ended }),
     )
     .await?;
     txn.commit().await?;

@@ -12,8 +12,8 @@
 //!
 //! A *completion* is a browser's flow driven by a client that follows no redirects:
 //! `GET /oidc/login?login_hint=…` (302 to the emulator's authorization URL with state, nonce and
-//! PKCE) → that URL at the emulator (302 with the code back to the redirect URI) →
-//! `GET /oidc/signin?state=…&code=…` (dirsync exchanges the code at the emulator's token endpoint,
+//! PKCE, and the sign-in cookie) → that URL at the emulator (302 with the code back to the
+//! redirect URI) → `GET /oidc/signin?state=…&code=…` with the sign-in cookie (dirsync exchanges the code at the emulator's token endpoint,
 //! validates the ID token with its cached JWKS, creates the session) → 303 with a
 //! `dirsync_session=dss_…` cookie. Anything else is a failed completion. The first sign-in fills
 //! the JWKS cache and its cookie must authenticate `GET /api/v1/me`; the emulator's request counts
@@ -174,6 +174,16 @@ impl Flow {
         let r = self.http.get(login).send().await?;
         let r = expect(r, 302, "GET /oidc/login").await?;
         let auth = location(&r)?;
+        // The sign-in cookie binds the sign-in to this client, as to a browser.
+        let binding = r
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| c.split(';').next())
+            .find(|c| c.starts_with("dirsync_signin="))
+            .map(str::to_string)
+            .context("GET /oidc/login set no sign-in cookie")?;
         ensure!(
             auth.starts_with(&format!("{}?", self.authorize)),
             "GET /oidc/login sent the browser to {auth}, not to the emulator"
@@ -189,6 +199,7 @@ impl Flow {
             .http
             .get(&back)
             .header(header::ACCEPT, "text/html,application/xhtml+xml")
+            .header(header::COOKIE, binding)
             .send()
             .await?;
         let r = expect(r, 303, "GET /oidc/signin").await?;

@@ -225,6 +225,14 @@ async fn a_browser_session_cookie_is_rate_limited_like_a_key() {
     .insert(&app.db)
     .await
     .unwrap();
+    // A session is only good while its user holds `login`.
+    dirsync_entity::user_privileges::ActiveModel {
+        user_id: Set(id),
+        privilege: Set("login".into()),
+    }
+    .insert(&app.db)
+    .await
+    .unwrap();
     let (token, _) = dirsync_core::auth::create_session(&app.db, id, chrono::Duration::hours(1))
         .await
         .unwrap();

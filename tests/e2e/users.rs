@@ -1,6 +1,6 @@
 //! Users: creating, reading, listing, changing and deleting them; lookup by address; passwords.
 
-use dirsync_entity::{archive_folders, user_emails, users};
+use dirsync_entity::{archive_folders, user_emails, user_privileges, users};
 use dirsync_tests::{spawn_app, Reply, TestApp};
 use reqwest::Method;
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
@@ -65,15 +65,29 @@ pub(crate) async fn insert_directory_user(app: &TestApp, primary: &str, aliases:
     id
 }
 
-/// A session token for a user, as sign-in will issue it.
+/// A session token for a user, as sign-in will issue it: sign-in needs `login`, and so does
+/// every request made with the session, so the user is granted it first.
 pub(crate) async fn session_for(app: &TestApp, user_id: &str) -> String {
-    let (token, _) = dirsync_core::auth::create_session(
-        &app.db,
-        user_id.parse().unwrap(),
-        chrono::Duration::hours(1),
-    )
-    .await
-    .unwrap();
+    let user_id: Uuid = user_id.parse().unwrap();
+    let login = (user_id, "login".to_string());
+    if user_privileges::Entity::find_by_id(login.clone())
+        .one(&app.db)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        user_privileges::ActiveModel {
+            user_id: Set(login.0),
+            privilege: Set(login.1),
+        }
+        .insert(&app.db)
+        .await
+        .unwrap();
+    }
+    let (token, _) =
+        dirsync_core::auth::create_session(&app.db, user_id, chrono::Duration::hours(1))
+            .await
+            .unwrap();
     token.expose_secret().to_string()
 }
 

@@ -21,6 +21,9 @@ pub struct OidcEnv {
     pub client_secret: String,
     /// `{server}/oidc/signin`.
     pub redirect_uri: String,
+    /// The sign-in cookie (`name=value`) that `/oidc/login` gave this env's browser, sent back
+    /// to `/oidc/login` and `/oidc/signin` as a browser would.
+    pub browser_cookie: std::sync::Mutex<Option<String>>,
 }
 
 /// `ada`, `bob` and `carol` at example.com.
@@ -64,6 +67,7 @@ pub async fn spawn_with_oidc(directory: Directory) -> OidcEnv {
         env,
         client_secret,
         redirect_uri,
+        browser_cookie: Default::default(),
     };
     o.configure(json!({})).await.expect(200);
     o
@@ -106,20 +110,27 @@ impl OidcEnv {
         self.env.app.put("/api/v1/auth/oidc", &body).await
     }
 
-    /// `GET /oidc/login?{query}`: expects a 302 and returns Google's authorization URL.
+    /// `GET /oidc/login?{query}`: expects a 302, keeps the sign-in cookie it sets (as this env's
+    /// browser), and returns Google's authorization URL.
     pub async fn start(&self, query: &str) -> String {
-        let r = self
-            .env
-            .app
-            .call(
-                reqwest::Method::GET,
-                &format!("/oidc/login?{query}"),
-                None,
-                None,
-            )
-            .await
-            .expect(302);
+        let mut rb =
+            self.env
+                .app
+                .request_as(reqwest::Method::GET, &format!("/oidc/login?{query}"), None);
+        if let Some(c) = self.browser_cookie() {
+            rb = rb.header("cookie", c);
+        }
+        let r = Reply::read(rb.send().await.unwrap()).await.expect(302);
+        // The cookie's presence and attributes are asserted by the tests of the binding.
+        if let Some(set) = set_cookie_pair(&r, "dirsync_signin") {
+            *self.browser_cookie.lock().unwrap() = Some(set);
+        }
         r.headers["location"].to_str().unwrap().to_string()
+    }
+
+    /// The sign-in cookie this env's browser holds (`name=value`), if any.
+    pub fn browser_cookie(&self) -> Option<String> {
+        self.browser_cookie.lock().unwrap().clone()
     }
 
     /// Opens an authorization URL at the emulator: expects a 302 and returns the callback URL.
@@ -138,9 +149,13 @@ impl OidcEnv {
         r.headers["location"].to_str().unwrap().to_string()
     }
 
-    /// Opens the callback URL at dirsync, as an API client (JSON) or a browser.
+    /// Opens the callback URL at dirsync, as an API client (JSON) or a browser, with this env's
+    /// sign-in cookie.
     pub async fn callback(&self, url: &str, json: bool) -> Reply {
         let mut rb = self.env.app.client.get(url);
+        if let Some(c) = self.browser_cookie() {
+            rb = rb.header("cookie", c);
+        }
         rb = rb.header(
             "accept",
             if json {
@@ -207,6 +222,21 @@ impl OidcEnv {
             .await
             .unwrap()
     }
+}
+
+/// The `name=value` of the `Set-Cookie` whose name ends with `name` (so that the `__Host-`
+/// form counts), if the reply sets it to a value.
+pub fn set_cookie_pair(r: &Reply, name: &str) -> Option<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(n, v)| n.ends_with(name) && !v.is_empty())
+        })
+        .map(str::to_string)
 }
 
 /// Percent-encodes a query value.

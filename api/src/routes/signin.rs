@@ -3,7 +3,11 @@
 //!
 //! Browsers get a session cookie (`dirsync_session`: HttpOnly, Secure, SameSite=Lax, Path=/) and
 //! small HTML pages for failures; API clients that send `Accept: application/json` get the
-//! session token and the one JSON error shape.
+//! session token and the one JSON error shape. `/oidc/login` also sets a short-lived cookie
+//! (`dirsync_signin`) that binds the sign-in to the browser; `/oidc/signin` requires and clears
+//! it. Over HTTPS both cookies are named with the `__Host-` prefix (`__Host-dirsync_session`,
+//! `__Host-dirsync_signin`), which a browser accepts only from this very host, so that a
+//! sibling subdomain cannot plant its own.
 
 use actix_web::{
     get,
@@ -13,8 +17,8 @@ use actix_web::{
 use chrono::{DateTime, Utc};
 use dirsync_core::auth::{revoke_session, Principal};
 use dirsync_core::oidc::{
-    self, auth_test::AuthTestView, config, Callback, CallbackOutcome, LoginRequest, SessionUser,
-    SignedIn, SigninError, SigninErrorKind,
+    self, auth_test::AuthTestView, config, BrowserBinding, Callback, CallbackOutcome, LoginRequest,
+    SessionUser, SignedIn, SigninError, SigninErrorKind,
 };
 use dirsync_core::{audit, Error};
 use secrecy::{ExposeSecret, SecretString};
@@ -28,8 +32,14 @@ use crate::auth::{Admin, Anyone, Auth, Operator};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The session cookie's name.
+/// The session cookie's name over plain HTTP.
 pub const SESSION_COOKIE: &str = "dirsync_session";
+/// The session cookie's name over HTTPS.
+pub const SESSION_COOKIE_HTTPS: &str = "__Host-dirsync_session";
+/// The sign-in binding cookie's name over plain HTTP.
+pub const SIGNIN_COOKIE: &str = "dirsync_signin";
+/// The sign-in binding cookie's name over HTTPS.
+pub const SIGNIN_COOKIE_HTTPS: &str = "__Host-dirsync_signin";
 
 /// Routes under `/api/v1`.
 pub(crate) fn configure(cfg: &mut ServiceConfig) {
@@ -46,22 +56,53 @@ pub(crate) fn configure_root(cfg: &mut ServiceConfig) {
     cfg.service(oidc_login).service(oidc_signin);
 }
 
-/// The session token of the `dirsync_session` cookie, if the request carries one.
-pub(crate) fn session_cookie(req: &HttpRequest) -> Option<String> {
+/// Whether the browser reached this server over HTTPS: this server's own TLS, or a proxy that
+/// says so (`X-Forwarded-Proto`, `Forwarded`). Only the caller's own cookie names depend on it:
+/// a page cannot add those headers to another browser's requests.
+fn over_https(req: &HttpRequest) -> bool {
+    req.connection_info().scheme() == "https"
+}
+
+/// The value of the cookie `name`, if the request carries it.
+fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim().to_string())
+}
+
+fn session_cookie_name(req: &HttpRequest) -> &'static str {
+    if over_https(req) {
+        SESSION_COOKIE_HTTPS
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+fn signin_cookie_name(req: &HttpRequest) -> &'static str {
+    if over_https(req) {
+        SIGNIN_COOKIE_HTTPS
+    } else {
+        SIGNIN_COOKIE
+    }
+}
+
+/// The session token of the session cookie, if the request carries one. Over HTTPS only the
+/// `__Host-` name counts: an unprefixed one may have been planted by a sibling subdomain.
+pub(crate) fn session_cookie(req: &HttpRequest) -> Option<String> {
+    cookie(req, session_cookie_name(req))
         // The cookie only ever holds a session token, never an API key.
         .filter(|v| v.starts_with("dss_"))
 }
 
-fn set_cookie(token: &str, max_age_secs: i64) -> String {
+/// A `Set-Cookie` value. `Path=/` and `Secure` are what the `__Host-` prefix requires; Lax is
+/// what lets the top-level redirect from Google to `/oidc/signin` carry the sign-in cookie.
+fn set_cookie(name: &str, value: &str, max_age_secs: i64) -> String {
     format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={}",
+        "{name}={value}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={}",
         max_age_secs.max(0)
     )
 }
@@ -247,9 +288,11 @@ pub struct PasswordLogin {
     pub password: SecretString,
 }
 
-/// Signs a `local` user in with a password and answers a session token. A wrong password and an
-/// unknown user get the same 401; directory users are told to sign in with Google (400
-/// `use_google_sign_in`); disabled users and users without the `login` privilege get a 403.
+/// Signs a `local` user in with a password and answers a session token. A wrong password, an
+/// unknown user and a directory user (who signs in with Google at `/oidc/login`) get the same
+/// 401 `invalid_credentials` after the same work, so that the answer does not tell who is in the
+/// directory; disabled users and users without the `login` privilege get a 403 once the
+/// password is right.
 #[utoipa::path(tag = "sign-in", operation_id = "password_login", security(()), request_body = PasswordLogin,
     responses((status = 200, body = Session),
         (status = 401, description = "Wrong user name or password", body = crate::error::ErrorBody),
@@ -271,6 +314,7 @@ async fn password_login(
 #[post("/auth/logout")]
 async fn logout(
     caller: Auth<Anyone>,
+    req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let Principal::Session { session_id, .. } = caller.principal else {
@@ -282,7 +326,10 @@ async fn logout(
     };
     revoke_session(&state.db, session_id).await?;
     Ok(HttpResponse::NoContent()
-        .insert_header((header::SET_COOKIE, set_cookie("", 0)))
+        .insert_header((
+            header::SET_COOKIE,
+            set_cookie(session_cookie_name(&req), "", 0),
+        ))
         .finish())
 }
 
@@ -348,10 +395,12 @@ pub struct LoginQuery {
 
 /// Starts Sign in with Google: redirects (302) the browser to Google's authorization endpoint
 /// with a fresh single-use `state`, `nonce` and PKCE challenge (valid 10 minutes). No token
-/// needed.
+/// needed. The sign-in cookie it sets (`dirsync_signin`, `__Host-dirsync_signin` over HTTPS)
+/// binds the sign-in to this browser: `/oidc/signin` refuses a callback that comes without it.
 #[utoipa::path(tag = "sign-in", operation_id = "oidc_login", security(()), params(LoginQuery),
     responses((status = 302, description = "To Google's authorization endpoint",
-        headers(("Location" = String, description = "Google's authorization URL"))),
+        headers(("Location" = String, description = "Google's authorization URL"),
+            ("Set-Cookie" = String, description = "dirsync_signin=…; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=600 (`__Host-dirsync_signin` over HTTPS)"))),
         (status = 409, description = "Sign in with Google is not configured", body = crate::error::ErrorBody)))]
 #[get("/oidc/login")]
 async fn oidc_login(
@@ -368,9 +417,19 @@ async fn oidc_login(
             max_open: state.settings.signin_open_attempts_per_client,
         }),
     };
-    match oidc::start_login(&state.db, &state.cipher, &state.oidc, request).await {
+    let name = signin_cookie_name(&req);
+    // A browser that already holds a binding keeps it, so that sign-ins started in two tabs
+    // both finish.
+    let browser = cookie(&req, name)
+        .and_then(|v| BrowserBinding::from_cookie(&v))
+        .unwrap_or_else(BrowserBinding::generate);
+    match oidc::start_login(&state.db, &state.cipher, &state.oidc, request, &browser).await {
         Ok(url) => HttpResponse::Found()
             .insert_header((header::LOCATION, url))
+            .insert_header((
+                header::SET_COOKIE,
+                set_cookie(name, browser.expose(), oidc::ATTEMPT_TTL_MINUTES * 60),
+            ))
             .finish(),
         Err(e) => failure(e, wants_json(&req)),
     }
@@ -386,6 +445,10 @@ pub struct CallbackQuery {
     pub code: Option<String>,
     /// Google's error instead of a code (e.g. `access_denied`).
     pub error: Option<String>,
+    /// The provider's explanation of `error`: logged, and shown cleaned and shortened.
+    pub error_description: Option<String>,
+    /// The issuer that answered (RFC 9207); when present it must be the provider's issuer.
+    pub iss: Option<String>,
 }
 
 /// An auth test's state.
@@ -446,8 +509,10 @@ impl From<AuthTestView> for AuthTest {
 }
 
 /// Google's redirect after signing in. Consumes the sign-in attempt (once, within 10 minutes),
-/// exchanges the code, validates the ID token and finds the user by its Google id: it must exist
-/// here, not be disabled, and hold the `login` privilege. With `Accept: application/json` the
+/// requires the sign-in cookie of the browser that started it (400 `browser_mismatch`; not for
+/// a test authentication) and, when the callback names an issuer (`iss`), that it is the
+/// provider's (400 `issuer_mismatch`), exchanges the code, validates the ID token and finds the
+/// user by its Google id: it must exist here, not be disabled, and hold the `login` privilege. With `Accept: application/json` the
 /// answer is the session; otherwise the session cookie is set and the browser is sent (303) to
 /// `return_to`. A test authentication records its result instead (no session). Failures are
 /// the JSON error shape or a small HTML page.
@@ -455,9 +520,9 @@ impl From<AuthTestView> for AuthTest {
     responses(
         (status = 200, description = "Signed in (Accept: application/json), or a test authentication's result",
             content((Session = "application/json"), (AuthTest = "application/json"), (String = "text/html"))),
-        (status = 303, description = "Signed in: session cookie set, redirect to return_to",
-            headers(("Location" = String), ("Set-Cookie" = String, description = "dirsync_session=…; HttpOnly; Secure; SameSite=Lax; Path=/"))),
-        (status = 400, description = "Unknown, reused or expired state; rejected code", body = crate::error::ErrorBody),
+        (status = 303, description = "Signed in: session cookie set (the sign-in cookie cleared), redirect to return_to",
+            headers(("Location" = String), ("Set-Cookie" = String, description = "dirsync_session=…; HttpOnly; Secure; SameSite=Lax; Path=/ (`__Host-dirsync_session` over HTTPS)"))),
+        (status = 400, description = "Unknown, reused or expired state; started in another browser (`browser_mismatch`); another issuer (`issuer_mismatch`); rejected code", body = crate::error::ErrorBody),
         (status = 401, description = "The ID token failed validation", body = crate::error::ErrorBody),
         (status = 403, description = "Not allowed to sign in (unknown, disabled, no login, domain, unverified)", body = crate::error::ErrorBody)))]
 #[get("/oidc/signin")]
@@ -467,14 +532,26 @@ async fn oidc_signin(
     query: web::Query<CallbackQuery>,
 ) -> HttpResponse {
     let q = query.into_inner();
+    let binding_cookie = signin_cookie_name(&req);
     let callback = Callback {
         state: q.state.map(SecretString::from),
         code: q.code.map(SecretString::from),
         error: q.error,
+        error_description: q.error_description,
+        iss: q.iss,
+        browser: cookie(&req, binding_cookie).and_then(|v| BrowserBinding::from_cookie(&v)),
     };
     let json = wants_json(&req);
+    // The sign-in cookie has served once the browser's sign-in ends, however it ends.
+    let cleared = set_cookie(binding_cookie, "", 0);
     match oidc::finish_login(&state.db, &state.cipher, &state.oidc, callback).await {
-        Err(e) => failure(e, json),
+        Err(e) => {
+            let mut resp = failure(e, json);
+            if let Ok(v) = header::HeaderValue::from_str(&cleared) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
+        }
         Ok(CallbackOutcome::TestFinished(view)) => {
             if json {
                 return HttpResponse::Ok().json(AuthTest::from(view));
@@ -491,15 +568,20 @@ async fn oidc_signin(
         }
         Ok(CallbackOutcome::SignedIn(s)) => {
             if json {
-                return session_json(s);
+                let mut resp = session_json(s);
+                if let Ok(v) = header::HeaderValue::from_str(&cleared) {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+                return resp;
             }
             let max_age = (s.expires_at - Utc::now()).num_seconds();
             let location = s.return_to.clone().unwrap_or_else(|| "/".into());
             HttpResponse::SeeOther()
                 .insert_header((
                     header::SET_COOKIE,
-                    set_cookie(s.token.expose_secret(), max_age),
+                    set_cookie(session_cookie_name(&req), s.token.expose_secret(), max_age),
                 ))
+                .append_header((header::SET_COOKIE, cleared))
                 .insert_header((header::LOCATION, location))
                 .finish()
         }

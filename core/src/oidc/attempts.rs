@@ -17,6 +17,7 @@ use sea_orm::{
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use super::binding::BrowserBinding;
 use super::{random_token, SigninError, SigninErrorKind, ATTEMPT_TTL_MINUTES};
 use crate::auth::token_hash;
 use crate::net::ClientAddr;
@@ -56,6 +57,8 @@ fn verifier_context(id: Uuid) -> String {
 
 /// Stores a new attempt for `client` (`None`: an administrator's auth test), refused with
 /// `rate_limited` while that client has its cap of attempts open; forgets expired attempts.
+/// With a browser binding, the state can only be completed by that browser (see
+/// [`super::binding`]).
 pub(crate) async fn create<C: ConnectionTrait>(
     db: &C,
     cipher: &Cipher,
@@ -63,6 +66,7 @@ pub(crate) async fn create<C: ConnectionTrait>(
     login_hint: Option<String>,
     auth_test_id: Option<Uuid>,
     client: Option<AttemptClient>,
+    binding: Option<&BrowserBinding>,
 ) -> Result<NewAttempt, SigninError> {
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     use sha2::{Digest, Sha256};
@@ -78,7 +82,7 @@ pub(crate) async fn create<C: ConnectionTrait>(
         check_open_attempts(db, key, c.max_open, now).await?;
     }
     let id = Uuid::new_v4();
-    let state = random_token(32);
+    let state = binding.map_or_else(|| random_token(32), BrowserBinding::new_state);
     let nonce = random_token(32);
     // 64 random bytes: an 86-character verifier (RFC 7636 allows 43 to 128).
     let verifier = random_token(64);

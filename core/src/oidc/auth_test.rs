@@ -10,7 +10,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::flow::{authorization_url, LoginRequest};
+use super::flow::{authorization_url, LoginRequest, Purpose};
 use super::{config, GoogleOidc, SigninError, ATTEMPT_TTL_MINUTES};
 use crate::secrets::Cipher;
 use crate::Error;
@@ -114,7 +114,7 @@ pub async fn start<C: ConnectionTrait>(
             // Started by an administrator's key, for someone else's browser: not a client's.
             client: None,
         },
-        Some(id),
+        Purpose::AuthTest(id),
     )
     .await?;
     let row = auth_tests::ActiveModel {

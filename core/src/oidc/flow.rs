@@ -6,6 +6,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use super::binding::BrowserBinding;
 use super::config::{self, ActiveConfig};
 use super::id_token::{self, Expected};
 use super::user::{self, SessionUser};
@@ -32,6 +33,12 @@ pub struct Callback {
     pub code: Option<SecretString>,
     /// Google's `error` (e.g. `access_denied`) instead of a code.
     pub error: Option<String>,
+    /// The provider's explanation of `error`, as sent (it is cleaned before it is shown).
+    pub error_description: Option<String>,
+    /// The issuer that sent the browser back (RFC 9207), when the provider says.
+    pub iss: Option<String>,
+    /// The binding cookie of the browser that brought the callback.
+    pub browser: Option<BrowserBinding>,
 }
 
 /// A session issued.
@@ -61,6 +68,40 @@ fn clean_hint(hint: Option<String>) -> Option<String> {
         .filter(|h| !h.is_empty() && h.len() <= 254 && h.chars().all(|c| c.is_ascii_graphic()))
 }
 
+/// What an attempt is for.
+pub(crate) enum Purpose<'a> {
+    /// A sign-in, which only the browser that started it may complete.
+    SignIn(&'a BrowserBinding),
+    /// An administrator's auth test: its link is opened by the tested user's browser, not the
+    /// administrator's, and creates no session, so it is not bound to a browser.
+    AuthTest(Uuid),
+}
+
+/// Longest provider text (`error_description`, `iss`) repeated in a message or the log.
+const DESCRIPTION_MAX: usize = 200;
+
+/// Provider text fit to show and log: RFC 6749 allows only printable ASCII in
+/// `error_description`, so anything else becomes `?` (a control character could forge a log
+/// line; markup may stay, the HTML page escapes it), and it is cut at [`DESCRIPTION_MAX`]
+/// characters.
+fn clean_description(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(DESCRIPTION_MAX)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if text.chars().count() > DESCRIPTION_MAX {
+        out.push_str("...");
+    }
+    out.trim().to_string()
+}
+
 /// Builds Google's authorization URL for a new attempt.
 pub(crate) async fn authorization_url<C: ConnectionTrait>(
     db: &C,
@@ -68,7 +109,7 @@ pub(crate) async fn authorization_url<C: ConnectionTrait>(
     google: &GoogleOidc,
     cfg: &ActiveConfig,
     request: LoginRequest,
-    auth_test_id: Option<Uuid>,
+    purpose: Purpose<'_>,
 ) -> Result<String, SigninError> {
     let discovery = google.discovery().await?;
     let mut url = url::Url::parse(&discovery.authorization_endpoint).map_err(|_| {
@@ -84,6 +125,10 @@ pub(crate) async fn authorization_url<C: ConnectionTrait>(
         .and_then(safe_return_to)
         .map(str::to_string);
     let hint = clean_hint(request.login_hint);
+    let (auth_test_id, binding) = match purpose {
+        Purpose::SignIn(binding) => (None, Some(binding)),
+        Purpose::AuthTest(id) => (Some(id), None),
+    };
     let attempt = attempts::create(
         db,
         cipher,
@@ -91,6 +136,7 @@ pub(crate) async fn authorization_url<C: ConnectionTrait>(
         hint.clone(),
         auth_test_id,
         request.client,
+        binding,
     )
     .await?;
     {
@@ -116,15 +162,17 @@ pub(crate) async fn authorization_url<C: ConnectionTrait>(
 }
 
 /// Starts a sign-in: stores the attempt and returns the URL at Google to send the browser to.
+/// Only the browser holding `browser` (its cookie) can finish it.
 #[tracing::instrument(skip_all)]
 pub async fn start_login<C: ConnectionTrait>(
     db: &C,
     cipher: &Cipher,
     google: &GoogleOidc,
     request: LoginRequest,
+    browser: &BrowserBinding,
 ) -> Result<String, SigninError> {
     let cfg = config::active(db, cipher).await?;
-    authorization_url(db, cipher, google, &cfg, request, None).await
+    authorization_url(db, cipher, google, &cfg, request, Purpose::SignIn(browser)).await
 }
 
 /// Finishes a sign-in: consumes the attempt, exchanges the code, validates the ID token, finds
@@ -152,6 +200,22 @@ pub async fn finish_login<C: ConnectionTrait>(
         Some(id) => Some((id, auth_test::tested_directory_id(db, id).await?)),
         None => None,
     };
+    // Consumed either way: a callback brought to the wrong browser is an attacker's, or lost.
+    let bound = callback
+        .browser
+        .as_ref()
+        .is_some_and(|b| b.owns(state.expose_secret()));
+    if tested.is_none() && !bound {
+        tracing::info!(
+            "sign-in refused: the callback came to another browser than the one that started it"
+        );
+        return Err(SigninError::new(
+            SigninErrorKind::BadRequest,
+            "browser_mismatch",
+            "this sign-in was not started in this browser (or its sign-in cookie was lost); \
+             start the sign-in again here",
+        ));
+    }
     let result = complete(
         db,
         cipher,
@@ -193,16 +257,42 @@ async fn complete<C: ConnectionTrait>(
     callback: &Callback,
     tested_sub: Option<&str>,
 ) -> Result<(users::Model, ActiveConfig), SigninError> {
+    // RFC 9207: a provider that names itself must be the one this sign-in went to, or the
+    // response was mixed up with another provider's (checked before anything else is believed).
+    if let Some(iss) = &callback.iss {
+        let expected = google.discovery().await?.issuer;
+        if *iss != expected {
+            return Err(SigninError::new(
+                SigninErrorKind::BadRequest,
+                "issuer_mismatch",
+                format!(
+                    "the sign-in response names the issuer {:?}, not {expected:?}; start the sign-in again",
+                    clean_description(iss)
+                ),
+            ));
+        }
+    }
     if let Some(error) = &callback.error {
         let error: String = error
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
             .take(64)
             .collect();
+        let description = callback
+            .error_description
+            .as_deref()
+            .map(clean_description)
+            .filter(|d| !d.is_empty());
+        tracing::info!(
+            error = %error,
+            description = description.as_deref().unwrap_or(""),
+            "Google ended the sign-in with an error"
+        );
+        let said = description.map_or(String::new(), |d| format!(": {d}"));
         return Err(SigninError::new(
             SigninErrorKind::Unauthenticated,
             "google_error",
-            format!("Google ended the sign-in with {error:?} (e.g. it was cancelled); start the sign-in again"),
+            format!("Google ended the sign-in with {error:?}{said} (e.g. it was cancelled); start the sign-in again"),
         ));
     }
     let code = callback

@@ -91,6 +91,18 @@ pub(crate) async fn verify(
                 "it is signed with a key Google does not publish",
             ))
         }
+        Err(KeyError::RecentlyFetched { retry_in }) => {
+            return Err(SigninError::new(
+                SigninErrorKind::Unauthenticated,
+                "unknown_kid",
+                format!(
+                    "Google's ID token is signed with a key (kid) that was not among Google's \
+                     keys when they were fetched moments ago; if Google has just rotated its \
+                     keys, retry the sign-in in {} seconds",
+                    (retry_in.as_millis() as u64).div_ceil(1000).max(1)
+                ),
+            ))
+        }
         Err(KeyError::Unavailable(e)) => return Err(e),
     };
     let signed = format!("{h}.{c}");

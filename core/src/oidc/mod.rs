@@ -6,8 +6,9 @@
 //!   the JWKS refetched on an unknown `kid` at most once per cooldown, stale keys used while
 //!   Google is unreachable; and the code exchange.
 //! - [`start_login`] / [`finish_login`]: the authorization-code flow with `state` (stored
-//!   hashed, single use, 10 minutes), `nonce` and PKCE `S256` (stored encrypted), ID-token
-//!   validation, the user found by `sub` = `directory_id`, and a session.
+//!   hashed, single use, 10 minutes, bound to the browser that started it: [`BrowserBinding`]),
+//!   `nonce` and PKCE `S256` (stored encrypted), RFC 9207's `iss`, ID-token validation, the
+//!   user found by `sub` = `directory_id`, and a session.
 //! - [`auth_test`]: an administrator's test of one user's sign-in, which records why it would
 //!   fail and never creates a session.
 //! - [`password_login`]: `local` users with an argon2id password.
@@ -17,6 +18,7 @@
 
 mod attempts;
 pub mod auth_test;
+mod binding;
 pub mod config;
 mod flow;
 mod id_token;
@@ -26,6 +28,7 @@ mod redirect_uri;
 mod user;
 
 pub use attempts::AttemptClient;
+pub use binding::BrowserBinding;
 pub use flow::{finish_login, start_login, Callback, CallbackOutcome, LoginRequest, SignedIn};
 pub use id_token::IdClaims;
 pub use password::{hash_password, password_login};

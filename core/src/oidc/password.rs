@@ -1,7 +1,8 @@
 //! Local sign-in with a password (argon2id PHC strings in `users.password_hash`).
 //!
-//! An unknown user and a wrong password get the same answer after about the same time: when the
-//! user does not exist (or has no password) the password is verified against a dummy hash.
+//! An unknown user, a directory user and a wrong password get the same answer after about the
+//! same time: when the user does not exist, is not local, or has no password, the password is
+//! verified against a dummy hash.
 //! Hashing runs off the async runtime.
 
 use std::sync::OnceLock;
@@ -59,9 +60,9 @@ fn invalid_credentials() -> SigninError {
     )
 }
 
-/// Signs a `local` user in with a password. Unknown user, no password and wrong password are
-/// one answer (`invalid_credentials`); a `directory` user is told to sign in with Google; a
-/// disabled user or one without `login` is refused once the password proved who it is.
+/// Signs a `local` user in with a password. Unknown user, directory user, no password and wrong
+/// password are one answer (`invalid_credentials`) after the same work; a disabled user or one
+/// without `login` is refused once the password proved who it is.
 #[tracing::instrument(skip(db, password))]
 pub async fn password_login<C: ConnectionTrait>(
     db: &C,
@@ -77,13 +78,10 @@ pub async fn password_login<C: ConnectionTrait>(
             .one(db)
             .await?
     };
-    if found.as_ref().is_some_and(|u| u.auth_method == "directory") {
-        return Err(SigninError::new(
-            SigninErrorKind::BadRequest,
-            "use_google_sign_in",
-            "this user signs in with Google, not with a password: open /oidc/login",
-        ));
-    }
+    // Only local users have passwords. A directory user is answered like an unknown name,
+    // after the same argon2 work: otherwise the answer, or its speed, tells anyone which
+    // addresses belong to the directory.
+    let found = found.filter(|u| u.auth_method == "local");
     let stored = found.as_ref().and_then(|u| u.password_hash.clone());
     let ok =
         tokio::task::spawn_blocking(move || verify(stored.as_deref(), password.expose_secret()))

@@ -32,6 +32,45 @@ pub struct Discovery {
     /// Userinfo (unused by dirsync: the ID token carries what it needs).
     #[serde(default)]
     pub userinfo_endpoint: Option<String>,
+    /// How the token endpoint takes the client's credentials; absent means
+    /// `client_secret_basic` (OpenID Connect Discovery 1.0 §3).
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+}
+
+/// How the client secret goes to the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `client_secret_basic`: HTTP Basic, which RFC 6749 §2.3.1 requires every provider to
+    /// support and prefers to the body.
+    Basic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form body.
+    Post,
+}
+
+impl Discovery {
+    /// The client authentication method to use: Basic when the provider lists it (or lists
+    /// nothing, which means Basic), else the body; an error when it offers neither.
+    pub fn client_auth(&self) -> Result<ClientAuth, SigninError> {
+        let Some(methods) = &self.token_endpoint_auth_methods_supported else {
+            return Ok(ClientAuth::Basic);
+        };
+        let offers = |m: &str| methods.iter().any(|x| x == m);
+        if offers("client_secret_basic") {
+            Ok(ClientAuth::Basic)
+        } else if offers("client_secret_post") {
+            Ok(ClientAuth::Post)
+        } else {
+            Err(SigninError::new(
+                SigninErrorKind::Upstream,
+                "client_auth_unsupported",
+                format!(
+                    "the provider's token endpoint takes neither client_secret_basic nor \
+                     client_secret_post (it lists {methods:?}); dirsync cannot sign in with it"
+                ),
+            ))
+        }
+    }
 }
 
 struct Cached<T> {
@@ -57,8 +96,12 @@ struct JwksState {
 
 /// Why a key could not be had.
 pub(crate) enum KeyError {
-    /// The `kid` is not among Google's keys (after the refetch the cooldown allowed).
+    /// The `kid` is not among Google's keys, fetched again just now to be sure.
     Unknown,
+    /// The `kid` is not among Google's keys, which were fetched moments ago for another unknown
+    /// `kid`, too recently to ask again: a key Google has just published may be missing, so
+    /// this says to retry in `retry_in` rather than that Google does not publish the key.
+    RecentlyFetched { retry_in: Duration },
     /// Google could not be asked and nothing usable is cached.
     Unavailable(SigninError),
 }
@@ -120,6 +163,16 @@ fn unavailable(what: &str, detail: impl fmt::Display) -> SigninError {
         "google_unavailable",
         format!("Google's {what} could not be read; try again in a moment"),
     )
+}
+
+/// `Authorization: Basic …` for a client (RFC 6749 §2.3.1): the id and the secret are each
+/// form-urlencoded before they are joined with `:` and base64-encoded, so that a `:`, `+` or
+/// `%` in them survives.
+fn basic_credentials(client_id: &str, client_secret: &SecretString) -> String {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let pair = format!("{}:{}", enc(client_id), enc(client_secret.expose_secret()));
+    format!("Basic {}", STANDARD.encode(pair))
 }
 
 #[derive(Deserialize)]
@@ -310,11 +363,13 @@ impl GoogleOidc {
         let jwk = match lookup(&state) {
             Some(k) => k,
             None => {
-                let may_refetch = state
-                    .last_unknown_kid_refetch
-                    .is_none_or(|t| now.duration_since(t) >= self.refetch_cooldown);
-                if !may_refetch {
-                    return Err(KeyError::Unknown);
+                if let Some(t) = state.last_unknown_kid_refetch {
+                    let since = now.duration_since(t);
+                    if since < self.refetch_cooldown {
+                        return Err(KeyError::RecentlyFetched {
+                            retry_in: self.refetch_cooldown - since,
+                        });
+                    }
                 }
                 state.last_unknown_kid_refetch = Some(now);
                 tracing::info!(kid, "unknown signing key id; refetching Google's keys");
@@ -336,18 +391,30 @@ impl GoogleOidc {
         client_secret: &SecretString,
         redirect_uri: &str,
     ) -> Result<Tokens, SigninError> {
-        let endpoint = self.discovery().await?.token_endpoint;
-        let resp = self
-            .http
-            .post(&endpoint)
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("client_id", client_id),
-                ("client_secret", client_secret.expose_secret()),
-                ("redirect_uri", redirect_uri),
-                ("code_verifier", verifier.expose_secret()),
-            ])
+        let discovery = self.discovery().await?;
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier.expose_secret()),
+        ];
+        let mut request = self.http.post(&discovery.token_endpoint);
+        // One method per request (RFC 6749 §2.3): the credentials go either in the header or in
+        // the body, never both.
+        match discovery.client_auth()? {
+            ClientAuth::Basic => {
+                request = request.header(
+                    reqwest::header::AUTHORIZATION,
+                    basic_credentials(client_id, client_secret),
+                );
+            }
+            ClientAuth::Post => {
+                form.push(("client_id", client_id));
+                form.push(("client_secret", client_secret.expose_secret()));
+            }
+        }
+        let resp = request
+            .form(&form)
             .send()
             .await
             .map_err(|e| unavailable("token endpoint", e))?;
@@ -434,6 +501,44 @@ mod tests {
         .unwrap()
     }
 
+    #[test]
+    fn basic_credentials_form_urlencode_id_and_secret() {
+        use base64::{engine::general_purpose::STANDARD, Engine};
+        let header = basic_credentials("id:1", &SecretString::from("a+b c%d:é/"));
+        let raw = STANDARD
+            .decode(header.strip_prefix("Basic ").unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(raw).unwrap(),
+            "id%3A1:a%2Bb+c%25d%3A%C3%A9%2F"
+        );
+    }
+
+    #[test]
+    fn basic_is_preferred_and_the_body_is_the_fallback() {
+        let with = |methods: Option<&[&str]>| Discovery {
+            issuer: "https://accounts.google.com".into(),
+            authorization_endpoint: String::new(),
+            token_endpoint: String::new(),
+            jwks_uri: String::new(),
+            userinfo_endpoint: None,
+            token_endpoint_auth_methods_supported: methods
+                .map(|m| m.iter().map(|s| s.to_string()).collect()),
+        };
+        let google = ["client_secret_post", "client_secret_basic"];
+        assert_eq!(
+            with(Some(&google)).client_auth().unwrap(),
+            ClientAuth::Basic
+        );
+        assert_eq!(with(None).client_auth().unwrap(), ClientAuth::Basic);
+        assert_eq!(
+            with(Some(&["client_secret_post"])).client_auth().unwrap(),
+            ClientAuth::Post
+        );
+        let none = with(Some(&["private_key_jwt"])).client_auth().unwrap_err();
+        assert_eq!(none.code(), "client_auth_unsupported");
+    }
+
     #[tokio::test]
     async fn keys_are_cached_for_max_age_and_unknown_kids_refetch_once_per_cooldown() {
         let emu = emulator().await;
@@ -447,11 +552,15 @@ mod tests {
         assert_eq!(c.request_count(Endpoint::Jwks), 1, "cached for max-age");
         assert_eq!(c.request_count(Endpoint::Discovery), 1);
 
-        // A burst of unknown kids: one refetch.
-        for i in 0..5 {
+        // A burst of unknown kids: one refetch; the others are told it was just done.
+        assert!(matches!(
+            google.decoding_key("forged-0").await,
+            Err(KeyError::Unknown)
+        ));
+        for i in 1..5 {
             assert!(matches!(
                 google.decoding_key(&format!("forged-{i}")).await,
-                Err(KeyError::Unknown)
+                Err(KeyError::RecentlyFetched { retry_in }) if retry_in <= Duration::from_millis(300)
             ));
         }
         assert_eq!(c.request_count(Endpoint::Jwks), 2);

@@ -652,13 +652,21 @@ pub async fn update(
             .await?;
     }
     let after = get(&txn, id).await?;
+    // A disabled user could not sign in now, and a new password is set to lock out whoever
+    // knew the old one: either way the sessions made before end here.
+    let sessions_ended = if password_changed || (after.disabled && !before.disabled) {
+        crate::auth::end_sessions(&txn, id).await?
+    } else {
+        0
+    };
     audit::record(
         &txn,
         actor,
         "user.update",
         "user",
         Some(id.to_string()),
-        json!({ "before": before, "after": after, "password_changed": password_changed }),
+        json!({ "before": before, "after": after, "password_changed": password_changed,
+                "sessions_ended": sessions_ended }),
     )
     .await?;
     txn.commit().await?;
@@ -677,6 +685,8 @@ pub async fn delete(
     let txn = begin_write(db).await?;
     lock_user(&txn, id).await?;
     let before = get(&txn, id).await?;
+    // `delete_users` deletes them too; ending them first counts them for the audit trail.
+    let sessions_ended = crate::auth::end_sessions(&txn, id).await?;
     let folder = delete_users(&txn, &[id]).await?.pop();
     audit::record(
         &txn,
@@ -684,7 +694,7 @@ pub async fn delete(
         "user.delete",
         "user",
         Some(id.to_string()),
-        json!({ "before": before, "folder": folder }),
+        json!({ "before": before, "folder": folder, "sessions_ended": sessions_ended }),
     )
     .await?;
     txn.commit().await?;

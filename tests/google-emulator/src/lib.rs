@@ -76,7 +76,7 @@ use anyhow::Context;
 pub use accounts::ServiceAccount;
 pub use directory::{Directory, Group, Member, MemberType, Owner, Role, User};
 pub use fields::Fields;
-pub use oidc::{random_client_id, IdTokenTamper, OAuthClient, ISSUER};
+pub use oidc::{random_client_id, ClientAuthMethod, IdTokenTamper, OAuthClient, ISSUER};
 pub use state::{Control, Endpoint, FailSpec, RateLimitStyle, READONLY_SCOPES};
 
 /// How to start an [`Emulator`].

@@ -55,6 +55,26 @@ pub struct OAuthClient {
     pub redirect_uris: Vec<String>,
 }
 
+/// How a client authenticates at the token endpoint (RFC 6749 §2.3.1; OpenID Connect Core §9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))`.
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+impl ClientAuthMethod {
+    /// The name in `token_endpoint_auth_methods_supported`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+            ClientAuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+}
+
 /// A change to the next ID token issued, for relying-party negative tests. Queued: each issued
 /// token takes the next one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +184,10 @@ pub(crate) struct OidcState {
     tampers: VecDeque<IdTokenTamper>,
     overrides: VecDeque<Override>,
     issued: usize,
+    /// What the token endpoint accepts and discovery lists (Google: both, post first).
+    client_auth_methods: Vec<ClientAuthMethod>,
+    /// The method of each authenticated code exchange, in order.
+    client_auth_used: Vec<ClientAuthMethod>,
 }
 
 impl Default for OidcState {
@@ -180,6 +204,11 @@ impl Default for OidcState {
             tampers: VecDeque::new(),
             overrides: VecDeque::new(),
             issued: 0,
+            client_auth_methods: vec![
+                ClientAuthMethod::ClientSecretPost,
+                ClientAuthMethod::ClientSecretBasic,
+            ],
+            client_auth_used: Vec::new(),
         }
     }
 }
@@ -257,6 +286,14 @@ async fn discovery(state: web::Data<State>) -> HttpResponse {
         return r;
     }
     let base = &state.base_url;
+    let auth_methods: Vec<&str> = state
+        .oidc
+        .lock()
+        .expect("oidc lock")
+        .client_auth_methods
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .content_type("application/json; charset=utf-8")
@@ -274,7 +311,7 @@ async fn discovery(state: web::Data<State>) -> HttpResponse {
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "scopes_supported": ["openid", "email", "profile"],
-                "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+                "token_endpoint_auth_methods_supported": auth_methods,
                 "claims_supported": ["aud", "email", "email_verified", "exp", "family_name",
                     "given_name", "iat", "iss", "name", "picture", "sub"],
                 "code_challenge_methods_supported": ["plain", "S256"],
@@ -663,10 +700,22 @@ fn issue_id_token(o: &mut OidcState, mut claims: Value) -> String {
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
+/// A client's credentials as presented.
+struct ClientCredentials {
+    client_id: Option<String>,
+    secret: Option<String>,
+    /// How they came; `None` when no secret came at all.
+    method: Option<ClientAuthMethod>,
+}
+
+/// The answer to a request that uses both methods at once, which RFC 6749 §2.3 forbids.
+const TWO_METHODS: &str = "The client must not use more than one authentication method.";
+
+/// Reads the client's credentials; [`TWO_METHODS`] when the request uses both methods.
 fn client_credentials(
     req: &HttpRequest,
     form: &[(String, String)],
-) -> (Option<String>, Option<String>) {
+) -> Result<ClientCredentials, &'static str> {
     let get = |k: &str| {
         form.iter()
             .find(|(n, _)| n == k)
@@ -683,16 +732,28 @@ fn client_credentials(
         .and_then(|b| String::from_utf8(b).ok())
     {
         if let Some((id, secret)) = basic.split_once(':') {
+            if get("client_secret").is_some() {
+                return Err(TWO_METHODS);
+            }
             let dec = |s: &str| {
                 url::form_urlencoded::parse(format!("x={s}").as_bytes())
                     .next()
                     .map(|(_, v)| v.into_owned())
                     .unwrap_or_default()
             };
-            return (Some(dec(id)), Some(dec(secret)));
+            return Ok(ClientCredentials {
+                client_id: Some(dec(id)),
+                secret: Some(dec(secret)),
+                method: Some(ClientAuthMethod::ClientSecretBasic),
+            });
         }
     }
-    (get("client_id"), get("client_secret"))
+    let secret = get("client_secret");
+    Ok(ClientCredentials {
+        client_id: get("client_id"),
+        method: secret.as_ref().map(|_| ClientAuthMethod::ClientSecretPost),
+        secret,
+    })
 }
 
 fn s256(verifier: &str) -> String {
@@ -718,7 +779,14 @@ pub(crate) fn code_exchange(
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
     };
-    let (client_id, secret) = client_credentials(req, form);
+    let ClientCredentials {
+        client_id,
+        secret,
+        method,
+    } = match client_credentials(req, form) {
+        Ok(c) => c,
+        Err(description) => return oauth_error(400, "invalid_request", description),
+    };
     let Some(client_id) = client_id else {
         return oauth_error(
             400,
@@ -732,6 +800,17 @@ pub(crate) fn code_exchange(
     };
     if secret.as_deref() != Some(client.client_secret.as_str()) {
         return oauth_error(401, "invalid_client", "Unauthorized");
+    }
+    // A method the provider does not list is refused, as a provider configured so would.
+    match method {
+        Some(m) if o.client_auth_methods.contains(&m) => o.client_auth_used.push(m),
+        _ => {
+            return oauth_error(
+                401,
+                "invalid_client",
+                "The client authentication method is not supported.",
+            )
+        }
     }
     let Some(code) = get("code") else {
         return oauth_error(400, "invalid_request", "Missing required parameter: code");
@@ -945,6 +1024,27 @@ impl Control {
             .expect("oidc lock")
             .overrides
             .push_back(Box::new(f));
+    }
+
+    /// The client authentication methods the token endpoint accepts for code exchanges, and
+    /// discovery lists, in this order (default: both, `client_secret_post` first, as Google's
+    /// discovery document lists them).
+    pub fn set_token_endpoint_auth_methods(&self, methods: &[ClientAuthMethod]) {
+        self.state
+            .oidc
+            .lock()
+            .expect("oidc lock")
+            .client_auth_methods = methods.to_vec();
+    }
+
+    /// How each code exchange that passed client authentication authenticated, in order.
+    pub fn client_auth_methods_used(&self) -> Vec<ClientAuthMethod> {
+        self.state
+            .oidc
+            .lock()
+            .expect("oidc lock")
+            .client_auth_used
+            .clone()
     }
 
     /// ID tokens issued so far.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use dirsync_google_emulator::{
-    Directory, Emulator, EmulatorOptions, Endpoint, IdTokenTamper, ISSUER,
+    ClientAuthMethod, Directory, Emulator, EmulatorOptions, Endpoint, IdTokenTamper, ISSUER,
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
@@ -262,6 +262,72 @@ async fn the_code_exchange_checks_the_client_secret_and_the_pkce_verifier() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_takes_the_client_auth_methods_discovery_lists() {
+    let emu = start().await;
+    let c = emu.control();
+    let listed = |emu: &Emulator| {
+        let url = emu.discovery_url();
+        async move {
+            let doc: Value = http().get(url).send().await.unwrap().json().await.unwrap();
+            doc["token_endpoint_auth_methods_supported"].clone()
+        }
+    };
+    assert_eq!(
+        listed(&emu).await,
+        json!(["client_secret_post", "client_secret_basic"])
+    );
+    c.set_token_endpoint_auth_methods(&[ClientAuthMethod::ClientSecretBasic]);
+    assert_eq!(listed(&emu).await, json!(["client_secret_basic"]));
+
+    // The body form is refused now.
+    let q = authorize(&emu, "ada@example.com").await;
+    let (status, body) = exchange(&emu, get(&q, "code"), VERIFIER, SECRET).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    // Both at once are refused whatever is listed (RFC 6749 §2.3).
+    let q = authorize(&emu, "ada@example.com").await;
+    let r = http()
+        .post(emu.token_uri())
+        .basic_auth(CLIENT, Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", get(&q, "code")),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Basic, with the id and secret form-urlencoded inside it.
+    let odd = "GOCSPX-a+b c%d:e";
+    c.add_oauth_client(CLIENT, odd, &[REDIRECT]);
+    let q = authorize(&emu, "ada@example.com").await;
+    let encoded = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let r = http()
+        .post(emu.token_uri())
+        .basic_auth(encoded(CLIENT), Some(encoded(odd)))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", get(&q, "code")),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        c.client_auth_methods_used(),
+        vec![ClientAuthMethod::ClientSecretBasic]
+    );
 }
 
 #[tokio::test]
