@@ -157,6 +157,12 @@ impl From<Error> for ApiError {
             Error::Upstream { code, message } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, code, message)
             }
+            Error::StoredDataInvalid { column, message } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stored_data_invalid",
+                message,
+            )
+            .with_details(serde_json::json!({ "column": column })),
             e @ (Error::Db(_) | Error::Internal(_)) => internal(&e),
         }
     }

@@ -63,7 +63,10 @@ impl Application {
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("while binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
-        let runner = SyncRunner::new(cipher.clone(), settings.google_directory_url.clone());
+        // One access-token cache for the process: jobs, the connection test and the group
+        // listing reuse one token per key and admin.
+        let google = dirsync_core::directory::GoogleAccess::from_settings(&settings);
+        let runner = SyncRunner::new(cipher.clone(), google.clone());
         let worker = Worker::new(
             db.clone(),
             runner,
@@ -76,6 +79,7 @@ impl Application {
             settings: Arc::new(settings),
             cipher,
             worker,
+            google,
         };
         let doc = openapi_document();
         let table = RouteTable::from_openapi(&doc);

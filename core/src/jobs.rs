@@ -140,6 +140,9 @@ impl From<Error> for JobError {
                 JobError::new(code, message)
             }
             Error::Upstream { code, message } => JobError::new(code, message),
+            Error::StoredDataInvalid { message, .. } => {
+                JobError::new("stored_data_invalid", message)
+            }
             other => {
                 let id = Uuid::new_v4();
                 tracing::error!(error_id = %id, error = %other, "sync job failed");

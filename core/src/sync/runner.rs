@@ -13,19 +13,16 @@ use crate::jobs::{JobControl, JobError, JobRunner, Outcome, Progress, Status};
 use crate::secrets::Cipher;
 use crate::{directory, Result};
 
-/// Runs sync jobs against Google (or whatever `directory_url` points at).
+/// Runs sync jobs against Google (or whatever the Google settings point at).
 pub struct SyncRunner {
     cipher: Cipher,
-    directory_url: String,
+    google: directory::GoogleAccess,
 }
 
 impl SyncRunner {
-    /// A runner using the server's cipher and Directory API base URL.
-    pub fn new(cipher: Cipher, directory_url: String) -> Arc<SyncRunner> {
-        Arc::new(SyncRunner {
-            cipher,
-            directory_url,
-        })
+    /// A runner using the server's cipher, Google settings and access-token cache.
+    pub fn new(cipher: Cipher, google: directory::GoogleAccess) -> Arc<SyncRunner> {
+        Arc::new(SyncRunner { cipher, google })
     }
 }
 
@@ -51,8 +48,10 @@ impl SyncRunner {
     ) -> Result<Outcome, JobError> {
         let db: &DatabaseConnection = ctl.db();
         let cfg = directory::config_row(db).await?;
-        let client = directory::client_for(&cfg, &self.cipher, &self.directory_url)?;
-        let sync_groups: Vec<String> = serde_json::from_str(&cfg.sync_groups).unwrap_or_default();
+        // Undecodable sync groups fail the job (stored_data_invalid): read as empty, they would
+        // put every user of the account in scope.
+        let sync_groups = directory::sync_groups_of(&cfg)?;
+        let client = directory::client_for(&cfg, &self.cipher, &self.google)?;
 
         let mut progress = Progress::default();
         phase(&mut progress, "fetching_users");
