@@ -3,14 +3,16 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use dirsync_entity::users;
 use dirsync_google_emulator::{
     Directory, Emulator, EmulatorOptions, Endpoint, MemberType, READONLY_SCOPES,
 };
-use dirsync_tests::google::{spawn_with_google, GoogleEnv};
+use dirsync_tests::google::{spawn_with_google, spawn_with_google_and, GoogleEnv};
 use dirsync_tests::oidc::{directory as oidc_directory, spawn_with_oidc};
+use dirsync_tests::spawn_app_in;
 use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
 use serde_json::{json, Value};
 
@@ -259,8 +261,99 @@ async fn access_tokens_are_cached_across_jobs_the_connection_test_and_group_list
     assert_eq!(token_requests(&env), 4);
 }
 
+// ---- item 12: a cancel is seen at once ----
+
+async fn wait_until(env: &GoogleEnv, id: &str, what: &str, ok: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = env
+            .app
+            .get(&format!("/api/v1/sync-jobs/{id}"))
+            .await
+            .expect(200)
+            .json;
+        if ok(&job) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "job never {what}: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Cancels through `via` and returns the finished job and how long it took to end.
+async fn cancel_and_wait(
+    env: &GoogleEnv,
+    via: &dirsync_tests::TestApp,
+    id: &str,
+) -> (Value, Duration) {
+    let t0 = Instant::now();
+    via.post(&format!("/api/v1/sync-jobs/{id}/cancel"), &json!({}))
+        .await
+        .expect(200);
+    let job = env
+        .app
+        .get(&format!("/api/v1/sync-jobs/{id}?wait=30"))
+        .await
+        .expect(200)
+        .json;
+    (job, t0.elapsed())
+}
+
 async fn user_count(env: &GoogleEnv) -> u64 {
     users::Entity::find().count(&env.app.db).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_cancel_stops_a_running_job_within_a_second_and_writes_nothing() {
+    let google = Emulator::start(EmulatorOptions::with_directory(directory(1200)))
+        .await
+        .unwrap();
+    // The production lease: its heartbeat (every 10 s) is not what stops the job.
+    let env = spawn_with_google_and(google, |s| s.job_lease_seconds = 30).await;
+    // Google answering in a second per request: the job takes 4 s (token and 3 pages).
+    env.google.control().set_latency(Duration::from_secs(1));
+    let started = env
+        .app
+        .post("/api/v1/sync-jobs", &json!({"dry_run": false}))
+        .await
+        .expect(202);
+    let id = started.json["id"].as_str().unwrap().to_string();
+    wait_until(&env, &id, "running", |j| j["status"] == "running").await;
+    let (job, took) = cancel_and_wait(&env, &env.app, &id).await;
+    assert_eq!(job["status"], "cancelled", "{job}");
+    assert!(took < Duration::from_secs(1), "took {took:?} to stop");
+    assert!(job["summary"].is_null(), "{job}");
+    assert_eq!(user_count(&env).await, 0, "nothing written");
+    assert!(env.changes(&id, None).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_cancel_received_by_another_instance_stops_the_job_within_a_heartbeat() {
+    let google = Emulator::start(EmulatorOptions::with_directory(directory(1500)))
+        .await
+        .unwrap();
+    // Lease 3 s: a heartbeat every second.
+    let env = spawn_with_google_and(google, |_| {}).await;
+    let other = spawn_app_in(env.app.settings.clone(), env.app.dir.clone()).await;
+    env.google.control().set_latency(Duration::from_secs(3));
+    let started = env
+        .app
+        .post("/api/v1/sync-jobs", &json!({"dry_run": false}))
+        .await
+        .expect(202);
+    let id = started.json["id"].as_str().unwrap().to_string();
+    // Just after the first page: the next one takes 3 s.
+    wait_until(&env, &id, "past its first page", |j| {
+        j["progress"]["pages"].as_u64() >= Some(1)
+    })
+    .await;
+    let (job, took) = cancel_and_wait(&env, &other, &id).await;
+    assert_eq!(job["status"], "cancelled", "{job}");
+    assert!(
+        took < Duration::from_millis(2000),
+        "took {took:?}: more than a heartbeat"
+    );
+    assert_eq!(user_count(&env).await, 0, "nothing written");
 }
 
 // ---- item 13: stored settings that do not decode fail closed ----

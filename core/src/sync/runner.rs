@@ -56,7 +56,12 @@ impl SyncRunner {
         let mut progress = Progress::default();
         phase(&mut progress, "fetching_users");
         ctl.progress(&progress, true).await;
-        let remote = fetch::fetch(&client, &sync_groups, &mut progress, ctl).await?;
+        // A cancel abandons the request in flight (dropping the fetch drops it) rather than
+        // waiting for Google's answer; the fetch also checks between pages.
+        let remote = tokio::select! {
+            remote = fetch::fetch(&client, &sync_groups, &mut progress, ctl) => remote?,
+            () = ctl.stopped() => return Ok(ctl.stop_outcome()),
+        };
         if ctl.should_stop() {
             return Ok(ctl.stop_outcome());
         }
@@ -90,11 +95,17 @@ impl SyncRunner {
         );
         drop(local);
         drop(remote);
+        if ctl.should_stop() {
+            return Ok(ctl.stop_outcome());
+        }
 
         let deletions = the_plan.deletes.len() as u64;
         let limit = deletion_limit(cfg.deletion_limit.map(|n| n.max(0) as u32), directory_users);
         let confirmed = job.confirm_deletions.map(|n| n as u64) == Some(deletions);
         let grants = crate::privileges::load_defaults(db).await?;
+        if ctl.should_stop() {
+            return Ok(ctl.stop_outcome());
+        }
         let txn = db.begin().await.map_err(crate::Error::from)?;
         if deletions > limit && !confirmed {
             let error = JobError::new(
