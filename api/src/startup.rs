@@ -177,16 +177,22 @@ fn tls_config(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
     let read = |p: &std::path::Path| {
         std::fs::read(p).with_context(|| format!("while reading {}", p.display()))
     };
-    let certs = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+    let certs = CertificateDer::pem_slice_iter(&read(cert)?)
         .collect::<Result<Vec<_>, _>>()
         .context("while parsing DIRSYNC_TLS_CERT")?;
     anyhow::ensure!(!certs.is_empty(), "DIRSYNC_TLS_CERT holds no certificate");
-    let key = rustls_pemfile::private_key(&mut read(key)?.as_slice())
-        .context("while parsing DIRSYNC_TLS_KEY")?
-        .context("DIRSYNC_TLS_KEY holds no private key")?;
+    // The first PKCS#8, PKCS#1 or SEC1 private key of the file, as rustls-pemfile read it.
+    let key = match PrivateKeyDer::from_pem_slice(&read(key)?) {
+        Ok(k) => k,
+        Err(rustls::pki_types::pem::Error::NoItemsFound) => {
+            anyhow::bail!("DIRSYNC_TLS_KEY holds no private key")
+        }
+        Err(e) => return Err(e).context("while parsing DIRSYNC_TLS_KEY"),
+    };
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -501,3 +501,46 @@ async fn a_user_whose_auth_method_does_not_decode_fails_the_job_instead_of_escap
         ready.text
     );
 }
+
+// ---- item 14: dependencies ----
+
+/// The `[[package]]` entries of the workspace's Cargo.lock named `name`, as text.
+fn locked(name: &str) -> Vec<String> {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
+        .expect("Cargo.lock");
+    lock.split("[[package]]")
+        .filter(|p| p.contains(&format!("\nname = \"{name}\"\n")))
+        .map(str::to_string)
+        .collect()
+}
+
+fn version_of(package: &str) -> (u64, u64, u64) {
+    let v = package
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("a version");
+    let mut n = v.split(['.', '-']).map(|p| p.parse::<u64>().unwrap_or(0));
+    (n.next().unwrap(), n.next().unwrap(), n.next().unwrap())
+}
+
+#[test]
+fn no_dependency_carries_the_known_advisories_and_jwts_are_signed_in_constant_time() {
+    let jwt = locked("jsonwebtoken");
+    assert!(!jwt.is_empty(), "jsonwebtoken is locked");
+    for p in &jwt {
+        // RUSTSEC advisory of the 9.x line, fixed in 10.3.
+        assert!(
+            version_of(p) >= (10, 3, 0),
+            "jsonwebtoken {:?}",
+            version_of(p)
+        );
+        // The AWS-LC backend (constant-time RSA), not the `rsa` crate's.
+        assert!(p.contains("\"aws-lc-rs\""), "{p}");
+        assert!(!p.contains("\"rsa\""), "{p}");
+    }
+    assert!(
+        locked("rustls-pemfile").is_empty(),
+        "rustls-pemfile is unmaintained"
+    );
+}
