@@ -168,6 +168,12 @@ impl From<Error> for ApiError {
                     )
                 }
             }
+            Error::StoredDataInvalid { column, message } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stored_data_invalid",
+                message,
+            )
+            .with_details(serde_json::json!({ "column": column })),
             e @ (Error::Db(_) | Error::Internal(_)) => internal(&e),
         }
     }

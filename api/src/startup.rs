@@ -63,7 +63,10 @@ impl Application {
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("while binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
-        let runner = SyncRunner::new(cipher.clone(), settings.google_directory_url.clone());
+        // One access-token cache for the process: jobs, the connection test and the group
+        // listing reuse one token per key and admin.
+        let google = dirsync_core::directory::GoogleAccess::from_settings(&settings);
+        let runner = SyncRunner::new(cipher.clone(), google.clone());
         let worker = Worker::new(
             db.clone(),
             runner,
@@ -76,6 +79,7 @@ impl Application {
             settings: Arc::new(settings),
             cipher,
             worker,
+            google,
         };
         let doc = openapi_document();
         let table = RouteTable::from_openapi(&doc);
@@ -169,16 +173,22 @@ fn tls_config(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
     let read = |p: &std::path::Path| {
         std::fs::read(p).with_context(|| format!("while reading {}", p.display()))
     };
-    let certs = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+    let certs = CertificateDer::pem_slice_iter(&read(cert)?)
         .collect::<Result<Vec<_>, _>>()
         .context("while parsing DIRSYNC_TLS_CERT")?;
     anyhow::ensure!(!certs.is_empty(), "DIRSYNC_TLS_CERT holds no certificate");
-    let key = rustls_pemfile::private_key(&mut read(key)?.as_slice())
-        .context("while parsing DIRSYNC_TLS_KEY")?
-        .context("DIRSYNC_TLS_KEY holds no private key")?;
+    // The first PKCS#8, PKCS#1 or SEC1 private key of the file, as rustls-pemfile read it.
+    let key = match PrivateKeyDer::from_pem_slice(&read(key)?) {
+        Ok(k) => k,
+        Err(rustls::pki_types::pem::Error::NoItemsFound) => {
+            anyhow::bail!("DIRSYNC_TLS_KEY holds no private key")
+        }
+        Err(e) => return Err(e).context("while parsing DIRSYNC_TLS_KEY"),
+    };
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -89,14 +89,47 @@ pub struct DirectoryView {
     pub service_account: Option<ServiceAccountInfo>,
 }
 
-fn view(row: &directory_config::Model) -> DirectoryView {
-    DirectoryView {
+const REPAIR_SETTINGS: &str = "save the directory settings again with PUT /api/v1/directory";
+
+/// The stored `provider`, checked: `google_workspace` or `none`.
+fn provider_of(row: &directory_config::Model) -> Result<String> {
+    match row.provider.as_str() {
+        "google_workspace" | "none" => Ok(row.provider.clone()),
+        _ => Err(crate::stored::invalid(
+            "directory_config.provider",
+            "google_workspace or none",
+            REPAIR_SETTINGS,
+        )),
+    }
+}
+
+/// The stored `sync_groups`. Never read as empty when it does not decode: empty means every
+/// user of the account is in scope.
+pub fn sync_groups_of(row: &directory_config::Model) -> Result<Vec<String>> {
+    crate::stored::string_list(
+        "directory_config.sync_groups",
+        &row.sync_groups,
+        REPAIR_SETTINGS,
+    )
+}
+
+/// Every decoding check of the row (for `/ready`).
+pub(crate) fn checks(row: &directory_config::Model) -> Vec<Result<()>> {
+    vec![
+        provider_of(row).map(drop),
+        sync_groups_of(row).map(drop),
+        crate::privileges::defaults_of(row).map(drop),
+    ]
+}
+
+fn view(row: &directory_config::Model) -> Result<DirectoryView> {
+    Ok(DirectoryView {
         settings: DirectorySettings {
-            provider: row.provider.clone(),
+            provider: provider_of(row)?,
             admin_email: row.admin_email.clone(),
             customer_id: row.customer_id.clone(),
             domain: row.domain.clone(),
-            sync_groups: serde_json::from_str(&row.sync_groups).unwrap_or_default(),
+            sync_groups: sync_groups_of(row)?,
             auto_delete_users: row.auto_delete_users,
             deletion_limit: row.deletion_limit.map(|n| n.max(0) as u32),
             schedule_minutes: row.schedule_minutes.map(|n| n.max(0) as u32),
@@ -110,12 +143,12 @@ fn view(row: &directory_config::Model) -> DirectoryView {
             }),
             _ => None,
         },
-    }
+    })
 }
 
 /// The current configuration.
 pub async fn get<C: ConnectionTrait>(db: &C) -> Result<DirectoryView> {
-    Ok(view(&config_row(db).await?))
+    view(&config_row(db).await?)
 }
 
 fn looks_like_email(s: &str) -> bool {
@@ -203,14 +236,15 @@ pub fn validate(mut s: DirectorySettings) -> Result<DirectorySettings> {
     Ok(s)
 }
 
-/// Replaces the editable settings; returns the configuration before and after.
+/// Replaces the editable settings; returns the configuration before (`None` when the stored
+/// settings did not decode: saving is how they are repaired) and after.
 pub async fn update<C: ConnectionTrait>(
     db: &C,
     settings: DirectorySettings,
-) -> Result<(DirectoryView, DirectoryView)> {
+) -> Result<(Option<DirectoryView>, DirectoryView)> {
     let s = validate(settings)?;
     let row = config_row(db).await?;
-    let before = view(&row);
+    let before = view(&row).ok();
     let mut am: directory_config::ActiveModel = row.into();
     am.provider = Set(s.provider.clone());
     am.admin_email = Set(s.admin_email.clone());
@@ -222,22 +256,41 @@ pub async fn update<C: ConnectionTrait>(
     am.schedule_minutes = Set(s.schedule_minutes.map(|n| n as i32));
     am.updated_at = Set(Utc::now());
     let row = am.update(db).await?;
-    Ok((before, view(&row)))
+    Ok((before, view(&row)?))
 }
 
 /// Where the private key is bound to (the associated data of its encryption).
 const KEY_CONTEXT: &str = "directory_config.sa_private_key:1";
 
 /// Stores an uploaded service-account key: its public fields in clear, the private key
-/// encrypted. Returns the configuration before and after.
+/// encrypted. Returns the configuration before and after. The key's `token_uri` must be allowed
+/// (Google's, or `allowed_token_url`): 422 `token_uri_not_allowed` otherwise.
 pub async fn set_service_account<C: ConnectionTrait>(
     db: &C,
     cipher: &crate::secrets::Cipher,
     key: &crate::google::ServiceAccountKey,
+    allowed_token_url: &str,
 ) -> Result<(DirectoryView, DirectoryView)> {
     use secrecy::ExposeSecret;
+    if !crate::google::token_uri_allowed(&key.token_uri, allowed_token_url) {
+        return Err(crate::Error::invalid(
+            "token_uri_not_allowed",
+            format!(
+                "token_uri {:?} is not one of Google's token endpoints ({}) nor the server setting \
+                 DIRSYNC_GOOGLE_TOKEN_URL: upload the key file exactly as Google produced it (an \
+                 operator of this server can name another token endpoint in DIRSYNC_GOOGLE_TOKEN_URL)",
+                key.token_uri,
+                crate::google::GOOGLE_TOKEN_URLS.join(", "),
+            ),
+        )
+        .with_details(serde_json::json!({
+            "field": "token_uri",
+            "setting": "DIRSYNC_GOOGLE_TOKEN_URL",
+        })));
+    }
     let row = config_row(db).await?;
-    let before = view(&row);
+    // Fails closed before writing anything when the stored settings do not decode.
+    let before = view(&row)?;
     let mut am: directory_config::ActiveModel = row.into();
     am.sa_client_email = Set(Some(key.client_email.clone()));
     am.sa_private_key_id = Set(Some(key.private_key_id.clone()));
@@ -249,7 +302,7 @@ pub async fn set_service_account<C: ConnectionTrait>(
     ));
     am.updated_at = Set(Utc::now());
     let row = am.update(db).await?;
-    Ok((before, view(&row)))
+    Ok((before, view(&row)?))
 }
 
 /// The stored service-account key, decrypted; 409 `not_configured` when none was uploaded.
@@ -290,15 +343,38 @@ pub fn service_account_key(
     })
 }
 
+/// How this server reaches Google for the directory: its settings and the access-token cache
+/// shared by every client it builds (sync jobs, the connection test, the group listing).
+#[derive(Clone, Debug)]
+pub struct GoogleAccess {
+    /// `DIRSYNC_GOOGLE_DIRECTORY_URL`.
+    pub directory_url: String,
+    /// `DIRSYNC_GOOGLE_TOKEN_URL`.
+    pub token_url: String,
+    /// Access tokens, per key, admin and scopes.
+    pub tokens: crate::google::TokenCache,
+}
+
+impl GoogleAccess {
+    /// From the server settings, with an empty token cache.
+    pub fn from_settings(settings: &crate::settings::Settings) -> GoogleAccess {
+        GoogleAccess {
+            directory_url: settings.google_directory_url.clone(),
+            token_url: settings.google_token_url.clone(),
+            tokens: crate::google::TokenCache::new(),
+        }
+    }
+}
+
 /// A Directory API client for the stored configuration; 409 `not_configured` when the
 /// directory is not set up for Google Workspace.
 pub fn client_for(
     row: &directory_config::Model,
     cipher: &crate::secrets::Cipher,
-    directory_url: &str,
+    google: &GoogleAccess,
 ) -> Result<crate::google::DirectoryClient> {
     use crate::google::{Account, ClientConfig, DirectoryClient};
-    if row.provider != "google_workspace" {
+    if provider_of(row)? != "google_workspace" {
         return Err(crate::Error::conflict(
             "not_configured",
             "the directory provider is not google_workspace: PUT /api/v1/directory first",
@@ -316,7 +392,9 @@ pub fn client_for(
         (None, Some(c)) => Account::Customer(c.clone()),
         (None, None) => Account::default(),
     };
-    let mut config = ClientConfig::new(key, directory_url, admin, account);
+    let mut config = ClientConfig::new(key, google.directory_url.as_str(), admin, account);
+    config.token_url = google.token_url.clone();
+    config.tokens = google.tokens.clone();
     config.on_request = Some(std::sync::Arc::new(|endpoint: &str, status: u16| {
         crate::metrics::inc(
             "dirsync_google_requests_total",

@@ -36,6 +36,15 @@ pub enum Error {
     /// Too many requests (429).
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A stored setting does not decode (a damaged row, or one written by another version):
+    /// whatever depends on it is refused rather than run on an empty or default value (503).
+    #[error("{message}")]
+    StoredDataInvalid {
+        /// `table.column` of the setting.
+        column: &'static str,
+        /// What is wrong and how to repair it.
+        message: String,
+    },
     /// An upstream service (Google) refused or failed (502).
     #[error("{message}")]
     Upstream { code: String, message: String },

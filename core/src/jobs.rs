@@ -5,6 +5,7 @@
 //! The guarantee "at most one active job" is the unique index on `sync_jobs.active_slot`
 //! (1 while queued or running, NULL otherwise): the database refuses a second one, without races.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,6 +141,9 @@ impl From<Error> for JobError {
                 JobError::new(code, message)
             }
             Error::Upstream { code, message } => JobError::new(code, message),
+            Error::StoredDataInvalid { message, .. } => {
+                JobError::new("stored_data_invalid", message)
+            }
             other => {
                 let id = Uuid::new_v4();
                 tracing::error!(error_id = %id, error = %other, "sync job failed");
@@ -365,7 +369,9 @@ pub async fn changes<C: ConnectionTrait>(
 }
 
 /// Cancels a job: a queued one at once, a running one at its next check (nothing it planned is
-/// written). 409 `job_finished` for a job that already ended.
+/// written). 409 `job_finished` for a job that already ended. This records the request, which
+/// the job's heartbeat sees on any instance; [`Worker::cancel`] also signals a job running on
+/// this instance at once.
 pub async fn cancel(db: &DatabaseConnection, id: Uuid) -> Result<Job> {
     let job = get(db, id).await?;
     if job.status.is_final() {
@@ -419,6 +425,43 @@ pub struct Worker {
     owner: String,
     lease: Duration,
     wake: Arc<Notify>,
+    /// The stop signal of each job running on this instance, so that a cancel received here
+    /// reaches the job at once instead of at its next heartbeat.
+    running: Arc<std::sync::Mutex<HashMap<Uuid, Arc<StopSignal>>>>,
+}
+
+/// Raised once to stop a running job: by a cancel received on this instance, by the heartbeat
+/// seeing a cancel recorded by another instance, or by a lost lease. The job checks it between
+/// pages and phases, and waits on it beside every Google request, so that a slow request is
+/// abandoned rather than awaited.
+#[derive(Default)]
+pub struct StopSignal {
+    raised: AtomicBool,
+    notify: Notify,
+}
+
+impl StopSignal {
+    fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::SeqCst)
+    }
+
+    async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the flag is read, so a raise in between is not missed.
+            notified.as_mut().enable();
+            if self.is_raised() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// What a claimed job does. The sync implementation is [`crate::sync::runner::SyncRunner`].
@@ -448,7 +491,7 @@ pub struct JobControl {
     db: DatabaseConnection,
     id: Uuid,
     owner: String,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
     lease_lost: Arc<AtomicBool>,
     last_progress: std::sync::Mutex<Option<Instant>>,
 }
@@ -456,12 +499,18 @@ pub struct JobControl {
 impl JobControl {
     /// True when the job should stop (cancelled, or its lease was lost).
     pub fn should_stop(&self) -> bool {
-        self.stop.load(Ordering::Relaxed) || self.lease_lost.load(Ordering::Relaxed)
+        self.stop.is_raised()
+    }
+
+    /// Returns once the job should stop: race it against slow work (`tokio::select!`) so
+    /// that a cancel does not wait for that work to finish.
+    pub async fn stopped(&self) {
+        self.stop.wait().await
     }
 
     /// The outcome matching a stop.
     pub fn stop_outcome(&self) -> Outcome {
-        if self.lease_lost.load(Ordering::Relaxed) {
+        if self.lease_lost.load(Ordering::SeqCst) {
             Outcome::LeaseLost
         } else {
             Outcome::Cancelled
@@ -595,7 +644,24 @@ impl Worker {
             owner: format!("{}-{}", hostname(), Uuid::new_v4().simple()),
             lease,
             wake: Arc::new(Notify::new()),
+            running: Default::default(),
         }
+    }
+
+    /// Cancels a job ([`cancel`]) and, when it runs on this instance, stops it at once (within
+    /// the request or page in flight); on another instance its heartbeat sees the request.
+    pub async fn cancel(&self, id: Uuid) -> Result<Job> {
+        let job = cancel(&self.db, id).await?;
+        let signal = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned();
+        if let Some(signal) = signal {
+            signal.raise();
+        }
+        Ok(job)
     }
 
     /// Wakes the worker at once (after this instance queued a job).
@@ -674,11 +740,19 @@ impl Worker {
 
     async fn run_claimed(&self, job: sync_jobs::Model) {
         let started = Instant::now();
+        let stop = Arc::new(StopSignal::default());
+        if job.cancel_requested {
+            stop.raise();
+        }
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.id, stop.clone());
         let ctl = Arc::new(JobControl {
             db: self.db.clone(),
             id: job.id,
             owner: self.owner.clone(),
-            stop: Arc::new(AtomicBool::new(job.cancel_requested)),
+            stop,
             lease_lost: Arc::new(AtomicBool::new(false)),
             last_progress: Default::default(),
         });
@@ -692,6 +766,10 @@ impl Worker {
             self.runner.run(&job, &ctl).await
         };
         heartbeat.abort();
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job.id);
         let status = match &outcome {
             Outcome::Done => None,
             Outcome::Blocked => None,
@@ -735,7 +813,8 @@ impl Worker {
     }
 }
 
-/// Renews the lease every third of its length and watches for cancel requests.
+/// Renews the lease every third of its length and watches for cancel requests recorded by
+/// other instances (a cancel received by this one signals the job directly).
 async fn heartbeat(ctl: Arc<JobControl>, lease: Duration) {
     let mut tick = tokio::time::interval(lease / 3);
     tick.tick().await;
@@ -751,7 +830,8 @@ async fn heartbeat(ctl: Arc<JobControl>, lease: Duration) {
         match res {
             Ok(r) if r.rows_affected == 0 => {
                 tracing::warn!(job_id = %ctl.id, "lost the lease of a sync job");
-                ctl.lease_lost.store(true, Ordering::Relaxed);
+                ctl.lease_lost.store(true, Ordering::SeqCst);
+                ctl.stop.raise();
                 return;
             }
             Ok(_) => {}
@@ -760,7 +840,7 @@ async fn heartbeat(ctl: Arc<JobControl>, lease: Duration) {
         }
         if let Ok(Some(j)) = sync_jobs::Entity::find_by_id(ctl.id).one(&ctl.db).await {
             if j.cancel_requested {
-                ctl.stop.store(true, Ordering::Relaxed);
+                ctl.stop.raise();
             }
         }
     }

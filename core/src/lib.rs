@@ -18,6 +18,7 @@ pub mod paging;
 pub mod privileges;
 pub mod secrets;
 pub mod settings;
+pub mod stored;
 pub mod sync;
 pub mod users;
 

@@ -492,23 +492,37 @@ pub struct DefaultPrivilegesInput {
     pub own_folder_access: Vec<String>,
 }
 
-fn defaults_of(row: &directory_config::Model) -> DefaultPrivileges {
-    // The stored lists were checked when saved; a name that a newer version wrote is skipped.
-    fn known<T: Ord>(text: &str, parse: fn(&str) -> Result<T>) -> Vec<T> {
-        let names: Vec<String> = serde_json::from_str(text).unwrap_or_default();
+/// The stored defaults. A list that does not decode fails closed (never "no defaults"); a name
+/// that a newer version wrote is skipped, which grants less, never more.
+pub(crate) fn defaults_of(row: &directory_config::Model) -> Result<DefaultPrivileges> {
+    const REPAIR: &str = "save them again with PUT /api/v1/directory/default-privileges";
+    fn known<T: Ord>(
+        column: &'static str,
+        text: &str,
+        parse: fn(&str) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let names = crate::stored::string_list(column, text, REPAIR)?;
         let set: BTreeSet<T> = names.iter().filter_map(|n| parse(n).ok()).collect();
-        set.into_iter().collect()
+        Ok(set.into_iter().collect())
     }
-    DefaultPrivileges {
-        privileges: known(&row.default_privileges, Privilege::parse),
-        own_folder_access: known(&row.default_folder_access, Access::parse),
-    }
+    Ok(DefaultPrivileges {
+        privileges: known(
+            "directory_config.default_privileges",
+            &row.default_privileges,
+            Privilege::parse,
+        )?,
+        own_folder_access: known(
+            "directory_config.default_folder_access",
+            &row.default_folder_access,
+            Access::parse,
+        )?,
+    })
 }
 
 /// The default privileges in force: what the sync engine grants to the users it creates.
 #[tracing::instrument(level = "debug", skip(db))]
 pub async fn load_defaults<C: ConnectionTrait>(db: &C) -> Result<DefaultPrivileges> {
-    Ok(defaults_of(&directory::config_row(db).await?))
+    defaults_of(&directory::config_row(db).await?)
 }
 
 /// Changes the default privileges (recorded as `default_privileges.update`). They apply to users
@@ -530,7 +544,8 @@ pub async fn save_defaults(
         .one(&txn)
         .await?
         .ok_or(Error::NotFound("directory configuration"))?;
-    let before = defaults_of(&row);
+    // Saving is how damaged defaults are repaired: an undecodable "before" is recorded as null.
+    let before = defaults_of(&row).ok();
     let privileges: Vec<&str> = after.privileges.iter().map(|p| p.as_str()).collect();
     let access: Vec<&str> = after.own_folder_access.iter().map(|a| a.as_str()).collect();
     directory_config::Entity::update_many()

@@ -45,6 +45,9 @@ pub struct Settings {
     pub google_directory_url: String,
     /// Google's OpenID Connect discovery document.
     pub google_discovery_url: String,
+    /// A token endpoint accepted in an uploaded key file's `token_uri` besides Google's own two
+    /// (the emulator's, in tests and demos). Nothing else is ever sent a signed assertion.
+    pub google_token_url: String,
     /// Log format.
     pub log_format: LogFormat,
     /// HTTP worker threads (`None`: one per core).
@@ -85,6 +88,7 @@ impl Default for Settings {
             google_directory_url: "https://admin.googleapis.com".into(),
             google_discovery_url: "https://accounts.google.com/.well-known/openid-configuration"
                 .into(),
+            google_token_url: crate::google::GOOGLE_TOKEN_URL.into(),
             log_format: LogFormat::Text,
             workers: None,
             job_lease_seconds: 30,
@@ -113,6 +117,7 @@ struct FileSettings {
     bootstrap_admin_key: Option<String>,
     google_directory_url: Option<String>,
     google_discovery_url: Option<String>,
+    google_token_url: Option<String>,
     log_format: Option<LogFormat>,
     workers: Option<usize>,
     job_lease_seconds: Option<u64>,
@@ -170,6 +175,7 @@ impl Settings {
             bootstrap_admin_key: var("BOOTSTRAP_ADMIN_KEY"),
             google_directory_url: var("GOOGLE_DIRECTORY_URL"),
             google_discovery_url: var("GOOGLE_DISCOVERY_URL"),
+            google_token_url: var("GOOGLE_TOKEN_URL"),
             log_format,
             workers: parse_num("WORKERS")?.map(|n| n as usize),
             job_lease_seconds: parse_num("JOB_LEASE_SECONDS")?,
@@ -197,6 +203,7 @@ impl Settings {
             listen,
             google_directory_url,
             google_discovery_url,
+            google_token_url,
             log_format,
             job_lease_seconds,
             rate_limit_api_per_minute,
@@ -256,6 +263,13 @@ impl Settings {
             self.tls_cert.is_some() == self.tls_key.is_some(),
             "DIRSYNC_TLS_CERT and DIRSYNC_TLS_KEY must be set together"
         );
+        match url::Url::parse(&self.google_token_url) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
+            _ => anyhow::bail!(
+                "DIRSYNC_GOOGLE_TOKEN_URL must be an http(s) URL, not {:?}",
+                self.google_token_url
+            ),
+        }
         anyhow::ensure!(
             self.database_acquire_timeout_seconds >= 1,
             "database_acquire_timeout_seconds must be at least 1"

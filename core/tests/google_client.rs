@@ -22,6 +22,8 @@ fn config_as(emu: &Emulator, admin: &str, account: Account) -> ClientConfig {
     let key = ServiceAccountKey::parse(emu.service_account_key_json().as_bytes())
         .expect("emulator key parses");
     let mut c = ClientConfig::new(key, emu.base_url(), admin, account);
+    // The emulator's key file names the emulator's token endpoint.
+    c.token_url = emu.token_uri();
     c.retry.base_delay = Duration::from_millis(5);
     c.retry.max_delay = Duration::from_millis(40);
     c.retry.max_attempts = 4;
@@ -450,6 +452,7 @@ async fn the_connection_test_passes_every_step() {
     let key = emu.service_account_key_json();
     let report = test_connection(key.as_bytes(), |k| {
         let mut c = ClientConfig::new(k, emu.base_url(), "admin@example.com", Account::default());
+        c.token_url = emu.token_uri();
         c.retry.base_delay = Duration::from_millis(5);
         c
     })
@@ -487,7 +490,9 @@ async fn a_bad_key_file_stops_at_the_first_step_naming_the_field() {
 }
 
 fn config_for_key(emu: &Emulator, k: ServiceAccountKey) -> ClientConfig {
-    ClientConfig::new(k, emu.base_url(), "admin@example.com", Account::default())
+    let mut c = ClientConfig::new(k, emu.base_url(), "admin@example.com", Account::default());
+    c.token_url = emu.token_uri();
+    c
 }
 
 #[tokio::test]

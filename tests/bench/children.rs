@@ -61,7 +61,8 @@ impl Proc {
             .env(
                 "DIRSYNC_GOOGLE_DISCOVERY_URL",
                 &settings.google_discovery_url,
-            );
+            )
+            .env("DIRSYNC_GOOGLE_TOKEN_URL", &settings.google_token_url);
         if let Some(url) = &settings.database_url {
             cmd.env("DIRSYNC_DATABASE_URL", url);
         }

@@ -107,12 +107,10 @@ impl Google {
     pub async fn floor_phases(&self) -> anyhow::Result<(Duration, Duration, Duration)> {
         let key = ServiceAccountKey::parse(self.emu.service_account_key_json().as_bytes())
             .context("the emulator's key file")?;
-        let client = DirectoryClient::new(ClientConfig::new(
-            key,
-            self.emu.base_url(),
-            ADMIN,
-            Account::default(),
-        ))?;
+        let mut config = ClientConfig::new(key, self.emu.base_url(), ADMIN, Account::default());
+        // The emulator's key file names the emulator's token endpoint.
+        config.token_url = self.emu.token_uri();
+        let client = DirectoryClient::new(config)?;
         let t0 = Instant::now();
         let mut users = 0;
         let mut pages = client.users();

@@ -246,6 +246,8 @@ impl ServerEnv {
         settings.workers = None;
         settings.rate_limit_api_per_minute = 1_000_000_000;
         settings.google_directory_url = google.emu.base_url();
+        // The emulator's key file names the emulator's token endpoint.
+        settings.google_token_url = google.emu.token_uri();
         // Sign in with Google (item 6) reads its discovery document from the emulator. Sign-in
         // starts are limited per client address (30 a minute by default) and every bench client
         // is 127.0.0.1: raised like the API limit, in the request path but never tripped.

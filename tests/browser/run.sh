@@ -79,6 +79,7 @@ say "starting dirsync on $dirsync"
 DIRSYNC_DATA_DIR="$tmp/data" DIRSYNC_LISTEN="127.0.0.1:$dport" DIRSYNC_WORKERS=2 \
   DIRSYNC_BOOTSTRAP_ADMIN_KEY="$admin_key" \
   DIRSYNC_GOOGLE_DIRECTORY_URL="$google" \
+  DIRSYNC_GOOGLE_TOKEN_URL="$google/token" \
   DIRSYNC_GOOGLE_DISCOVERY_URL="$google/.well-known/openid-configuration" \
   RUST_LOG=info "$dirsync_bin" serve >"$tmp/dirsync.log" 2>&1 &
 pids+=($!)

@@ -145,6 +145,7 @@ async fn a_server_killed_while_applying_leaves_old_or_new_state_and_the_survivor
         .env("DIRSYNC_DATA_DIR", env.app.dir.path())
         .env("DIRSYNC_BOOTSTRAP_ADMIN_KEY", &env.app.admin_key)
         .env("DIRSYNC_GOOGLE_DIRECTORY_URL", env.google.base_url())
+        .env("DIRSYNC_GOOGLE_TOKEN_URL", env.google.token_uri())
         .env("DIRSYNC_JOB_LEASE_SECONDS", "3")
         .env("DIRSYNC_RATE_LIMIT_API_PER_MINUTE", "0")
         .kill_on_drop(true)

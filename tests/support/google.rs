@@ -32,10 +32,23 @@ pub async fn spawn_with_google(directory: Directory) -> GoogleEnv {
     let google = Emulator::start(EmulatorOptions::with_directory(directory))
         .await
         .expect("the emulator starts");
+    spawn_with_google_and(google, |_| {}).await
+}
+
+/// Like [`spawn_with_google`] with a started emulator, after letting the test adjust the
+/// server's settings.
+pub async fn spawn_with_google_and(
+    google: Emulator,
+    adjust: impl FnOnce(&mut dirsync_core::settings::Settings),
+) -> GoogleEnv {
     let base = google.base_url();
+    let token_url = google.token_uri();
     let app = spawn_app_with(|s| {
         s.google_directory_url = base.clone();
+        // The emulator's key file names the emulator's token endpoint.
+        s.google_token_url = token_url.clone();
         s.job_lease_seconds = 3;
+        adjust(s);
     })
     .await;
     let env = GoogleEnv { app, google };

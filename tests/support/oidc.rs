@@ -43,8 +43,10 @@ pub async fn spawn_with_oidc(directory: Directory) -> OidcEnv {
         .expect("the emulator starts");
     let base = google.base_url();
     let discovery = google.discovery_url();
+    let token_url = google.token_uri();
     let app = spawn_app_with(|s| {
         s.google_directory_url = base.clone();
+        s.google_token_url = token_url.clone();
         s.google_discovery_url = discovery.clone();
         s.job_lease_seconds = 3;
         // Tests start many sign-ins from one address.

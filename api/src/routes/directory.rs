@@ -153,13 +153,21 @@ async fn put_config(
         schedule_minutes: b.schedule_minutes,
     };
     let (before, after) = directory::update(&state.db, settings).await?;
+    // A token obtained on behalf of another admin is not kept around.
+    if before
+        .as_ref()
+        .and_then(|b| b.settings.admin_email.as_ref())
+        != after.settings.admin_email.as_ref()
+    {
+        state.google.tokens.clear();
+    }
     audit::record(
         &state.db,
         &caller.actor(),
         "directory.update",
         "directory",
         None,
-        serde_json::json!({"before": before.settings, "after": after.settings}),
+        serde_json::json!({"before": before.map(|b| b.settings), "after": after.settings}),
     )
     .await?;
     Ok(web::Json(after.into()))
@@ -171,7 +179,8 @@ const KEY_FILE_LIMIT: usize = 64 * 1024;
 /// Uploads the service-account key file exactly as Google Cloud produced it (the JSON file,
 /// as the request body). `client_email` and `private_key_id` are read from it; the private key
 /// is stored encrypted and never shown again. A file that is not a service-account key is a 422
-/// naming the field that is wrong.
+/// naming the field that is wrong; a `token_uri` that is not Google's token endpoint (nor the
+/// server setting `DIRSYNC_GOOGLE_TOKEN_URL`) is a 422 `token_uri_not_allowed`.
 #[utoipa::path(tag = "directory", operation_id = "put_service_account",
     request_body(content = Object, description = "The service-account key file (JSON)", content_type = "application/json"),
     responses((status = 200, body = DirectoryConfig)))]
@@ -192,7 +201,11 @@ async fn upload_service_account(
         Error::invalid("invalid_key_file", e.message().to_string())
             .with_details(serde_json::json!({ "field": e.field() }))
     })?;
-    let (before, after) = directory::set_service_account(&state.db, &state.cipher, &key).await?;
+    let (before, after) =
+        directory::set_service_account(&state.db, &state.cipher, &key, &state.google.token_url)
+            .await?;
+    // Tokens of the previous key are not used again.
+    state.google.tokens.clear();
     audit::record(
         &state.db,
         &caller.actor(),
@@ -237,7 +250,7 @@ async fn test_connection(
     state: web::Data<AppState>,
 ) -> Result<web::Json<ConnectionTest>, ApiError> {
     let row = directory::config_row(&state.db).await?;
-    let client = directory::client_for(&row, &state.cipher, &state.settings.google_directory_url)?;
+    let client = directory::client_for(&row, &state.cipher, &state.google)?;
     let report = client.test_connection().await;
     Ok(web::Json(ConnectionTest {
         ok: report.ok(),
@@ -277,7 +290,7 @@ async fn list_groups(
     state: web::Data<AppState>,
 ) -> Result<web::Json<super::Paged<GoogleGroup>>, ApiError> {
     let row = directory::config_row(&state.db).await?;
-    let client = directory::client_for(&row, &state.cipher, &state.settings.google_directory_url)?;
+    let client = directory::client_for(&row, &state.cipher, &state.google)?;
     let groups = client.list_groups().await.map_err(|e| Error::Upstream {
         code: e.code().to_string(),
         message: e.to_string(),

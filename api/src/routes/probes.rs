@@ -26,21 +26,34 @@ async fn health() -> web::Json<Status> {
     web::Json(Status { status: "ok" })
 }
 
-/// The process is up and its database answers.
+/// The process is up, its database answers, and the stored settings decode. A stored setting
+/// that does not decode (503 `stored_data_invalid`, `details.columns` naming each) stops syncs
+/// and sign-in until an administrator saves it again.
 #[utoipa::path(tag = "probes", security(()), responses(
     (status = 200, body = Status),
-    (status = 503, description = "The database does not answer", body = crate::error::ErrorBody)))]
+    (status = 503, description = "The database does not answer, or a stored setting does not decode", body = crate::error::ErrorBody)))]
 #[get("/ready")]
 async fn ready(state: web::Data<AppState>) -> Result<web::Json<Status>, ApiError> {
-    if dirsync_core::db::is_reachable(&state.db).await {
-        Ok(web::Json(Status { status: "ok" }))
-    } else {
-        Err(ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+    let unavailable = actix_web::http::StatusCode::SERVICE_UNAVAILABLE;
+    if !dirsync_core::db::is_reachable(&state.db).await {
+        return Err(ApiError::new(
+            unavailable,
             "database_unreachable",
             "the database does not answer",
-        ))
+        ));
     }
+    let problems = dirsync_core::stored::problems(&state.db).await?;
+    if !problems.is_empty() {
+        let columns: Vec<&str> = problems.iter().map(|(c, _)| *c).collect();
+        let message = problems
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(ApiError::new(unavailable, "stored_data_invalid", message)
+            .with_details(serde_json::json!({ "columns": columns })));
+    }
+    Ok(web::Json(Status { status: "ok" }))
 }
 
 /// Prometheus metrics: requests by route and status, their latencies, sync jobs, Google calls.

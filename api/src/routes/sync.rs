@@ -425,7 +425,8 @@ async fn cancel(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<SyncJob>, ApiError> {
-    let job = jobs::cancel(&state.db, id.into_inner()).await?;
+    // Through the worker: a job running on this instance is stopped at once.
+    let job = state.worker.cancel(id.into_inner()).await?;
     audit::record(
         &state.db,
         &caller.actor(),

@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use url::Url;
 
 use super::model::{Listed, WirePage};
-use super::token::{transport_error, TokenSource};
+use super::token::{transport_error, TokenCache, TokenSource};
 use super::{GoogleError, Group, Member, ServiceAccountKey, User, SCOPES};
 
 /// Called once per HTTP response (or transport failure, status 0) with the endpoint name
@@ -99,6 +99,12 @@ pub struct ClientConfig {
     pub max_pages: usize,
     /// Metrics hook.
     pub on_request: Option<Hook>,
+    /// `DIRSYNC_GOOGLE_TOKEN_URL`: a `token_uri` accepted besides Google's own (default:
+    /// Google's). Any other `token_uri` is refused before a request is made.
+    pub token_url: String,
+    /// Where access tokens are cached; share one per process so that every client built for
+    /// the same key and admin reuses the token (default: a cache of this client's own).
+    pub tokens: TokenCache,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -113,7 +119,8 @@ impl fmt::Debug for ClientConfig {
             .field("retry", &self.retry)
             .field("max_pages", &self.max_pages)
             .field("on_request", &self.on_request.as_ref().map(|_| "<hook>"))
-            .finish()
+            .field("token_url", &self.token_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -135,6 +142,8 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             max_pages: 10_000,
             on_request: None,
+            token_url: super::GOOGLE_TOKEN_URL.to_string(),
+            tokens: TokenCache::new(),
         }
     }
 }
@@ -189,10 +198,20 @@ impl DirectoryClient {
             .gzip(true)
             .build()
             .map_err(|e| GoogleError::Config(format!("HTTP client: {e}")))?;
+        // The token request carries a signed assertion: a redirect must not carry it (a 307
+        // re-POSTs the body) to wherever the token endpoint points.
+        let token_http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| GoogleError::Config(format!("HTTP client: {e}")))?;
         let tokens = TokenSource::new(
             config.key,
             config.admin_email.trim().to_string(),
-            http.clone(),
+            config.token_url,
+            &config.tokens,
+            token_http,
             config.retry.clone(),
             config.request_timeout,
             config.on_request.clone(),
@@ -478,9 +497,10 @@ fn error_reason(body: &[u8]) -> (String, String) {
                 .unwrap_or_default(),
             b.error.message,
         ),
+        // Not Google's error shape: say so rather than repeat a body from who knows where.
         Err(_) => (
             String::new(),
-            String::from_utf8_lossy(body).chars().take(200).collect(),
+            "the answer was not a Google API error".to_string(),
         ),
     }
 }

@@ -50,6 +50,20 @@ pub enum GoogleError {
         /// Google's description.
         description: String,
     },
+    /// The key's `token_uri` is neither Google's token endpoint nor `DIRSYNC_GOOGLE_TOKEN_URL`:
+    /// nothing is sent to it.
+    #[error(
+        "the key file's token_uri {token_uri} is not one of Google's token endpoints ({google}) nor the server setting \
+         DIRSYNC_GOOGLE_TOKEN_URL ({configured}); nothing was sent to it. Upload the key file exactly as Google produced it"
+    )]
+    TokenUriNotAllowed {
+        /// The key file's `token_uri`.
+        token_uri: String,
+        /// Google's endpoints, comma-separated.
+        google: String,
+        /// `DIRSYNC_GOOGLE_TOKEN_URL`.
+        configured: String,
+    },
     /// Any other token endpoint error (`invalid_scope`, retries exhausted, ...).
     #[error("Google's token endpoint answered {status} {error}: {description}")]
     TokenEndpoint {
@@ -190,6 +204,7 @@ impl GoogleError {
             GoogleError::ClockSkew { .. } => "clock_skew",
             GoogleError::InvalidKey { .. } => "invalid_key",
             GoogleError::InvalidGrant { .. } => "invalid_grant",
+            GoogleError::TokenUriNotAllowed { .. } => "token_uri_not_allowed",
             GoogleError::TokenEndpoint { .. } => "token_error",
             GoogleError::NotAdmin { .. } => "admin_not_authorized",
             GoogleError::InsufficientScopes { .. } => "insufficient_scopes",
@@ -219,6 +234,7 @@ impl GoogleError {
                 | GoogleError::ClockSkew { .. }
                 | GoogleError::InvalidKey { .. }
                 | GoogleError::InvalidGrant { .. }
+                | GoogleError::TokenUriNotAllowed { .. }
                 | GoogleError::NotAdmin { .. }
                 | GoogleError::InsufficientScopes { .. }
                 | GoogleError::DomainNotFound { .. }

@@ -3,7 +3,7 @@
 //! gzip, retries and timeouts as `shared/reference/google-apis.md` describes.
 //!
 //! Nothing here knows the Google emulator: base URLs come from configuration (the token URL
-//! from the key file).
+//! from the key file, accepted only when it is Google's or the configured one).
 //!
 //! ```no_run
 //! # async fn demo(key_file: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
@@ -22,6 +22,7 @@
 mod client;
 mod diagnose;
 mod error;
+mod guard;
 mod key;
 mod model;
 mod token;
@@ -32,8 +33,10 @@ mod fuzz_tests;
 pub use client::{Account, ClientConfig, DirectoryClient, Hook, Pages, RetryPolicy};
 pub use diagnose::{test_connection, ConnectionReport, Step};
 pub use error::GoogleError;
+pub use guard::{token_uri_allowed, GOOGLE_TOKEN_URL, GOOGLE_TOKEN_URLS};
 pub use key::{KeyFileError, ServiceAccountKey};
 pub use model::{Group, Listed, Member, MemberType, User};
+pub use token::TokenCache;
 
 /// The scopes dirsync asks for (product §2): read-only users, groups and members.
 pub const SCOPES: [&str; 3] = [

@@ -1,5 +1,7 @@
 //! Access tokens through the JWT bearer grant with domain-wide delegation (google-apis.md §2).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, Header};
@@ -43,37 +45,103 @@ struct Cached {
     refresh_at: Instant,
 }
 
-/// Fetches and caches access tokens. Concurrent callers share one fetch (the cache is behind a
-/// tokio mutex held across the request).
+/// One cached token, shared by every [`TokenSource`] with the same key, subject and scopes.
+/// A tokio mutex held across the fetch, so concurrent callers share one token request.
+type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
+
+/// What a cached token is for: the key (its id, service account and token endpoint), the
+/// impersonated subject and the scopes. A different key or admin is a different entry, so a
+/// changed configuration never uses a token obtained for the old one, on any instance.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    private_key_id: String,
+    client_email: String,
+    token_uri: String,
+    subject: String,
+    scopes: String,
+}
+
+/// Access tokens cached in the process (product §2: "cached until shortly before expiry"),
+/// shared by sync jobs, the connection test and the group listing, which each build their own
+/// [`super::DirectoryClient`]. Cheap to clone (one shared map).
+#[derive(Clone, Default)]
+pub struct TokenCache {
+    slots: Arc<Mutex<HashMap<CacheKey, Slot>>>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache").finish_non_exhaustive()
+    }
+}
+
+impl TokenCache {
+    /// An empty cache.
+    pub fn new() -> TokenCache {
+        TokenCache::default()
+    }
+
+    /// Forgets every token (after a new key was uploaded or the admin changed): clients built
+    /// from then on fetch a new one.
+    pub fn clear(&self) {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn slot(&self, key: CacheKey) -> Slot {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+}
+
+/// Fetches and caches access tokens for one key, subject and scopes.
 pub(crate) struct TokenSource {
     key: ServiceAccountKey,
     subject: String,
     scopes: String,
+    /// `DIRSYNC_GOOGLE_TOKEN_URL`: with Google's own endpoints, where `token_uri` may point.
+    allowed_token_url: String,
+    /// Follows no redirects: a redirect would re-POST the signed assertion elsewhere.
     http: reqwest::Client,
     retry: RetryPolicy,
     timeout: Duration,
     hook: Option<Hook>,
-    cache: tokio::sync::Mutex<Option<Cached>>,
+    cache: Slot,
 }
 
 impl TokenSource {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         key: ServiceAccountKey,
         subject: String,
+        allowed_token_url: String,
+        cache: &TokenCache,
         http: reqwest::Client,
         retry: RetryPolicy,
         timeout: Duration,
         hook: Option<Hook>,
     ) -> TokenSource {
+        let scopes = SCOPES.join(" ");
+        let slot = cache.slot(CacheKey {
+            private_key_id: key.private_key_id.clone(),
+            client_email: key.client_email.clone(),
+            token_uri: key.token_uri.clone(),
+            subject: subject.clone(),
+            scopes: scopes.clone(),
+        });
         TokenSource {
             key,
             subject,
-            scopes: SCOPES.join(" "),
+            scopes,
+            allowed_token_url,
             http,
             retry,
             timeout,
             hook,
-            cache: tokio::sync::Mutex::new(None),
+            cache: slot,
         }
     }
 
@@ -130,6 +198,14 @@ impl TokenSource {
     /// failures, are retried with doubling delays and about 10 % jitter.
     #[tracing::instrument(name = "google_token", skip(self), fields(client_email = %self.key.client_email, sub = %self.subject))]
     async fn fetch(&self) -> Result<(SecretString, Duration), GoogleError> {
+        // Checked here too, not only at upload: a key stored before the guard existed, or under
+        // another DIRSYNC_GOOGLE_TOKEN_URL, must not be sent anywhere else either.
+        if !super::token_uri_allowed(&self.key.token_uri, &self.allowed_token_url) {
+            return Err(super::guard::not_allowed(
+                &self.key.token_uri,
+                &self.allowed_token_url,
+            ));
+        }
         let max = self.retry.token_max_attempts.max(1);
         let mut attempt = 0;
         loop {
@@ -180,11 +256,15 @@ impl TokenSource {
                 tracing::debug!(expires_in = lifetime.as_secs(), "access token obtained");
                 return Ok((SecretString::from(t.access_token), lifetime));
             }
-            let err: TokenErrorBody =
-                serde_json::from_slice(&body).unwrap_or_else(|_| TokenErrorBody {
-                    error: String::new(),
-                    error_description: String::from_utf8_lossy(&body).chars().take(200).collect(),
-                });
+            // Only Google's JSON error (`{"error": "...", ...}`) is read; any other body — an
+            // HTML page, a redirect's, another service's JSON — is never repeated to the caller.
+            let err = match serde_json::from_slice::<TokenErrorBody>(&body) {
+                Ok(e) if !e.error.is_empty() => e,
+                _ => TokenErrorBody {
+                    error: "unexpected_answer".into(),
+                    error_description: "the answer was not a Google token error; check that the key's token_uri is Google's".into(),
+                },
+            };
             let retryable = matches!(status, 500 | 503 | 504 | 408 | 429)
                 || matches!(
                     err.error.as_str(),

@@ -62,8 +62,23 @@ pub(crate) struct ActiveConfig {
     pub session_ttl: chrono::Duration,
 }
 
-fn view(row: Option<&oidc_config::Model>) -> OidcView {
-    match row {
+/// The stored `allowed_domains`. Never read as empty when it does not decode: empty admits
+/// every domain.
+fn allowed_domains_of(r: &oidc_config::Model) -> Result<Vec<String>> {
+    crate::stored::string_list(
+        "oidc_config.allowed_domains",
+        &r.allowed_domains,
+        "save the sign-in settings again with PUT /api/v1/auth/oidc",
+    )
+}
+
+/// Whether the stored row decodes (for `/ready`).
+pub(crate) fn check(r: &oidc_config::Model) -> Result<()> {
+    allowed_domains_of(r).map(drop)
+}
+
+fn view(row: Option<&oidc_config::Model>) -> Result<OidcView> {
+    Ok(match row {
         None => OidcView {
             client_id: None,
             client_secret_set: false,
@@ -76,21 +91,21 @@ fn view(row: Option<&oidc_config::Model>) -> OidcView {
             client_id: Some(r.client_id.clone()),
             client_secret_set: r.client_secret.is_some(),
             redirect_uri: Some(r.redirect_uri.clone()),
-            allowed_domains: serde_json::from_str(&r.allowed_domains).unwrap_or_default(),
+            allowed_domains: allowed_domains_of(r)?,
             session_ttl_minutes: r.session_ttl_minutes.max(0) as u32,
             updated_at: Some(r.updated_at),
         },
-    }
+    })
 }
 
 /// The current configuration.
 pub async fn get<C: ConnectionTrait>(db: &C) -> Result<OidcView> {
-    Ok(view(
+    view(
         oidc_config::Entity::find_by_id(ROW_ID)
             .one(db)
             .await?
             .as_ref(),
-    ))
+    )
 }
 
 fn bad(field: &'static str, message: String) -> Error {
@@ -164,15 +179,16 @@ pub fn validate(mut s: OidcSettings) -> Result<OidcSettings> {
     Ok(s)
 }
 
-/// Saves the configuration; returns it before and after, and whether the secret changed.
+/// Saves the configuration; returns it before (`None` when the stored row did not decode:
+/// saving is how it is repaired) and after, and whether the secret changed.
 pub async fn update<C: ConnectionTrait>(
     db: &C,
     cipher: &Cipher,
     settings: OidcSettings,
-) -> Result<(OidcView, OidcView, bool)> {
+) -> Result<(Option<OidcView>, OidcView, bool)> {
     let s = validate(settings)?;
     let row = oidc_config::Entity::find_by_id(ROW_ID).one(db).await?;
-    let before = view(row.as_ref());
+    let before = view(row.as_ref()).ok();
     let sealed = s
         .client_secret
         .as_ref()
@@ -206,7 +222,7 @@ pub async fn update<C: ConnectionTrait>(
     } else {
         am.update(db).await?
     };
-    Ok((before, view(Some(&row)), secret_changed))
+    Ok((before, view(Some(&row))?, secret_changed))
 }
 
 /// The configuration in force, or `not_configured`.
@@ -223,7 +239,8 @@ pub(crate) async fn active<C: ConnectionTrait>(
     let client_secret = cipher
         .decrypt(sealed, SECRET_CONTEXT)
         .map_err(|e| SigninError::Other(Error::Internal(e.into())))?;
-    let v = view(Some(&row));
+    // Fails closed: undecodable allowed domains refuse every sign-in (stored_data_invalid).
+    let v = view(Some(&row))?;
     Ok(ActiveConfig {
         client_id: row.client_id,
         client_secret,

@@ -68,26 +68,36 @@ pub async fn load<C: ConnectionTrait>(db: &C) -> Result<LocalState> {
         .into_iter()
         .filter_map(|(user, count)| user.map(|u| (u, count)))
         .collect();
-    let users = rows
-        .into_iter()
-        .map(
-            |(id, user_name, full_name, auth_method, directory_id, disabled)| {
-                let mut addrs = addresses.remove(&id).unwrap_or_default();
-                // Primary first, then the others in a stable order.
-                addrs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-                LocalUser {
-                    id,
-                    directory: auth_method == "directory",
-                    directory_id,
-                    disabled,
-                    addresses: addrs.into_iter().map(|(_, a)| a).collect(),
-                    is_admin: admins.contains(&id),
-                    folder_messages: folders.get(&id).copied().unwrap_or(0),
-                    user_name,
-                    full_name,
-                }
-            },
-        )
-        .collect();
+    let mut users = Vec::with_capacity(rows.len());
+    for (id, user_name, full_name, auth_method, directory_id, disabled) in rows {
+        // A damaged auth_method is not guessed: read as `local`, a directory user would
+        // escape the sync (never disabled or deleted again); read as `directory`, a local
+        // user could be taken over.
+        let directory = match auth_method.as_str() {
+            "directory" => true,
+            "local" => false,
+            _ => {
+                return Err(crate::stored::invalid(
+                    "users.auth_method",
+                    "local or directory",
+                    &format!("user {user_name} (id {id}) needs its auth_method restored"),
+                ))
+            }
+        };
+        let mut addrs = addresses.remove(&id).unwrap_or_default();
+        // Primary first, then the others in a stable order.
+        addrs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        users.push(LocalUser {
+            id,
+            directory,
+            directory_id,
+            disabled,
+            addresses: addrs.into_iter().map(|(_, a)| a).collect(),
+            is_admin: admins.contains(&id),
+            folder_messages: folders.get(&id).copied().unwrap_or(0),
+            user_name,
+            full_name,
+        });
+    }
     Ok(LocalState { users })
 }

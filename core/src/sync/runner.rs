@@ -13,19 +13,16 @@ use crate::jobs::{JobControl, JobError, JobRunner, Outcome, Progress, Status};
 use crate::secrets::Cipher;
 use crate::{directory, Result};
 
-/// Runs sync jobs against Google (or whatever `directory_url` points at).
+/// Runs sync jobs against Google (or whatever the Google settings point at).
 pub struct SyncRunner {
     cipher: Cipher,
-    directory_url: String,
+    google: directory::GoogleAccess,
 }
 
 impl SyncRunner {
-    /// A runner using the server's cipher and Directory API base URL.
-    pub fn new(cipher: Cipher, directory_url: String) -> Arc<SyncRunner> {
-        Arc::new(SyncRunner {
-            cipher,
-            directory_url,
-        })
+    /// A runner using the server's cipher, Google settings and access-token cache.
+    pub fn new(cipher: Cipher, google: directory::GoogleAccess) -> Arc<SyncRunner> {
+        Arc::new(SyncRunner { cipher, google })
     }
 }
 
@@ -51,13 +48,20 @@ impl SyncRunner {
     ) -> Result<Outcome, JobError> {
         let db: &DatabaseConnection = ctl.db();
         let cfg = directory::config_row(db).await?;
-        let client = directory::client_for(&cfg, &self.cipher, &self.directory_url)?;
-        let sync_groups: Vec<String> = serde_json::from_str(&cfg.sync_groups).unwrap_or_default();
+        // Undecodable sync groups fail the job (stored_data_invalid): read as empty, they would
+        // put every user of the account in scope.
+        let sync_groups = directory::sync_groups_of(&cfg)?;
+        let client = directory::client_for(&cfg, &self.cipher, &self.google)?;
 
         let mut progress = Progress::default();
         phase(&mut progress, "fetching_users");
         ctl.progress(&progress, true).await;
-        let remote = fetch::fetch(&client, &sync_groups, &mut progress, ctl).await?;
+        // A cancel abandons the request in flight (dropping the fetch drops it) rather than
+        // waiting for Google's answer; the fetch also checks between pages.
+        let remote = tokio::select! {
+            remote = fetch::fetch(&client, &sync_groups, &mut progress, ctl) => remote?,
+            () = ctl.stopped() => return Ok(ctl.stop_outcome()),
+        };
         if ctl.should_stop() {
             return Ok(ctl.stop_outcome());
         }
@@ -103,11 +107,17 @@ impl SyncRunner {
         }
         drop(local);
         drop(remote);
+        if ctl.should_stop() {
+            return Ok(ctl.stop_outcome());
+        }
 
         let deletions = the_plan.deletes.len() as u64;
         let limit = deletion_limit(cfg.deletion_limit.map(|n| n.max(0) as u32), directory_users);
         let confirmed = job.confirm_deletions.map(|n| n as u64) == Some(deletions);
         let grants = crate::privileges::load_defaults(db).await?;
+        if ctl.should_stop() {
+            return Ok(ctl.stop_outcome());
+        }
         let txn = db.begin().await.map_err(crate::Error::from)?;
         if deletions > limit && !confirmed {
             let error = JobError::new(

@@ -1,0 +1,72 @@
+//! Decoding what the database stores as text (JSON lists, enum names): fail closed. A setting
+//! that does not decode is never read as empty — an empty `sync_groups` means "everyone", an
+//! empty `allowed_domains` means "any domain" — but refused with
+//! [`Error::StoredDataInvalid`] naming the column, so a sync fails, sign-in refuses and `/ready`
+//! reports it until an administrator saves the setting again.
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+use crate::{Error, Result};
+
+/// The refusal for `column` (`table.column`), with how to repair it.
+pub fn invalid(column: &'static str, expected: &str, repair: &str) -> Error {
+    Error::StoredDataInvalid {
+        column,
+        message: format!(
+            "the stored setting {column} does not decode (expected {expected}); nothing that \
+             depends on it is done until it is repaired: {repair}"
+        ),
+    }
+}
+
+/// A stored JSON list of strings.
+pub fn string_list(column: &'static str, text: &str, repair: &str) -> Result<Vec<String>> {
+    serde_json::from_str::<Vec<String>>(text)
+        .map_err(|_| invalid(column, "a JSON list of strings", repair))
+}
+
+/// Every stored setting that does not decode, as `(column, message)`: what `/ready` reports.
+pub async fn problems<C: ConnectionTrait>(db: &C) -> Result<Vec<(&'static str, String)>> {
+    let mut found = Vec::new();
+    let mut note = |r: Result<()>| -> Result<()> {
+        match r {
+            Ok(()) => Ok(()),
+            Err(Error::StoredDataInvalid { column, message }) => {
+                found.push((column, message));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    };
+    if let Some(row) =
+        dirsync_entity::directory_config::Entity::find_by_id(crate::directory::ROW_ID)
+            .one(db)
+            .await?
+    {
+        for check in crate::directory::checks(&row) {
+            note(check)?;
+        }
+    }
+    if let Some(row) = dirsync_entity::oidc_config::Entity::find_by_id(crate::oidc::config::ROW_ID)
+        .one(db)
+        .await?
+    {
+        note(crate::oidc::config::check(&row))?;
+    }
+    // One indexed count, not a scan of every user.
+    use dirsync_entity::users;
+    let damaged = users::Entity::find()
+        .filter(users::Column::AuthMethod.is_not_in(["local", "directory"]))
+        .count(db)
+        .await?;
+    if damaged > 0 {
+        found.push((
+            "users.auth_method",
+            format!(
+                "the stored setting users.auth_method of {damaged} user(s) is neither local nor \
+                 directory; syncs are refused until it is restored"
+            ),
+        ));
+    }
+    Ok(found)
+}
