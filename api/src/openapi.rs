@@ -45,17 +45,18 @@ pub fn apply_common(doc: &mut Doc) {
                     .build(),
             ),
         );
+        // The one JSON error shape, as the body of every error response.
+        let error_body = || {
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    ErrorBody::name(),
+                ))))
+                .build()
+        };
         let error = |description: &str| -> RefOr<Response> {
             ResponseBuilder::new()
                 .description(description)
-                .content(
-                    "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-                            ErrorBody::name(),
-                        ))))
-                        .build(),
-                )
+                .content("application/json", error_body())
                 .into()
         };
         // Defined once and referred to from every operation that can answer it.
@@ -73,14 +74,7 @@ pub fn apply_common(doc: &mut Doc) {
                         .description(Some("Seconds to wait"))
                         .build(),
                 )
-                .content(
-                    "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-                            ErrorBody::name(),
-                        ))))
-                        .build(),
-                )
+                .content("application/json", error_body())
                 .into(),
         );
         let rate_limited = || RefOr::Ref(utoipa::openapi::Ref::from_response_name("RateLimited"));
