@@ -6,8 +6,11 @@
 //! it — never by the request's text: `/api/v1/auth/%6Cogin` is password login and is limited as
 //! such. The client address is [`client_addr`]'s, for every per-client limit.
 //!
-//! Limits are kept per instance, in memory: with several instances behind a load balancer the
-//! effective limit is the configured one times the instance count, which is documented.
+//! The per-client limits (sign-in starts, failed authentication) are kept in the database and
+//! shared by every instance (see [`dirsync_core::rate_limit`]): spreading guesses over instances
+//! gains an attacker nothing. The per-key API limit, which every request meets, is kept per
+//! instance in memory: with several instances behind a load balancer a key's effective limit is
+//! the configured one times the instance count, which is documented.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
@@ -23,6 +26,7 @@ use actix_web::{
     web, HttpMessage, HttpRequest, HttpResponse, ResponseError,
 };
 use dirsync_core::net::{self, Cidr, ClientAddr};
+use dirsync_core::rate_limit::SharedLimiter;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -138,11 +142,11 @@ impl KnownCredentials {
 pub struct Guards {
     /// Per key or session (a digest of the credential).
     pub api: RateLimiter<[u8; 16]>,
-    /// Per client address, for sign-in starts.
-    pub signin: RateLimiter<ClientAddr>,
+    /// Per client address, for sign-in starts; shared by all instances.
+    pub signin: SharedLimiter,
     /// Per client address, for answers 401 on `/api/…`: spent by failures, checked before the
-    /// credential is looked up.
-    pub auth_failures: RateLimiter<ClientAddr>,
+    /// credential is looked up; shared by all instances.
+    pub auth_failures: SharedLimiter,
     /// Credentials proven here before, let past a spent failure allowance.
     pub known_credentials: KnownCredentials,
     /// Proxies whose forwarding headers are believed.
@@ -152,12 +156,19 @@ pub struct Guards {
 }
 
 impl Guards {
-    /// The guards configured by `settings`.
-    pub fn new(settings: &dirsync_core::settings::Settings) -> Guards {
+    /// The guards configured by `settings`, the shared ones kept in `db`.
+    pub fn new(
+        settings: &dirsync_core::settings::Settings,
+        db: &sea_orm::DatabaseConnection,
+    ) -> Guards {
         Guards {
             api: RateLimiter::new(settings.rate_limit_api_per_minute),
-            signin: RateLimiter::new(settings.rate_limit_signin_per_minute),
-            auth_failures: RateLimiter::new(settings.rate_limit_auth_failures_per_minute),
+            signin: SharedLimiter::new(db.clone(), "signin", settings.rate_limit_signin_per_minute),
+            auth_failures: SharedLimiter::new(
+                db.clone(),
+                "auth_failures",
+                settings.rate_limit_auth_failures_per_minute,
+            ),
             known_credentials: KnownCredentials::default(),
             trusted_proxies: settings.trusted_proxies.clone(),
             cors_origins: settings.cors_origins.clone(),
@@ -218,6 +229,12 @@ fn rate_limited(retry_after_secs: u64) -> HttpResponse {
     ApiError::from(dirsync_core::Error::RateLimited { retry_after_secs }).error_response()
 }
 
+/// The answer when a shared limit could not be read: the database's error (503
+/// `database_unavailable` when it is away), never a pass — a limit that fails open is no limit.
+fn limit_unknown(e: sea_orm::DbErr) -> HttpResponse {
+    ApiError::from(dirsync_core::Error::from(e)).error_response()
+}
+
 /// Applies the guards; see the module doc.
 pub async fn guard(
     req: ServiceRequest,
@@ -258,11 +275,15 @@ pub async fn guard(
     }
 
     let policy = RoutePolicy::of(routed_path(req.request()));
+    // Written out (for a shared limit's key) only when a shared limit is consulted: a request
+    // with a credential proven here before consults none.
     let client =
         (policy.signin || policy.api).then(|| client_addr(req.request(), &guards.trusted_proxies));
     if let (true, Some(client)) = (policy.signin, &client) {
-        if let Err(secs) = guards.signin.check(client) {
-            return Ok(req.into_response(rate_limited(secs)));
+        match guards.signin.check(&client.to_string()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(secs)) => return Ok(req.into_response(rate_limited(secs))),
+            Err(e) => return Ok(req.into_response(limit_unknown(e))),
         }
     }
     // The caller's credential (a bearer token, or the session cookie of a browser), by digest.
@@ -277,8 +298,10 @@ pub async fn guard(
         // A client that failed too often waits before any credential of it is looked up: new
         // random tokens would otherwise cost a database lookup each, and no token none at all.
         if !known {
-            if let Err(secs) = guards.auth_failures.peek(client) {
-                return Ok(req.into_response(rate_limited(secs)));
+            match guards.auth_failures.peek(&client.to_string()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(secs)) => return Ok(req.into_response(rate_limited(secs))),
+                Err(e) => return Ok(req.into_response(limit_unknown(e))),
             }
         }
         if let Some(key) = key {
@@ -294,8 +317,10 @@ pub async fn guard(
         let proven = res.request().extensions().contains::<Authenticated>();
         if res.status() == StatusCode::UNAUTHORIZED {
             // A failure spends the client's allowance; once it is spent, the check above
-            // answers 429 until it refills.
-            let _ = guards.auth_failures.check(client);
+            // answers 429 until it refills. Its answer is this 401 either way.
+            if let Err(e) = guards.auth_failures.check(&client.to_string()).await {
+                tracing::warn!(error = %e, "could not count a failed authentication");
+            }
         }
         match credential {
             // Only the first success and a failure of a known credential take the lock.

@@ -84,7 +84,7 @@ impl Application {
         let doc = openapi_document();
         let table = RouteTable::from_openapi(&doc);
         let app_state = state.clone();
-        let guards = web::Data::new(crate::limits::Guards::new(&state.settings));
+        let guards = web::Data::new(crate::limits::Guards::new(&state.settings, &state.db));
         let mut server = HttpServer::new(move || {
             let (app, _) = App::new()
                 .into_utoipa_app()
@@ -116,7 +116,9 @@ impl Application {
                 .wrap(from_fn(crate::limits::guard))
                 .wrap(from_fn(middleware::observe))
         })
-        .shutdown_timeout(10);
+        // Signals are handled by `run_until_stopped`, which also hands a running job over.
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
         if let Some(n) = state.settings.workers {
             server = server.workers(n);
         }
@@ -155,17 +157,67 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGTERM/Ctrl-C (handled by actix-web: in-flight requests finish first),
-    /// with the sync worker and the scheduler beside the server. A background loop that ends
-    /// ends the process with its error, rather than leaving a server that no longer syncs.
+    /// Serves until SIGTERM/Ctrl-C, with the sync worker and the scheduler beside the server. A
+    /// background loop that ends ends the process with its error, rather than leaving a server
+    /// that no longer syncs.
+    ///
+    /// On SIGTERM/Ctrl-C, two things at once, each within [`SHUTDOWN_GRACE`]: requests in flight
+    /// finish (no new connections are accepted), and a sync job running here stops at its next
+    /// page or phase, having written nothing, and goes back to the queue for another instance
+    /// (see [`jobs::Worker::shutdown`]) — not a lease later.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let worker = self.state.worker.clone();
         let scheduler = jobs::run_scheduler(self.state.db.clone(), worker.clone());
+        let handle = self.server.handle();
+        let server = self.server;
+        // Polled in this task (not spawned), so that dropping the task stops the worker too.
+        let work = worker.clone().run();
+        tokio::pin!(server, work);
         tokio::select! {
-            res = self.server => res.context("while serving HTTP"),
-            res = worker.run() => res.context("the sync worker stopped"),
-            res = scheduler => res.context("the sync scheduler stopped"),
+            res = &mut server => return res.context("while serving HTTP"),
+            res = &mut work => return res.context("the sync worker stopped"),
+            res = scheduler => return res.context("the sync scheduler stopped"),
+            () = shutdown_signal() => {}
         }
+        tracing::info!("stopping: finishing requests in flight, handing a running sync job over");
+        // The server future is polled beside the stop command: it is what carries it out.
+        let (_, served, (), worker_end) = tokio::join!(
+            handle.stop(true),
+            &mut server,
+            worker.shutdown(SHUTDOWN_GRACE),
+            tokio::time::timeout(SHUTDOWN_GRACE, &mut work),
+        );
+        if let Ok(Err(e)) = worker_end {
+            tracing::warn!(error = %e, "the sync worker ended with an error while stopping");
+        }
+        served.context("while serving HTTP")
+    }
+}
+
+/// How long a stopping instance waits for requests in flight and for a running sync job to stop.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Resolves on SIGTERM (what an orchestrator or systemd sends) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

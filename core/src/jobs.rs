@@ -177,6 +177,9 @@ pub struct Job {
     pub error: Option<JobError>,
     /// Who asked for it.
     pub requested_by: String,
+    /// Times an instance that was stopped (SIGTERM) handed the job over to another, which ran
+    /// it again from the start.
+    pub handovers: u32,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
     /// When a worker first took it.
@@ -209,6 +212,7 @@ impl From<sync_jobs::Model> for Job {
                 message: m.error_message.unwrap_or_default(),
             }),
             requested_by: m.requested_by,
+            handovers: m.handovers.max(0) as u32,
             created_at: m.created_at,
             started_at: m.started_at,
             finished_at: m.finished_at,
@@ -272,6 +276,7 @@ pub async fn enqueue(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
         lease_expires_at: Set(None),
         cancel_requested: Set(false),
         attempts: Set(0),
+        handovers: Set(0),
     };
     match model
         .insert(db)
@@ -428,15 +433,19 @@ pub struct Worker {
     /// The stop signal of each job running on this instance, so that a cancel received here
     /// reaches the job at once instead of at its next heartbeat.
     running: Arc<std::sync::Mutex<HashMap<Uuid, Arc<StopSignal>>>>,
+    /// Set by [`Worker::shutdown`]: claim nothing more.
+    stopping: Arc<AtomicBool>,
 }
 
 /// Raised once to stop a running job: by a cancel received on this instance, by the heartbeat
-/// seeing a cancel recorded by another instance, or by a lost lease. The job checks it between
-/// pages and phases, and waits on it beside every Google request, so that a slow request is
-/// abandoned rather than awaited.
+/// seeing a cancel recorded by another instance, by a lost lease, or by this instance stopping
+/// (a hand-over). The job checks it between pages and phases, and waits on it beside every Google
+/// request, so that a slow request is abandoned rather than awaited.
 #[derive(Default)]
 pub struct StopSignal {
     raised: AtomicBool,
+    /// Raised because this instance stops, not because of the job: give it back to the queue.
+    handing_over: AtomicBool,
     notify: Notify,
 }
 
@@ -444,6 +453,11 @@ impl StopSignal {
     fn raise(&self) {
         self.raised.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
+    }
+
+    fn hand_over(&self) {
+        self.handing_over.store(true, Ordering::SeqCst);
+        self.raise();
     }
 
     fn is_raised(&self) -> bool {
@@ -480,6 +494,9 @@ pub enum Outcome {
     Blocked,
     /// Stopped by a cancel request; nothing written.
     Cancelled,
+    /// Stopped because this instance stops; nothing written, and the job goes back to the queue
+    /// for another instance.
+    HandedOver,
     /// The lease was lost to another worker: leave the job alone.
     LeaseLost,
     /// Failed; nothing written.
@@ -512,6 +529,8 @@ impl JobControl {
     pub fn stop_outcome(&self) -> Outcome {
         if self.lease_lost.load(Ordering::SeqCst) {
             Outcome::LeaseLost
+        } else if self.stop.handing_over.load(Ordering::SeqCst) {
+            Outcome::HandedOver
         } else {
             Outcome::Cancelled
         }
@@ -645,7 +664,86 @@ impl Worker {
             lease,
             wake: Arc::new(Notify::new()),
             running: Default::default(),
+            stopping: Default::default(),
         }
+    }
+
+    /// Stops this instance's worker (on SIGTERM): claims nothing more, stops the jobs it runs at
+    /// their next page or phase, having written nothing, and gives them back to the queue, so
+    /// that another instance takes them over at once instead of a lease later. Returns when they
+    /// are given back, or after `grace` (a job that has not stopped by then is taken over when
+    /// its lease runs out, as after a crash).
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        let signals: Vec<_> = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for signal in &signals {
+            signal.hand_over();
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if self
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::warn!("a sync job did not stop in time; another instance takes it over when its lease runs out");
+    }
+
+    /// Gives a job stopped by [`Worker::shutdown`] back to the queue: no longer leased, its
+    /// attempt not counted (the worker did not fail), its hand-over counted. A job cancelled
+    /// meanwhile is not given back but ends cancelled.
+    async fn hand_back(&self, ctl: &JobControl) -> Result<()> {
+        let res = sync_jobs::Entity::update_many()
+            .col_expr(
+                sync_jobs::Column::Status,
+                Expr::value(Status::Queued.as_str()),
+            )
+            .col_expr(
+                sync_jobs::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                sync_jobs::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                sync_jobs::Column::Phase,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                sync_jobs::Column::Attempts,
+                Expr::col(sync_jobs::Column::Attempts).sub(1),
+            )
+            .col_expr(
+                sync_jobs::Column::Handovers,
+                Expr::col(sync_jobs::Column::Handovers).add(1),
+            )
+            .filter(sync_jobs::Column::Id.eq(ctl.id))
+            .filter(sync_jobs::Column::LeaseOwner.eq(self.owner.clone()))
+            .filter(sync_jobs::Column::CancelRequested.eq(false))
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected == 1 {
+            tracing::info!(job_id = %ctl.id, "handed a sync job over: this instance stops");
+            return Ok(());
+        }
+        let txn = self.db.begin().await?;
+        if ctl.finish(&txn, Status::Cancelled, None, None).await? {
+            txn.commit().await?;
+        }
+        Ok(())
     }
 
     /// Cancels a job ([`cancel`]) and, when it runs on this instance, stops it at once (within
@@ -669,9 +767,9 @@ impl Worker {
         self.wake.notify_one();
     }
 
-    /// Runs forever: polls for a claimable job every second or when woken.
+    /// Runs until [`Worker::shutdown`]: polls for a claimable job every second or when woken.
     pub async fn run(self) -> anyhow::Result<()> {
-        loop {
+        while !self.stopping.load(Ordering::SeqCst) {
             match self.claim().await {
                 Ok(Some(job)) => self.run_claimed(job).await,
                 Ok(None) => {
@@ -684,6 +782,7 @@ impl Worker {
                 }
             }
         }
+        Ok(())
     }
 
     /// Claims the active job when it is queued or its lease expired.
@@ -748,6 +847,10 @@ impl Worker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(job.id, stop.clone());
+        // Claimed while a shutdown began: it may have looked for running jobs before this one.
+        if self.stopping.load(Ordering::SeqCst) {
+            stop.hand_over();
+        }
         let ctl = Arc::new(JobControl {
             db: self.db.clone(),
             id: job.id,
@@ -766,14 +869,16 @@ impl Worker {
             self.runner.run(&job, &ctl).await
         };
         heartbeat.abort();
-        self.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&job.id);
+        if let Outcome::HandedOver = outcome {
+            if let Err(e) = self.hand_back(&ctl).await {
+                tracing::error!(job_id = %job.id, error = %e, "could not hand a sync job over; another instance takes it over when its lease runs out");
+            }
+        }
         let status = match &outcome {
             Outcome::Done => None,
             Outcome::Blocked => None,
             Outcome::LeaseLost => None,
+            Outcome::HandedOver => None,
             Outcome::Cancelled => Some((Status::Cancelled, None)),
             Outcome::Failed(e) => Some((Status::Failed, Some(e.clone()))),
         };
@@ -791,11 +896,17 @@ impl Worker {
                 tracing::error!(job_id = %job.id, error = %e, "could not record the end of a sync job");
             }
         }
+        // Only now: a shutdown waits for this to know the job's end is recorded.
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job.id);
         let label = match &outcome {
             Outcome::Done => "succeeded",
             Outcome::Blocked => "blocked",
             Outcome::Cancelled => "cancelled",
             Outcome::LeaseLost => "lease_lost",
+            Outcome::HandedOver => "handed_over",
             Outcome::Failed(_) => "failed",
         };
         crate::metrics::inc(

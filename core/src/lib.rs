@@ -16,6 +16,7 @@ pub mod net;
 pub mod oidc;
 pub mod paging;
 pub mod privileges;
+pub mod rate_limit;
 pub mod secrets;
 pub mod settings;
 pub mod stored;

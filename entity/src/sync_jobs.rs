@@ -29,6 +29,8 @@ pub struct Model {
     pub lease_expires_at: Option<DateTimeUtc>,
     pub cancel_requested: bool,
     pub attempts: i32,
+    /// Times an instance that was stopped handed the job over to another.
+    pub handovers: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

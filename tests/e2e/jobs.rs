@@ -116,6 +116,7 @@ async fn a_job_whose_worker_died_is_taken_over_after_its_lease() {
         lease_expires_at: Set(Some(chrono::Utc::now() + chrono::Duration::seconds(2))),
         cancel_requested: Set(false),
         attempts: Set(1),
+        handovers: Set(0),
     }
     .insert(&env.app.db)
     .await
@@ -233,6 +234,146 @@ async fn a_server_killed_while_applying_leaves_old_or_new_state_and_the_survivor
         users::Entity::find().count(&survivor.db).await.unwrap(),
         USERS
     );
+}
+
+#[tokio::test]
+async fn a_server_stopped_with_sigterm_hands_its_job_over_at_once_not_a_lease_later() {
+    const USERS: u64 = 3_000;
+    const LEASE_SECONDS: u64 = 120;
+    let env = spawn_with_google(directory(USERS as usize - 1)).await;
+    // Slow Google: six pages of users take six seconds, and the job is still fetching when the
+    // signal comes (a signal during the apply stops the job only once its transaction is done).
+    env.google
+        .control()
+        .set_latency(Duration::from_millis(1000));
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cmd = server_command();
+    cmd.arg("serve")
+        .env("DIRSYNC_LISTEN", format!("127.0.0.1:{port}"))
+        .env("DIRSYNC_DATA_DIR", env.app.dir.path())
+        .env("DIRSYNC_BOOTSTRAP_ADMIN_KEY", &env.app.admin_key)
+        .env("DIRSYNC_GOOGLE_DIRECTORY_URL", env.google.base_url())
+        .env("DIRSYNC_GOOGLE_TOKEN_URL", env.google.token_uri())
+        // Long: a take-over that waited for it would fail the deadline below.
+        .env("DIRSYNC_JOB_LEASE_SECONDS", LEASE_SECONDS.to_string())
+        .env("DIRSYNC_RATE_LIMIT_API_PER_MINUTE", "0")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null());
+    if let Some(url) = &env.app.settings.database_url {
+        cmd.env("DIRSYNC_DATABASE_URL", url);
+    }
+    // Only the process may claim the job: stop the in-process server (and its worker) first.
+    let settings = env.app.settings.clone();
+    let dir = env.app.dir.clone();
+    let admin_key = env.app.admin_key.clone();
+    let google = env.google;
+    drop(env.app);
+    let mut child = cmd.spawn().unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut started = None;
+    for _ in 0..100 {
+        if let Ok(r) = client
+            .post(format!("{base}/api/v1/sync-jobs"))
+            .bearer_auth(&admin_key)
+            .json(&json!({"dry_run": false}))
+            .send()
+            .await
+        {
+            started = Some(r.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = started.expect("the server process answers")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job_id: uuid::Uuid = id.parse().unwrap();
+    let db = dirsync_core::db::connect_and_migrate(&settings)
+        .await
+        .unwrap();
+    let fetching = || async {
+        let row = sync_jobs::Entity::find_by_id(job_id)
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        row.status == "running" && row.pages_fetched > 0 && row.phase.as_deref() != Some("applying")
+    };
+    // Claimed by the process (the only worker yet), past its first page.
+    let mut seen = false;
+    for _ in 0..1000 {
+        if fetching().await {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen, "never saw the job fetching");
+    // The other instance, beside it on the same database, from before the signal.
+    let survivor = spawn_app_in(settings, dir).await;
+    assert!(fetching().await, "the job left the fetch before the signal");
+
+    let signalled = std::time::Instant::now();
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("the stopped instance exits within its grace")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let row = sync_jobs::Entity::find_by_id(job_id)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        row.status, "succeeded",
+        "the job ended before the signal; the test proves nothing"
+    );
+    assert_eq!(row.handovers, 1, "the hand-over is recorded");
+    assert_eq!(
+        users::Entity::find().count(&db).await.unwrap(),
+        0,
+        "a stopped job writes nothing"
+    );
+    google.control().set_latency(Duration::ZERO);
+
+    let mut job = serde_json::Value::Null;
+    for _ in 0..6 {
+        job = survivor
+            .get(&format!("/api/v1/sync-jobs/{id}?wait=10"))
+            .await
+            .expect(200)
+            .json;
+        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+            break;
+        }
+    }
+    let took = signalled.elapsed();
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["handovers"], 1, "{job}");
+    assert!(
+        took < Duration::from_secs(LEASE_SECONDS / 4),
+        "taken over after {took:?}, not at once"
+    );
+    let row = sync_jobs::Entity::find_by_id(job_id)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.attempts, 1,
+        "a hand-over is not counted as a worker that died"
+    );
+    assert_eq!(users::Entity::find().count(&db).await.unwrap(), USERS);
 }
 
 #[tokio::test]

@@ -141,6 +141,9 @@ pub struct SyncJob {
     pub error: Option<JobErrorBody>,
     /// Who asked for it.
     pub requested_by: String,
+    /// Times an instance that was stopped (SIGTERM) handed the job back to the queue, having
+    /// written nothing, for another instance to run it again from the start.
+    pub handovers: u32,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
     /// When a worker took it.
@@ -188,6 +191,7 @@ impl From<jobs::Job> for SyncJob {
                 message: e.message,
             }),
             requested_by: j.requested_by,
+            handovers: j.handovers,
             created_at: j.created_at,
             started_at: j.started_at,
             finished_at: j.finished_at,
