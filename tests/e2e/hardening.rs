@@ -165,35 +165,17 @@ async fn with_a_certificate_the_server_speaks_https_and_sends_hsts() {
 #[tokio::test]
 async fn sigterm_stops_the_server_gracefully() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_dirsync-test-server"));
-    cmd.arg("serve")
-        .env("DIRSYNC_DATA_DIR", dir.path())
-        .env("DIRSYNC_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true);
+    let mut cmd = crate::process::dirsync();
+    cmd.env("DIRSYNC_DATA_DIR", dir.path());
     if let Some(url) = dirsync_tests::fresh_database_url().await {
         cmd.env("DIRSYNC_DATABASE_URL", url);
     }
-    let mut child = cmd.spawn().unwrap();
-    let url = format!("http://127.0.0.1:{port}/health");
-    let mut up = false;
-    for _ in 0..100 {
-        if reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "the server came up");
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
+    let (mut child, port) = crate::process::serve(cmd).await;
+    let r = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
         .unwrap();
+    assert_eq!(r.status(), 200, "the server is up");
+    crate::process::terminate(&child);
     let status = tokio::time::timeout(std::time::Duration::from_secs(15), child.wait())
         .await
         .expect("stopped within the shutdown timeout")

@@ -4,7 +4,6 @@
 //! instances (two servers on one database, SQLite or PostgreSQL). A job handed over on SIGTERM
 //! is tested in `jobs.rs`, beside the job killed with SIGKILL.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use dirsync_tests::{
@@ -12,19 +11,17 @@ use dirsync_tests::{
 };
 use reqwest::Method;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-fn server_command() -> tokio::process::Command {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_dirsync-test-server"))
-}
+use crate::process;
 
-/// Starts `dirsync serve` on a free port and returns the process and its port, once it listens.
+/// Starts `dirsync serve` on `database_url` and returns the process and its port, once it
+/// listens.
 async fn serve(
     database_url: &str,
     data_dir: &std::path::Path,
     secret: &str,
 ) -> (tokio::process::Child, u16) {
-    serve_with(server_command(), database_url, data_dir, secret, None).await
+    serve_with(process::dirsync(), database_url, data_dir, secret, None).await
 }
 
 /// Like [`serve`] with the given `dirsync` command, and a bootstrap admin key.
@@ -38,42 +35,11 @@ async fn serve_with(
     if let Some(key) = admin_key {
         command.env("DIRSYNC_BOOTSTRAP_ADMIN_KEY", key);
     }
-    let mut child = command
-        .arg("serve")
-        .env("DIRSYNC_LISTEN", "127.0.0.1:0")
+    command
         .env("DIRSYNC_DATABASE_URL", database_url)
         .env("DIRSYNC_DATA_DIR", data_dir)
-        .env("DIRSYNC_SECRET_KEY", secret)
-        .env("DIRSYNC_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .kill_on_drop(true)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = tokio::time::sleep(Duration::from_secs(120));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            line = lines.next_line() => {
-                let Some(line) = line.unwrap() else {
-                    let mut err = String::new();
-                    use tokio::io::AsyncReadExt;
-                    child.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
-                    panic!("an instance exited before listening: {err}");
-                };
-                if line.contains("dirsync listening") {
-                    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-                    let port = v["fields"]["port"].as_u64().or_else(|| v["port"].as_u64()).unwrap();
-                    // Keep draining the log so that the process never blocks on a full pipe.
-                    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-                    return (child, port as u16);
-                }
-            }
-            _ = &mut deadline => panic!("an instance did not start listening in two minutes"),
-        }
-    }
+        .env("DIRSYNC_SECRET_KEY", secret);
+    process::serve(command).await
 }
 
 #[tokio::test]
@@ -340,7 +306,7 @@ async fn an_old_server_keeps_answering_while_a_new_one_migrates_its_database() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The new release starts beside it and migrates the database.
     let (_new, new_port) = serve_with(
-        server_command(),
+        process::dirsync(),
         &url,
         dir.path(),
         &secret,

@@ -18,9 +18,7 @@ fn directory(n: usize) -> Directory {
     d
 }
 
-fn server_command() -> tokio::process::Command {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_dirsync-test-server"))
-}
+use crate::process::{self, dirsync as server_command};
 
 #[tokio::test]
 async fn the_cli_runs_a_sync_prints_its_summary_and_fails_when_the_job_does() {
@@ -136,21 +134,13 @@ async fn a_job_whose_worker_died_is_taken_over_after_its_lease() {
 async fn a_server_killed_while_applying_leaves_old_or_new_state_and_the_survivor_takes_over() {
     const USERS: u64 = 20_000;
     let env = spawn_with_google(directory(USERS as usize - 1)).await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let mut cmd = server_command();
-    cmd.arg("serve")
-        .env("DIRSYNC_LISTEN", format!("127.0.0.1:{port}"))
-        .env("DIRSYNC_DATA_DIR", env.app.dir.path())
+    cmd.env("DIRSYNC_DATA_DIR", env.app.dir.path())
         .env("DIRSYNC_BOOTSTRAP_ADMIN_KEY", &env.app.admin_key)
         .env("DIRSYNC_GOOGLE_DIRECTORY_URL", env.google.base_url())
         .env("DIRSYNC_GOOGLE_TOKEN_URL", env.google.token_uri())
         .env("DIRSYNC_JOB_LEASE_SECONDS", "3")
-        .env("DIRSYNC_RATE_LIMIT_API_PER_MINUTE", "0")
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null());
+        .env("DIRSYNC_RATE_LIMIT_API_PER_MINUTE", "0");
     if let Some(url) = &env.app.settings.database_url {
         cmd.env("DIRSYNC_DATABASE_URL", url);
     }
@@ -160,27 +150,18 @@ async fn a_server_killed_while_applying_leaves_old_or_new_state_and_the_survivor
     let admin_key = env.app.admin_key.clone();
     let _google = env.google;
     drop(env.app);
-    let mut child = cmd.spawn().unwrap();
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut started = None;
-    for _ in 0..100 {
-        if let Ok(r) = client
-            .post(format!("{base}/api/v1/sync-jobs"))
-            .bearer_auth(&admin_key)
-            .json(&json!({"dry_run": false}))
-            .send()
-            .await
-        {
-            started = Some(r.json::<serde_json::Value>().await.unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let id = started.expect("the server process answers")["id"]
-        .as_str()
+    let (mut child, port) = process::serve(cmd).await;
+    let started: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/v1/sync-jobs"))
+        .bearer_auth(&admin_key)
+        .json(&json!({"dry_run": false}))
+        .send()
+        .await
         .unwrap()
-        .to_string();
+        .json()
+        .await
+        .unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
     let job_id: uuid::Uuid = id.parse().unwrap();
     // The survivor runs beside it, on the same database, from before the kill.
     let survivor = spawn_app_in(settings, dir).await;
@@ -246,22 +227,14 @@ async fn a_server_stopped_with_sigterm_hands_its_job_over_at_once_not_a_lease_la
     env.google
         .control()
         .set_latency(Duration::from_millis(1000));
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let mut cmd = server_command();
-    cmd.arg("serve")
-        .env("DIRSYNC_LISTEN", format!("127.0.0.1:{port}"))
-        .env("DIRSYNC_DATA_DIR", env.app.dir.path())
+    cmd.env("DIRSYNC_DATA_DIR", env.app.dir.path())
         .env("DIRSYNC_BOOTSTRAP_ADMIN_KEY", &env.app.admin_key)
         .env("DIRSYNC_GOOGLE_DIRECTORY_URL", env.google.base_url())
         .env("DIRSYNC_GOOGLE_TOKEN_URL", env.google.token_uri())
         // Long: a take-over that waited for it would fail the deadline below.
         .env("DIRSYNC_JOB_LEASE_SECONDS", LEASE_SECONDS.to_string())
-        .env("DIRSYNC_RATE_LIMIT_API_PER_MINUTE", "0")
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null());
+        .env("DIRSYNC_RATE_LIMIT_API_PER_MINUTE", "0");
     if let Some(url) = &env.app.settings.database_url {
         cmd.env("DIRSYNC_DATABASE_URL", url);
     }
@@ -271,27 +244,18 @@ async fn a_server_stopped_with_sigterm_hands_its_job_over_at_once_not_a_lease_la
     let admin_key = env.app.admin_key.clone();
     let google = env.google;
     drop(env.app);
-    let mut child = cmd.spawn().unwrap();
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut started = None;
-    for _ in 0..100 {
-        if let Ok(r) = client
-            .post(format!("{base}/api/v1/sync-jobs"))
-            .bearer_auth(&admin_key)
-            .json(&json!({"dry_run": false}))
-            .send()
-            .await
-        {
-            started = Some(r.json::<serde_json::Value>().await.unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let id = started.expect("the server process answers")["id"]
-        .as_str()
+    let (mut child, port) = process::serve(cmd).await;
+    let started: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/v1/sync-jobs"))
+        .bearer_auth(&admin_key)
+        .json(&json!({"dry_run": false}))
+        .send()
+        .await
         .unwrap()
-        .to_string();
+        .json()
+        .await
+        .unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
     let job_id: uuid::Uuid = id.parse().unwrap();
     let db = dirsync_core::db::connect_and_migrate(&settings)
         .await
@@ -319,11 +283,7 @@ async fn a_server_stopped_with_sigterm_hands_its_job_over_at_once_not_a_lease_la
     assert!(fetching().await, "the job left the fetch before the signal");
 
     let signalled = std::time::Instant::now();
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    process::terminate(&child);
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
         .await
         .expect("the stopped instance exits within its grace")

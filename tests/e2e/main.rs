@@ -11,6 +11,7 @@ mod instances;
 mod jobs;
 mod oidc_tokens;
 mod privileges;
+mod process;
 mod roles;
 mod secrets;
 mod signin;

@@ -234,10 +234,10 @@ async fn default_privileges_start_as_login_and_read_and_can_be_changed() {
 async fn granting_the_defaults_to_new_users_is_one_batch() {
     use dirsync_core::privileges::{Access, Privilege};
     let app = spawn_app().await;
-    let users = [
-        create_user(&app, "a", &[]).await,
-        create_user(&app, "b", &[]).await,
-    ];
+    let mut users = Vec::new();
+    for i in 0..30 {
+        users.push(create_user(&app, &format!("u{i}"), &[]).await);
+    }
     // Start from users holding nothing, as the sync creates them.
     for u in &users {
         app.put(
@@ -260,7 +260,23 @@ async fn granting_the_defaults_to_new_users_is_one_batch() {
             )
         })
         .collect();
-    defaults.grant(&app.db, &pairs).await.unwrap();
+    // The statements the grant sends, counted on a connection of its own: one batch per table,
+    // not a statement per user.
+    let statements = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut db = dirsync_core::db::connect_and_migrate(&app.settings)
+        .await
+        .unwrap();
+    let counted = statements.clone();
+    db.set_metric_callback(move |_| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    defaults.grant(&db, &pairs).await.unwrap();
+    let sent = statements.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&sent),
+        "{sent} statements for {} users",
+        pairs.len()
+    );
     for u in &users {
         let p = app
             .get(&format!(

@@ -705,6 +705,31 @@ async fn concurrent_changes_all_succeed() {
             assert_eq!(status, 200, "{text}");
         }
     }
+    // Each change took effect whole: every user ends as one of the rounds left it.
+    let rounds: Vec<String> = (0..4).map(|r| format!("round {r}")).collect();
+    for u in &users {
+        let id = id_of(u);
+        let folder = u["archive_folder_id"].as_str().unwrap();
+        let user = app.get(&format!("/api/v1/users/{id}")).await.expect(200);
+        let name = user.json["full_name"].as_str().unwrap().to_string();
+        assert!(rounds.contains(&name), "{name}");
+        let p = app
+            .get(&format!("/api/v1/users/{id}/privileges"))
+            .await
+            .expect(200);
+        assert_eq!(p.json["privileges"], json!(["login"]));
+        let access = &p.json["folder_access"];
+        assert!(
+            *access == json!([{"folder_id": folder, "access": ["read"]}])
+                || *access == json!([{"folder_id": folder, "access": ["read", "write"]}]),
+            "{access}"
+        );
+        let f = app
+            .get(&format!("/api/v1/archive-folders/{folder}"))
+            .await
+            .expect(200);
+        assert!((0..4).contains(&f.json["message_count"].as_u64().unwrap()));
+    }
 }
 
 fn urlencode(s: &str) -> String {
