@@ -551,7 +551,7 @@ async fn an_unknown_admin_is_named() {
 #[tokio::test]
 async fn a_non_admin_is_told_apart() {
     let mut d = small();
-    d.add_user("clerk@example.com", "Cle", "Rk");
+    d.add_user("clerk@example.com", "Cle", "Rk").unwrap();
     let emu = emulator(d).await;
     let client =
         DirectoryClient::new(config_as(&emu, "clerk@example.com", Account::default())).unwrap();

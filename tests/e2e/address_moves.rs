@@ -19,9 +19,10 @@ fn thirty() -> Directory {
     let mut d = Directory::empty("example.com");
     for i in 0..30 {
         let email = format!("u{i:02}@example.com");
-        d.add_user(&email, "User", &i.to_string());
+        d.add_user(&email, "User", &i.to_string()).unwrap();
         if i % 3 == 0 {
-            d.add_alias(&email, &format!("alias{i:02}@example.com"));
+            d.add_alias(&email, &format!("alias{i:02}@example.com"))
+                .unwrap();
         }
     }
     d
@@ -122,8 +123,9 @@ async fn after_change(auto_delete: bool, change: impl FnOnce(&mut Directory)) ->
 #[tokio::test]
 async fn a_user_renamed_onto_the_address_another_user_was_renamed_away_from_syncs() {
     after_change(false, |d| {
-        d.rename_user("u01@example.com", "u01.new@example.com");
-        d.rename_user("u02@example.com", "u01@example.com");
+        d.rename_user("u01@example.com", "u01.new@example.com")
+            .unwrap();
+        d.rename_user("u02@example.com", "u01@example.com").unwrap();
     })
     .await;
 }
@@ -131,9 +133,11 @@ async fn a_user_renamed_onto_the_address_another_user_was_renamed_away_from_sync
 #[tokio::test]
 async fn two_users_swapping_primary_addresses_through_a_temporary_name_sync() {
     after_change(false, |d| {
-        d.rename_user("u04@example.com", "swap.tmp@example.com");
-        d.rename_user("u05@example.com", "u04@example.com");
-        d.rename_user("swap.tmp@example.com", "u05@example.com");
+        d.rename_user("u04@example.com", "swap.tmp@example.com")
+            .unwrap();
+        d.rename_user("u05@example.com", "u04@example.com").unwrap();
+        d.rename_user("swap.tmp@example.com", "u05@example.com")
+            .unwrap();
     })
     .await;
 }
@@ -141,8 +145,8 @@ async fn two_users_swapping_primary_addresses_through_a_temporary_name_sync() {
 #[tokio::test]
 async fn a_user_renamed_onto_a_deleted_users_address_syncs_with_auto_delete() {
     let env = after_change(true, |d| {
-        d.delete_user("u07@example.com");
-        d.rename_user("u08@example.com", "u07@example.com");
+        d.delete_user("u07@example.com").unwrap();
+        d.rename_user("u08@example.com", "u07@example.com").unwrap();
     })
     .await;
     assert!(!dirsync_users(&env)
@@ -154,9 +158,10 @@ async fn a_user_renamed_onto_a_deleted_users_address_syncs_with_auto_delete() {
 #[tokio::test]
 async fn a_user_renamed_onto_an_alias_just_removed_from_another_user_syncs() {
     after_change(false, |d| {
-        d.try_remove_alias("u09@example.com", "alias09@example.com")
+        d.remove_alias("u09@example.com", "alias09@example.com")
             .unwrap();
-        d.rename_user("u10@example.com", "alias09@example.com");
+        d.rename_user("u10@example.com", "alias09@example.com")
+            .unwrap();
     })
     .await;
 }
@@ -164,9 +169,10 @@ async fn a_user_renamed_onto_an_alias_just_removed_from_another_user_syncs() {
 #[tokio::test]
 async fn an_alias_moved_from_one_user_to_another_syncs() {
     after_change(false, |d| {
-        d.try_remove_alias("u12@example.com", "alias12@example.com")
+        d.remove_alias("u12@example.com", "alias12@example.com")
             .unwrap();
-        d.add_alias("u13@example.com", "alias12@example.com");
+        d.add_alias("u13@example.com", "alias12@example.com")
+            .unwrap();
     })
     .await;
 }
@@ -184,10 +190,12 @@ async fn an_address_a_local_user_holds_is_a_conflict_naming_it_and_the_rest_of_t
         .expect(201);
     env.google.control().with_directory(|d| {
         // u14 takes the local user's address; u15 and u16 swap names meanwhile.
-        d.add_alias("u14@example.com", "role@example.com");
-        d.rename_user("u15@example.com", "swap.tmp@example.com");
-        d.rename_user("u16@example.com", "u15@example.com");
-        d.rename_user("swap.tmp@example.com", "u16@example.com");
+        d.add_alias("u14@example.com", "role@example.com").unwrap();
+        d.rename_user("u15@example.com", "swap.tmp@example.com")
+            .unwrap();
+        d.rename_user("u16@example.com", "u15@example.com").unwrap();
+        d.rename_user("swap.tmp@example.com", "u16@example.com")
+            .unwrap();
     });
     let job = env.sync(false).await;
     assert_eq!(job["status"], "succeeded", "{job}");
@@ -261,14 +269,15 @@ const GROUPS: [Option<&str>; 3] = [Some("staff@example.com"), Some("team@example
 /// The starting directory: `n` users on the pool's first addresses, spread over the groups.
 fn start(n: usize) -> Directory {
     let mut d = Directory::empty("example.com");
-    d.add_group("staff@example.com", "Staff");
-    d.add_group("team@example.com", "Team");
-    d.add_member("staff@example.com", "team@example.com", MemberType::Group);
+    d.add_group("staff@example.com", "Staff").unwrap();
+    d.add_group("team@example.com", "Team").unwrap();
+    d.add_member("staff@example.com", "team@example.com", MemberType::Group)
+        .unwrap();
     for i in 0..n {
         let email = pool(i as u8);
-        d.add_user(&email, "User", &i.to_string());
+        d.add_user(&email, "User", &i.to_string()).unwrap();
         if let Some(g) = GROUPS[i % 3] {
-            d.add_member(g, &email, MemberType::User);
+            d.add_member(g, &email, MemberType::User).unwrap();
         }
     }
     d
@@ -298,12 +307,12 @@ fn apply_op_to(d: &mut Directory, op: &Op) -> anyhow::Result<()> {
     match *op {
         Op::Create { slot, group } => {
             let email = pool(slot);
-            d.try_add_user(&email, "New", &slot.to_string())?;
+            d.add_user(&email, "New", &slot.to_string())?;
             if let Some(g) = GROUPS[group as usize % 3] {
-                d.try_add_member(g, &email, MemberType::User, Role::Member)?;
+                d.add_member_with_role(g, &email, MemberType::User, Role::Member)?;
             }
         }
-        Op::Delete { user } => d.try_delete_user(&pick(d, user).ok_or_else(none)?)?,
+        Op::Delete { user } => d.delete_user(&pick(d, user).ok_or_else(none)?)?,
         Op::Rename { user, slot } => {
             let old = pick(d, user).ok_or_else(none)?;
             let new = pool(slot);
@@ -311,24 +320,24 @@ fn apply_op_to(d: &mut Directory, op: &Op) -> anyhow::Result<()> {
             if d.user(&new).is_some() {
                 anyhow::bail!("{new} is in use");
             }
-            d.try_rename_user(&old, &new)?;
+            d.rename_user(&old, &new)?;
         }
         Op::Swap { a, b } => {
             let (a, b) = (pick(d, a).ok_or_else(none)?, pick(d, b).ok_or_else(none)?);
             if a == b {
                 anyhow::bail!("a swap needs two users");
             }
-            d.try_rename_user(&a, "swap.tmp@example.com")?;
-            d.try_rename_user(&b, &a)?;
-            d.try_rename_user("swap.tmp@example.com", &b)?;
+            d.rename_user(&a, "swap.tmp@example.com")?;
+            d.rename_user(&b, &a)?;
+            d.rename_user("swap.tmp@example.com", &b)?;
         }
         Op::AddAlias { user, slot } => {
-            d.try_add_alias(&pick(d, user).ok_or_else(none)?, &pool(slot))?
+            d.add_alias(&pick(d, user).ok_or_else(none)?, &pool(slot))?
         }
         Op::RemoveAlias { user, which } => {
             let u = pick(d, user).ok_or_else(none)?;
             let alias = nth_alias(d, &u, which)?;
-            d.try_remove_alias(&u, &alias)?;
+            d.remove_alias(&u, &alias)?;
         }
         Op::MoveAlias { from, to, which } => {
             let (from, to) = (
@@ -336,24 +345,24 @@ fn apply_op_to(d: &mut Directory, op: &Op) -> anyhow::Result<()> {
                 pick(d, to).ok_or_else(none)?,
             );
             let alias = nth_alias(d, &from, which)?;
-            d.try_remove_alias(&from, &alias)?;
-            d.try_add_alias(&to, &alias)?;
+            d.remove_alias(&from, &alias)?;
+            d.add_alias(&to, &alias)?;
         }
         Op::Suspend { user } => {
             let u = pick(d, user).ok_or_else(none)?;
             let suspended = d.user(&u).ok_or_else(none)?.suspended;
-            d.try_set_suspended(&u, !suspended)?;
+            d.set_suspended(&u, !suspended)?;
         }
         Op::SetName { user, n } => {
-            d.try_set_name(&pick(d, user).ok_or_else(none)?, "Renamed", &n.to_string())?
+            d.set_name(&pick(d, user).ok_or_else(none)?, "Renamed", &n.to_string())?
         }
         Op::Regroup { user, group } => {
             let u = pick(d, user).ok_or_else(none)?;
             for g in GROUPS.iter().flatten() {
-                let _ = d.try_remove_member(g, &u);
+                let _ = d.remove_member(g, &u);
             }
             if let Some(g) = GROUPS[group as usize % 3] {
-                d.try_add_member(g, &u, MemberType::User, Role::Member)?;
+                d.add_member_with_role(g, &u, MemberType::User, Role::Member)?;
             }
         }
     }

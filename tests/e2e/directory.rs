@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 
 fn directory() -> Directory {
     let mut d = Directory::empty("example.com");
-    d.add_user("ada@example.com", "Ada", "Lovelace");
-    d.add_group("staff@example.com", "Staff");
+    d.add_user("ada@example.com", "Ada", "Lovelace").unwrap();
+    d.add_group("staff@example.com", "Staff").unwrap();
     d
 }
 
@@ -169,7 +169,7 @@ async fn the_connection_test_passes_every_step_and_lists_groups() {
 #[tokio::test]
 async fn the_connection_test_diagnoses_each_misconfiguration() {
     let mut d = directory();
-    d.add_user("clerk@example.com", "Not", "Admin");
+    d.add_user("clerk@example.com", "Not", "Admin").unwrap();
     let env = spawn_with_google(d).await;
     let client_id = serde_json::from_str::<Value>(&env.google.service_account_key_json()).unwrap()
         ["client_id"]

@@ -13,7 +13,8 @@ use serde_json::json;
 fn directory(n: usize) -> Directory {
     let mut d = Directory::empty("example.com");
     for i in 0..n {
-        d.add_user(&format!("u{i}@example.com"), "User", &i.to_string());
+        d.add_user(&format!("u{i}@example.com"), "User", &i.to_string())
+            .unwrap();
     }
     d
 }

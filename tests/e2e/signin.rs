@@ -580,7 +580,8 @@ async fn a_google_user_unknown_here_is_refused() {
     o.env
         .google
         .control()
-        .add_user("dave@example.com", "Dave", "New");
+        .add_user("dave@example.com", "Dave", "New")
+        .unwrap();
     refused(&o, "dave@example.com", 403, "user_not_found").await;
 }
 
@@ -591,14 +592,16 @@ async fn the_user_is_found_by_google_id_not_by_address() {
     o.env
         .google
         .control()
-        .rename_user("ada@example.com", "ada.lovelace@example.com");
+        .rename_user("ada@example.com", "ada.lovelace@example.com")
+        .unwrap();
     let r = o.sign_in("ada.lovelace@example.com").await.expect(200);
     assert_eq!(r.json["user"]["user_name"], "ada@example.com");
     // A local user named like a Google account gets nothing from it.
     o.env
         .google
         .control()
-        .add_user("eve@example.com", "Eve", "Local");
+        .add_user("eve@example.com", "Eve", "Local")
+        .unwrap();
     local_user(&o, "eve@example.com", None, &["login"]).await;
     refused(&o, "eve@example.com", 403, "user_not_found").await;
 }

@@ -9,10 +9,11 @@ use serde_json::{json, Value};
 /// admin@ plus ada (with an alias), bob, carol.
 fn small_directory() -> Directory {
     let mut d = Directory::empty("example.com");
-    d.add_user("ada@example.com", "Ada", "Lovelace");
-    d.add_alias("ada@example.com", "a.lovelace@example.com");
-    d.add_user("bob@example.com", "Bob", "Builder");
-    d.add_user("carol@example.com", "Carol", "Shannon");
+    d.add_user("ada@example.com", "Ada", "Lovelace").unwrap();
+    d.add_alias("ada@example.com", "a.lovelace@example.com")
+        .unwrap();
+    d.add_user("bob@example.com", "Bob", "Builder").unwrap();
+    d.add_user("carol@example.com", "Carol", "Shannon").unwrap();
     d
 }
 
@@ -112,8 +113,12 @@ async fn a_rename_keeps_the_user_and_a_suspension_disables_it() {
     let ada = user_named(&env, "ada@example.com").await.unwrap();
     env.google
         .control()
-        .rename_user("ada@example.com", "ada.king@example.com");
-    env.google.control().suspend_user("bob@example.com", true);
+        .rename_user("ada@example.com", "ada.king@example.com")
+        .unwrap();
+    env.google
+        .control()
+        .suspend_user("bob@example.com", true)
+        .unwrap();
     let job = env.sync(false).await;
     assert_eq!(summary(&job, "updated"), 1, "{job}");
     assert_eq!(summary(&job, "disabled"), 1);
@@ -129,7 +134,10 @@ async fn a_rename_keeps_the_user_and_a_suspension_disables_it() {
         .unwrap();
     assert_eq!(folder.name, "ada.king@example.com");
     assert!(user_named(&env, "bob@example.com").await.unwrap().disabled);
-    env.google.control().suspend_user("bob@example.com", false);
+    env.google
+        .control()
+        .suspend_user("bob@example.com", false)
+        .unwrap();
     let job = env.sync(false).await;
     assert_eq!(summary(&job, "enabled"), 1);
     assert!(!user_named(&env, "bob@example.com").await.unwrap().disabled);
@@ -138,16 +146,22 @@ async fn a_rename_keeps_the_user_and_a_suspension_disables_it() {
 #[tokio::test]
 async fn nested_groups_are_followed_and_a_cycle_ends() {
     let mut d = small_directory();
-    d.add_user("dave@example.com", "Dave", "Outside");
-    d.add_group("staff@example.com", "Staff");
-    d.add_group("eng@example.com", "Engineering");
-    d.add_group("ops@example.com", "Ops");
-    d.add_member("staff@example.com", "ada@example.com", MemberType::User);
-    d.add_member("staff@example.com", "eng@example.com", MemberType::Group);
-    d.add_member("eng@example.com", "bob@example.com", MemberType::User);
-    d.add_member("eng@example.com", "ops@example.com", MemberType::Group);
-    d.add_member("ops@example.com", "carol@example.com", MemberType::User);
-    d.add_member("ops@example.com", "staff@example.com", MemberType::Group); // the cycle
+    d.add_user("dave@example.com", "Dave", "Outside").unwrap();
+    d.add_group("staff@example.com", "Staff").unwrap();
+    d.add_group("eng@example.com", "Engineering").unwrap();
+    d.add_group("ops@example.com", "Ops").unwrap();
+    d.add_member("staff@example.com", "ada@example.com", MemberType::User)
+        .unwrap();
+    d.add_member("staff@example.com", "eng@example.com", MemberType::Group)
+        .unwrap();
+    d.add_member("eng@example.com", "bob@example.com", MemberType::User)
+        .unwrap();
+    d.add_member("eng@example.com", "ops@example.com", MemberType::Group)
+        .unwrap();
+    d.add_member("ops@example.com", "carol@example.com", MemberType::User)
+        .unwrap();
+    d.add_member("ops@example.com", "staff@example.com", MemberType::Group)
+        .unwrap(); // the cycle
     let env = spawn_with_google(d).await;
     env.configure(json!({"sync_groups": ["Staff@example.com"]}))
         .await
@@ -184,7 +198,10 @@ async fn an_unknown_sync_group_fails_the_job() {
 async fn out_of_scope_users_are_reported_unless_auto_delete_is_on() {
     let env = spawn_with_google(small_directory()).await;
     env.sync(false).await;
-    env.google.control().delete_user("carol@example.com");
+    env.google
+        .control()
+        .delete_user("carol@example.com")
+        .unwrap();
     let job = env.sync(false).await;
     assert_eq!(summary(&job, "out_of_scope"), 1, "{job}");
     assert!(user_named(&env, "carol@example.com").await.is_some());
@@ -228,7 +245,7 @@ async fn deleting_keeps_a_folder_with_messages_and_removes_an_empty_one_and_neve
         .await
         .expect(200);
     for u in ["ada@example.com", "bob@example.com", "carol@example.com"] {
-        env.google.control().delete_user(u);
+        env.google.control().delete_user(u).unwrap();
     }
     let job = env.sync(false).await;
     assert_eq!(job["status"], "succeeded", "{job}");
@@ -282,7 +299,8 @@ async fn a_local_user_in_conflict_is_left_untouched() {
 async fn the_deletion_limit_blocks_and_confirm_deletions_releases() {
     let mut d = Directory::empty("example.com");
     for i in 0..8 {
-        d.add_user(&format!("u{i}@example.com"), "U", &i.to_string());
+        d.add_user(&format!("u{i}@example.com"), "U", &i.to_string())
+            .unwrap();
     }
     let env = spawn_with_google(d).await;
     env.configure(json!({"auto_delete_users": true}))
@@ -292,7 +310,8 @@ async fn the_deletion_limit_blocks_and_confirm_deletions_releases() {
     for i in 0..6 {
         env.google
             .control()
-            .delete_user(&format!("u{i}@example.com"));
+            .delete_user(&format!("u{i}@example.com"))
+            .unwrap();
     }
     let blocked = env.sync(false).await;
     assert_eq!(blocked["status"], "blocked", "{blocked}");
@@ -320,7 +339,8 @@ async fn the_deletion_limit_blocks_and_confirm_deletions_releases() {
 async fn a_failing_truncated_or_looping_page_fails_the_job_and_writes_nothing() {
     let mut d = Directory::empty("example.com");
     for i in 0..1200 {
-        d.add_user(&format!("u{i}@example.com"), "U", &i.to_string());
+        d.add_user(&format!("u{i}@example.com"), "U", &i.to_string())
+            .unwrap();
     }
     let env = spawn_with_google(d).await;
     env.configure(json!({"auto_delete_users": true}))
@@ -354,9 +374,11 @@ async fn a_failing_truncated_or_looping_page_fails_the_job_and_writes_nothing() 
 #[tokio::test]
 async fn an_empty_directory_fails_instead_of_deleting_everyone() {
     let mut d = small_directory();
-    d.add_group("staff@example.com", "Staff");
-    d.add_member("staff@example.com", "ada@example.com", MemberType::User);
-    d.add_member("staff@example.com", "bob@example.com", MemberType::User);
+    d.add_group("staff@example.com", "Staff").unwrap();
+    d.add_member("staff@example.com", "ada@example.com", MemberType::User)
+        .unwrap();
+    d.add_member("staff@example.com", "bob@example.com", MemberType::User)
+        .unwrap();
     let env = spawn_with_google(d).await;
     env.configure(json!({"auto_delete_users": true, "sync_groups": ["staff@example.com"]}))
         .await
@@ -364,10 +386,12 @@ async fn an_empty_directory_fails_instead_of_deleting_everyone() {
     assert_eq!(env.sync(false).await["status"], "succeeded");
     env.google
         .control()
-        .remove_member("staff@example.com", "ada@example.com");
+        .remove_member("staff@example.com", "ada@example.com")
+        .unwrap();
     env.google
         .control()
-        .remove_member("staff@example.com", "bob@example.com");
+        .remove_member("staff@example.com", "bob@example.com")
+        .unwrap();
     let job = env.sync(false).await;
     assert_eq!(job["status"], "failed", "{job}");
     assert_eq!(job["error"]["code"], "empty_directory");
@@ -401,7 +425,8 @@ async fn two_simultaneous_requests_make_one_job_and_a_409() {
 async fn cancelling_a_running_job_writes_nothing() {
     let mut d = Directory::empty("example.com");
     for i in 0..2000 {
-        d.add_user(&format!("u{i}@example.com"), "U", &i.to_string());
+        d.add_user(&format!("u{i}@example.com"), "U", &i.to_string())
+            .unwrap();
     }
     let env = spawn_with_google(d).await;
     env.google

@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 fn directory(n: usize) -> Directory {
     let mut d = Directory::empty("example.com");
     for i in 0..n {
-        d.add_user(&format!("u{i}@example.com"), "User", &i.to_string());
+        d.add_user(&format!("u{i}@example.com"), "User", &i.to_string())
+            .unwrap();
     }
     d
 }
@@ -219,8 +220,8 @@ fn token_requests(env: &GoogleEnv) -> usize {
 #[tokio::test]
 async fn access_tokens_are_cached_across_jobs_the_connection_test_and_group_listing() {
     let mut d = directory(3);
-    d.add_user("root@example.com", "Root", "Admin");
-    d.set_admin("root@example.com", true);
+    d.add_user("root@example.com", "Root", "Admin").unwrap();
+    d.set_admin("root@example.com", true).unwrap();
     let env = spawn_with_google(d).await;
     assert_eq!(token_requests(&env), 0);
 
@@ -361,8 +362,9 @@ async fn a_cancel_received_by_another_instance_stops_the_job_within_a_heartbeat(
 #[tokio::test]
 async fn undecodable_sync_groups_fail_the_job_and_ready_instead_of_syncing_everyone() {
     let mut d = directory(4);
-    d.add_group("staff@example.com", "Staff");
-    d.add_member("staff@example.com", "u0@example.com", MemberType::User);
+    d.add_group("staff@example.com", "Staff").unwrap();
+    d.add_member("staff@example.com", "u0@example.com", MemberType::User)
+        .unwrap();
     let env = spawn_with_google(d).await;
     env.configure(json!({"sync_groups": ["staff@example.com"]}))
         .await
@@ -478,7 +480,10 @@ async fn undecodable_allowed_domains_refuse_sign_in_instead_of_admitting_every_d
 async fn a_user_whose_auth_method_does_not_decode_fails_the_job_instead_of_escaping_it() {
     let env = spawn_with_google(directory(2)).await;
     assert_eq!(env.sync(false).await["status"], "succeeded");
-    env.google.control().suspend_user("u0@example.com", true);
+    env.google
+        .control()
+        .suspend_user("u0@example.com", true)
+        .unwrap();
     env.app
         .db
         .execute_unprepared(

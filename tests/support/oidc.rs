@@ -29,9 +29,9 @@ pub struct OidcEnv {
 /// `ada`, `bob` and `carol` at example.com.
 pub fn directory() -> Directory {
     let mut d = Directory::empty("example.com");
-    d.add_user("ada@example.com", "Ada", "Lovelace");
-    d.add_user("bob@example.com", "Bob", "Builder");
-    d.add_user("carol@example.com", "Carol", "Shaw");
+    d.add_user("ada@example.com", "Ada", "Lovelace").unwrap();
+    d.add_user("bob@example.com", "Bob", "Builder").unwrap();
+    d.add_user("carol@example.com", "Carol", "Shaw").unwrap();
     d
 }
 

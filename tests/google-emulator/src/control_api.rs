@@ -241,30 +241,30 @@ fn apply(d: &mut Directory, c: Change) -> anyhow::Result<Value> {
             family_name,
             is_admin,
         } => {
-            let id = d.try_add_user(&primary_email, &given_name, &family_name)?;
+            let id = d.add_user(&primary_email, &given_name, &family_name)?;
             if is_admin {
-                d.try_set_admin(&id, true)?;
+                d.set_admin(&id, true)?;
             }
             json!(id)
         }
         Change::RenameUser { old, new } => {
-            d.try_rename_user(&old, &new)?;
+            d.rename_user(&old, &new)?;
             Value::Null
         }
         Change::SuspendUser { email, suspended } => {
-            d.try_set_suspended(&email, suspended)?;
+            d.set_suspended(&email, suspended)?;
             Value::Null
         }
         Change::ArchiveUser { email, archived } => {
-            d.try_set_archived(&email, archived)?;
+            d.set_archived(&email, archived)?;
             Value::Null
         }
         Change::DeleteUser { email } => {
-            d.try_delete_user(&email)?;
+            d.delete_user(&email)?;
             Value::Null
         }
         Change::SetAdmin { email, admin } => {
-            d.try_set_admin(&email, admin)?;
+            d.set_admin(&email, admin)?;
             Value::Null
         }
         Change::SetName {
@@ -272,20 +272,20 @@ fn apply(d: &mut Directory, c: Change) -> anyhow::Result<Value> {
             given_name,
             family_name,
         } => {
-            d.try_set_name(&email, &given_name, &family_name)?;
+            d.set_name(&email, &given_name, &family_name)?;
             Value::Null
         }
         Change::AddAlias { email, alias } => {
-            d.try_add_alias(&email, &alias)?;
+            d.add_alias(&email, &alias)?;
             Value::Null
         }
         Change::RemoveAlias { email, alias } => {
-            d.try_remove_alias(&email, &alias)?;
+            d.remove_alias(&email, &alias)?;
             Value::Null
         }
-        Change::AddGroup { email, name } => json!(d.try_add_group(&email, &name)?),
+        Change::AddGroup { email, name } => json!(d.add_group(&email, &name)?),
         Change::DeleteGroup { email } => {
-            d.try_delete_group(&email)?;
+            d.delete_group(&email)?;
             Value::Null
         }
         Change::AddMember {
@@ -303,11 +303,11 @@ fn apply(d: &mut Directory, c: Change) -> anyhow::Result<Value> {
                     None => MemberType::External,
                 },
             };
-            d.try_add_member(&group, &member, kind, role)?;
+            d.add_member_with_role(&group, &member, kind, role)?;
             Value::Null
         }
         Change::RemoveMember { group, member } => {
-            d.try_remove_member(&group, &member)?;
+            d.remove_member(&group, &member)?;
             Value::Null
         }
         Change::MoveMember { from, to, member } => {
@@ -325,9 +325,9 @@ fn apply(d: &mut Directory, c: Change) -> anyhow::Result<Value> {
                 })
                 .cloned()
                 .ok_or_else(|| anyhow::anyhow!("{member} is not a member of {from}"))?;
-            d.try_remove_member(&from, &member)?;
+            d.remove_member(&from, &member)?;
             let key = m.email.clone().unwrap_or_default();
-            d.try_add_member(&to, &key, m.member_type(), m.role)?;
+            d.add_member_with_role(&to, &key, m.member_type(), m.role)?;
             Value::Null
         }
     })

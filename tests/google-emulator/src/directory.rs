@@ -914,10 +914,10 @@ impl Directory {
         Ok(())
     }
 
-    // ---- builder helpers (fallible) ----
+    // ---- changes: each refuses what Google refuses, as an error (callers expect or handle it) ----
 
     /// Adds a user; returns its id.
-    pub fn try_add_user(
+    pub fn add_user(
         &mut self,
         primary_email: &str,
         given: &str,
@@ -932,23 +932,9 @@ impl Directory {
         Ok(id)
     }
 
-    /// Adds a fully described user (its id is generated when empty); returns its id.
-    pub fn try_insert_user(&mut self, mut user: User) -> anyhow::Result<String> {
-        if user.id.is_empty() {
-            user.id = self.fresh_user_id(&format!(
-                "added:{}:{}",
-                user.primary_email.to_lowercase(),
-                self.generation
-            ));
-        }
-        let id = user.id.clone();
-        self.insert_user(user)?;
-        Ok(id)
-    }
-
     /// Adds an editable alias to a user. Any address already held — by another user, a group,
     /// or this user itself — is refused, as Google refuses it.
-    pub fn try_add_alias(&mut self, user: &str, alias: &str) -> anyhow::Result<()> {
+    pub fn add_alias(&mut self, user: &str, alias: &str) -> anyhow::Result<()> {
         let id = self.user_id_of(user)?;
         if self.addresses.contains_key(&alias.trim().to_lowercase()) {
             bail!("address {alias} is already in use");
@@ -964,7 +950,7 @@ impl Directory {
     }
 
     /// Adds a non-editable alias to a user.
-    pub fn try_add_non_editable_alias(&mut self, user: &str, alias: &str) -> anyhow::Result<()> {
+    pub fn add_non_editable_alias(&mut self, user: &str, alias: &str) -> anyhow::Result<()> {
         let id = self.user_id_of(user)?;
         self.claim(alias, Owner::User(id.clone()))?;
         self.users
@@ -977,7 +963,7 @@ impl Directory {
     }
 
     /// Removes an alias (editable or not) from a user.
-    pub fn try_remove_alias(&mut self, user: &str, alias: &str) -> anyhow::Result<()> {
+    pub fn remove_alias(&mut self, user: &str, alias: &str) -> anyhow::Result<()> {
         let id = self.user_id_of(user)?;
         let u = self.users.get_mut(&id).expect("user");
         let before = u.aliases.len() + u.non_editable_aliases.len();
@@ -993,7 +979,7 @@ impl Directory {
     }
 
     /// Adds a group; returns its id.
-    pub fn try_add_group(&mut self, email: &str, name: &str) -> anyhow::Result<String> {
+    pub fn add_group(&mut self, email: &str, name: &str) -> anyhow::Result<String> {
         let id = self.fresh_group_id(&format!(
             "added:{}:{}",
             email.to_lowercase(),
@@ -1013,7 +999,7 @@ impl Directory {
     }
 
     /// Adds an alias to a group.
-    pub fn try_add_group_alias(&mut self, group: &str, alias: &str) -> anyhow::Result<()> {
+    pub fn add_group_alias(&mut self, group: &str, alias: &str) -> anyhow::Result<()> {
         let id = self.group_id_of(group)?;
         self.claim(alias, Owner::Group(id.clone()))?;
         self.groups
@@ -1026,7 +1012,7 @@ impl Directory {
     }
 
     /// Adds a member (`member` is ignored for `CUSTOMER`).
-    pub fn try_add_member(
+    pub fn add_member_with_role(
         &mut self,
         group: &str,
         member: &str,
@@ -1037,7 +1023,7 @@ impl Directory {
     }
 
     /// Removes a member by address or id (`CUSTOMER` members by the customer id or `""`).
-    pub fn try_remove_member(&mut self, group: &str, member: &str) -> anyhow::Result<()> {
+    pub fn remove_member(&mut self, group: &str, member: &str) -> anyhow::Result<()> {
         let gid = self.group_id_of(group)?;
         let mid = self.member_id_in(&gid, member)?;
         self.groups
@@ -1081,7 +1067,7 @@ impl Directory {
     /// changes an administrator makes, and the result is a directory Google can hold. As Google
     /// does, a user cannot be renamed onto an address that is already an alias — its own or
     /// anyone's.
-    pub fn try_rename_user(&mut self, old_primary: &str, new_primary: &str) -> anyhow::Result<()> {
+    pub fn rename_user(&mut self, old_primary: &str, new_primary: &str) -> anyhow::Result<()> {
         let id = self.user_id_of(old_primary)?;
         if !self.users[&id]
             .primary_email
@@ -1108,7 +1094,7 @@ impl Directory {
     }
 
     /// Renames a group's address.
-    pub fn try_rename_group(&mut self, old_email: &str, new_email: &str) -> anyhow::Result<()> {
+    pub fn rename_group(&mut self, old_email: &str, new_email: &str) -> anyhow::Result<()> {
         let id = self.group_id_of(old_email)?;
         self.claim(new_email, Owner::Group(id.clone()))?;
         let g = self.groups.get_mut(&id).expect("group");
@@ -1126,7 +1112,7 @@ impl Directory {
     }
 
     /// Suspends (reason `ADMIN`) or unsuspends a user.
-    pub fn try_set_suspended(&mut self, user: &str, suspended: bool) -> anyhow::Result<()> {
+    pub fn set_suspended(&mut self, user: &str, suspended: bool) -> anyhow::Result<()> {
         let id = self.user_id_of(user)?;
         let u = self.users.get_mut(&id).expect("user");
         u.suspended = suspended;
@@ -1136,7 +1122,7 @@ impl Directory {
     }
 
     /// Archives or unarchives a user.
-    pub fn try_set_archived(&mut self, user: &str, archived: bool) -> anyhow::Result<()> {
+    pub fn set_archived(&mut self, user: &str, archived: bool) -> anyhow::Result<()> {
         let id = self.user_id_of(user)?;
         self.users.get_mut(&id).expect("user").archived = archived;
         self.touch();
@@ -1144,7 +1130,7 @@ impl Directory {
     }
 
     /// Makes a user a super admin or not.
-    pub fn try_set_admin(&mut self, user: &str, admin: bool) -> anyhow::Result<()> {
+    pub fn set_admin(&mut self, user: &str, admin: bool) -> anyhow::Result<()> {
         let id = self.user_id_of(user)?;
         self.users.get_mut(&id).expect("user").is_admin = admin;
         self.touch();
@@ -1152,7 +1138,7 @@ impl Directory {
     }
 
     /// Changes a user's names.
-    pub fn try_set_name(&mut self, user: &str, given: &str, family: &str) -> anyhow::Result<()> {
+    pub fn set_name(&mut self, user: &str, given: &str, family: &str) -> anyhow::Result<()> {
         let id = self.user_id_of(user)?;
         let u = self.users.get_mut(&id).expect("user");
         u.given_name = given.to_string();
@@ -1163,7 +1149,7 @@ impl Directory {
 
     /// Deletes a user: its addresses are freed, it leaves every group, and it is listed from then
     /// on only with `showDeleted=true`.
-    pub fn try_delete_user(&mut self, user: &str) -> anyhow::Result<()> {
+    pub fn delete_user(&mut self, user: &str) -> anyhow::Result<()> {
         let id = self.user_id_of(user)?;
         let mut u = self.users.remove(&id).expect("user");
         for a in u.addresses() {
@@ -1179,7 +1165,7 @@ impl Directory {
     }
 
     /// Deletes a group; it also leaves every group it was a member of.
-    pub fn try_delete_group(&mut self, group: &str) -> anyhow::Result<()> {
+    pub fn delete_group(&mut self, group: &str) -> anyhow::Result<()> {
         let id = self.group_id_of(group)?;
         let g = self.groups.remove(&id).expect("group");
         for a in g.addresses() {
@@ -1192,83 +1178,14 @@ impl Directory {
         Ok(())
     }
 
-    // ---- builder helpers (panicking: for tests) ----
-
-    /// Adds a user and returns its id. Panics if the address is taken.
-    pub fn add_user(&mut self, primary_email: &str, given: &str, family: &str) -> String {
-        self.try_add_user(primary_email, given, family)
-            .expect("add_user")
-    }
-
-    /// Adds an editable alias. Panics on an unknown user or a taken address.
-    pub fn add_alias(&mut self, user: &str, alias: &str) {
-        self.try_add_alias(user, alias).expect("add_alias")
-    }
-
-    /// Adds a non-editable alias. Panics on an unknown user or a taken address.
-    pub fn add_non_editable_alias(&mut self, user: &str, alias: &str) {
-        self.try_add_non_editable_alias(user, alias)
-            .expect("add_non_editable_alias")
-    }
-
-    /// Adds a group and returns its id. Panics if the address is taken.
-    pub fn add_group(&mut self, email: &str, name: &str) -> String {
-        self.try_add_group(email, name).expect("add_group")
-    }
-
-    /// Adds a member with role `MEMBER` (`member` is ignored for `CUSTOMER`). Panics on error.
-    pub fn add_member(&mut self, group: &str, member: &str, kind: MemberType) {
-        self.try_add_member(group, member, kind, Role::Member)
-            .expect("add_member")
-    }
-
-    /// Adds a member with a role. Panics on error.
-    pub fn add_member_with_role(
+    /// Adds a member with role `MEMBER` (`member` is ignored for `CUSTOMER`).
+    pub fn add_member(
         &mut self,
         group: &str,
         member: &str,
         kind: MemberType,
-        role: Role,
-    ) {
-        self.try_add_member(group, member, kind, role)
-            .expect("add_member_with_role")
-    }
-
-    /// Removes a member. Panics when it is not a member.
-    pub fn remove_member(&mut self, group: &str, member: &str) {
-        self.try_remove_member(group, member)
-            .expect("remove_member")
-    }
-
-    /// Suspends or unsuspends a user. Panics on an unknown user.
-    pub fn suspend(&mut self, user: &str, suspended: bool) {
-        self.try_set_suspended(user, suspended).expect("suspend")
-    }
-
-    /// Archives or unarchives a user. Panics on an unknown user.
-    pub fn archive(&mut self, user: &str, archived: bool) {
-        self.try_set_archived(user, archived).expect("archive")
-    }
-
-    /// Makes a user a super admin or not. Panics on an unknown user.
-    pub fn set_admin(&mut self, user: &str, admin: bool) {
-        self.try_set_admin(user, admin).expect("set_admin")
-    }
-
-    /// Renames a user. Panics on an unknown user or a taken address.
-    pub fn rename_user(&mut self, old_primary: &str, new_primary: &str) {
-        self.try_rename_user(old_primary, new_primary)
-            .expect("rename_user")
-    }
-
-    /// Deletes a user. Panics on an unknown user.
-    pub fn delete_user(&mut self, user: &str) {
-        self.try_delete_user(user).expect("delete_user")
-    }
-
-    /// Deletes a group. Panics on an unknown group.
-    pub fn delete_group(&mut self, group: &str) {
-        self.try_delete_group(group).expect("delete_group")
+    ) -> anyhow::Result<()> {
+        self.add_member_with_role(group, member, kind, Role::Member)
     }
 
     /// Whether `member` (a user or group key) belongs to `group` directly or through nested
@@ -1390,10 +1307,12 @@ mod tests {
     #[test]
     fn renames_and_deletes_keep_indexes_consistent() {
         let mut d = Directory::empty("example.com");
-        d.add_user("ann@example.com", "Ann", "A");
-        d.add_group("g@example.com", "G");
-        d.add_member("g@example.com", "ann@example.com", MemberType::User);
-        d.rename_user("ann@example.com", "anna@example.com");
+        d.add_user("ann@example.com", "Ann", "A").unwrap();
+        d.add_group("g@example.com", "G").unwrap();
+        d.add_member("g@example.com", "ann@example.com", MemberType::User)
+            .unwrap();
+        d.rename_user("ann@example.com", "anna@example.com")
+            .unwrap();
         assert!(d.user("ann@example.com").is_none());
         let g = d.group("g@example.com").unwrap();
         assert_eq!(
@@ -1404,9 +1323,9 @@ mod tests {
             d.has_member("g@example.com", "anna@example.com"),
             Some(true)
         );
-        d.delete_user("anna@example.com");
+        d.delete_user("anna@example.com").unwrap();
         assert_eq!(d.group("g@example.com").unwrap().members.len(), 0);
         assert_eq!(d.deleted_users_by_id().len(), 1);
-        d.add_user("ann@example.com", "Ann", "B");
+        d.add_user("ann@example.com", "Ann", "B").unwrap();
     }
 }

@@ -281,9 +281,9 @@ impl State {
 
 /// A cheap, cloneable handle on a running emulator's state.
 ///
-/// Directory changes made here are visible to the next request. Methods that take an address
-/// panic when it is unknown (they are test helpers); use [`Control::with_directory`] and the
-/// `try_*` methods of [`Directory`] for fallible changes.
+/// Directory changes made here are visible to the next request. They answer as the
+/// [`Directory`] method they call does: an unknown address or one already held is an error, for
+/// the caller to expect or to handle (the control API answers it as 400).
 #[derive(Clone)]
 pub struct Control {
     pub(crate) state: Arc<State>,
@@ -293,52 +293,57 @@ impl Control {
     // ---- directory ----
 
     /// Renames a user's primary address.
-    pub fn rename_user(&self, old_primary: &str, new_primary: &str) {
+    pub fn rename_user(&self, old_primary: &str, new_primary: &str) -> anyhow::Result<()> {
         self.with_directory(|d| d.rename_user(old_primary, new_primary))
     }
 
     /// Suspends or unsuspends a user.
-    pub fn suspend_user(&self, email: &str, suspended: bool) {
-        self.with_directory(|d| d.suspend(email, suspended))
+    pub fn suspend_user(&self, email: &str, suspended: bool) -> anyhow::Result<()> {
+        self.with_directory(|d| d.set_suspended(email, suspended))
     }
 
     /// Archives or unarchives a user.
-    pub fn archive_user(&self, email: &str, archived: bool) {
-        self.with_directory(|d| d.archive(email, archived))
+    pub fn archive_user(&self, email: &str, archived: bool) -> anyhow::Result<()> {
+        self.with_directory(|d| d.set_archived(email, archived))
     }
 
     /// Deletes a user (it leaves every group).
-    pub fn delete_user(&self, email: &str) {
+    pub fn delete_user(&self, email: &str) -> anyhow::Result<()> {
         self.with_directory(|d| d.delete_user(email))
     }
 
     /// Adds a user; returns its id.
-    pub fn add_user(&self, primary_email: &str, given: &str, family: &str) -> String {
+    pub fn add_user(
+        &self,
+        primary_email: &str,
+        given: &str,
+        family: &str,
+    ) -> anyhow::Result<String> {
         self.with_directory(|d| d.add_user(primary_email, given, family))
     }
 
     /// Adds an editable alias to a user.
-    pub fn add_alias(&self, user: &str, alias: &str) {
+    pub fn add_alias(&self, user: &str, alias: &str) -> anyhow::Result<()> {
         self.with_directory(|d| d.add_alias(user, alias))
     }
 
     /// Adds a group; returns its id.
-    pub fn add_group(&self, email: &str, name: &str) -> String {
+    pub fn add_group(&self, email: &str, name: &str) -> anyhow::Result<String> {
         self.with_directory(|d| d.add_group(email, name))
     }
 
     /// Adds a member with role `MEMBER`.
-    pub fn add_member(&self, group: &str, member: &str, kind: MemberType) {
+    pub fn add_member(&self, group: &str, member: &str, kind: MemberType) -> anyhow::Result<()> {
         self.with_directory(|d| d.add_member_with_role(group, member, kind, Role::Member))
     }
 
     /// Removes a member.
-    pub fn remove_member(&self, group: &str, member: &str) {
+    pub fn remove_member(&self, group: &str, member: &str) -> anyhow::Result<()> {
         self.with_directory(|d| d.remove_member(group, member))
     }
 
     /// Makes a user a super admin or not.
-    pub fn set_admin(&self, email: &str, admin: bool) {
+    pub fn set_admin(&self, email: &str, admin: bool) -> anyhow::Result<()> {
         self.with_directory(|d| d.set_admin(email, admin))
     }
 

@@ -371,28 +371,35 @@ async fn exact_multiple_of_page_size_ends_without_next_token() {
 
 fn small_directory() -> Directory {
     let mut d = Directory::empty("example.com");
-    d.add_user("plain@example.com", "Plain", "User");
-    d.add_user("ann@example.com", "Ann", "Alias");
-    d.add_alias("ann@example.com", "a@example.com");
-    d.add_non_editable_alias("ann@example.com", "ann@example.com.test-google-a.com");
-    d.add_user("sue@example.com", "Sue", "Pended");
-    d.suspend("sue@example.com", true);
-    d.add_user("arch@example.com", "Arch", "Ived");
-    d.archive("arch@example.com", true);
-    d.add_group("staff@example.com", "Staff");
-    d.add_group("team@example.com", "Team");
-    d.add_group("empty@example.com", "Empty");
-    d.add_group("all@example.com", "All");
-    d.add_member("staff@example.com", "plain@example.com", MemberType::User);
-    d.add_member("staff@example.com", "sue@example.com", MemberType::User);
-    d.add_member("staff@example.com", "team@example.com", MemberType::Group);
+    d.add_user("plain@example.com", "Plain", "User").unwrap();
+    d.add_user("ann@example.com", "Ann", "Alias").unwrap();
+    d.add_alias("ann@example.com", "a@example.com").unwrap();
+    d.add_non_editable_alias("ann@example.com", "ann@example.com.test-google-a.com")
+        .unwrap();
+    d.add_user("sue@example.com", "Sue", "Pended").unwrap();
+    d.set_suspended("sue@example.com", true).unwrap();
+    d.add_user("arch@example.com", "Arch", "Ived").unwrap();
+    d.set_archived("arch@example.com", true).unwrap();
+    d.add_group("staff@example.com", "Staff").unwrap();
+    d.add_group("team@example.com", "Team").unwrap();
+    d.add_group("empty@example.com", "Empty").unwrap();
+    d.add_group("all@example.com", "All").unwrap();
+    d.add_member("staff@example.com", "plain@example.com", MemberType::User)
+        .unwrap();
+    d.add_member("staff@example.com", "sue@example.com", MemberType::User)
+        .unwrap();
+    d.add_member("staff@example.com", "team@example.com", MemberType::Group)
+        .unwrap();
     d.add_member(
         "staff@example.com",
         "partner@other.org",
         MemberType::External,
-    );
-    d.add_member("team@example.com", "ann@example.com", MemberType::User);
-    d.add_member("all@example.com", "", MemberType::Customer);
+    )
+    .unwrap();
+    d.add_member("team@example.com", "ann@example.com", MemberType::User)
+        .unwrap();
+    d.add_member("all@example.com", "", MemberType::Customer)
+        .unwrap();
     d
 }
 
@@ -611,9 +618,9 @@ async fn authorization_and_account_checks() {
     );
 
     // A demoted admin's token stops working; expired tokens answer 401.
-    emu.control().set_admin("admin@example.com", false);
+    emu.control().set_admin("admin@example.com", false).unwrap();
     assert_eq!(get(&emu, &token, "users?customer=my_customer").await.0, 403);
-    emu.control().set_admin("admin@example.com", true);
+    emu.control().set_admin("admin@example.com", true).unwrap();
     emu.control().expire_tokens();
     assert_eq!(get(&emu, &token, "users?customer=my_customer").await.0, 401);
 }
@@ -819,7 +826,8 @@ async fn control_api_changes_directory_faults_and_counts() {
     }
     // Renaming onto one's own alias is refused too (Google: delete the alias first).
     emu.control()
-        .add_alias("new@example.com", "newer@example.com");
+        .add_alias("new@example.com", "newer@example.com")
+        .unwrap();
     let r = http
         .post(url("directory/changes"))
         .json(&json!({"op": "rename_user", "old": "new@example.com", "new": "newer@example.com"}))

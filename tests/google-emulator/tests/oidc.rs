@@ -19,10 +19,10 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-verifier";
 
 async fn start() -> Emulator {
     let mut d = Directory::empty("example.com");
-    d.add_user("ada@example.com", "Ada", "Lovelace");
-    d.add_user("bob@example.com", "Bob", "Builder");
-    d.add_user("sus@example.com", "Sus", "Pended");
-    d.suspend("sus@example.com", true);
+    d.add_user("ada@example.com", "Ada", "Lovelace").unwrap();
+    d.add_user("bob@example.com", "Bob", "Builder").unwrap();
+    d.add_user("sus@example.com", "Sus", "Pended").unwrap();
+    d.set_suspended("sus@example.com", true).unwrap();
     let emu = Emulator::start(EmulatorOptions::with_directory(d))
         .await
         .unwrap();
