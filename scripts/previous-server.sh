@@ -12,12 +12,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 newest=$(ls migration/src | grep -E '^m[0-9]{8}_[0-9]{6}_.*\.rs$' | sort | tail -1)
-added=$(git log --diff-filter=A -1 --format=%H -- "migration/src/$newest")
+# Along main's own line (--first-parent): a migration merged from a branch counts from the merge,
+# whose first parent is main as it was before.
+added=$(git log --first-parent -m --diff-filter=A -1 --format=%H -- "migration/src/$newest")
 if [ -z "$added" ]; then
   echo "previous-server.sh: the newest migration $newest is not committed yet" >&2
   exit 1
 fi
-previous=$(git rev-parse "$added^")
+previous=$(git rev-parse "$added^1")
 out=target/previous/$previous/dirsync
 if [ ! -x "$out" ]; then
   tree=$(mktemp -d)
