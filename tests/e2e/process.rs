@@ -41,8 +41,16 @@ pub async fn serve(mut command: Command) -> (Child, u16) {
                 if line.contains("dirsync listening") {
                     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
                     let port = v["fields"]["port"].as_u64().or_else(|| v["port"].as_u64()).unwrap();
-                    // Keep draining the log so that the process never blocks on a full pipe.
-                    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                    // Keep draining the log so that the process never blocks on a full pipe;
+                    // `TEST_LOG=1` shows it, as it does the in-process servers' logs.
+                    let echo = std::env::var_os("TEST_LOG").is_some();
+                    tokio::spawn(async move {
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            if echo {
+                                eprintln!("[dirsync {port}] {line}");
+                            }
+                        }
+                    });
                     return (child, port as u16);
                 }
             }
