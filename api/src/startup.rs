@@ -65,12 +65,15 @@ impl Application {
         let port = listener.local_addr()?.port();
         // One access-token cache for the process: jobs, the connection test and the group
         // listing reuse one token per key and admin.
-        let google = dirsync_core::directory::GoogleAccess::from_settings(&settings);
+        let metrics = dirsync_core::metrics::Metrics::new();
+        let google =
+            dirsync_core::directory::GoogleAccess::from_settings(&settings, metrics.clone());
         let runner = SyncRunner::new(cipher.clone(), google.clone());
         let worker = Worker::new(
             db.clone(),
             runner,
             Duration::from_secs(settings.job_lease_seconds),
+            metrics.clone(),
         );
         let oidc = dirsync_core::oidc::GoogleOidc::new(settings.google_discovery_url.clone());
         let state = AppState {
@@ -80,6 +83,7 @@ impl Application {
             cipher,
             worker,
             google,
+            metrics,
         };
         let doc = openapi_document();
         let table = RouteTable::from_openapi(&doc);

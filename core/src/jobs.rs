@@ -278,17 +278,7 @@ pub async fn enqueue(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
         .await
         .on_unique_violation(|| Error::conflict("sync_in_progress", ""))
     {
-        Ok(m) => {
-            crate::metrics::inc(
-                "dirsync_sync_jobs_created_total",
-                "Sync jobs queued, by trigger and kind.",
-                &[
-                    ("trigger", &m.trigger),
-                    ("dry_run", if m.dry_run { "true" } else { "false" }),
-                ],
-            );
-            Ok(m.into())
-        }
+        Ok(m) => Ok(m.into()),
         Err(Error::Conflict { .. }) => {
             let active = sync_jobs::Entity::find()
                 .filter(sync_jobs::Column::ActiveSlot.eq(1))
@@ -428,6 +418,8 @@ pub struct Worker {
     /// The stop signal of each job running on this instance, so that a cancel received here
     /// reaches the job at once instead of at its next heartbeat.
     running: Arc<std::sync::Mutex<HashMap<Uuid, Arc<StopSignal>>>>,
+    /// This server's metrics registry.
+    metrics: crate::metrics::Metrics,
 }
 
 /// Raised once to stop a running job: by a cancel received on this instance, by the heartbeat
@@ -637,7 +629,12 @@ async fn store_changes<C: ConnectionTrait>(
 
 impl Worker {
     /// A worker for this instance.
-    pub fn new(db: DatabaseConnection, runner: Arc<dyn JobRunner>, lease: Duration) -> Worker {
+    pub fn new(
+        db: DatabaseConnection,
+        runner: Arc<dyn JobRunner>,
+        lease: Duration,
+        metrics: crate::metrics::Metrics,
+    ) -> Worker {
         Worker {
             db,
             runner,
@@ -645,7 +642,20 @@ impl Worker {
             lease,
             wake: Arc::new(Notify::new()),
             running: Default::default(),
+            metrics,
         }
+    }
+
+    /// Counts a job queued on this instance in `dirsync_sync_jobs_created_total`.
+    pub fn count_created(&self, job: &Job) {
+        self.metrics.inc(
+            "dirsync_sync_jobs_created_total",
+            "Sync jobs queued, by trigger and kind.",
+            &[
+                ("trigger", &job.trigger),
+                ("dry_run", if job.dry_run { "true" } else { "false" }),
+            ],
+        );
     }
 
     /// Cancels a job ([`cancel`]) and, when it runs on this instance, stops it at once (within
@@ -798,12 +808,12 @@ impl Worker {
             Outcome::LeaseLost => "lease_lost",
             Outcome::Failed(_) => "failed",
         };
-        crate::metrics::inc(
+        self.metrics.inc(
             "dirsync_sync_jobs_finished_total",
             "Sync jobs ended, by status.",
             &[("status", label)],
         );
-        crate::metrics::observe(
+        self.metrics.observe(
             "dirsync_sync_job_duration_seconds",
             "Duration of sync job runs, by status.",
             &[("status", label)],
@@ -861,6 +871,7 @@ pub async fn run_scheduler(db: DatabaseConnection, worker: Worker) -> anyhow::Re
         match schedule_once(&db).await {
             Ok(Some(job)) => {
                 tracing::info!(job_id = %job.id, "queued a scheduled sync");
+                worker.count_created(&job);
                 worker.wake();
             }
             Ok(None) => {}

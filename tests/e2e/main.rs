@@ -9,6 +9,7 @@ mod foundation;
 mod hardening;
 mod instances;
 mod jobs;
+mod metrics;
 mod oidc_tokens;
 mod privileges;
 mod roles;
