@@ -75,6 +75,11 @@ impl Application {
             Duration::from_secs(settings.job_lease_seconds),
             metrics.clone(),
         );
+        let notifier = dirsync_core::notifications::Sender::new(
+            db.clone(),
+            cipher.clone(),
+            settings.notification_retry_delays.clone(),
+        )?;
         let oidc = dirsync_core::oidc::GoogleOidc::new(settings.google_discovery_url.clone());
         let state = AppState {
             oidc: Arc::new(oidc),
@@ -84,6 +89,7 @@ impl Application {
             worker,
             google,
             metrics,
+            notifier,
         };
         let doc = openapi_document();
         let table = RouteTable::from_openapi(&doc);
@@ -165,10 +171,12 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let worker = self.state.worker.clone();
         let scheduler = jobs::run_scheduler(self.state.db.clone(), worker.clone());
+        let notifier = self.state.notifier.clone();
         tokio::select! {
             res = self.server => res.context("while serving HTTP"),
             res = worker.run() => res.context("the sync worker stopped"),
             res = scheduler => res.context("the sync scheduler stopped"),
+            res = notifier.run() => res.context("the notification sender stopped"),
         }
     }
 }

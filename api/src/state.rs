@@ -22,4 +22,6 @@ pub struct AppState {
     pub oidc: Arc<dirsync_core::oidc::GoogleOidc>,
     /// This server's metrics registry (one per server, not per process).
     pub metrics: dirsync_core::metrics::Metrics,
+    /// This instance's webhook sender (woken when a request queued a notification).
+    pub notifier: dirsync_core::notifications::Sender,
 }

@@ -808,6 +808,14 @@ impl Worker {
             Outcome::LeaseLost => "lease_lost",
             Outcome::Failed(_) => "failed",
         };
+        // Told after the end is recorded, and never able to fail or hold up the job: a
+        // notification that cannot be queued is logged.
+        if matches!(
+            outcome,
+            Outcome::Done | Outcome::Blocked | Outcome::Failed(_)
+        ) {
+            crate::notifications::job_ended(&self.db, job.id).await;
+        }
         self.metrics.inc(
             "dirsync_sync_jobs_finished_total",
             "Sync jobs ended, by status.",

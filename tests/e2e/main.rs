@@ -10,6 +10,7 @@ mod hardening;
 mod instances;
 mod jobs;
 mod metrics;
+mod notifications;
 mod oidc_tokens;
 mod privileges;
 mod roles;
