@@ -808,14 +808,6 @@ impl Worker {
             Outcome::LeaseLost => "lease_lost",
             Outcome::Failed(_) => "failed",
         };
-        // Told after the end is recorded, and never able to fail or hold up the job: a
-        // notification that cannot be queued is logged.
-        if matches!(
-            outcome,
-            Outcome::Done | Outcome::Blocked | Outcome::Failed(_)
-        ) {
-            crate::notifications::job_ended(&self.db, job.id).await;
-        }
         self.metrics.inc(
             "dirsync_sync_jobs_finished_total",
             "Sync jobs ended, by status.",
@@ -828,6 +820,14 @@ impl Worker {
             started.elapsed().as_secs_f64(),
         );
         tracing::info!(job_id = %job.id, outcome = label, elapsed_ms = started.elapsed().as_millis() as u64, "sync job ended");
+        // Told after the end is recorded, and never able to fail or hold up the job: a
+        // notification that cannot be queued is logged.
+        if matches!(
+            outcome,
+            Outcome::Done | Outcome::Blocked | Outcome::Failed(_)
+        ) {
+            crate::notifications::job_ended(&self.db, job.id).await;
+        }
     }
 }
 
