@@ -48,6 +48,9 @@ const LEASE: Duration = Duration::from_secs(60);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle sender looks for deliveries queued by jobs (on any instance).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// The shortest pause between two looks: a row that is due but cannot be claimed (its lease
+/// was just taken by another instance) must not make the loop spin.
+const MIN_PAUSE: Duration = Duration::from_millis(20);
 /// Deliveries claimed at once; they are sent side by side, so one slow receiver does not hold
 /// up the others.
 const BATCH: u64 = 16;
@@ -116,17 +119,29 @@ impl Sender {
 
     async fn until_next_due(&self) -> Result<Duration> {
         use notification_deliveries::Column as D;
+        let now = Utc::now();
+        // A delivery leased by another instance (or by this one, when recording its attempt
+        // failed) is not this loop's to wait for: counted, it would be "due" for the whole
+        // lease and keep the loop spinning.
         let next: Option<Option<chrono::DateTime<Utc>>> = notification_deliveries::Entity::find()
             .select_only()
             .column(D::NextAttemptAt)
             .filter(D::Status.eq(DeliveryStatus::Pending.as_str()))
             .filter(D::NextAttemptAt.is_not_null())
+            .filter(
+                Condition::any()
+                    .add(D::LeaseExpiresAt.is_null())
+                    .add(D::LeaseExpiresAt.lt(now)),
+            )
             .order_by_asc(D::NextAttemptAt)
             .into_tuple()
             .one(&self.db)
             .await?;
         Ok(match next.flatten() {
-            Some(t) => (t - Utc::now()).to_std().unwrap_or_default().min(IDLE_POLL),
+            Some(t) => (t - now)
+                .to_std()
+                .unwrap_or_default()
+                .clamp(MIN_PAUSE, IDLE_POLL),
             None => IDLE_POLL,
         })
     }
