@@ -43,6 +43,11 @@ impl Drop for Receiver {
 
 impl Receiver {
     fn start(script: Vec<u16>) -> Receiver {
+        Receiver::start_slow(script, Duration::ZERO)
+    }
+
+    /// Like [`Receiver::start`], taking `delay` to answer each request.
+    fn start_slow(script: Vec<u16>, delay: Duration) -> Receiver {
         let got: Arc<Mutex<Vec<Received>>> = Default::default();
         let script = Arc::new(Mutex::new(script.into_iter()));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -68,6 +73,7 @@ impl Receiver {
                     if req.path() != "/hook" {
                         return HttpResponse::Ok().finish();
                     }
+                    tokio::time::sleep(delay).await;
                     let status = s.lock().unwrap().next().unwrap_or(200);
                     let status = actix_web::http::StatusCode::from_u16(status).unwrap();
                     let mut resp = HttpResponse::build(status);
@@ -464,4 +470,92 @@ async fn the_secret_is_stored_encrypted_never_returned_and_urls_must_be_https_ex
         .await
         .expect(200);
     assert_eq!(none.json["endpoints"], json!([]));
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_send_each_delivery_once() {
+    let env = spawn(small_directory(), Duration::from_millis(300)).await;
+    // A second instance with its own sender, on the same database.
+    let other = dirsync_tests::spawn_app_in(env.app.settings.clone(), env.app.dir.clone()).await;
+    // Slower than a sender's idle poll: while one instance sends, the other looks for due
+    // deliveries and must find them claimed.
+    let receiver = Receiver::start_slow(vec![], Duration::from_millis(1500));
+    let endpoints: Vec<Value> = (0..8)
+        .map(|i| json!({"url": format!("{}?n={i}", receiver.url), "events": ["sync.failed"], "secret": SECRET}))
+        .collect();
+    env.app
+        .put("/api/v1/notifications", &json!({ "endpoints": endpoints }))
+        .await
+        .expect(200);
+    env.configure(json!({"sync_groups": ["nope@example.com"]}))
+        .await
+        .expect(200);
+    assert_eq!(env.sync(false).await["status"], "failed");
+
+    let log = settled(&env, 8).await;
+    assert!(
+        log.iter()
+            .all(|d| d["status"] == "delivered" && d["attempts"] == 1),
+        "{log:?}"
+    );
+    // Both senders polled the same rows; the claim let one of them send each.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let got = receiver.received();
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["id"].to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((got.len(), ids.len()), (8, 8), "{got:?}");
+    drop(other);
+}
+
+#[tokio::test]
+async fn a_restarted_server_carries_on_with_pending_deliveries() {
+    let env = spawn(small_directory(), Duration::from_secs(3)).await;
+    let receiver = Receiver::start(vec![503]);
+    env.app
+        .put(
+            "/api/v1/notifications",
+            &json!({"endpoints": [{"url": receiver.url, "events": ["sync.failed"], "secret": SECRET}]}),
+        )
+        .await
+        .expect(200);
+    env.configure(json!({"sync_groups": ["nope@example.com"]}))
+        .await
+        .expect(200);
+    assert_eq!(env.sync(false).await["status"], "failed");
+    receiver.wait_for(1).await;
+    // The first attempt is recorded, the next one due in 3 s: stop the server before it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while deliveries(&env).await[0]["attempts"] != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the first attempt was not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (settings, dir) = (env.app.settings.clone(), env.app.dir.clone());
+    drop(env);
+    let restarted = dirsync_tests::spawn_app_in(settings, dir).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let d = loop {
+        let r = restarted
+            .get("/api/v1/notifications/deliveries")
+            .await
+            .expect(200);
+        let d = r.json["items"][0].clone();
+        if d["status"] != "pending" {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "still pending: {d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(d["status"], "delivered", "{d}");
+    assert_eq!(d["attempts"], 2);
+    assert_eq!(d["last_error"], "answered 503");
+    let got = receiver.received();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].body, got[1].body);
 }
