@@ -218,7 +218,16 @@ pub async fn update(
         }
     }
     let txn = db.begin().await?;
-    let before = endpoints(&txn).await?;
+    // For the audit trail only. A stored endpoint whose events no longer decode is left out of
+    // it rather than allowed to stop the administrator from replacing it.
+    let before: Vec<EndpointView> = notification_endpoints::Entity::find()
+        .order_by_asc(notification_endpoints::Column::CreatedAt)
+        .order_by_asc(notification_endpoints::Column::Id)
+        .all(&txn)
+        .await?
+        .iter()
+        .filter_map(|m| view(m).ok())
+        .collect();
     let now = Utc::now();
     let mut kept = Vec::new();
     for (i, e) in wanted.into_iter().enumerate() {
