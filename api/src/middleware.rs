@@ -66,12 +66,17 @@ pub async fn observe(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_string());
     let elapsed = started.elapsed().as_secs_f64();
-    dirsync_core::metrics::http_request(
-        res.request().method().as_str(),
-        &route,
-        status.as_u16(),
-        elapsed,
-    );
+    if let Some(state) = res
+        .request()
+        .app_data::<web::Data<crate::state::AppState>>()
+    {
+        state.metrics.http_request(
+            res.request().method().as_str(),
+            &route,
+            status.as_u16(),
+            elapsed,
+        );
+    }
     // Every request is counted in /metrics. The log gets, at info, those worth reading: writes,
     // failures and slow answers. Successful reads are debug: a mail server routing by lookup
     // asks thousands of times a second, and a line for each would drown the rest (and cost a

@@ -65,13 +65,21 @@ impl Application {
         let port = listener.local_addr()?.port();
         // One access-token cache for the process: jobs, the connection test and the group
         // listing reuse one token per key and admin.
-        let google = dirsync_core::directory::GoogleAccess::from_settings(&settings);
+        let metrics = dirsync_core::metrics::Metrics::new();
+        let google =
+            dirsync_core::directory::GoogleAccess::from_settings(&settings, metrics.clone());
         let runner = SyncRunner::new(cipher.clone(), google.clone());
         let worker = Worker::new(
             db.clone(),
             runner,
             Duration::from_secs(settings.job_lease_seconds),
+            metrics.clone(),
         );
+        let notifier = dirsync_core::notifications::Sender::new(
+            db.clone(),
+            cipher.clone(),
+            settings.notification_retry_delays.clone(),
+        )?;
         let oidc = dirsync_core::oidc::GoogleOidc::new(settings.google_discovery_url.clone());
         let state = AppState {
             oidc: Arc::new(oidc),
@@ -80,6 +88,8 @@ impl Application {
             cipher,
             worker,
             google,
+            metrics,
+            notifier,
         };
         let doc = openapi_document();
         let table = RouteTable::from_openapi(&doc);
@@ -168,15 +178,19 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let worker = self.state.worker.clone();
         let scheduler = jobs::run_scheduler(self.state.db.clone(), worker.clone());
+        let notifier = self.state.notifier.clone();
         let handle = self.server.handle();
         let server = self.server;
         // Polled in this task (not spawned), so that dropping the task stops the worker too.
         let work = worker.clone().run();
         tokio::pin!(server, work);
+        // A delivery in flight when the process stops is sent again by an instance once its
+        // lease runs out (at least once, as webhook receivers expect).
         tokio::select! {
             res = &mut server => return res.context("while serving HTTP"),
             res = &mut work => return res.context("the sync worker stopped"),
             res = scheduler => return res.context("the sync scheduler stopped"),
+            res = notifier.run() => return res.context("the notification sender stopped"),
             () = shutdown_signal() => {}
         }
         tracing::info!("stopping: finishing requests in flight, handing a running sync job over");

@@ -20,4 +20,8 @@ pub struct AppState {
     pub google: dirsync_core::directory::GoogleAccess,
     /// Google's OpenID Connect discovery and signing keys, cached for every sign-in.
     pub oidc: Arc<dirsync_core::oidc::GoogleOidc>,
+    /// This server's metrics registry (one per server, not per process).
+    pub metrics: dirsync_core::metrics::Metrics,
+    /// This instance's webhook sender (woken when a request queued a notification).
+    pub notifier: dirsync_core::notifications::Sender,
 }

@@ -353,15 +353,21 @@ pub struct GoogleAccess {
     pub token_url: String,
     /// Access tokens, per key, admin and scopes.
     pub tokens: crate::google::TokenCache,
+    /// This server's metrics registry, where every client counts its Google requests.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl GoogleAccess {
     /// From the server settings, with an empty token cache.
-    pub fn from_settings(settings: &crate::settings::Settings) -> GoogleAccess {
+    pub fn from_settings(
+        settings: &crate::settings::Settings,
+        metrics: crate::metrics::Metrics,
+    ) -> GoogleAccess {
         GoogleAccess {
             directory_url: settings.google_directory_url.clone(),
             token_url: settings.google_token_url.clone(),
             tokens: crate::google::TokenCache::new(),
+            metrics,
         }
     }
 }
@@ -395,13 +401,12 @@ pub fn client_for(
     let mut config = ClientConfig::new(key, google.directory_url.as_str(), admin, account);
     config.token_url = google.token_url.clone();
     config.tokens = google.tokens.clone();
-    config.on_request = Some(std::sync::Arc::new(|endpoint: &str, status: u16| {
-        crate::metrics::inc(
-            "dirsync_google_requests_total",
-            "Requests to Google by endpoint and status (0: no answer).",
-            &[("endpoint", endpoint), ("status", &status.to_string())],
-        );
-    }));
+    let metrics = google.metrics.clone();
+    config.on_request = Some(std::sync::Arc::new(
+        move |endpoint: &str, status: u16, elapsed: std::time::Duration| {
+            metrics.google_request(endpoint, status, elapsed.as_secs_f64());
+        },
+    ));
     DirectoryClient::new(config).map_err(|e| crate::Error::Upstream {
         code: e.code().to_string(),
         message: e.to_string(),

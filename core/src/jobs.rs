@@ -283,17 +283,7 @@ pub async fn enqueue(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
         .await
         .on_unique_violation(|| Error::conflict("sync_in_progress", ""))
     {
-        Ok(m) => {
-            crate::metrics::inc(
-                "dirsync_sync_jobs_created_total",
-                "Sync jobs queued, by trigger and kind.",
-                &[
-                    ("trigger", &m.trigger),
-                    ("dry_run", if m.dry_run { "true" } else { "false" }),
-                ],
-            );
-            Ok(m.into())
-        }
+        Ok(m) => Ok(m.into()),
         Err(Error::Conflict { .. }) => {
             let active = sync_jobs::Entity::find()
                 .filter(sync_jobs::Column::ActiveSlot.eq(1))
@@ -435,6 +425,8 @@ pub struct Worker {
     running: Arc<std::sync::Mutex<HashMap<Uuid, Arc<StopSignal>>>>,
     /// Set by [`Worker::shutdown`]: claim nothing more.
     stopping: Arc<AtomicBool>,
+    /// This server's metrics registry.
+    metrics: crate::metrics::Metrics,
 }
 
 /// Raised once to stop a running job: by a cancel received on this instance, by the heartbeat
@@ -656,7 +648,12 @@ async fn store_changes<C: ConnectionTrait>(
 
 impl Worker {
     /// A worker for this instance.
-    pub fn new(db: DatabaseConnection, runner: Arc<dyn JobRunner>, lease: Duration) -> Worker {
+    pub fn new(
+        db: DatabaseConnection,
+        runner: Arc<dyn JobRunner>,
+        lease: Duration,
+        metrics: crate::metrics::Metrics,
+    ) -> Worker {
         Worker {
             db,
             runner,
@@ -665,7 +662,20 @@ impl Worker {
             wake: Arc::new(Notify::new()),
             running: Default::default(),
             stopping: Default::default(),
+            metrics,
         }
+    }
+
+    /// Counts a job queued on this instance in `dirsync_sync_jobs_created_total`.
+    pub fn count_created(&self, job: &Job) {
+        self.metrics.inc(
+            "dirsync_sync_jobs_created_total",
+            "Sync jobs queued, by trigger and kind.",
+            &[
+                ("trigger", &job.trigger),
+                ("dry_run", if job.dry_run { "true" } else { "false" }),
+            ],
+        );
     }
 
     /// Stops this instance's worker (on SIGTERM): claims nothing more, stops the jobs it runs at
@@ -909,18 +919,26 @@ impl Worker {
             Outcome::HandedOver => "handed_over",
             Outcome::Failed(_) => "failed",
         };
-        crate::metrics::inc(
+        self.metrics.inc(
             "dirsync_sync_jobs_finished_total",
             "Sync jobs ended, by status.",
             &[("status", label)],
         );
-        crate::metrics::observe(
+        self.metrics.observe(
             "dirsync_sync_job_duration_seconds",
             "Duration of sync job runs, by status.",
             &[("status", label)],
             started.elapsed().as_secs_f64(),
         );
         tracing::info!(job_id = %job.id, outcome = label, elapsed_ms = started.elapsed().as_millis() as u64, "sync job ended");
+        // Told after the end is recorded, and never able to fail or hold up the job: a
+        // notification that cannot be queued is logged.
+        if matches!(
+            outcome,
+            Outcome::Done | Outcome::Blocked | Outcome::Failed(_)
+        ) {
+            crate::notifications::job_ended(&self.db, job.id).await;
+        }
     }
 }
 
@@ -972,6 +990,7 @@ pub async fn run_scheduler(db: DatabaseConnection, worker: Worker) -> anyhow::Re
         match schedule_once(&db).await {
             Ok(Some(job)) => {
                 tracing::info!(job_id = %job.id, "queued a scheduled sync");
+                worker.count_created(&job);
                 worker.wake();
             }
             Ok(None) => {}

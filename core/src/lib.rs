@@ -13,6 +13,7 @@ pub mod google;
 pub mod jobs;
 pub mod metrics;
 pub mod net;
+pub mod notifications;
 pub mod oidc;
 pub mod paging;
 pub mod privileges;

@@ -72,6 +72,10 @@ pub struct Settings {
     pub trusted_proxies: Vec<Cidr>,
     /// Origins allowed to call the API from a browser (CORS); empty: CORS is off.
     pub cors_origins: Vec<String>,
+    /// The waits between a webhook delivery's attempts (default
+    /// [`crate::notifications::delivery::RETRY_DELAYS`]). A test-only knob, read from neither
+    /// the file nor the environment: the tests shorten it to see retries in seconds.
+    pub notification_retry_delays: Vec<std::time::Duration>,
 }
 
 impl Default for Settings {
@@ -98,6 +102,7 @@ impl Default for Settings {
             signin_open_attempts_per_client: 30,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
+            notification_retry_delays: crate::notifications::delivery::RETRY_DELAYS.to_vec(),
         }
     }
 }

@@ -58,7 +58,7 @@ async fn a_generated_directory_pages_completely_with_the_fewest_calls() {
     let seen = Arc::new(Mutex::new(BTreeMap::<(String, u16), usize>::new()));
     let mut cfg = config(&emu);
     let s = seen.clone();
-    cfg.on_request = Some(Arc::new(move |endpoint: &str, status: u16| {
+    cfg.on_request = Some(Arc::new(move |endpoint: &str, status: u16, _: Duration| {
         *s.lock()
             .unwrap()
             .entry((endpoint.to_string(), status))

@@ -11,6 +11,8 @@ pub mod directory_groups;
 pub mod folder_access;
 pub mod group_memberships;
 pub mod login_attempts;
+pub mod notification_deliveries;
+pub mod notification_endpoints;
 pub mod oidc_config;
 pub mod sessions;
 pub mod sync_changes;

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_initial;
 mod m20261129_000002_login_attempt_clients;
 mod m20261129_000003_shared_limits_and_handovers;
+mod m20261129_000004_notifications;
 
 /// The ordered list of dirsync's migrations.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261129_000002_login_attempt_clients::Migration),
             Box::new(m20261129_000003_shared_limits_and_handovers::Migration),
+            Box::new(m20261129_000004_notifications::Migration),
         ]
     }
 }

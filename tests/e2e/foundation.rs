@@ -268,9 +268,10 @@ async fn metrics_count_requests_by_route_and_status() {
         .call(Method::GET, "/metrics", None, None)
         .await
         .expect(200);
+    // Exactly this server's one request: each server has its own registry.
     assert!(
         m.text.contains(
-            "dirsync_http_requests_total{method=\"GET\",route=\"/api/v1/api-keys\",status=\"401\"}"
+            "dirsync_http_requests_total{method=\"GET\",route=\"/api/v1/api-keys\",status=\"401\"} 1\n"
         ),
         "{}",
         m.text

@@ -370,9 +370,19 @@ async fn the_schedule_queues_a_job_once_per_interval_and_not_while_one_runs() {
 async fn metrics_count_jobs_and_google_requests() {
     let env = spawn_with_google(directory(2)).await;
     env.sync(false).await;
-    let m = env.app.get("/metrics").await.expect(200).text;
+    // The worker counts a job just after recording its end, which the API may report first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let m = loop {
+        let m = env.app.get("/metrics").await.expect(200).text;
+        if m.contains("dirsync_sync_jobs_finished_total{status=\"succeeded\"} 1")
+            || std::time::Instant::now() > deadline
+        {
+            break m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert!(
-        m.contains("dirsync_sync_jobs_finished_total{status=\"succeeded\"}"),
+        m.contains("dirsync_sync_jobs_finished_total{status=\"succeeded\"} 1"),
         "{m}"
     );
     assert!(

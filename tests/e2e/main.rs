@@ -9,6 +9,8 @@ mod foundation;
 mod hardening;
 mod instances;
 mod jobs;
+mod metrics;
+mod notifications;
 mod oidc_tokens;
 mod privileges;
 mod process;

@@ -34,6 +34,10 @@ const RULES: &[(&str, &str, Min)] = &[
     ("POST", "/api/v1/api-keys", Min::Admin),
     ("DELETE", "/api/v1/api-keys/{id}", Min::Admin),
     ("GET", "/api/v1/audit-events", Min::Admin),
+    // notifications: configuration holding secrets, admin only
+    ("GET", "/api/v1/notifications", Min::Admin),
+    ("PUT", "/api/v1/notifications", Min::Admin),
+    ("GET", "/api/v1/notifications/deliveries", Min::Admin),
     // users
     ("GET", "/api/v1/users", Min::Reader),
     ("POST", "/api/v1/users", Min::Admin),

@@ -252,7 +252,7 @@ async fn test_connection(
     let row = directory::config_row(&state.db).await?;
     let client = directory::client_for(&row, &state.cipher, &state.google)?;
     let report = client.test_connection().await;
-    Ok(web::Json(ConnectionTest {
+    let test = ConnectionTest {
         ok: report.ok(),
         steps: report
             .steps
@@ -264,7 +264,13 @@ async fn test_connection(
                 code: s.code.map(str::to_string),
             })
             .collect(),
-    }))
+    };
+    if !test.ok {
+        let body = serde_json::to_value(&test).unwrap_or_default();
+        dirsync_core::notifications::test_failed(&state.db, body).await;
+        state.notifier.wake();
+    }
+    Ok(web::Json(test))
 }
 
 /// A Google group.

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod directory;
 pub mod folders;
 pub mod me;
+pub mod notifications;
 pub mod privileges;
 pub mod probes;
 pub mod signin;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(folders::configure)
             .configure(me::configure)
             .configure(audit::configure)
+            .configure(notifications::configure)
             .configure(sync::configure)
             .configure(signin::configure)
             .configure(directory::configure),

@@ -56,12 +56,16 @@ async fn ready(state: web::Data<AppState>) -> Result<web::Json<Status>, ApiError
     Ok(web::Json(Status { status: "ok" }))
 }
 
-/// Prometheus metrics: requests by route and status, their latencies, sync jobs, Google calls.
+/// Prometheus metrics. This instance's: requests by route and status and their latencies, sync
+/// jobs it ran, Google requests and their latency, sign-ins by outcome, `process_*`. The
+/// installation's, read from the database at each scrape (the same on every instance): users
+/// by auth method and disabled state, the last successful sync's end, the last sync's status,
+/// the schedule. And `dirsync_build_info`.
 #[utoipa::path(tag = "probes", security(()), responses(
     (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 #[get("/metrics")]
-async fn metrics() -> HttpResponse {
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(dirsync_core::metrics::render())
+        .body(state.metrics.scrape(&state.db).await)
 }

@@ -303,8 +303,12 @@ async fn password_login(
     body: web::Json<PasswordLogin>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let signed_in = oidc::password_login(&state.db, &b.user_name, b.password).await?;
-    Ok(session_json(signed_in))
+    let signed_in = oidc::password_login(&state.db, &b.user_name, b.password).await;
+    state.metrics.signin(
+        "password",
+        signed_in.as_ref().map_or_else(|e| e.code(), |_| "success"),
+    );
+    Ok(session_json(signed_in?))
 }
 
 /// Ends the caller's session (the bearer token or the session cookie) and clears the cookie.
@@ -544,7 +548,14 @@ async fn oidc_signin(
     let json = wants_json(&req);
     // The sign-in cookie has served once the browser's sign-in ends, however it ends.
     let cleared = set_cookie(binding_cookie, "", 0);
-    match oidc::finish_login(&state.db, &state.cipher, &state.oidc, callback).await {
+    let outcome = oidc::finish_login(&state.db, &state.cipher, &state.oidc, callback).await;
+    // A test authentication is an administrator's check, not a sign-in: not counted.
+    match &outcome {
+        Err(e) => state.metrics.signin("google", e.code()),
+        Ok(CallbackOutcome::SignedIn(_)) => state.metrics.signin("google", "success"),
+        Ok(CallbackOutcome::TestFinished(_)) => {}
+    }
+    match outcome {
         Err(e) => {
             let mut resp = failure(e, json);
             if let Ok(v) = header::HeaderValue::from_str(&cleared) {

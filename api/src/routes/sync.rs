@@ -269,6 +269,7 @@ async fn start_job(
         },
     )
     .await?;
+    state.worker.count_created(&job);
     state.worker.wake();
     audit::record(
         &state.db,

@@ -14,9 +14,9 @@ use super::token::{transport_error, TokenCache, TokenSource};
 use super::{GoogleError, Group, Member, ServiceAccountKey, User, SCOPES};
 
 /// Called once per HTTP response (or transport failure, status 0) with the endpoint name
-/// (`token`, `users.list`, `users.get`, `groups.list`, `groups.get`, `members.list`) and the
-/// status: a hook for metrics.
-pub type Hook = Arc<dyn Fn(&str, u16) + Send + Sync>;
+/// (`token`, `users.list`, `users.get`, `groups.list`, `groups.get`, `members.list`), the
+/// status and the time from sending to the answer's headers: a hook for metrics.
+pub type Hook = Arc<dyn Fn(&str, u16, Duration) + Send + Sync>;
 
 /// Which account to list: a customer (`my_customer` = the admin's own) or a domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -342,6 +342,7 @@ impl DirectoryClient {
         loop {
             attempt += 1;
             let token = self.tokens.get().await?;
+            let started = std::time::Instant::now();
             let sent = self
                 .http
                 .get(url.clone())
@@ -351,7 +352,7 @@ impl DirectoryClient {
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
-                    self.report(endpoint, 0);
+                    self.report(endpoint, 0, started.elapsed());
                     if attempt >= max {
                         return Err(transport_error(endpoint, attempt, self.request_timeout, &e));
                     }
@@ -361,7 +362,7 @@ impl DirectoryClient {
                 }
             };
             let status = resp.status().as_u16();
-            self.report(endpoint, status);
+            self.report(endpoint, status, started.elapsed());
             let retry_after = resp
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
@@ -462,9 +463,9 @@ impl DirectoryClient {
         }
     }
 
-    fn report(&self, endpoint: &str, status: u16) {
+    fn report(&self, endpoint: &str, status: u16, elapsed: Duration) {
         if let Some(h) = &self.hook {
-            h(endpoint, status);
+            h(endpoint, status, elapsed);
         }
     }
 }

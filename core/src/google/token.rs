@@ -211,6 +211,7 @@ impl TokenSource {
         loop {
             attempt += 1;
             let assertion = self.assertion()?;
+            let started = std::time::Instant::now();
             let form = [
                 ("grant_type", JWT_BEARER),
                 ("assertion", assertion.as_str()),
@@ -225,7 +226,7 @@ impl TokenSource {
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
-                    self.report(0);
+                    self.report(0, started.elapsed());
                     if attempt >= max {
                         return Err(transport_error("token", attempt, self.timeout, &e));
                     }
@@ -235,7 +236,7 @@ impl TokenSource {
                 }
             };
             let status = resp.status().as_u16();
-            self.report(status);
+            self.report(status, started.elapsed());
             let body = match resp.bytes().await {
                 Ok(b) => b,
                 Err(e) => {
@@ -315,9 +316,9 @@ impl TokenSource {
         }
     }
 
-    fn report(&self, status: u16) {
+    fn report(&self, status: u16, elapsed: Duration) {
         if let Some(h) = &self.hook {
-            h("token", status);
+            h("token", status, elapsed);
         }
     }
 }
