@@ -72,7 +72,8 @@ impl Application {
             runner,
             Duration::from_secs(settings.job_lease_seconds),
         );
-        let oidc = dirsync_core::oidc::GoogleOidc::new(settings.google_discovery_url.clone());
+        let oidc = dirsync_core::oidc::GoogleOidc::new(settings.google_discovery_url.clone())
+            .with_outbound(&settings.outbound);
         let state = AppState {
             oidc: Arc::new(oidc),
             db,

@@ -353,6 +353,8 @@ pub struct GoogleAccess {
     pub token_url: String,
     /// Access tokens, per key, admin and scopes.
     pub tokens: crate::google::TokenCache,
+    /// Trusted CAs and proxies for Google requests.
+    pub outbound: crate::outbound::Outbound,
 }
 
 impl GoogleAccess {
@@ -362,6 +364,7 @@ impl GoogleAccess {
             directory_url: settings.google_directory_url.clone(),
             token_url: settings.google_token_url.clone(),
             tokens: crate::google::TokenCache::new(),
+            outbound: settings.outbound.clone(),
         }
     }
 }
@@ -395,6 +398,7 @@ pub fn client_for(
     let mut config = ClientConfig::new(key, google.directory_url.as_str(), admin, account);
     config.token_url = google.token_url.clone();
     config.tokens = google.tokens.clone();
+    config.outbound = google.outbound.clone();
     config.on_request = Some(std::sync::Arc::new(|endpoint: &str, status: u16| {
         crate::metrics::inc(
             "dirsync_google_requests_total",

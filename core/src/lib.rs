@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod net;
 pub mod oidc;
+pub mod outbound;
 pub mod paging;
 pub mod privileges;
 pub mod secrets;
