@@ -270,3 +270,83 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every environment variable a command-line argument reads, through the whole tree.
+    fn clap_env_names(cmd: &clap::Command, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(name) = arg.get_env() {
+                out.push(name.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            clap_env_names(sub, out);
+        }
+    }
+
+    /// `DIRSYNC_*` names that the sources pass to `env::var` or clap's `env =` directly.
+    fn names_in_sources(dir: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                names_in_sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for marker in ["env::var(\"", "env::var_os(\"", "env = \""] {
+                    for (i, _) in text.match_indices(marker) {
+                        let rest = &text[i + marker.len()..];
+                        let name = &rest[..rest.find('"').unwrap()];
+                        if name.starts_with("DIRSYNC_") {
+                            out.push(name.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_setting_the_code_reads_is_in_the_readme_settings_table() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let table: String = readme
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut settings = Settings::variables_read();
+        clap_env_names(&Cli::command(), &mut settings);
+        settings.sort();
+        settings.dedup();
+        assert!(settings.contains(&"DIRSYNC_SECRET_KEY_FILE".to_string()));
+        assert!(settings.contains(&"DIRSYNC_TOKEN".to_string()));
+        let missing: Vec<&String> = settings
+            .iter()
+            // `https_proxy` is read as well as `HTTPS_PROXY`; the table names the latter.
+            .filter(|n| !table.contains(&format!("`{}`", n.to_ascii_uppercase())))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not in README's settings table: {missing:?}"
+        );
+
+        // Names read directly rather than through the loader (test knobs, say) must at least
+        // be documented somewhere in the README.
+        let mut direct = Vec::new();
+        for dir in ["api/src", "core/src"] {
+            names_in_sources(&root.join(dir), &mut direct);
+        }
+        assert!(direct.contains(&"DIRSYNC_SERVER".to_string()), "{direct:?}");
+        let undocumented: Vec<&String> = direct
+            .iter()
+            .filter(|n| !readme.contains(&format!("`{n}`")))
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "read from the environment but not in README: {undocumented:?}"
+        );
+    }
+}
