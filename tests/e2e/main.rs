@@ -11,6 +11,7 @@ mod hardening;
 mod instances;
 mod jobs;
 mod oidc_tokens;
+mod outbound;
 mod privileges;
 mod roles;
 mod secrets;
