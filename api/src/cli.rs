@@ -38,8 +38,8 @@ pub enum Command {
     /// DIRSYNC_TOKEN (an operator key is enough).
     ///
     /// Exit codes: 0 succeeded (without --wait: queued); 1 failed, or --timeout passed; 2 usage
-    /// error; 3 blocked by the deletion limit; 4 cancelled; 5 server unreachable, or token
-    /// refused.
+    /// error; 3 blocked by the deletion limit; 4 cancelled; 5 server unreachable (or 502-504),
+    /// or token refused.
     Sync(crate::sync_cli::SyncArgs),
     /// Exit 0 when the server's /ready answers 200, 1 otherwise (for container health checks).
     Healthcheck(crate::sync_cli::HealthcheckArgs),

@@ -24,7 +24,8 @@ pub mod exit {
     pub const BLOCKED: u8 = 3;
     /// The job was cancelled.
     pub const CANCELLED: u8 = 4;
-    /// The server could not be reached, or refused the token (401, 403).
+    /// The server could not be reached or is unavailable (502, 503, 504), or it refused the
+    /// token (401, 403).
     pub const UNREACHABLE: u8 = 5;
 }
 
@@ -192,7 +193,7 @@ struct StartJob {
 /// Why a request to the server did not give what was asked, with the exit code it means.
 #[derive(Debug)]
 pub enum RemoteError {
-    /// No answer (connection, TLS, timeout) or a token refused: exit 5.
+    /// No answer (connection, TLS, timeout), 502 to 504, or a token refused: exit 5.
     Unreachable(String),
     /// The server found the request invalid (400, 422): exit 2.
     Invalid(String),
@@ -300,6 +301,9 @@ impl Remote {
             let msg = format!("{method} {path}: the server answered {status}: {detail}");
             return Err(match status.as_u16() {
                 401 | 403 => RemoteError::Unreachable(format!("the token was refused: {msg}")),
+                // A proxy or load balancer in front with no healthy server behind it, or the
+                // server without its database: for a script, the server is not there.
+                502..=504 => RemoteError::Unreachable(format!("the server is unavailable: {msg}")),
                 400 | 422 => RemoteError::Invalid(msg),
                 _ => RemoteError::Other(msg),
             });

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 /// Outbound trust and proxy settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Outbound {
     /// `DIRSYNC_CA_FILE`: a PEM file of CA certificates trusted besides the built-in roots and
     /// the operating system's store.
@@ -32,6 +32,30 @@ pub struct Outbound {
     /// Hosts and domains reached without a proxy (`NO_PROXY`: comma-separated names, `.domain`
     /// suffixes, IP addresses or CIDR blocks, `*` for all).
     pub no_proxy: Option<String>,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("ca_file", &self.ca_file)
+            .field("extra_roots", &self.extra_roots.len())
+            .field("https_proxy", &self.https_proxy.as_deref().map(redact))
+            .field("http_proxy", &self.http_proxy.as_deref().map(redact))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
+}
+
+/// A proxy URL without its password (`http://user:secret@proxy` is a common spelling).
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "<not a URL>".into(),
+    }
 }
 
 impl Outbound {
@@ -139,6 +163,14 @@ mod tests {
         assert_eq!(o.https_proxy.as_deref(), Some("http://lower.example:3128"));
         assert_eq!(o.http_proxy.as_deref(), Some("http://upper.example:3128"));
         assert_eq!(o.no_proxy, None);
+    }
+
+    #[test]
+    fn a_proxy_password_is_not_shown_in_debug_output() {
+        let o = Outbound::from_env(env(&[("HTTPS_PROXY", "http://me:s3cret@proxy:3128")])).unwrap();
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("me:redacted@proxy:3128"), "{shown}");
     }
 
     #[test]

@@ -244,6 +244,22 @@ async fn sync_exits_5_when_the_server_is_unreachable_or_refuses_the_token() {
     let out = run("not-a-key", &["sync", "--server", &app.address, "--wait"]).await;
     assert_eq!(code(&out), 5, "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("token was refused"));
+    // A proxy in front with no server behind it.
+    let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_url = format!("http://{}", gateway.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = gateway.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let out = run(&app.admin_key, &["sync", "--server", &gateway_url]).await;
+    assert_eq!(code(&out), 5, "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unavailable"));
+
     // A reader key is authenticated but may not run jobs: refused as well.
     let reader = app.api_key("reader").await;
     let out = run(&reader, &["sync", "--server", &app.address]).await;
