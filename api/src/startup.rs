@@ -79,8 +79,10 @@ impl Application {
             db.clone(),
             cipher.clone(),
             settings.notification_retry_delays.clone(),
+            &settings.outbound,
         )?;
-        let oidc = dirsync_core::oidc::GoogleOidc::new(settings.google_discovery_url.clone());
+        let oidc = dirsync_core::oidc::GoogleOidc::new(settings.google_discovery_url.clone())
+            .with_outbound(&settings.outbound);
         let state = AppState {
             oidc: Arc::new(oidc),
             db,

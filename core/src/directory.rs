@@ -355,6 +355,8 @@ pub struct GoogleAccess {
     pub tokens: crate::google::TokenCache,
     /// This server's metrics registry, where every client counts its Google requests.
     pub metrics: crate::metrics::Metrics,
+    /// Trusted CAs and proxies for Google requests.
+    pub outbound: crate::outbound::Outbound,
 }
 
 impl GoogleAccess {
@@ -368,6 +370,7 @@ impl GoogleAccess {
             token_url: settings.google_token_url.clone(),
             tokens: crate::google::TokenCache::new(),
             metrics,
+            outbound: settings.outbound.clone(),
         }
     }
 }
@@ -401,6 +404,7 @@ pub fn client_for(
     let mut config = ClientConfig::new(key, google.directory_url.as_str(), admin, account);
     config.token_url = google.token_url.clone();
     config.tokens = google.tokens.clone();
+    config.outbound = google.outbound.clone();
     let metrics = google.metrics.clone();
     config.on_request = Some(std::sync::Arc::new(
         move |endpoint: &str, status: u16, elapsed: std::time::Duration| {

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod net;
 pub mod notifications;
 pub mod oidc;
+pub mod outbound;
 pub mod paging;
 pub mod privileges;
 pub mod rate_limit;

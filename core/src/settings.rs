@@ -1,5 +1,10 @@
 //! Server settings, built in layers: defaults, then a TOML file (`--config`), then `DIRSYNC_*`
 //! environment variables. Built once at start and passed down; nothing else reads the environment.
+//!
+//! The secrets (`DIRSYNC_SECRET_KEY`, `DIRSYNC_BOOTSTRAP_ADMIN_KEY`, `DIRSYNC_DATABASE_URL`, which
+//! may carry a password) can instead be read from a file named by the same variable with `_FILE`
+//! appended, the convention of Docker and Kubernetes secrets and of systemd credentials: a
+//! value in the environment is visible in `/proc/<pid>/environ` and `docker inspect`.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +13,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::net::Cidr;
+use crate::outbound::Outbound;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -76,6 +82,8 @@ pub struct Settings {
     /// [`crate::notifications::delivery::RETRY_DELAYS`]). A test-only knob, read from neither
     /// the file nor the environment: the tests shorten it to see retries in seconds.
     pub notification_retry_delays: Vec<std::time::Duration>,
+    /// Certificate authorities and proxies for outbound requests (Google, OpenID discovery).
+    pub outbound: Outbound,
 }
 
 impl Default for Settings {
@@ -103,6 +111,7 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             notification_retry_delays: crate::notifications::delivery::RETRY_DELAYS.to_vec(),
+            outbound: Outbound::default(),
         }
     }
 }
@@ -113,13 +122,16 @@ impl Default for Settings {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     database_url: Option<String>,
+    database_url_file: Option<PathBuf>,
     database_acquire_timeout_seconds: Option<u64>,
     data_dir: Option<PathBuf>,
     listen: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     secret_key: Option<String>,
+    secret_key_file: Option<PathBuf>,
     bootstrap_admin_key: Option<String>,
+    bootstrap_admin_key_file: Option<PathBuf>,
     google_directory_url: Option<String>,
     google_discovery_url: Option<String>,
     google_token_url: Option<String>,
@@ -132,6 +144,7 @@ struct FileSettings {
     signin_open_attempts_per_client: Option<u32>,
     trusted_proxies: Option<Vec<String>>,
     cors_origins: Option<Vec<String>>,
+    ca_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -171,13 +184,16 @@ impl Settings {
         };
         s.apply(FileSettings {
             database_url: var("DATABASE_URL"),
+            database_url_file: var("DATABASE_URL_FILE").map(PathBuf::from),
             database_acquire_timeout_seconds: parse_num("DATABASE_ACQUIRE_TIMEOUT_SECONDS")?,
             data_dir: var("DATA_DIR").map(PathBuf::from),
             listen: var("LISTEN"),
             tls_cert: var("TLS_CERT").map(PathBuf::from),
             tls_key: var("TLS_KEY").map(PathBuf::from),
             secret_key: var("SECRET_KEY"),
+            secret_key_file: var("SECRET_KEY_FILE").map(PathBuf::from),
             bootstrap_admin_key: var("BOOTSTRAP_ADMIN_KEY"),
+            bootstrap_admin_key_file: var("BOOTSTRAP_ADMIN_KEY_FILE").map(PathBuf::from),
             google_directory_url: var("GOOGLE_DIRECTORY_URL"),
             google_discovery_url: var("GOOGLE_DISCOVERY_URL"),
             google_token_url: var("GOOGLE_TOKEN_URL"),
@@ -193,9 +209,36 @@ impl Settings {
                 .map(|n| n as u32),
             trusted_proxies: var("TRUSTED_PROXIES").map(|v| comma_list(&v)),
             cors_origins: var("CORS_ORIGINS").map(|v| comma_list(&v)),
+            // Read with the proxy variables just below.
+            ca_file: None,
         })?;
+        // The proxies come from the environment only (the usual variables, which every other
+        // program on the host reads too); `DIRSYNC_CA_FILE` overrides the file's `ca_file`.
+        let env_outbound = Outbound::from_env(&env)?;
+        if env_outbound.ca_file.is_some() {
+            s.outbound.ca_file = env_outbound.ca_file;
+            s.outbound.extra_roots = env_outbound.extra_roots;
+        }
+        s.outbound.https_proxy = env_outbound.https_proxy;
+        s.outbound.http_proxy = env_outbound.http_proxy;
+        s.outbound.no_proxy = env_outbound.no_proxy;
         s.validate()?;
         Ok(s)
+    }
+
+    /// Every environment variable the loader reads (each asked for once, even when unset):
+    /// the list the settings reference in README must cover.
+    pub fn variables_read() -> Vec<String> {
+        let seen = std::sync::Mutex::new(Vec::<String>::new());
+        // With nothing set, loading succeeds on the defaults and asks for every name.
+        let _ = Settings::load_from(None, |name| {
+            seen.lock().expect("not poisoned").push(name.to_string());
+            None
+        });
+        let mut names = seen.into_inner().expect("not poisoned");
+        names.sort();
+        names.dedup();
+        names
     }
 
     fn apply(&mut self, f: FileSettings) -> anyhow::Result<()> {
@@ -224,8 +267,8 @@ impl Settings {
                 .collect::<Result<_, _>>()
                 .map_err(|e| anyhow::anyhow!("DIRSYNC_TRUSTED_PROXIES: {e}"))?;
         }
-        if f.database_url.is_some() {
-            self.database_url = f.database_url;
+        if let Some(url) = value_or_file(f.database_url, f.database_url_file, "DATABASE_URL")? {
+            self.database_url = Some(url);
         }
         if f.tls_cert.is_some() {
             self.tls_cert = f.tls_cert;
@@ -236,13 +279,50 @@ impl Settings {
         if f.workers.is_some() {
             self.workers = f.workers;
         }
-        if let Some(k) = f.secret_key {
+        if let Some(k) = value_or_file(f.secret_key, f.secret_key_file, "SECRET_KEY")? {
             self.secret_key = Some(k.into());
         }
-        if let Some(k) = f.bootstrap_admin_key {
+        if let Some(k) = value_or_file(
+            f.bootstrap_admin_key,
+            f.bootstrap_admin_key_file,
+            "BOOTSTRAP_ADMIN_KEY",
+        )? {
             self.bootstrap_admin_key = Some(k.into());
         }
+        if let Some(path) = f.ca_file {
+            self.outbound.set_ca_file(&path)?;
+        }
         Ok(())
+    }
+}
+
+/// A secret given either directly or as a file to read (`<NAME>_FILE`), never both: with both,
+/// which one wins would be a guess. The file's trailing line break is not part of the secret
+/// (`echo secret > file` writes one).
+fn value_or_file(
+    value: Option<String>,
+    file: Option<PathBuf>,
+    name: &str,
+) -> anyhow::Result<Option<String>> {
+    let lower = name.to_ascii_lowercase();
+    match (value, file) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "DIRSYNC_{name} and DIRSYNC_{name}_FILE ({lower} and {lower}_file in the config \
+             file) are both set: set only one"
+        ),
+        (Some(v), None) => Ok(Some(v)),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("while reading DIRSYNC_{name}_FILE {}", path.display()))?;
+            let v = text.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(
+                !v.is_empty(),
+                "DIRSYNC_{name}_FILE {} is empty",
+                path.display()
+            );
+            Ok(Some(v.to_string()))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -335,6 +415,153 @@ mod tests {
         let file = dir.path().join("dirsync.toml");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         assert!(Settings::load_from(Some(&file), |_| None).is_err());
+    }
+
+    fn env_of(pairs: Vec<(&'static str, String)>) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn secrets_are_read_from_files_without_the_trailing_line_break() {
+        use secrecy::ExposeSecret;
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p.to_str().unwrap().to_string()
+        };
+        let admin = "a".repeat(40);
+        let s = Settings::load_from(
+            None,
+            env_of(vec![
+                ("DIRSYNC_SECRET_KEY_FILE", write("key", "c2VjcmV0\n")),
+                (
+                    "DIRSYNC_BOOTSTRAP_ADMIN_KEY_FILE",
+                    write("admin", &format!("{admin}\r\n")),
+                ),
+                (
+                    "DIRSYNC_DATABASE_URL_FILE",
+                    write("db", "postgres://u:p w@db/dirsync"),
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.secret_key.unwrap().expose_secret(), "c2VjcmV0");
+        assert_eq!(s.bootstrap_admin_key.unwrap().expose_secret(), admin);
+        assert_eq!(s.database_url.unwrap(), "postgres://u:p w@db/dirsync");
+
+        // The config file's key names a file the same way, and the environment still wins.
+        let toml = dir.path().join("dirsync.toml");
+        std::fs::write(
+            &toml,
+            format!(
+                "database_url_file = {:?}\n",
+                write("db2", "sqlite:///from-file\n")
+            ),
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&toml), |_| None).unwrap();
+        assert_eq!(s.database_url.as_deref(), Some("sqlite:///from-file"));
+        let s = Settings::load_from(
+            Some(&toml),
+            env_of(vec![("DIRSYNC_DATABASE_URL", "sqlite:///from-env".into())]),
+        )
+        .unwrap();
+        assert_eq!(s.database_url.as_deref(), Some("sqlite:///from-env"));
+    }
+
+    #[test]
+    fn a_secret_set_both_directly_and_as_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "x".repeat(40)).unwrap();
+        let path = file.to_str().unwrap().to_string();
+        for name in ["SECRET_KEY", "BOOTSTRAP_ADMIN_KEY", "DATABASE_URL"] {
+            let direct: &'static str = format!("DIRSYNC_{name}").leak();
+            let from_file: &'static str = format!("DIRSYNC_{name}_FILE").leak();
+            let err = Settings::load_from(
+                None,
+                env_of(vec![(direct, "x".repeat(40)), (from_file, path.clone())]),
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("{direct} and {from_file}")),
+                "{err:#}"
+            );
+        }
+        let toml = dir.path().join("dirsync.toml");
+        std::fs::write(
+            &toml,
+            format!("secret_key = \"c2VjcmV0\"\nsecret_key_file = {path:?}\n"),
+        )
+        .unwrap();
+        let err = Settings::load_from(Some(&toml), |_| None).unwrap_err();
+        assert!(format!("{err:#}").contains("both set"), "{err:#}");
+    }
+
+    #[test]
+    fn a_secret_file_that_is_missing_or_empty_is_an_error_naming_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let err = Settings::load_from(
+            None,
+            env_of(vec![(
+                "DIRSYNC_SECRET_KEY_FILE",
+                empty.to_str().unwrap().into(),
+            )]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err:#}");
+        let missing = dir.path().join("missing");
+        let err = Settings::load_from(
+            None,
+            env_of(vec![(
+                "DIRSYNC_DATABASE_URL_FILE",
+                missing.to_str().unwrap().into(),
+            )]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("DIRSYNC_DATABASE_URL_FILE"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn the_example_config_file_loads_and_names_every_setting() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/dirsync.toml"
+        ));
+        let s = Settings::load_from(Some(path), |_| None).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8462");
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/dirsync"));
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.trusted_proxies.len(), 2);
+        // Every setting is in the example, set or commented out, so that it can serve as the
+        // reference of the file's keys.
+        let text = std::fs::read_to_string(path).unwrap();
+        let keys: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim_start_matches(['#', ' ']).split_once(" = "))
+            .map(|(k, _)| k)
+            .collect();
+        let names = Settings::variables_read();
+        assert!(
+            names.contains(&"DIRSYNC_CORS_ORIGINS".to_string()),
+            "{names:?}"
+        );
+        for name in names {
+            if let Some(key) = name.strip_prefix("DIRSYNC_") {
+                let key = key.to_ascii_lowercase();
+                assert!(
+                    keys.contains(&key.as_str()),
+                    "{key} is not in deploy/dirsync.toml"
+                );
+            }
+        }
     }
 
     #[test]

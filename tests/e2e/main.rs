@@ -3,6 +3,7 @@
 
 mod address_moves;
 mod audit;
+mod cli;
 mod directory;
 mod folders;
 mod foundation;
@@ -12,6 +13,7 @@ mod jobs;
 mod metrics;
 mod notifications;
 mod oidc_tokens;
+mod outbound;
 mod privileges;
 mod process;
 mod roles;

@@ -105,6 +105,8 @@ pub struct ClientConfig {
     /// Where access tokens are cached; share one per process so that every client built for
     /// the same key and admin reuses the token (default: a cache of this client's own).
     pub tokens: TokenCache,
+    /// Trusted CAs and proxies (default: built-in and system roots, no proxy).
+    pub outbound: crate::outbound::Outbound,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -144,6 +146,7 @@ impl ClientConfig {
             on_request: None,
             token_url: super::GOOGLE_TOKEN_URL.to_string(),
             tokens: TokenCache::new(),
+            outbound: crate::outbound::Outbound::default(),
         }
     }
 }
@@ -190,7 +193,9 @@ impl DirectoryClient {
         if config.admin_email.trim().is_empty() {
             return Err(GoogleError::Config("admin_email is empty".into()));
         }
-        let http = reqwest::Client::builder()
+        let http = config
+            .outbound
+            .client_builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             // Google compresses only for clients that say "gzip" in the User-Agent too.
@@ -200,7 +205,9 @@ impl DirectoryClient {
             .map_err(|e| GoogleError::Config(format!("HTTP client: {e}")))?;
         // The token request carries a signed assertion: a redirect must not carry it (a 307
         // re-POSTs the body) to wherever the token endpoint points.
-        let token_http = reqwest::Client::builder()
+        let token_http = config
+            .outbound
+            .client_builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .redirect(reqwest::redirect::Policy::none())

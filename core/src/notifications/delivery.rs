@@ -77,10 +77,17 @@ pub struct Sender {
 
 impl Sender {
     /// A sender with the retry schedule `delays` (normally [`RETRY_DELAYS`]; tests shorten it).
-    pub fn new(db: DatabaseConnection, cipher: Cipher, delays: Vec<Duration>) -> Result<Sender> {
+    /// It trusts and proxies like every outbound client (`outbound`).
+    pub fn new(
+        db: DatabaseConnection,
+        cipher: Cipher,
+        delays: Vec<Duration>,
+        outbound: &crate::outbound::Outbound,
+    ) -> Result<Sender> {
         // Redirects are not followed: the URL an administrator saved is the only place a
         // signed body goes.
-        let http = reqwest::Client::builder()
+        let http = outbound
+            .client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(REQUEST_TIMEOUT)

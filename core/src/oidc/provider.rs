@@ -214,20 +214,30 @@ impl GoogleOidc {
     /// on an unknown `kid` at most every 30 s, using stale keys for up to a day when Google is
     /// unreachable.
     pub fn new(discovery_url: impl Into<String>) -> GoogleOidc {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("dirsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a reqwest client with static settings builds");
         GoogleOidc {
-            http,
+            http: Self::http_client(&crate::outbound::Outbound::default()),
             discovery_url: discovery_url.into(),
             refetch_cooldown: Duration::from_secs(30),
             max_stale: Duration::from_secs(24 * 3600),
             discovery: Mutex::new(None),
             jwks: Mutex::new(JwksState::default()),
         }
+    }
+
+    /// Reaches Google through these CAs and proxies.
+    pub fn with_outbound(mut self, outbound: &crate::outbound::Outbound) -> GoogleOidc {
+        self.http = Self::http_client(outbound);
+        self
+    }
+
+    fn http_client(outbound: &crate::outbound::Outbound) -> reqwest::Client {
+        outbound
+            .client_builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("dirsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a reqwest client with static settings builds")
     }
 
     /// Sets the least time between two JWKS refetches caused by unknown `kid`s.
