@@ -29,82 +29,18 @@ use crate::{Error, Result};
 /// A job that fails this many times by losing its worker is given up.
 const MAX_ATTEMPTS: i32 = 3;
 
-/// How a job was started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Trigger {
-    /// Through the HTTP API.
-    Api,
-    /// By the schedule.
-    Schedule,
-    /// By `dirsync sync`.
-    Cli,
-}
-
-impl Trigger {
-    /// Wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Api => "api",
-            Trigger::Schedule => "schedule",
-            Trigger::Cli => "cli",
-        }
-    }
-}
-
-/// Job states. `queued` and `running` are active; the others are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Waiting for a worker.
-    Queued,
-    /// A worker holds its lease.
-    Running,
-    /// Done; for a real run, the changes are written.
-    Succeeded,
-    /// Ended by an error; nothing written.
-    Failed,
-    /// Too many deletions planned; nothing written, the plan kept.
-    Blocked,
-    /// Cancelled; nothing written.
-    Cancelled,
-}
-
-impl Status {
-    /// Wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Queued => "queued",
-            Status::Running => "running",
-            Status::Succeeded => "succeeded",
-            Status::Failed => "failed",
-            Status::Blocked => "blocked",
-            Status::Cancelled => "cancelled",
-        }
-    }
-
-    fn parse(s: &str) -> Status {
-        match s {
-            "queued" => Status::Queued,
-            "running" => Status::Running,
-            "succeeded" => Status::Succeeded,
-            "blocked" => Status::Blocked,
-            "cancelled" => Status::Cancelled,
-            _ => Status::Failed,
-        }
-    }
-
-    /// True for the final states.
-    pub fn is_final(self) -> bool {
-        !matches!(self, Status::Queued | Status::Running)
-    }
-}
+/// Job states, stored in `sync_jobs.status`: `queued` and `running` are active, the others final.
+pub use dirsync_entity::JobStatus as Status;
+/// Where a running job is, stored in `sync_jobs.phase`.
+pub use dirsync_entity::Phase;
+/// How a job was started (`api`, `schedule`, `cli`), stored in `sync_jobs.trigger`.
+pub use dirsync_entity::Trigger;
 
 /// Where a running job is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
     /// `fetching_users`, `fetching_groups`, `fetching_members`, `planning`, `applying`.
-    pub phase: Option<String>,
+    pub phase: Option<Phase>,
     /// Users fetched.
     pub users: u64,
     /// Groups fetched.
@@ -164,7 +100,7 @@ pub struct Job {
     /// A dry run writes nothing but the job and its changes.
     pub dry_run: bool,
     /// How it was started.
-    pub trigger: String,
+    pub trigger: Trigger,
     /// Its state.
     pub status: Status,
     /// Where it is.
@@ -191,7 +127,7 @@ impl From<sync_jobs::Model> for Job {
             id: m.id,
             dry_run: m.dry_run,
             trigger: m.trigger,
-            status: Status::parse(&m.status),
+            status: m.status,
             progress: Progress {
                 phase: m.phase,
                 users: m.users_fetched as u64,
@@ -222,7 +158,7 @@ pub struct StoredChange {
     /// Increasing id (the paging key).
     pub id: i64,
     /// Kind.
-    pub kind: String,
+    pub kind: ChangeKind,
     /// User name.
     pub user_name: String,
     /// Google id.
@@ -251,8 +187,8 @@ pub async fn enqueue(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
     let model = sync_jobs::ActiveModel {
         id: Set(Uuid::new_v4()),
         dry_run: Set(new.dry_run),
-        trigger: Set(new.trigger.as_str().into()),
-        status: Set(Status::Queued.as_str().into()),
+        trigger: Set(new.trigger),
+        status: Set(Status::Queued),
         active_slot: Set(Some(1)),
         phase: Set(None),
         users_fetched: Set(0),
@@ -283,7 +219,7 @@ pub async fn enqueue(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
                 "dirsync_sync_jobs_created_total",
                 "Sync jobs queued, by trigger and kind.",
                 &[
-                    ("trigger", &m.trigger),
+                    ("trigger", m.trigger.as_str()),
                     ("dry_run", if m.dry_run { "true" } else { "false" }),
                 ],
             );
@@ -350,7 +286,7 @@ pub async fn changes<C: ConnectionTrait>(
         .filter(sync_changes::Column::JobId.eq(job_id))
         .order_by_asc(sync_changes::Column::Id);
     if let Some(k) = kind {
-        q = q.filter(sync_changes::Column::Kind.eq(k.as_str()));
+        q = q.filter(sync_changes::Column::Kind.eq(k));
     }
     if let Some(after) = page.after {
         q = q.filter(sync_changes::Column::Id.gt(after));
@@ -382,17 +318,14 @@ pub async fn cancel(db: &DatabaseConnection, id: Uuid) -> Result<Job> {
     }
     // A queued job is ended here; a running one is flagged for its worker.
     let res = sync_jobs::Entity::update_many()
-        .col_expr(
-            sync_jobs::Column::Status,
-            Expr::value(Status::Cancelled.as_str()),
-        )
+        .col_expr(sync_jobs::Column::Status, Expr::value(Status::Cancelled))
         .col_expr(
             sync_jobs::Column::ActiveSlot,
             Expr::value(Option::<i32>::None),
         )
         .col_expr(sync_jobs::Column::FinishedAt, Expr::value(Utc::now()))
         .filter(sync_jobs::Column::Id.eq(id))
-        .filter(sync_jobs::Column::Status.eq(Status::Queued.as_str()))
+        .filter(sync_jobs::Column::Status.eq(Status::Queued))
         .exec(db)
         .await?;
     if res.rows_affected == 0 {
@@ -527,7 +460,7 @@ impl JobControl {
             *last = Some(Instant::now());
         }
         let res = sync_jobs::Entity::update_many()
-            .col_expr(sync_jobs::Column::Phase, Expr::value(p.phase.clone()))
+            .col_expr(sync_jobs::Column::Phase, Expr::value(p.phase))
             .col_expr(sync_jobs::Column::UsersFetched, Expr::value(p.users as i64))
             .col_expr(
                 sync_jobs::Column::GroupsFetched,
@@ -565,7 +498,7 @@ impl JobControl {
             store_changes(txn, self.id, &plan.changes).await?;
         }
         let mut q = sync_jobs::Entity::update_many()
-            .col_expr(sync_jobs::Column::Status, Expr::value(status.as_str()))
+            .col_expr(sync_jobs::Column::Status, Expr::value(status))
             .col_expr(
                 sync_jobs::Column::ActiveSlot,
                 Expr::value(Option::<i32>::None),
@@ -612,7 +545,7 @@ async fn store_changes<C: ConnectionTrait>(
     let rows = changes.iter().map(move |c| {
         vec![
             job_id.into(),
-            c.kind.as_str().into(),
+            c.kind.into(),
             c.user_name.clone().into(),
             c.directory_id.clone().into(),
             c.fields.as_json().into(),
@@ -697,16 +630,13 @@ impl Worker {
         };
         let now = Utc::now();
         let claimable =
-            job.status == Status::Queued.as_str() || job.lease_expires_at.is_none_or(|t| t < now);
+            job.status == Status::Queued || job.lease_expires_at.is_none_or(|t| t < now);
         if !claimable {
             return Ok(None);
         }
         let lease_until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
         let res = sync_jobs::Entity::update_many()
-            .col_expr(
-                sync_jobs::Column::Status,
-                Expr::value(Status::Running.as_str()),
-            )
+            .col_expr(sync_jobs::Column::Status, Expr::value(Status::Running))
             .col_expr(
                 sync_jobs::Column::LeaseOwner,
                 Expr::value(self.owner.clone()),
@@ -724,7 +654,7 @@ impl Worker {
             .filter(sync_jobs::Column::ActiveSlot.eq(1))
             .filter(
                 Condition::any()
-                    .add(sync_jobs::Column::Status.eq(Status::Queued.as_str()))
+                    .add(sync_jobs::Column::Status.eq(Status::Queued))
                     .add(sync_jobs::Column::LeaseExpiresAt.lt(now)),
             )
             .exec(&self.db)
@@ -732,7 +662,7 @@ impl Worker {
         if res.rows_affected != 1 {
             return Ok(None); // another instance was quicker
         }
-        if job.status == Status::Running.as_str() {
+        if job.status == Status::Running {
             tracing::warn!(job_id = %job.id, previous_owner = ?job.lease_owner, "took over a sync job whose worker stopped");
         }
         Ok(sync_jobs::Entity::find_by_id(job.id).one(&self.db).await?)
@@ -877,7 +807,7 @@ pub async fn schedule_once(db: &DatabaseConnection) -> Result<Option<Job>> {
         return Ok(None);
     };
     let last = sync_jobs::Entity::find()
-        .filter(sync_jobs::Column::Trigger.eq(Trigger::Schedule.as_str()))
+        .filter(sync_jobs::Column::Trigger.eq(Trigger::Schedule))
         .order_by_desc(sync_jobs::Column::CreatedAt)
         .one(db)
         .await?;

@@ -1,5 +1,6 @@
 //! SeaORM entities of dirsync's database. The schema itself comes from `dirsync-migration`;
-//! these types are never serialized to API clients.
+//! the models are never serialized to API clients. The enums their columns store
+//! ([`values`]) are the domain's own, shared by the core and the API.
 #![forbid(unsafe_code)]
 
 pub mod api_keys;
@@ -18,3 +19,9 @@ pub mod sync_jobs;
 pub mod user_emails;
 pub mod user_privileges;
 pub mod users;
+pub mod values;
+
+pub use values::{
+    AuthMethod, AuthTestStatus, ChangeKind, EmailKind, JobStatus, Phase, Provider, Role, Trigger,
+    Undecodable, UnknownName,
+};

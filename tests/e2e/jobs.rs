@@ -95,10 +95,10 @@ async fn a_job_whose_worker_died_is_taken_over_after_its_lease() {
     sync_jobs::ActiveModel {
         id: Set(id),
         dry_run: Set(false),
-        trigger: Set("api".into()),
-        status: Set("running".into()),
+        trigger: Set(dirsync_entity::Trigger::Api),
+        status: Set(dirsync_entity::JobStatus::Running),
         active_slot: Set(Some(1)),
-        phase: Set(Some("fetching_users".into())),
+        phase: Set(Some(dirsync_entity::Phase::FetchingUsers)),
         users_fetched: Set(0),
         groups_fetched: Set(0),
         members_fetched: Set(0),
@@ -190,7 +190,9 @@ async fn a_server_killed_while_applying_leaves_old_or_new_state_and_the_survivor
             .await
             .unwrap()
             .unwrap();
-        if row.phase.as_deref() == Some("applying") && row.status == "running" {
+        if row.phase == Some(dirsync_entity::Phase::Applying)
+            && row.status == dirsync_entity::JobStatus::Running
+        {
             applying = true;
             break;
         }
@@ -206,7 +208,8 @@ async fn a_server_killed_while_applying_leaves_old_or_new_state_and_the_survivor
         .unwrap()
         .unwrap();
     assert_eq!(
-        row.status, "running",
+        row.status,
+        dirsync_entity::JobStatus::Running,
         "the kill came after the job ended; the test proves nothing"
     );
     let count = users::Entity::find().count(&survivor.db).await.unwrap();
@@ -249,7 +252,7 @@ async fn the_schedule_queues_a_job_once_per_interval_and_not_while_one_runs() {
         .await
         .unwrap()
         .expect("due");
-    assert_eq!(job.trigger, "schedule");
+    assert_eq!(job.trigger, dirsync_entity::Trigger::Schedule);
     // Not again while it is active, nor within the interval after it.
     assert!(dirsync_core::jobs::schedule_once(&env.app.db)
         .await

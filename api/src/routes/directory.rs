@@ -100,7 +100,7 @@ impl From<directory::DirectoryView> for DirectoryConfig {
     fn from(v: directory::DirectoryView) -> Self {
         let s = v.settings;
         DirectoryConfig {
-            provider: s.provider,
+            provider: s.provider.as_str().to_owned(),
             admin_email: s.admin_email,
             customer_id: s.customer_id,
             domain: s.domain,
@@ -141,8 +141,8 @@ async fn put_config(
     let b = body.into_inner();
     let settings = directory::DirectorySettings {
         provider: match b.provider {
-            Provider::GoogleWorkspace => "google_workspace".into(),
-            Provider::None => "none".into(),
+            Provider::GoogleWorkspace => directory::Provider::GoogleWorkspace,
+            Provider::None => directory::Provider::None,
         },
         admin_email: b.admin_email,
         customer_id: b.customer_id,

@@ -494,10 +494,10 @@ impl From<AuthTestView> for AuthTest {
             reason_code: v.reason_code().map(str::to_string),
             id: v.id,
             user_id: v.user_id,
-            status: match v.status.as_str() {
-                "succeeded" => AuthTestStatus::Succeeded,
-                "failed" => AuthTestStatus::Failed,
-                _ => AuthTestStatus::Pending,
+            status: match v.status {
+                oidc::auth_test::AuthTestStatus::Succeeded => AuthTestStatus::Succeeded,
+                oidc::auth_test::AuthTestStatus::Failed => AuthTestStatus::Failed,
+                oidc::auth_test::AuthTestStatus::Pending => AuthTestStatus::Pending,
             },
             reason: v.reason,
             authorization_url: v.authorization_url,

@@ -154,7 +154,7 @@ impl From<jobs::Job> for SyncJob {
         SyncJob {
             id: j.id,
             dry_run: j.dry_run,
-            trigger: j.trigger,
+            trigger: j.trigger.as_str().to_owned(),
             status: match j.status {
                 jobs::Status::Queued => JobStatus::Queued,
                 jobs::Status::Running => JobStatus::Running,
@@ -164,7 +164,7 @@ impl From<jobs::Job> for SyncJob {
                 jobs::Status::Cancelled => JobStatus::Cancelled,
             },
             progress: JobProgress {
-                phase: j.progress.phase,
+                phase: j.progress.phase.map(|p| p.as_str().to_owned()),
                 users: j.progress.users,
                 groups: j.progress.groups,
                 members: j.progress.members,
@@ -239,7 +239,7 @@ pub struct SyncChange {
 impl From<jobs::StoredChange> for SyncChange {
     fn from(c: jobs::StoredChange) -> Self {
         SyncChange {
-            kind: c.kind,
+            kind: c.kind.as_str().to_owned(),
             user_name: c.user_name,
             directory_id: c.directory_id,
             fields: c.fields,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::plan::{LocalState, Plan};
 use crate::db::{insert_rows, placeholders, ROWS_PER_STATEMENT};
 use crate::privileges::DefaultPrivileges;
+use crate::users::{AuthMethod, EmailKind};
 use crate::Result;
 
 /// Writes the plan. The caller owns the transaction: commit or roll back as one. Users created
@@ -211,7 +212,12 @@ fn email_rows(user_id: Uuid, addresses: &[String]) -> impl Iterator<Item = Vec<V
             a.to_lowercase().into(),
             a.clone().into(),
             user_id.into(),
-            if i == 0 { "primary" } else { "alias" }.into(),
+            if i == 0 {
+                EmailKind::Primary
+            } else {
+                EmailKind::Alias
+            }
+            .into(),
         ]
     })
 }
@@ -229,7 +235,7 @@ async fn create_users<C: ConnectionTrait>(
             u.user_name.clone().into(),
             u.user_name.to_lowercase().into(),
             u.full_name.clone().into(),
-            "directory".into(),
+            AuthMethod::Directory.into(),
             Some(u.directory_id.clone()).into(),
             u.disabled.into(),
             Option::<String>::None.into(),
