@@ -38,8 +38,10 @@ pub use dirsync_entity::Trigger;
 
 /// Where a running job is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JobProgress))]
 pub struct Progress {
     /// `fetching_users`, `fetching_groups`, `fetching_members`, `planning`, `applying`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub phase: Option<Phase>,
     /// Users fetched.
     pub users: u64,
@@ -47,14 +49,15 @@ pub struct Progress {
     pub groups: u64,
     /// Members fetched.
     pub members: u64,
-    /// Pages fetched.
+    /// Pages fetched from Google.
     pub pages: u64,
 }
 
 /// Why a job failed or was blocked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JobErrorBody))]
 pub struct JobError {
-    /// Stable code, e.g. `unknown_group`, `empty_directory`, `unauthorized_client`.
+    /// Stable code: `unknown_group`, `empty_directory`, `deletion_limit_exceeded`, Google's …
     pub code: String,
     /// What went wrong and what to do.
     pub message: String,
@@ -92,22 +95,24 @@ impl From<Error> for JobError {
     }
 }
 
-/// A job as reported.
-#[derive(Debug, Clone, Serialize)]
+/// A sync job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SyncJob))]
 pub struct Job {
     /// Job id.
     pub id: Uuid,
-    /// A dry run writes nothing but the job and its changes.
+    /// Plan only.
     pub dry_run: bool,
-    /// How it was started.
+    /// `api`, `schedule` or `cli`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub trigger: Trigger,
-    /// Its state.
+    /// State.
     pub status: Status,
-    /// Where it is.
+    /// Progress.
     pub progress: Progress,
-    /// Counts per change kind, once planned.
+    /// Counts, once planned.
     pub summary: Option<Summary>,
-    /// Deletions the plan holds, once planned.
+    /// Deletions in the plan, once planned.
     pub planned_deletions: Option<u64>,
     /// Why it failed or was blocked.
     pub error: Option<JobError>,
@@ -115,7 +120,7 @@ pub struct Job {
     pub requested_by: String,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
-    /// When a worker first took it.
+    /// When a worker took it.
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
@@ -152,20 +157,25 @@ impl From<sync_jobs::Model> for Job {
     }
 }
 
-/// A stored change, as reported.
-#[derive(Debug, Clone, Serialize)]
+/// One change of a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SyncChange))]
 pub struct StoredChange {
-    /// Increasing id (the paging key).
+    /// Increasing id: the paging key, not shown.
+    #[serde(skip)]
     pub id: i64,
-    /// Kind.
+    /// Kind: `create`, `update`, `delete`, `disable`, `enable`, `folder_kept`, `conflict`,
+    /// `kept_admin`, `out_of_scope`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub kind: ChangeKind,
     /// User name.
     pub user_name: String,
-    /// Google id.
+    /// Google user id.
     pub directory_id: Option<String>,
     /// Field → `[old, new]`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub fields: serde_json::Value,
-    /// Why.
+    /// Why (conflicts, kept and skipped users).
     pub reason: Option<String>,
 }
 

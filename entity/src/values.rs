@@ -1,5 +1,6 @@
 //! The enums that columns store by name. Each name is written once, in [`stored_enum!`], and
-//! serves the database, serde (the wire) and `as_str`, so the three cannot drift apart.
+//! serves the database, serde (the wire), the OpenAPI schema (feature `openapi`) and `as_str`,
+//! so that they cannot drift apart. The first doc line of each enum is its schema description.
 //!
 //! A stored name that is none of the enum's is an error naming the column
 //! ([`Undecodable`], inside [`DbErr::TryIntoErr`]), never a default: read as a default, a
@@ -77,12 +78,14 @@ impl std::fmt::Display for UnknownName {
 impl std::error::Error for UnknownName {}
 
 /// Declares an enum stored by name in one column (`table.column`): the names are given once,
-/// and feed serde, `as_str`, `from_name` and SeaORM's value traits.
+/// and feed serde, utoipa, `as_str`, `from_name` and SeaORM's value traits. The names are
+/// `tt`, not `literal`: a `literal` fragment reaches derive macros wrapped in an invisible
+/// group, which serde reads but utoipa silently ignores (the schema showed the variant names).
 macro_rules! stored_enum {
     (
         $(#[$meta:meta])*
         pub enum $name:ident in $column:literal {
-            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+            $( $(#[$vmeta:meta])* $variant:ident = $text:tt, )+
         }
     ) => {
         $(#[$meta])*
@@ -90,6 +93,7 @@ macro_rules! stored_enum {
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
             serde::Serialize, serde::Deserialize,
         )]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
             $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
         }
@@ -218,7 +222,7 @@ stored_enum! {
 }
 
 stored_enum! {
-    /// Job states. `queued` and `running` are active; the others are final.
+    /// Job states: `queued` and `running` are active, the others final.
     pub enum JobStatus in "sync_jobs.status" {
         /// Waiting for a worker.
         Queued = "queued",
@@ -271,7 +275,7 @@ stored_enum! {
 }
 
 stored_enum! {
-    /// Kinds of change, as stored and reported.
+    /// Kinds of change.
     pub enum ChangeKind in "sync_changes.kind" {
         /// A new directory user.
         Create = "create",
@@ -305,7 +309,7 @@ stored_enum! {
 }
 
 stored_enum! {
-    /// Where an administrator's test of one user's sign-in stands.
+    /// An auth test's state.
     pub enum AuthTestStatus in "auth_tests.status" {
         /// Waiting for the user to sign in.
         Pending = "pending",
@@ -320,17 +324,30 @@ stored_enum! {
 mod tests {
     use super::*;
 
+    fn round_trip<T>(all: &[T], name: fn(T) -> &'static str)
+    where
+        T: Copy + PartialEq + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+        T: ValueType + Into<Value>,
+    {
+        for k in all {
+            let json = serde_json::to_value(k).unwrap();
+            assert_eq!(json, name(*k));
+            assert_eq!(serde_json::from_value::<T>(json).unwrap(), *k);
+            assert_eq!(<T as ValueType>::try_from((*k).into()).unwrap(), *k);
+        }
+    }
+
     #[test]
     fn every_name_round_trips_through_serde_and_the_database_value() {
-        for k in ChangeKind::ALL {
-            let json = serde_json::to_value(k).unwrap();
-            assert_eq!(json, k.as_str());
-            assert_eq!(serde_json::from_value::<ChangeKind>(json).unwrap(), *k);
-            assert_eq!(
-                <ChangeKind as ValueType>::try_from(Value::from(*k)).unwrap(),
-                *k
-            );
-        }
+        round_trip(AuthMethod::ALL, AuthMethod::as_str);
+        round_trip(EmailKind::ALL, EmailKind::as_str);
+        round_trip(Role::ALL, Role::as_str);
+        round_trip(JobStatus::ALL, JobStatus::as_str);
+        round_trip(Trigger::ALL, Trigger::as_str);
+        round_trip(Phase::ALL, Phase::as_str);
+        round_trip(ChangeKind::ALL, ChangeKind::as_str);
+        round_trip(Provider::ALL, Provider::as_str);
+        round_trip(AuthTestStatus::ALL, AuthTestStatus::as_str);
     }
 
     #[test]

@@ -281,3 +281,24 @@ async fn metrics_count_jobs_and_google_requests() {
     );
     assert!(m.contains("dirsync_sync_job_duration_seconds_count"));
 }
+
+#[tokio::test]
+async fn a_job_and_its_changes_read_back_as_the_core_types() {
+    let env = spawn_with_google(Directory::generate(3, 0, 7)).await;
+    let job = env.sync_typed(true).await;
+    assert_eq!(job.status, dirsync_core::jobs::Status::Succeeded);
+    assert_eq!(job.trigger, dirsync_core::jobs::Trigger::Api);
+    let created = job.summary.expect("a summary").created;
+    assert!(created > 0);
+    let page = env
+        .app
+        .get(&format!("/api/v1/sync-jobs/{}/changes?kind=create", job.id))
+        .await
+        .expect(200);
+    let changes: Vec<dirsync_core::jobs::StoredChange> =
+        serde_json::from_value(page.json["items"].clone()).unwrap();
+    assert_eq!(changes.len() as u64, created);
+    assert!(changes
+        .iter()
+        .all(|c| c.kind == dirsync_core::sync::ChangeKind::Create));
+}

@@ -138,22 +138,23 @@ impl Fields {
     }
 }
 
-/// Counts per change kind, plus the users that needed nothing.
+/// Counts per change kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JobSummary))]
 pub struct Summary {
     /// Users created.
     pub created: u64,
-    /// Users updated (renamed, addresses, name, adopted).
+    /// Users updated.
     pub updated: u64,
     /// Users deleted.
     pub deleted: u64,
-    /// Users disabled.
+    /// Users disabled (suspended or archived in Google).
     pub disabled: u64,
-    /// Users enabled.
+    /// Users enabled again.
     pub enabled: u64,
     /// In-scope users already up to date.
     pub unchanged: u64,
-    /// Conflicts skipped.
+    /// Conflicts reported and skipped.
     pub conflicts: u64,
     /// Archive folders kept for deleted users.
     pub folders_kept: u64,
