@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use dirsync_entity::{sync_changes, sync_jobs};
 use sea_orm::{
     sea_query::{Condition, Expr},
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, NotSet,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -551,30 +551,17 @@ async fn store_changes<C: ConnectionTrait>(
     job_id: Uuid,
     changes: &[sync::Change],
 ) -> Result<()> {
-    use sync_changes::Column as S;
-    let rows = changes.iter().map(move |c| {
-        vec![
-            job_id.into(),
-            c.kind.into(),
-            c.user_name.clone().into(),
-            c.directory_id.clone().into(),
-            c.fields.as_json().into(),
-            c.reason.clone().into(),
-        ]
+    let rows = changes.iter().map(move |c| sync_changes::ActiveModel {
+        // Assigned by the database: the paging key, in plan order.
+        id: NotSet,
+        job_id: Set(job_id),
+        kind: Set(c.kind),
+        user_name: Set(c.user_name.clone()),
+        directory_id: Set(c.directory_id.clone()),
+        fields: Set(c.fields.as_json().to_owned()),
+        reason: Set(c.reason.clone()),
     });
-    crate::db::insert_rows::<sync_changes::Entity, _>(
-        db,
-        &[
-            S::JobId,
-            S::Kind,
-            S::UserName,
-            S::DirectoryId,
-            S::Fields,
-            S::Reason,
-        ],
-        Box::new(rows),
-    )
-    .await?;
+    crate::db::insert_rows(db, Box::new(rows)).await?;
     Ok(())
 }
 
