@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_initial;
 mod m20261129_000002_login_attempt_clients;
+mod m20261129_000003_drop_stored_groups;
 
 /// The ordered list of dirsync's migrations.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261129_000002_login_attempt_clients::Migration),
+            Box::new(m20261129_000003_drop_stored_groups::Migration),
         ]
     }
 }
