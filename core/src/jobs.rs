@@ -126,9 +126,22 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl From<sync_jobs::Model> for Job {
-    fn from(m: sync_jobs::Model) -> Self {
-        Job {
+/// How a damaged job or change row is repaired: jobs are history, nothing reads them back.
+const REPAIR_JOB: &str =
+    "delete the damaged sync job (its changes go with it) or restore the value";
+
+impl TryFrom<sync_jobs::Model> for Job {
+    type Error = Error;
+
+    /// A summary that does not decode is an error, not a job shown without one.
+    fn try_from(m: sync_jobs::Model) -> Result<Self> {
+        let summary = match m.summary.as_deref() {
+            None => None,
+            Some(text) => Some(serde_json::from_str(text).map_err(|_| {
+                crate::stored::invalid("sync_jobs.summary", "a JSON job summary", REPAIR_JOB)
+            })?),
+        };
+        Ok(Job {
             id: m.id,
             dry_run: m.dry_run,
             trigger: m.trigger,
@@ -140,10 +153,7 @@ impl From<sync_jobs::Model> for Job {
                 members: m.members_fetched as u64,
                 pages: m.pages_fetched as u64,
             },
-            summary: m
-                .summary
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok()),
+            summary,
             planned_deletions: m.planned_deletions.map(|n| n as u64),
             error: m.error_code.map(|code| JobError {
                 code,
@@ -153,7 +163,7 @@ impl From<sync_jobs::Model> for Job {
             created_at: m.created_at,
             started_at: m.started_at,
             finished_at: m.finished_at,
-        }
+        })
     }
 }
 
@@ -233,7 +243,7 @@ pub async fn enqueue(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
                     ("dry_run", if m.dry_run { "true" } else { "false" }),
                 ],
             );
-            Ok(m.into())
+            m.try_into()
         }
         Err(Error::Conflict { .. }) => {
             let active = sync_jobs::Entity::find()
@@ -261,8 +271,8 @@ pub async fn get<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Job> {
     sync_jobs::Entity::find_by_id(id)
         .one(db)
         .await?
-        .map(Job::from)
-        .ok_or(Error::NotFound("sync job"))
+        .ok_or(Error::NotFound("sync job"))?
+        .try_into()
 }
 
 /// Jobs, newest first.
@@ -281,7 +291,15 @@ pub async fn list<C: ConnectionTrait>(
         ));
     }
     let rows = q.limit(page.limit + 1).all(db).await?;
-    Ok(Page::from_rows(rows, page.limit, |m| (m.created_at, m.id)).map(Job::from))
+    let rows = Page::from_rows(rows, page.limit, |m| (m.created_at, m.id));
+    Ok(Page {
+        items: rows
+            .items
+            .into_iter()
+            .map(Job::try_from)
+            .collect::<Result<_>>()?,
+        next_cursor: rows.next_cursor,
+    })
 }
 
 /// A job's changes, in plan order, optionally of one kind.
@@ -302,16 +320,26 @@ pub async fn changes<C: ConnectionTrait>(
         q = q.filter(sync_changes::Column::Id.gt(after));
     }
     let rows = q.limit(page.limit + 1).all(db).await?;
-    Ok(
-        Page::from_rows(rows, page.limit, |m| m.id).map(|m| StoredChange {
+    let rows = Page::from_rows(rows, page.limit, |m| m.id);
+    let mut items = Vec::with_capacity(rows.items.len());
+    for m in rows.items {
+        // Fields that do not decode are an error, not a change shown as changing nothing.
+        let fields = serde_json::from_str(&m.fields).map_err(|_| {
+            crate::stored::invalid("sync_changes.fields", "a JSON object of fields", REPAIR_JOB)
+        })?;
+        items.push(StoredChange {
             id: m.id,
             kind: m.kind,
             user_name: m.user_name,
             directory_id: m.directory_id,
-            fields: serde_json::from_str(&m.fields).unwrap_or_default(),
+            fields,
             reason: m.reason,
-        }),
-    )
+        });
+    }
+    Ok(Page {
+        items,
+        next_cursor: rows.next_cursor,
+    })
 }
 
 /// Cancels a job: a queued one at once, a running one at its next check (nothing it planned is

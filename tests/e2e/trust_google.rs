@@ -521,6 +521,32 @@ async fn a_job_whose_status_does_not_decode_is_stored_data_invalid_not_failed() 
 }
 
 #[tokio::test]
+async fn a_job_summary_or_change_that_does_not_decode_is_stored_data_invalid_not_empty() {
+    let env = spawn_with_google(directory(1)).await;
+    let job = env.sync(true).await;
+    let id = job["id"].as_str().unwrap();
+    env.app
+        .db
+        .execute_unprepared("UPDATE sync_changes SET fields = 'full_name'")
+        .await
+        .unwrap();
+    let r = env
+        .app
+        .get(&format!("/api/v1/sync-jobs/{id}/changes"))
+        .await;
+    assert_eq!((r.status, r.error_code()), (503, "stored_data_invalid"));
+    assert!(r.text.contains("sync_changes.fields"), "{}", r.text);
+    env.app
+        .db
+        .execute_unprepared("UPDATE sync_jobs SET summary = '{\"created\":'")
+        .await
+        .unwrap();
+    let r = env.app.get(&format!("/api/v1/sync-jobs/{id}")).await;
+    assert_eq!((r.status, r.error_code()), (503, "stored_data_invalid"));
+    assert!(r.text.contains("sync_jobs.summary"), "{}", r.text);
+}
+
+#[tokio::test]
 async fn an_api_key_whose_role_does_not_decode_is_refused_not_read_as_reader() {
     let env = spawn_with_google(directory(0)).await;
     let key = env.app.api_key("operator").await;
