@@ -13,7 +13,6 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set,
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -26,41 +25,8 @@ use crate::{Error, Result};
 const API_KEY_PREFIX: &str = "dsk_";
 const SESSION_PREFIX: &str = "dss_";
 
-/// What a caller may do. Ordered: each role includes the ones below it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Read users, privileges, lookup.
-    Reader,
-    /// Also read configuration, run and read sync jobs.
-    Operator,
-    /// Everything.
-    Admin,
-}
-
-impl Role {
-    /// The role's name on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Reader => "reader",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Parses a role name, with an error that lists the valid ones.
-    pub fn parse(s: &str) -> Result<Role> {
-        match s {
-            "reader" => Ok(Role::Reader),
-            "operator" => Ok(Role::Operator),
-            "admin" => Ok(Role::Admin),
-            _ => Err(Error::invalid(
-                "invalid_role",
-                format!("unknown role {s:?}; valid roles are admin, operator, reader"),
-            )),
-        }
-    }
-}
+/// What a caller may do (`reader` < `operator` < `admin`), stored in `api_keys.role`.
+pub use dirsync_entity::Role;
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -162,7 +128,7 @@ pub async fn authenticate<C: ConnectionTrait>(
         return Ok(Principal::ApiKey {
             id: key.id,
             name: key.name,
-            role: Role::parse(&key.role).map_err(|_| bad())?,
+            role: key.role,
         });
     }
     if token.starts_with(SESSION_PREFIX) {
@@ -267,7 +233,7 @@ impl From<api_keys::Model> for ApiKeyInfo {
         ApiKeyInfo {
             id: m.id,
             name: m.name,
-            role: Role::parse(&m.role).unwrap_or(Role::Reader),
+            role: m.role,
             prefix: format!("{API_KEY_PREFIX}{}_", m.prefix),
             created_by: m.created_by,
             created_at: m.created_at,
@@ -302,7 +268,7 @@ pub async fn create_api_key<C: ConnectionTrait>(
     let model = api_keys::ActiveModel {
         id: Set(Uuid::new_v4()),
         name: Set(name.to_string()),
-        role: Set(role.as_str().to_string()),
+        role: Set(role),
         prefix: Set(prefix),
         key_hash: Set(token_hash(&key)),
         created_by: Set(created_by.to_string()),

@@ -9,8 +9,9 @@ use dirsync_migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Expr, IntoColumnRef, Query, SimpleExpr};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    Iden, QueryTrait, Statement, Value,
+    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    DbErr, EntityName, EntityTrait, IdenStatic, Iterable, PrimaryKeyToColumn, PrimaryKeyTrait,
+    QueryTrait, Statement, Value,
 };
 
 use crate::settings::Settings;
@@ -224,34 +225,46 @@ pub(crate) fn placeholders(backend: DbBackend, rows: usize, cols: usize) -> Stri
     out
 }
 
-/// Rows to insert, one value per column, built lazily. Boxed: the async-trait job runner must
-/// prove its future `Send`, which the compiler cannot do for closures over borrowed plan entries
-/// held across an `await`.
-pub(crate) type Rows<'a> = Box<dyn Iterator<Item = Vec<Value>> + Send + 'a>;
+/// Rows to insert, built lazily: each an `ActiveModel` written as a struct literal with every
+/// field named (no `..Default::default()`), so that a column added to the entity is a compile
+/// error where rows are built, and no value can land in another column's place. Boxed: the
+/// async-trait job runner must prove its future `Send`, which the compiler cannot do for
+/// closures over borrowed plan entries held across an `await`.
+pub(crate) type Rows<'a, A> = Box<dyn Iterator<Item = A> + Send + 'a>;
 
-/// Inserts `rows` (one value per column, in the order of `columns`) into `E`'s table,
-/// [`ROWS_PER_STATEMENT`] rows a statement, building each statement only when it is written.
+/// The columns a bulk insert into `E` writes: all of them, in the entity's order, but a key the
+/// database assigns (auto-increment).
+fn written_columns<E: EntityTrait>() -> Vec<E::Column> {
+    let generated = <E::PrimaryKey as PrimaryKeyTrait>::auto_increment()
+        .then(|| E::PrimaryKey::iter().next().map(|k| k.into_column()))
+        .flatten();
+    E::Column::iter()
+        .filter(|c| generated.is_none_or(|g| g.as_str() != c.as_str()))
+        .collect()
+}
+
+/// Inserts `rows` into their table, [`ROWS_PER_STATEMENT`] rows a statement, building each
+/// statement only when it is written. Table and column names come from the entity; each
+/// row's values are moved out of its `ActiveModel` column by column, straight into the
+/// statement's values (no per-row vector).
 ///
 /// The bulk writes of a sync (six rows per created user) go through here rather than through
-/// ActiveModels and sea-query's `insert_many`: building those statements cost about as much
-/// CPU as the database took to run them, and on PostgreSQL `insert_many(..).exec` also asked
-/// for every inserted key back.
-pub(crate) async fn insert_rows<E, C>(
-    db: &C,
-    columns: &[E::Column],
-    rows: Rows<'_>,
-) -> Result<(), DbErr>
+/// sea-query's `insert_many`: building those statements cost about as much CPU as the
+/// database took to run them, and on PostgreSQL `insert_many(..).exec` also asked for every
+/// inserted key back.
+pub(crate) async fn insert_rows<A, C>(db: &C, rows: Rows<'_, A>) -> Result<(), DbErr>
 where
-    E: EntityTrait,
+    A: ActiveModelTrait + Send,
     C: ConnectionTrait,
 {
     let backend = db.get_database_backend();
+    let columns = written_columns::<A::Entity>();
     let head = format!(
         "INSERT INTO \"{}\" ({}) VALUES ",
-        E::default().table_name(),
+        A::Entity::default().table_name(),
         columns
             .iter()
-            .map(|c| format!("\"{}\"", Iden::to_string(c)))
+            .map(|c| format!("\"{}\"", c.as_str()))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -259,9 +272,20 @@ where
     while rows.peek().is_some() {
         let mut values = Vec::with_capacity(ROWS_PER_STATEMENT * columns.len());
         let mut count = 0;
-        for row in rows.by_ref().take(ROWS_PER_STATEMENT) {
-            debug_assert_eq!(row.len(), columns.len(), "one value per column");
-            values.extend(row);
+        for mut row in rows.by_ref().take(ROWS_PER_STATEMENT) {
+            for c in &columns {
+                match row.take(*c).into_value() {
+                    Some(v) => values.push(v),
+                    // A field left `NotSet` in a row literal: a bug, refused before writing.
+                    None => {
+                        return Err(DbErr::Custom(format!(
+                            "bulk insert into {}: column {} not set",
+                            A::Entity::default().table_name(),
+                            c.as_str()
+                        )))
+                    }
+                }
+            }
             count += 1;
         }
         let sql = head.clone() + &placeholders(backend, count, columns.len());
@@ -269,4 +293,40 @@ where
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use dirsync_entity::{sync_changes, users};
+    use sea_orm::{IdenStatic, Iterable};
+
+    use super::written_columns;
+
+    fn names<E: sea_orm::EntityTrait>() -> Vec<String> {
+        written_columns::<E>()
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect::<Vec<_>>()
+    }
+
+    #[test]
+    fn a_bulk_insert_writes_every_column_of_the_entity_but_a_generated_key() {
+        // Every column, in the entity's order: one added to the entity is written too (and its
+        // row literals fail to compile until they set it).
+        let all: Vec<String> = users::Column::iter()
+            .map(|c| c.as_str().to_owned())
+            .collect();
+        assert_eq!(names::<users::Entity>(), all);
+        assert_eq!(
+            names::<sync_changes::Entity>(),
+            [
+                "job_id",
+                "kind",
+                "user_name",
+                "directory_id",
+                "fields",
+                "reason"
+            ]
+        );
+    }
 }

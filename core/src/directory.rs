@@ -3,7 +3,10 @@
 
 use chrono::Utc;
 use dirsync_entity::directory_config;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set, Unchanged};
+
+/// Where users come from (`google_workspace` or `none`), stored in `directory_config.provider`.
+pub use dirsync_entity::Provider;
 
 use crate::Result;
 
@@ -17,7 +20,7 @@ pub async fn config_row<C: ConnectionTrait>(db: &C) -> Result<directory_config::
     }
     let row = directory_config::ActiveModel {
         id: Set(ROW_ID),
-        provider: Set("none".into()),
+        provider: Set(Provider::None),
         admin_email: Set(None),
         customer_id: Set(Some("my_customer".into())),
         domain: Set(None),
@@ -62,7 +65,7 @@ pub struct ServiceAccountInfo {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DirectorySettings {
     /// `google_workspace` or `none`.
-    pub provider: String,
+    pub provider: Provider,
     /// The Workspace admin to impersonate.
     pub admin_email: Option<String>,
     /// `my_customer` or a customer id; exclusive with `domain`.
@@ -91,18 +94,6 @@ pub struct DirectoryView {
 
 const REPAIR_SETTINGS: &str = "save the directory settings again with PUT /api/v1/directory";
 
-/// The stored `provider`, checked: `google_workspace` or `none`.
-fn provider_of(row: &directory_config::Model) -> Result<String> {
-    match row.provider.as_str() {
-        "google_workspace" | "none" => Ok(row.provider.clone()),
-        _ => Err(crate::stored::invalid(
-            "directory_config.provider",
-            "google_workspace or none",
-            REPAIR_SETTINGS,
-        )),
-    }
-}
-
 /// The stored `sync_groups`. Never read as empty when it does not decode: empty means every
 /// user of the account is in scope.
 pub fn sync_groups_of(row: &directory_config::Model) -> Result<Vec<String>> {
@@ -116,7 +107,6 @@ pub fn sync_groups_of(row: &directory_config::Model) -> Result<Vec<String>> {
 /// Every decoding check of the row (for `/ready`).
 pub(crate) fn checks(row: &directory_config::Model) -> Vec<Result<()>> {
     vec![
-        provider_of(row).map(drop),
         sync_groups_of(row).map(drop),
         crate::privileges::defaults_of(row).map(drop),
     ]
@@ -125,7 +115,7 @@ pub(crate) fn checks(row: &directory_config::Model) -> Vec<Result<()>> {
 fn view(row: &directory_config::Model) -> Result<DirectoryView> {
     Ok(DirectoryView {
         settings: DirectorySettings {
-            provider: provider_of(row)?,
+            provider: row.provider,
             admin_email: row.admin_email.clone(),
             customer_id: row.customer_id.clone(),
             domain: row.domain.clone(),
@@ -171,9 +161,6 @@ pub fn validate(mut s: DirectorySettings) -> Result<DirectorySettings> {
         crate::Error::invalid("invalid_directory_settings", format!("{field}: {msg}"))
             .with_details(serde_json::json!({ "field": field }))
     };
-    if s.provider != "google_workspace" && s.provider != "none" {
-        return Err(bad("provider", "must be google_workspace or none".into()));
-    }
     s.admin_email = s
         .admin_email
         .map(|e| e.trim().to_string())
@@ -186,7 +173,7 @@ pub fn validate(mut s: DirectorySettings) -> Result<DirectorySettings> {
             ));
         }
     }
-    if s.provider == "google_workspace" && s.admin_email.is_none() {
+    if s.provider == Provider::GoogleWorkspace && s.admin_email.is_none() {
         return Err(bad(
             "admin_email",
             "name the Workspace administrator to impersonate".into(),
@@ -243,10 +230,18 @@ pub async fn update<C: ConnectionTrait>(
     settings: DirectorySettings,
 ) -> Result<(Option<DirectoryView>, DirectoryView)> {
     let s = validate(settings)?;
-    let row = config_row(db).await?;
-    let before = view(&row).ok();
-    let mut am: directory_config::ActiveModel = row.into();
-    am.provider = Set(s.provider.clone());
+    let before = match config_row(db).await {
+        Ok(row) => view(&row).ok(),
+        // Saving is how a row that does not decode is repaired: it is written without being
+        // read (the fields below are all the settings; the service account is left as is).
+        Err(crate::Error::StoredDataInvalid { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let mut am = directory_config::ActiveModel {
+        id: Unchanged(ROW_ID),
+        ..Default::default()
+    };
+    am.provider = Set(s.provider);
     am.admin_email = Set(s.admin_email.clone());
     am.customer_id = Set(s.customer_id.clone());
     am.domain = Set(s.domain.clone());
@@ -383,7 +378,7 @@ pub fn client_for(
     google: &GoogleAccess,
 ) -> Result<crate::google::DirectoryClient> {
     use crate::google::{Account, ClientConfig, DirectoryClient};
-    if provider_of(row)? != "google_workspace" {
+    if row.provider != Provider::GoogleWorkspace {
         return Err(crate::Error::conflict(
             "not_configured",
             "the directory provider is not google_workspace: PUT /api/v1/directory first",

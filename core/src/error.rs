@@ -50,10 +50,21 @@ pub enum Error {
     Upstream { code: String, message: String },
     /// A database error: logged with an error id, never shown to callers (500).
     #[error("database error: {0}")]
-    Db(#[from] DbErr),
+    Db(#[source] DbErr),
     /// Anything else unexpected: logged with an error id, never shown to callers (500).
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<DbErr> for Error {
+    /// A typed column whose stored text does not decode is [`Error::StoredDataInvalid`] naming
+    /// the column, like a setting that does not decode; any other database error is a 500.
+    fn from(e: DbErr) -> Self {
+        match dirsync_entity::Undecodable::of(&e) {
+            Some(u) => crate::stored::undecodable(u),
+            None => Error::Db(e),
+        }
+    }
 }
 
 /// Result with the domain error.

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use dirsync_entity::{sync_changes, sync_jobs};
 use sea_orm::{
     sea_query::{Condition, Expr},
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, NotSet,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -29,96 +29,35 @@ use crate::{Error, Result};
 /// A job that fails this many times by losing its worker is given up.
 const MAX_ATTEMPTS: i32 = 3;
 
-/// How a job was started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Trigger {
-    /// Through the HTTP API.
-    Api,
-    /// By the schedule.
-    Schedule,
-    /// By `dirsync sync`.
-    Cli,
-}
-
-impl Trigger {
-    /// Wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Api => "api",
-            Trigger::Schedule => "schedule",
-            Trigger::Cli => "cli",
-        }
-    }
-}
-
-/// Job states. `queued` and `running` are active; the others are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Waiting for a worker.
-    Queued,
-    /// A worker holds its lease.
-    Running,
-    /// Done; for a real run, the changes are written.
-    Succeeded,
-    /// Ended by an error; nothing written.
-    Failed,
-    /// Too many deletions planned; nothing written, the plan kept.
-    Blocked,
-    /// Cancelled; nothing written.
-    Cancelled,
-}
-
-impl Status {
-    /// Wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Queued => "queued",
-            Status::Running => "running",
-            Status::Succeeded => "succeeded",
-            Status::Failed => "failed",
-            Status::Blocked => "blocked",
-            Status::Cancelled => "cancelled",
-        }
-    }
-
-    fn parse(s: &str) -> Status {
-        match s {
-            "queued" => Status::Queued,
-            "running" => Status::Running,
-            "succeeded" => Status::Succeeded,
-            "blocked" => Status::Blocked,
-            "cancelled" => Status::Cancelled,
-            _ => Status::Failed,
-        }
-    }
-
-    /// True for the final states.
-    pub fn is_final(self) -> bool {
-        !matches!(self, Status::Queued | Status::Running)
-    }
-}
+/// Job states, stored in `sync_jobs.status`: `queued` and `running` are active, the others final.
+pub use dirsync_entity::JobStatus as Status;
+/// Where a running job is, stored in `sync_jobs.phase`.
+pub use dirsync_entity::Phase;
+/// How a job was started (`api`, `schedule`, `cli`), stored in `sync_jobs.trigger`.
+pub use dirsync_entity::Trigger;
 
 /// Where a running job is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JobProgress))]
 pub struct Progress {
     /// `fetching_users`, `fetching_groups`, `fetching_members`, `planning`, `applying`.
-    pub phase: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub phase: Option<Phase>,
     /// Users fetched.
     pub users: u64,
     /// Groups fetched.
     pub groups: u64,
     /// Members fetched.
     pub members: u64,
-    /// Pages fetched.
+    /// Pages fetched from Google.
     pub pages: u64,
 }
 
 /// Why a job failed or was blocked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JobErrorBody))]
 pub struct JobError {
-    /// Stable code, e.g. `unknown_group`, `empty_directory`, `unauthorized_client`.
+    /// Stable code: `unknown_group`, `empty_directory`, `deletion_limit_exceeded`, Google's …
     pub code: String,
     /// What went wrong and what to do.
     pub message: String,
@@ -156,22 +95,24 @@ impl From<Error> for JobError {
     }
 }
 
-/// A job as reported.
-#[derive(Debug, Clone, Serialize)]
+/// A sync job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SyncJob))]
 pub struct Job {
     /// Job id.
     pub id: Uuid,
-    /// A dry run writes nothing but the job and its changes.
+    /// Plan only.
     pub dry_run: bool,
-    /// How it was started.
-    pub trigger: String,
-    /// Its state.
+    /// `api`, `schedule` or `cli`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub trigger: Trigger,
+    /// State.
     pub status: Status,
-    /// Where it is.
+    /// Progress.
     pub progress: Progress,
-    /// Counts per change kind, once planned.
+    /// Counts, once planned.
     pub summary: Option<Summary>,
-    /// Deletions the plan holds, once planned.
+    /// Deletions in the plan, once planned.
     pub planned_deletions: Option<u64>,
     /// Why it failed or was blocked.
     pub error: Option<JobError>,
@@ -182,19 +123,32 @@ pub struct Job {
     pub handovers: u32,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
-    /// When a worker first took it.
+    /// When a worker took it.
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl From<sync_jobs::Model> for Job {
-    fn from(m: sync_jobs::Model) -> Self {
-        Job {
+/// How a damaged job or change row is repaired: jobs are history, nothing reads them back.
+const REPAIR_JOB: &str =
+    "delete the damaged sync job (its changes go with it) or restore the value";
+
+impl TryFrom<sync_jobs::Model> for Job {
+    type Error = Error;
+
+    /// A summary that does not decode is an error, not a job shown without one.
+    fn try_from(m: sync_jobs::Model) -> Result<Self> {
+        let summary = match m.summary.as_deref() {
+            None => None,
+            Some(text) => Some(serde_json::from_str(text).map_err(|_| {
+                crate::stored::invalid("sync_jobs.summary", "a JSON job summary", REPAIR_JOB)
+            })?),
+        };
+        Ok(Job {
             id: m.id,
             dry_run: m.dry_run,
             trigger: m.trigger,
-            status: Status::parse(&m.status),
+            status: m.status,
             progress: Progress {
                 phase: m.phase,
                 users: m.users_fetched as u64,
@@ -202,10 +156,7 @@ impl From<sync_jobs::Model> for Job {
                 members: m.members_fetched as u64,
                 pages: m.pages_fetched as u64,
             },
-            summary: m
-                .summary
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok()),
+            summary,
             planned_deletions: m.planned_deletions.map(|n| n as u64),
             error: m.error_code.map(|code| JobError {
                 code,
@@ -216,24 +167,29 @@ impl From<sync_jobs::Model> for Job {
             created_at: m.created_at,
             started_at: m.started_at,
             finished_at: m.finished_at,
-        }
+        })
     }
 }
 
-/// A stored change, as reported.
-#[derive(Debug, Clone, Serialize)]
+/// One change of a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SyncChange))]
 pub struct StoredChange {
-    /// Increasing id (the paging key).
+    /// Increasing id: the paging key, not shown.
+    #[serde(skip)]
     pub id: i64,
-    /// Kind.
-    pub kind: String,
+    /// Kind: `create`, `update`, `delete`, `disable`, `enable`, `folder_kept`, `conflict`,
+    /// `kept_admin`, `out_of_scope`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kind: ChangeKind,
     /// User name.
     pub user_name: String,
-    /// Google id.
+    /// Google user id.
     pub directory_id: Option<String>,
     /// Field → `[old, new]`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub fields: serde_json::Value,
-    /// Why.
+    /// Why (conflicts, kept and skipped users).
     pub reason: Option<String>,
 }
 
@@ -255,8 +211,8 @@ pub async fn enqueue(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
     let model = sync_jobs::ActiveModel {
         id: Set(Uuid::new_v4()),
         dry_run: Set(new.dry_run),
-        trigger: Set(new.trigger.as_str().into()),
-        status: Set(Status::Queued.as_str().into()),
+        trigger: Set(new.trigger),
+        status: Set(Status::Queued),
         active_slot: Set(Some(1)),
         phase: Set(None),
         users_fetched: Set(0),
@@ -283,7 +239,7 @@ pub async fn enqueue(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
         .await
         .on_unique_violation(|| Error::conflict("sync_in_progress", ""))
     {
-        Ok(m) => Ok(m.into()),
+        Ok(m) => m.try_into(),
         Err(Error::Conflict { .. }) => {
             let active = sync_jobs::Entity::find()
                 .filter(sync_jobs::Column::ActiveSlot.eq(1))
@@ -310,8 +266,8 @@ pub async fn get<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Job> {
     sync_jobs::Entity::find_by_id(id)
         .one(db)
         .await?
-        .map(Job::from)
-        .ok_or(Error::NotFound("sync job"))
+        .ok_or(Error::NotFound("sync job"))?
+        .try_into()
 }
 
 /// Jobs, newest first.
@@ -330,7 +286,15 @@ pub async fn list<C: ConnectionTrait>(
         ));
     }
     let rows = q.limit(page.limit + 1).all(db).await?;
-    Ok(Page::from_rows(rows, page.limit, |m| (m.created_at, m.id)).map(Job::from))
+    let rows = Page::from_rows(rows, page.limit, |m| (m.created_at, m.id));
+    Ok(Page {
+        items: rows
+            .items
+            .into_iter()
+            .map(Job::try_from)
+            .collect::<Result<_>>()?,
+        next_cursor: rows.next_cursor,
+    })
 }
 
 /// A job's changes, in plan order, optionally of one kind.
@@ -345,22 +309,32 @@ pub async fn changes<C: ConnectionTrait>(
         .filter(sync_changes::Column::JobId.eq(job_id))
         .order_by_asc(sync_changes::Column::Id);
     if let Some(k) = kind {
-        q = q.filter(sync_changes::Column::Kind.eq(k.as_str()));
+        q = q.filter(sync_changes::Column::Kind.eq(k));
     }
     if let Some(after) = page.after {
         q = q.filter(sync_changes::Column::Id.gt(after));
     }
     let rows = q.limit(page.limit + 1).all(db).await?;
-    Ok(
-        Page::from_rows(rows, page.limit, |m| m.id).map(|m| StoredChange {
+    let rows = Page::from_rows(rows, page.limit, |m| m.id);
+    let mut items = Vec::with_capacity(rows.items.len());
+    for m in rows.items {
+        // Fields that do not decode are an error, not a change shown as changing nothing.
+        let fields = serde_json::from_str(&m.fields).map_err(|_| {
+            crate::stored::invalid("sync_changes.fields", "a JSON object of fields", REPAIR_JOB)
+        })?;
+        items.push(StoredChange {
             id: m.id,
             kind: m.kind,
             user_name: m.user_name,
             directory_id: m.directory_id,
-            fields: serde_json::from_str(&m.fields).unwrap_or_default(),
+            fields,
             reason: m.reason,
-        }),
-    )
+        });
+    }
+    Ok(Page {
+        items,
+        next_cursor: rows.next_cursor,
+    })
 }
 
 /// Cancels a job: a queued one at once, a running one at its next check (nothing it planned is
@@ -377,17 +351,14 @@ pub async fn cancel(db: &DatabaseConnection, id: Uuid) -> Result<Job> {
     }
     // A queued job is ended here; a running one is flagged for its worker.
     let res = sync_jobs::Entity::update_many()
-        .col_expr(
-            sync_jobs::Column::Status,
-            Expr::value(Status::Cancelled.as_str()),
-        )
+        .col_expr(sync_jobs::Column::Status, Expr::value(Status::Cancelled))
         .col_expr(
             sync_jobs::Column::ActiveSlot,
             Expr::value(Option::<i32>::None),
         )
         .col_expr(sync_jobs::Column::FinishedAt, Expr::value(Utc::now()))
         .filter(sync_jobs::Column::Id.eq(id))
-        .filter(sync_jobs::Column::Status.eq(Status::Queued.as_str()))
+        .filter(sync_jobs::Column::Status.eq(Status::Queued))
         .exec(db)
         .await?;
     if res.rows_affected == 0 {
@@ -538,7 +509,7 @@ impl JobControl {
             *last = Some(Instant::now());
         }
         let res = sync_jobs::Entity::update_many()
-            .col_expr(sync_jobs::Column::Phase, Expr::value(p.phase.clone()))
+            .col_expr(sync_jobs::Column::Phase, Expr::value(p.phase))
             .col_expr(sync_jobs::Column::UsersFetched, Expr::value(p.users as i64))
             .col_expr(
                 sync_jobs::Column::GroupsFetched,
@@ -576,7 +547,7 @@ impl JobControl {
             store_changes(txn, self.id, &plan.changes).await?;
         }
         let mut q = sync_jobs::Entity::update_many()
-            .col_expr(sync_jobs::Column::Status, Expr::value(status.as_str()))
+            .col_expr(sync_jobs::Column::Status, Expr::value(status))
             .col_expr(
                 sync_jobs::Column::ActiveSlot,
                 Expr::value(Option::<i32>::None),
@@ -619,30 +590,17 @@ async fn store_changes<C: ConnectionTrait>(
     job_id: Uuid,
     changes: &[sync::Change],
 ) -> Result<()> {
-    use sync_changes::Column as S;
-    let rows = changes.iter().map(move |c| {
-        vec![
-            job_id.into(),
-            c.kind.as_str().into(),
-            c.user_name.clone().into(),
-            c.directory_id.clone().into(),
-            c.fields.as_json().into(),
-            c.reason.clone().into(),
-        ]
+    let rows = changes.iter().map(move |c| sync_changes::ActiveModel {
+        // Assigned by the database: the paging key, in plan order.
+        id: NotSet,
+        job_id: Set(job_id),
+        kind: Set(c.kind),
+        user_name: Set(c.user_name.clone()),
+        directory_id: Set(c.directory_id.clone()),
+        fields: Set(c.fields.as_json().to_owned()),
+        reason: Set(c.reason.clone()),
     });
-    crate::db::insert_rows::<sync_changes::Entity, _>(
-        db,
-        &[
-            S::JobId,
-            S::Kind,
-            S::UserName,
-            S::DirectoryId,
-            S::Fields,
-            S::Reason,
-        ],
-        Box::new(rows),
-    )
-    .await?;
+    crate::db::insert_rows(db, Box::new(rows)).await?;
     Ok(())
 }
 
@@ -672,7 +630,7 @@ impl Worker {
             "dirsync_sync_jobs_created_total",
             "Sync jobs queued, by trigger and kind.",
             &[
-                ("trigger", &job.trigger),
+                ("trigger", job.trigger.as_str()),
                 ("dry_run", if job.dry_run { "true" } else { "false" }),
             ],
         );
@@ -806,16 +764,13 @@ impl Worker {
         };
         let now = Utc::now();
         let claimable =
-            job.status == Status::Queued.as_str() || job.lease_expires_at.is_none_or(|t| t < now);
+            job.status == Status::Queued || job.lease_expires_at.is_none_or(|t| t < now);
         if !claimable {
             return Ok(None);
         }
         let lease_until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
         let res = sync_jobs::Entity::update_many()
-            .col_expr(
-                sync_jobs::Column::Status,
-                Expr::value(Status::Running.as_str()),
-            )
+            .col_expr(sync_jobs::Column::Status, Expr::value(Status::Running))
             .col_expr(
                 sync_jobs::Column::LeaseOwner,
                 Expr::value(self.owner.clone()),
@@ -833,7 +788,7 @@ impl Worker {
             .filter(sync_jobs::Column::ActiveSlot.eq(1))
             .filter(
                 Condition::any()
-                    .add(sync_jobs::Column::Status.eq(Status::Queued.as_str()))
+                    .add(sync_jobs::Column::Status.eq(Status::Queued))
                     .add(sync_jobs::Column::LeaseExpiresAt.lt(now)),
             )
             .exec(&self.db)
@@ -841,7 +796,7 @@ impl Worker {
         if res.rows_affected != 1 {
             return Ok(None); // another instance was quicker
         }
-        if job.status == Status::Running.as_str() {
+        if job.status == Status::Running {
             tracing::warn!(job_id = %job.id, previous_owner = ?job.lease_owner, "took over a sync job whose worker stopped");
         }
         Ok(sync_jobs::Entity::find_by_id(job.id).one(&self.db).await?)
@@ -1007,7 +962,7 @@ pub async fn schedule_once(db: &DatabaseConnection) -> Result<Option<Job>> {
         return Ok(None);
     };
     let last = sync_jobs::Entity::find()
-        .filter(sync_jobs::Column::Trigger.eq(Trigger::Schedule.as_str()))
+        .filter(sync_jobs::Column::Trigger.eq(Trigger::Schedule))
         .order_by_desc(sync_jobs::Column::CreatedAt)
         .one(db)
         .await?;

@@ -10,7 +10,7 @@ use chrono::Utc;
 use dirsync_entity::{archive_folders, directory_config, folder_access, user_privileges, users};
 use sea_orm::{
     sea_query::Expr, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -325,40 +325,24 @@ pub(crate) async fn insert<C: ConnectionTrait>(
     let privilege_rows = grants.iter().flat_map(|(user_id, p)| {
         p.privileges
             .iter()
-            .map(move |privilege| vec![(*user_id).into(), privilege.as_str().into()])
+            .map(move |privilege| user_privileges::ActiveModel {
+                user_id: Set(*user_id),
+                privilege: Set(privilege.as_str().to_owned()),
+            })
     });
-    insert_rows::<user_privileges::Entity, _>(
-        db,
-        &[
-            user_privileges::Column::UserId,
-            user_privileges::Column::Privilege,
-        ],
-        Box::new(privilege_rows),
-    )
-    .await?;
+    insert_rows(db, Box::new(privilege_rows)).await?;
     let access_rows = grants.iter().flat_map(|(user_id, p)| {
-        p.folder_access.iter().map(move |fa| {
-            vec![
-                (*user_id).into(),
-                fa.folder_id.into(),
-                fa.access.contains(&Access::Read).into(),
-                fa.access.contains(&Access::Write).into(),
-                fa.access.contains(&Access::Delete).into(),
-            ]
-        })
+        p.folder_access
+            .iter()
+            .map(move |fa| folder_access::ActiveModel {
+                user_id: Set(*user_id),
+                folder_id: Set(fa.folder_id),
+                can_read: Set(fa.access.contains(&Access::Read)),
+                can_write: Set(fa.access.contains(&Access::Write)),
+                can_delete: Set(fa.access.contains(&Access::Delete)),
+            })
     });
-    insert_rows::<folder_access::Entity, _>(
-        db,
-        &[
-            folder_access::Column::UserId,
-            folder_access::Column::FolderId,
-            folder_access::Column::CanRead,
-            folder_access::Column::CanWrite,
-            folder_access::Column::CanDelete,
-        ],
-        Box::new(access_rows),
-    )
-    .await?;
+    insert_rows(db, Box::new(access_rows)).await?;
     Ok(())
 }
 

@@ -3,7 +3,12 @@
 //! empty `allowed_domains` means "any domain" — but refused with
 //! [`Error::StoredDataInvalid`] naming the column, so a sync fails, sign-in refuses and `/ready`
 //! reports it until an administrator saves the setting again.
+//!
+//! Enum columns are typed in `dirsync-entity` (`values.rs`): a name that is none of the enum's
+//! fails the query with [`Undecodable`], which [`Error`]'s `From<DbErr>` turns into the same
+//! refusal through [`undecodable`].
 
+use dirsync_entity::{AuthMethod, Undecodable};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::{Error, Result};
@@ -16,6 +21,27 @@ pub fn invalid(column: &'static str, expected: &str, repair: &str) -> Error {
             "the stored setting {column} does not decode (expected {expected}); nothing that \
              depends on it is done until it is repaired: {repair}"
         ),
+    }
+}
+
+/// The refusal for a typed column whose stored text does not decode.
+pub fn undecodable(u: &Undecodable) -> Error {
+    invalid(
+        u.column,
+        &format!("{}, found {:?}", u.expected, u.found),
+        repair_of(u.column),
+    )
+}
+
+/// How an administrator repairs a damaged enum column.
+fn repair_of(column: &str) -> &'static str {
+    match column {
+        "directory_config.provider" => {
+            "save the directory settings again with PUT /api/v1/directory"
+        }
+        "users.auth_method" => "restore the user's auth_method (local or directory)",
+        "api_keys.role" => "delete the API key and create a new one",
+        _ => "restore the stored value (it was damaged, or written by another version of dirsync)",
     }
 }
 
@@ -38,14 +64,20 @@ pub async fn problems<C: ConnectionTrait>(db: &C) -> Result<Vec<(&'static str, S
             Err(e) => Err(e),
         }
     };
-    if let Some(row) =
-        dirsync_entity::directory_config::Entity::find_by_id(crate::directory::ROW_ID)
-            .one(db)
-            .await?
-    {
-        for check in crate::directory::checks(&row) {
-            note(check)?;
+    // A typed column that does not decode fails the whole read: the row's other checks wait
+    // until it is repaired.
+    let row = dirsync_entity::directory_config::Entity::find_by_id(crate::directory::ROW_ID)
+        .one(db)
+        .await
+        .map_err(Error::from);
+    match row {
+        Ok(Some(row)) => {
+            for check in crate::directory::checks(&row) {
+                note(check)?;
+            }
         }
+        Ok(None) => {}
+        Err(e) => note(Err(e))?,
     }
     if let Some(row) = dirsync_entity::oidc_config::Entity::find_by_id(crate::oidc::config::ROW_ID)
         .one(db)
@@ -56,7 +88,7 @@ pub async fn problems<C: ConnectionTrait>(db: &C) -> Result<Vec<(&'static str, S
     // One indexed count, not a scan of every user.
     use dirsync_entity::users;
     let damaged = users::Entity::find()
-        .filter(users::Column::AuthMethod.is_not_in(["local", "directory"]))
+        .filter(users::Column::AuthMethod.is_not_in(AuthMethod::ALL.iter().copied()))
         .count(db)
         .await?;
     if damaged > 0 {

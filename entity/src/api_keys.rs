@@ -2,13 +2,15 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::Role;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "api_keys")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub prefix: String,
     pub key_hash: String,
     pub created_by: String,

@@ -2,13 +2,15 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::AuthTestStatus;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "auth_tests")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub user_id: Uuid,
-    pub status: String,
+    pub status: AuthTestStatus,
     pub reason: Option<String>,
     pub authorization_url: String,
     pub created_by: String,

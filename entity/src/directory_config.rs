@@ -2,12 +2,14 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::Provider;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "directory_config")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: i32,
-    pub provider: String,
+    pub provider: Provider,
     pub admin_email: Option<String>,
     pub customer_id: Option<String>,
     pub domain: Option<String>,

@@ -1,5 +1,6 @@
 //! SeaORM entities of dirsync's database. The schema itself comes from `dirsync-migration`;
-//! these types are never serialized to API clients.
+//! the models are never serialized to API clients. The enums their columns store
+//! ([`values`]) are the domain's own, shared by the core and the API.
 #![forbid(unsafe_code)]
 
 pub mod api_keys;
@@ -7,9 +8,7 @@ pub mod archive_folders;
 pub mod audit_events;
 pub mod auth_tests;
 pub mod directory_config;
-pub mod directory_groups;
 pub mod folder_access;
-pub mod group_memberships;
 pub mod login_attempts;
 pub mod notification_deliveries;
 pub mod notification_endpoints;
@@ -20,3 +19,9 @@ pub mod sync_jobs;
 pub mod user_emails;
 pub mod user_privileges;
 pub mod users;
+pub mod values;
+
+pub use values::{
+    AuthMethod, AuthTestStatus, ChangeKind, EmailKind, JobStatus, Phase, Provider, Role, Trigger,
+    Undecodable, UnknownName,
+};

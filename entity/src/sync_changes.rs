@@ -2,13 +2,15 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::ChangeKind;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sync_changes")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub job_id: Uuid,
-    pub kind: String,
+    pub kind: ChangeKind,
     pub user_name: String,
     pub directory_id: Option<String>,
     pub fields: String,

@@ -2,16 +2,18 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::{JobStatus, Phase, Trigger};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sync_jobs")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub dry_run: bool,
-    pub trigger: String,
-    pub status: String,
+    pub trigger: Trigger,
+    pub status: JobStatus,
     pub active_slot: Option<i32>,
-    pub phase: Option<String>,
+    pub phase: Option<Phase>,
     pub users_fetched: i64,
     pub groups_fetched: i64,
     pub members_fetched: i64,

@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::EmailKind;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "user_emails")]
 pub struct Model {
@@ -9,7 +11,7 @@ pub struct Model {
     pub address_key: String,
     pub address: String,
     pub user_id: Uuid,
-    pub kind: String,
+    pub kind: EmailKind,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

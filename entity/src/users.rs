@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::AuthMethod;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "users")]
 pub struct Model {
@@ -10,7 +12,7 @@ pub struct Model {
     pub user_name: String,
     pub user_name_key: String,
     pub full_name: String,
-    pub auth_method: String,
+    pub auth_method: AuthMethod,
     pub directory_id: Option<String>,
     pub disabled: bool,
     pub password_hash: Option<String>,

@@ -8,6 +8,7 @@ mod m20261127_000001_initial;
 mod m20261129_000002_login_attempt_clients;
 mod m20261129_000003_shared_limits_and_handovers;
 mod m20261129_000004_notifications;
+mod m20261129_000005_drop_stored_groups;
 
 /// The ordered list of dirsync's migrations.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_login_attempt_clients::Migration),
             Box::new(m20261129_000003_shared_limits_and_handovers::Migration),
             Box::new(m20261129_000004_notifications::Migration),
+            Box::new(m20261129_000005_drop_stored_groups::Migration),
         ]
     }
 }

@@ -306,7 +306,11 @@ async fn signers(
     let dir = google.emu.control().directory();
     let mut hints: Vec<String> = all
         .iter()
-        .filter(|u| u.auth_method == "directory" && !u.disabled && login.contains(&u.id))
+        .filter(|u| {
+            u.auth_method == dirsync_entity::AuthMethod::Directory
+                && !u.disabled
+                && login.contains(&u.id)
+        })
         .filter_map(|u| dir.user(u.directory_id.as_deref()?))
         .filter(|g| !g.suspended && !g.archived && g.deletion_time.is_none())
         .map(|g| g.primary_email.clone())

@@ -49,7 +49,7 @@ async fn dirsync_users(env: &GoogleEnv) -> BTreeMap<String, Synced> {
         .await
         .unwrap()
         .into_iter()
-        .filter(|u| u.auth_method == "directory")
+        .filter(|u| u.auth_method == dirsync_entity::AuthMethod::Directory)
         .map(|u| {
             (
                 u.directory_id.clone().unwrap_or_default(),

@@ -343,3 +343,16 @@ async fn the_cli_creates_a_key_that_the_server_accepts() {
         .await;
     assert_eq!(r.status, 403);
 }
+
+#[tokio::test]
+async fn groups_are_not_stored_their_tables_are_dropped() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    for table in ["directory_groups", "group_memberships"] {
+        let read = app
+            .db
+            .execute_unprepared(&format!("SELECT 1 FROM {table}"))
+            .await;
+        assert!(read.is_err(), "{table} still exists");
+    }
+}

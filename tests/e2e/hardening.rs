@@ -196,7 +196,7 @@ async fn a_browser_session_cookie_is_rate_limited_like_a_key() {
         user_name: Set("ada".into()),
         user_name_key: Set("ada".into()),
         full_name: Set("Ada".into()),
-        auth_method: Set("local".into()),
+        auth_method: Set(dirsync_entity::AuthMethod::Local),
         directory_id: Set(None),
         disabled: Set(false),
         password_hash: Set(None),

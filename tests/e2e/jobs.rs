@@ -94,10 +94,10 @@ async fn a_job_whose_worker_died_is_taken_over_after_its_lease() {
     sync_jobs::ActiveModel {
         id: Set(id),
         dry_run: Set(false),
-        trigger: Set("api".into()),
-        status: Set("running".into()),
+        trigger: Set(dirsync_entity::Trigger::Api),
+        status: Set(dirsync_entity::JobStatus::Running),
         active_slot: Set(Some(1)),
-        phase: Set(Some("fetching_users".into())),
+        phase: Set(Some(dirsync_entity::Phase::FetchingUsers)),
         users_fetched: Set(0),
         groups_fetched: Set(0),
         members_fetched: Set(0),
@@ -173,7 +173,9 @@ async fn a_server_killed_while_applying_leaves_old_or_new_state_and_the_survivor
             .await
             .unwrap()
             .unwrap();
-        if row.phase.as_deref() == Some("applying") && row.status == "running" {
+        if row.phase == Some(dirsync_entity::Phase::Applying)
+            && row.status == dirsync_entity::JobStatus::Running
+        {
             applying = true;
             break;
         }
@@ -189,7 +191,8 @@ async fn a_server_killed_while_applying_leaves_old_or_new_state_and_the_survivor
         .unwrap()
         .unwrap();
     assert_eq!(
-        row.status, "running",
+        row.status,
+        dirsync_entity::JobStatus::Running,
         "the kill came after the job ended; the test proves nothing"
     );
     let count = users::Entity::find().count(&survivor.db).await.unwrap();
@@ -268,7 +271,9 @@ async fn a_server_stopped_with_sigterm_hands_its_job_over_at_once_not_a_lease_la
             .await
             .unwrap()
             .unwrap();
-        row.status == "running" && row.pages_fetched > 0 && row.phase.as_deref() != Some("applying")
+        row.status == dirsync_entity::JobStatus::Running
+            && row.pages_fetched > 0
+            && row.phase != Some(dirsync_entity::Phase::Applying)
     };
     // Claimed by the process (the only worker yet), past its first page.
     let mut seen = false;
@@ -297,7 +302,8 @@ async fn a_server_stopped_with_sigterm_hands_its_job_over_at_once_not_a_lease_la
         .unwrap()
         .unwrap();
     assert_ne!(
-        row.status, "succeeded",
+        row.status,
+        dirsync_entity::JobStatus::Succeeded,
         "the job ended before the signal; the test proves nothing"
     );
     assert_eq!(row.handovers, 1, "the hand-over is recorded");
@@ -352,7 +358,7 @@ async fn the_schedule_queues_a_job_once_per_interval_and_not_while_one_runs() {
         .await
         .unwrap()
         .expect("due");
-    assert_eq!(job.trigger, "schedule");
+    assert_eq!(job.trigger, dirsync_entity::Trigger::Schedule);
     // Not again while it is active, nor within the interval after it.
     assert!(dirsync_core::jobs::schedule_once(&env.app.db)
         .await
@@ -390,4 +396,25 @@ async fn metrics_count_jobs_and_google_requests() {
         "{m}"
     );
     assert!(m.contains("dirsync_sync_job_duration_seconds_count"));
+}
+
+#[tokio::test]
+async fn a_job_and_its_changes_read_back_as_the_core_types() {
+    let env = spawn_with_google(Directory::generate(3, 0, 7)).await;
+    let job = env.sync_typed(true).await;
+    assert_eq!(job.status, dirsync_core::jobs::Status::Succeeded);
+    assert_eq!(job.trigger, dirsync_core::jobs::Trigger::Api);
+    let created = job.summary.expect("a summary").created;
+    assert!(created > 0);
+    let page = env
+        .app
+        .get(&format!("/api/v1/sync-jobs/{}/changes?kind=create", job.id))
+        .await
+        .expect(200);
+    let changes: Vec<dirsync_core::jobs::StoredChange> =
+        serde_json::from_value(page.json["items"].clone()).unwrap();
+    assert_eq!(changes.len() as u64, created);
+    assert!(changes
+        .iter()
+        .all(|c| c.kind == dirsync_core::sync::ChangeKind::Create));
 }

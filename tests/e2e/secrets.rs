@@ -27,8 +27,6 @@ async fn dump(db: &DatabaseConnection) -> String {
         oidc_config,
         sync_jobs,
         sync_changes,
-        directory_groups,
-        group_memberships,
         api_keys,
         sessions,
         auth_tests,

@@ -751,7 +751,7 @@ async fn local_user(o: &OidcEnv, name: &str, password: Option<&str>, privileges:
         user_name: Set(name.into()),
         user_name_key: Set(name.to_lowercase()),
         full_name: Set(format!("Local {name}")),
-        auth_method: Set("local".into()),
+        auth_method: Set(dirsync_entity::AuthMethod::Local),
         directory_id: Set(None),
         disabled: Set(false),
         password_hash: Set(hash),

@@ -284,7 +284,7 @@ async fn a_local_user_in_conflict_is_left_untouched() {
     assert_eq!(summary(&job, "created"), 3);
     let bob = user_named(&env, "bob@example.com").await.unwrap();
     assert_eq!(bob.id.to_string(), local.json["id"].as_str().unwrap());
-    assert_eq!(bob.auth_method, "local");
+    assert_eq!(bob.auth_method, dirsync_entity::AuthMethod::Local);
     assert_eq!(bob.full_name, "Local Bob");
     let conflicts = env
         .changes(job["id"].as_str().unwrap(), Some("conflict"))

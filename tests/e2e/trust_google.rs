@@ -507,6 +507,96 @@ async fn a_user_whose_auth_method_does_not_decode_fails_the_job_instead_of_escap
     );
 }
 
+// ---- issue 13: enum columns are typed; a name none of the enum's is an error ----
+
+#[tokio::test]
+async fn a_job_whose_status_does_not_decode_is_stored_data_invalid_not_failed() {
+    let env = spawn_with_google(directory(1)).await;
+    let job = env.sync(true).await;
+    let id = job["id"].as_str().unwrap();
+    env.app
+        .db
+        .execute_unprepared("UPDATE sync_jobs SET status = 'Succeeded'")
+        .await
+        .unwrap();
+    // Read as a default, a damaged status would show the job as failed (it did once).
+    let r = env.app.get(&format!("/api/v1/sync-jobs/{id}")).await;
+    assert_eq!((r.status, r.error_code()), (503, "stored_data_invalid"));
+    assert!(r.text.contains("sync_jobs.status"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_job_summary_or_change_that_does_not_decode_is_stored_data_invalid_not_empty() {
+    let env = spawn_with_google(directory(1)).await;
+    let job = env.sync(true).await;
+    let id = job["id"].as_str().unwrap();
+    env.app
+        .db
+        .execute_unprepared("UPDATE sync_changes SET fields = 'full_name'")
+        .await
+        .unwrap();
+    let r = env
+        .app
+        .get(&format!("/api/v1/sync-jobs/{id}/changes"))
+        .await;
+    assert_eq!((r.status, r.error_code()), (503, "stored_data_invalid"));
+    assert!(r.text.contains("sync_changes.fields"), "{}", r.text);
+    env.app
+        .db
+        .execute_unprepared("UPDATE sync_jobs SET summary = '{\"created\":'")
+        .await
+        .unwrap();
+    let r = env.app.get(&format!("/api/v1/sync-jobs/{id}")).await;
+    assert_eq!((r.status, r.error_code()), (503, "stored_data_invalid"));
+    assert!(r.text.contains("sync_jobs.summary"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn an_api_key_whose_role_does_not_decode_is_refused_not_read_as_reader() {
+    let env = spawn_with_google(directory(0)).await;
+    let key = env.app.api_key("operator").await;
+    env.app
+        .db
+        .execute_unprepared("UPDATE api_keys SET role = 'superuser'")
+        .await
+        .unwrap();
+    let r = env
+        .app
+        .call(reqwest::Method::GET, "/api/v1/sync-jobs", Some(&key), None)
+        .await;
+    assert_eq!((r.status, r.error_code()), (503, "stored_data_invalid"));
+    assert!(r.text.contains("api_keys.role"), "{}", r.text);
+    let listed = env.app.get("/api/v1/api-keys").await;
+    assert_eq!(
+        (listed.status, listed.error_code()),
+        (503, "stored_data_invalid")
+    );
+}
+
+#[tokio::test]
+async fn an_undecodable_provider_fails_ready_and_saving_the_settings_repairs_it() {
+    let env = spawn_with_google(directory(1)).await;
+    env.app
+        .db
+        .execute_unprepared("UPDATE directory_config SET provider = 'google' WHERE id = 1")
+        .await
+        .unwrap();
+    let ready = env.app.get("/ready").await;
+    assert_eq!(ready.status, 503, "{}", ready.text);
+    assert_eq!(
+        ready.json["error"]["details"]["columns"],
+        json!(["directory_config.provider"])
+    );
+    let job = env.sync(false).await;
+    assert_eq!(job["error"]["code"], "stored_data_invalid", "{job}");
+    assert_eq!(user_count(&env).await, 0);
+
+    env.configure(json!({})).await.expect(200);
+    env.app.get("/ready").await.expect(200);
+    let job = env.sync(false).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+}
+
 // ---- item 14: dependencies ----
 
 /// The `[[package]]` entries of the workspace's Cargo.lock named `name`, as text.

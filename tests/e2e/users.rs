@@ -29,7 +29,7 @@ pub(crate) async fn insert_directory_user(app: &TestApp, primary: &str, aliases:
         user_name: Set(primary.to_lowercase()),
         user_name_key: Set(primary.to_lowercase()),
         full_name: Set("Directory Person".into()),
-        auth_method: Set("directory".into()),
+        auth_method: Set(dirsync_entity::AuthMethod::Directory),
         directory_id: Set(Some(format!("1{}", id.as_u128() % 1_000_000_000))),
         disabled: Set(false),
         password_hash: Set(None),
@@ -45,7 +45,11 @@ pub(crate) async fn insert_directory_user(app: &TestApp, primary: &str, aliases:
             address_key: Set(a.to_lowercase()),
             address: Set(a.to_string()),
             user_id: Set(id),
-            kind: Set(if i == 0 { "primary" } else { "alias" }.into()),
+            kind: Set(if i == 0 {
+                dirsync_entity::EmailKind::Primary
+            } else {
+                dirsync_entity::EmailKind::Alias
+            }),
         }
         .insert(&app.db)
         .await

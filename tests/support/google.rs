@@ -88,6 +88,12 @@ impl GoogleEnv {
         self.sync_with(json!({ "dry_run": dry_run })).await
     }
 
+    /// Runs a job like [`GoogleEnv::sync`] and reads it as the server's own type: a field
+    /// renamed on one side fails here, not silently as a missing JSON key.
+    pub async fn sync_typed(&self, dry_run: bool) -> dirsync_core::jobs::Job {
+        serde_json::from_value(self.sync(dry_run).await).expect("a job as the server sends it")
+    }
+
     /// Starts a job with the given body and waits until it ends.
     pub async fn sync_with(&self, body: Value) -> Value {
         let started = self.app.post("/api/v1/sync-jobs", &body).await.expect(202);

@@ -1,6 +1,7 @@
 //! The directory configuration: which Google account to read, how, and the sync rules.
 
 use actix_web::{get, post, put, web};
+use dirsync_core::directory::Provider;
 use dirsync_core::{audit, directory, google::ServiceAccountKey, Error};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -16,16 +17,6 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(upload_service_account)
         .service(test_connection)
         .service(list_groups);
-}
-
-/// Where users come from.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    /// Google Workspace through the Directory API.
-    GoogleWorkspace,
-    /// No directory: only local users.
-    None,
 }
 
 /// The editable directory settings.
@@ -77,7 +68,8 @@ pub struct ServiceAccount {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DirectoryConfig {
     /// `google_workspace` or `none`.
-    pub provider: String,
+    #[schema(value_type = String)]
+    pub provider: Provider,
     /// The impersonated administrator.
     pub admin_email: Option<String>,
     /// Customer id (`my_customer` by default).
@@ -140,10 +132,7 @@ async fn put_config(
 ) -> Result<web::Json<DirectoryConfig>, ApiError> {
     let b = body.into_inner();
     let settings = directory::DirectorySettings {
-        provider: match b.provider {
-            Provider::GoogleWorkspace => "google_workspace".into(),
-            Provider::None => "none".into(),
-        },
+        provider: b.provider,
         admin_email: b.admin_email,
         customer_id: b.customer_id,
         domain: b.domain,

@@ -16,6 +16,7 @@ use actix_web::{
 };
 use chrono::{DateTime, Utc};
 use dirsync_core::auth::{revoke_session, Principal};
+use dirsync_core::oidc::auth_test::AuthTestStatus;
 use dirsync_core::oidc::{
     self, auth_test::AuthTestView, config, BrowserBinding, Callback, CallbackOutcome, LoginRequest,
     SessionUser, SignedIn, SigninError, SigninErrorKind,
@@ -455,18 +456,6 @@ pub struct CallbackQuery {
     pub iss: Option<String>,
 }
 
-/// An auth test's state.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthTestStatus {
-    /// Waiting for the user to sign in at Google.
-    Pending,
-    /// The user could sign in.
-    Succeeded,
-    /// The user could not; `reason` says why.
-    Failed,
-}
-
 /// A test of one user's Sign in with Google.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuthTest {
@@ -498,11 +487,7 @@ impl From<AuthTestView> for AuthTest {
             reason_code: v.reason_code().map(str::to_string),
             id: v.id,
             user_id: v.user_id,
-            status: match v.status.as_str() {
-                "succeeded" => AuthTestStatus::Succeeded,
-                "failed" => AuthTestStatus::Failed,
-                _ => AuthTestStatus::Pending,
-            },
+            status: v.status,
             reason: v.reason,
             authorization_url: v.authorization_url,
             created_by: v.created_by,

@@ -2,6 +2,7 @@
 
 use actix_web::{delete, get, http::header, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
+use dirsync_core::users::AuthMethod;
 use dirsync_core::{paging::PageRequest, users, Error};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -23,34 +24,6 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(read)
         .service(update)
         .service(remove);
-}
-
-/// How a user signs in, and who manages it.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    /// Managed here; may have a password.
-    Local,
-    /// Managed by Google Workspace through the sync; signs in with Google.
-    Directory,
-}
-
-impl From<users::AuthMethod> for AuthMethod {
-    fn from(m: users::AuthMethod) -> Self {
-        match m {
-            users::AuthMethod::Local => AuthMethod::Local,
-            users::AuthMethod::Directory => AuthMethod::Directory,
-        }
-    }
-}
-
-impl From<AuthMethod> for users::AuthMethod {
-    fn from(m: AuthMethod) -> Self {
-        match m {
-            AuthMethod::Local => users::AuthMethod::Local,
-            AuthMethod::Directory => users::AuthMethod::Directory,
-        }
-    }
 }
 
 /// A user. Never carries a password or its hash.
@@ -86,7 +59,7 @@ impl From<users::User> for User {
             id: u.id,
             user_name: u.user_name,
             full_name: u.full_name,
-            auth_method: u.auth_method.into(),
+            auth_method: u.auth_method,
             directory_id: u.directory_id,
             disabled: u.disabled,
             emails: u.emails,
@@ -182,7 +155,7 @@ async fn list(
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
     let filter = users::UserFilter {
         q: query.q.clone(),
-        auth_method: query.auth_method.map(Into::into),
+        auth_method: query.auth_method,
         disabled: query.disabled,
     };
     let found = users::list(&state.db, &filter, page).await?;

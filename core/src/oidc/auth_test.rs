@@ -4,7 +4,7 @@
 //! precise reason — without creating a session.
 
 use chrono::{DateTime, Duration, Utc};
-use dirsync_entity::{auth_tests, user_emails, users};
+use dirsync_entity::{auth_tests, user_emails, users, AuthMethod, EmailKind};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde::Serialize;
@@ -15,6 +15,9 @@ use super::{config, GoogleOidc, SigninError, ATTEMPT_TTL_MINUTES};
 use crate::secrets::Cipher;
 use crate::Error;
 
+/// Where a test stands (`pending`, `succeeded`, `failed`), stored in `auth_tests.status`.
+pub use dirsync_entity::AuthTestStatus;
+
 /// A test, as shown.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuthTestView {
@@ -23,7 +26,7 @@ pub struct AuthTestView {
     /// The tested user.
     pub user_id: Uuid,
     /// `pending`, `succeeded` or `failed`.
-    pub status: String,
+    pub status: AuthTestStatus,
     /// Why it failed: `<code>: <explanation>`, e.g. `user_disabled: the user … is disabled`.
     pub reason: Option<String>,
     /// Where the tested user signs in.
@@ -74,7 +77,7 @@ pub async fn start<C: ConnectionTrait>(
         .one(db)
         .await?
         .ok_or(Error::NotFound("user"))?;
-    if user.auth_method != "directory" {
+    if user.auth_method != AuthMethod::Directory {
         return Err(Error::invalid(
             "not_a_directory_user",
             format!(
@@ -96,7 +99,7 @@ pub async fn start<C: ConnectionTrait>(
     }
     let primary = user_emails::Entity::find()
         .filter(user_emails::Column::UserId.eq(user.id))
-        .filter(user_emails::Column::Kind.eq("primary"))
+        .filter(user_emails::Column::Kind.eq(EmailKind::Primary))
         .one(db)
         .await?
         .map(|e| e.address)
@@ -120,7 +123,7 @@ pub async fn start<C: ConnectionTrait>(
     let row = auth_tests::ActiveModel {
         id: Set(id),
         user_id: Set(user.id),
-        status: Set("pending".into()),
+        status: Set(AuthTestStatus::Pending),
         reason: Set(None),
         authorization_url: Set(url),
         created_by: Set(actor.to_string()),
@@ -139,13 +142,13 @@ pub async fn get<C: ConnectionTrait>(db: &C, id: Uuid) -> crate::Result<AuthTest
         .one(db)
         .await?
         .ok_or(Error::NotFound("auth test"))?;
-    if row.status == "pending"
+    if row.status == AuthTestStatus::Pending
         && row.created_at + Duration::minutes(ATTEMPT_TTL_MINUTES) < Utc::now()
     {
         finish(
             db,
             id,
-            "failed",
+            AuthTestStatus::Failed,
             Some(format!(
                 "expired: the test was not completed within {ATTEMPT_TTL_MINUTES} minutes"
             )),
@@ -163,7 +166,7 @@ pub async fn get<C: ConnectionTrait>(db: &C, id: Uuid) -> crate::Result<AuthTest
 async fn finish<C: ConnectionTrait>(
     db: &C,
     id: Uuid,
-    status: &str,
+    status: AuthTestStatus,
     reason: Option<String>,
 ) -> Result<(), sea_orm::DbErr> {
     auth_tests::Entity::update_many()
@@ -171,7 +174,7 @@ async fn finish<C: ConnectionTrait>(
         .col_expr(auth_tests::Column::Reason, Expr::value(reason))
         .col_expr(auth_tests::Column::FinishedAt, Expr::value(Utc::now()))
         .filter(auth_tests::Column::Id.eq(id))
-        .filter(auth_tests::Column::Status.eq("pending"))
+        .filter(auth_tests::Column::Status.eq(AuthTestStatus::Pending))
         .exec(db)
         .await?;
     Ok(())
@@ -201,8 +204,16 @@ pub(crate) async fn record<C: ConnectionTrait>(
     result: Result<Uuid, SigninError>,
 ) -> Result<AuthTestView, SigninError> {
     match result {
-        Ok(_) => finish(db, test_id, "succeeded", None).await?,
-        Err(e) => finish(db, test_id, "failed", Some(format!("{}: {e}", e.code()))).await?,
+        Ok(_) => finish(db, test_id, AuthTestStatus::Succeeded, None).await?,
+        Err(e) => {
+            finish(
+                db,
+                test_id,
+                AuthTestStatus::Failed,
+                Some(format!("{}: {e}", e.code())),
+            )
+            .await?
+        }
     }
     Ok(get(db, test_id).await?)
 }

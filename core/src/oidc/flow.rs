@@ -1,7 +1,7 @@
 //! The authorization-code flow: `/oidc/login` starts it, `/oidc/signin` finishes it.
 
 use chrono::{DateTime, Utc};
-use dirsync_entity::users;
+use dirsync_entity::{users, AuthMethod};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -357,7 +357,7 @@ async fn complete<C: ConnectionTrait>(
     }
     let user = users::Entity::find()
         .filter(users::Column::DirectoryId.eq(claims.sub.as_str()))
-        .filter(users::Column::AuthMethod.eq("directory"))
+        .filter(users::Column::AuthMethod.eq(AuthMethod::Directory))
         .one(db)
         .await?
         .ok_or_else(|| {

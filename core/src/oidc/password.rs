@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use dirsync_entity::users;
+use dirsync_entity::{users, AuthMethod};
 use rand::RngCore;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
@@ -81,7 +81,7 @@ pub async fn password_login<C: ConnectionTrait>(
     // Only local users have passwords. A directory user is answered like an unknown name,
     // after the same argon2 work: otherwise the answer, or its speed, tells anyone which
     // addresses belong to the directory.
-    let found = found.filter(|u| u.auth_method == "local");
+    let found = found.filter(|u| u.auth_method == AuthMethod::Local);
     let stored = found.as_ref().and_then(|u| u.password_hash.clone());
     let ok =
         tokio::task::spawn_blocking(move || verify(stored.as_deref(), password.expose_secret()))

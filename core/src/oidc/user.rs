@@ -7,9 +7,6 @@ use uuid::Uuid;
 use super::{SigninError, SigninErrorKind};
 use crate::privileges;
 
-/// The privilege a user needs to sign in at all.
-pub const LOGIN_PRIVILEGE: &str = "login";
-
 /// A user as shown with a new session: the user as the users module shows it, plus its
 /// privileges.
 #[derive(Debug, Clone)]
@@ -40,10 +37,13 @@ pub(crate) async fn check_may_sign_in<C: ConnectionTrait>(
             format!("the user {} is disabled", user.user_name),
         ));
     }
-    let may = user_privileges::Entity::find_by_id((user.id, LOGIN_PRIVILEGE.to_string()))
-        .one(db)
-        .await?
-        .is_some();
+    let may = user_privileges::Entity::find_by_id((
+        user.id,
+        privileges::Privilege::Login.as_str().to_owned(),
+    ))
+    .one(db)
+    .await?
+    .is_some();
     if !may {
         return Err(SigninError::new(
             SigninErrorKind::Forbidden,

@@ -6,13 +6,15 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use dirsync_entity::{archive_folders, user_emails, users};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityName, EntityTrait, IdenStatic, QueryFilter, Set,
+    Statement, Value,
 };
 use uuid::Uuid;
 
 use super::plan::{LocalState, Plan};
 use crate::db::{insert_rows, placeholders, ROWS_PER_STATEMENT};
 use crate::privileges::DefaultPrivileges;
+use crate::users::{AuthMethod, EmailKind};
 use crate::Result;
 
 /// Writes the plan. The caller owns the transaction: commit or roll back as one. Users created
@@ -113,7 +115,14 @@ pub fn check<'a>(plan: &'a Plan, local: &'a LocalState) -> std::result::Result<(
     Ok(())
 }
 
+/// A table or column name of an entity, quoted for the hand-written statements below (the
+/// names come from the entities, so a renamed column cannot be missed here).
+fn quoted(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
 async fn update_users<C: ConnectionTrait>(db: &C, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
+    use users::Column as U;
     let backend = db.get_database_backend();
     // Names may move between users in chains and cycles (b → c while a → b; a and b swapping).
     // Both databases check a unique index at each row, not at the end of the statement, so the
@@ -129,8 +138,11 @@ async fn update_users<C: ConnectionTrait>(db: &C, plan: &Plan, now: DateTime<Utc
         }
         let sql = format!(
             "WITH v(id, user_name_key) AS (VALUES {}) \
-             UPDATE users SET user_name_key = v.user_name_key FROM v WHERE users.id = v.id",
-            placeholders(backend, chunk.len(), 2)
+             UPDATE {users} SET {name_key} = v.user_name_key FROM v WHERE {users}.{id} = v.id",
+            placeholders(backend, chunk.len(), 2),
+            users = quoted(users::Entity.table_name()),
+            name_key = quoted(U::UserNameKey.as_str()),
+            id = quoted(U::Id.as_str()),
         );
         db.execute(Statement::from_sql_and_values(backend, sql, values))
             .await?;
@@ -157,10 +169,19 @@ async fn update_users<C: ConnectionTrait>(db: &C, plan: &Plan, now: DateTime<Utc
         values.push(now.into());
         let sql = format!(
             "WITH v(id, user_name, user_name_key, full_name, directory_id, disabled) AS (VALUES {}) \
-             UPDATE users SET user_name = v.user_name, user_name_key = v.user_name_key, \
-             full_name = v.full_name, directory_id = v.directory_id, disabled = v.disabled, \
-             updated_at = {now_ph}, last_synced_at = {now_ph} FROM v WHERE users.id = v.id",
-            placeholders(backend, chunk.len(), 6)
+             UPDATE {users} SET {name} = v.user_name, {name_key} = v.user_name_key, \
+             {full_name} = v.full_name, {directory_id} = v.directory_id, {disabled} = v.disabled, \
+             {updated_at} = {now_ph}, {last_synced_at} = {now_ph} FROM v WHERE {users}.{id} = v.id",
+            placeholders(backend, chunk.len(), 6),
+            users = quoted(users::Entity.table_name()),
+            name = quoted(U::UserName.as_str()),
+            name_key = quoted(U::UserNameKey.as_str()),
+            full_name = quoted(U::FullName.as_str()),
+            directory_id = quoted(U::DirectoryId.as_str()),
+            disabled = quoted(U::Disabled.as_str()),
+            updated_at = quoted(U::UpdatedAt.as_str()),
+            last_synced_at = quoted(U::LastSyncedAt.as_str()),
+            id = quoted(U::Id.as_str()),
         );
         db.execute(Statement::from_sql_and_values(backend, sql, values))
             .await?;
@@ -171,9 +192,12 @@ async fn update_users<C: ConnectionTrait>(db: &C, plan: &Plan, now: DateTime<Utc
             fvalues.push(u.user_name.clone().into());
         }
         let fsql = format!(
-            "WITH v(uid, name) AS (VALUES {}) UPDATE archive_folders SET name = v.name \
-             FROM v WHERE archive_folders.user_id = v.uid AND archive_folders.name <> v.name",
-            placeholders(backend, chunk.len(), 2)
+            "WITH v(uid, name) AS (VALUES {}) UPDATE {folders} SET {name} = v.name \
+             FROM v WHERE {folders}.{user_id} = v.uid AND {folders}.{name} <> v.name",
+            placeholders(backend, chunk.len(), 2),
+            folders = quoted(archive_folders::Entity.table_name()),
+            name = quoted(archive_folders::Column::Name.as_str()),
+            user_id = quoted(archive_folders::Column::UserId.as_str()),
         );
         db.execute(Statement::from_sql_and_values(backend, fsql, fvalues))
             .await?;
@@ -194,26 +218,28 @@ async fn update_users<C: ConnectionTrait>(db: &C, plan: &Plan, now: DateTime<Utc
     let rows = changed
         .into_iter()
         .flat_map(|u| email_rows(u.id, u.addresses.as_deref().unwrap_or_default()));
-    insert_rows::<user_emails::Entity, _>(db, EMAIL_COLUMNS, Box::new(rows)).await?;
+    insert_rows(db, Box::new(rows)).await?;
     Ok(())
 }
 
-const EMAIL_COLUMNS: &[user_emails::Column] = &[
-    user_emails::Column::AddressKey,
-    user_emails::Column::Address,
-    user_emails::Column::UserId,
-    user_emails::Column::Kind,
-];
-
-fn email_rows(user_id: Uuid, addresses: &[String]) -> impl Iterator<Item = Vec<Value>> + '_ {
-    addresses.iter().enumerate().map(move |(i, a)| {
-        vec![
-            a.to_lowercase().into(),
-            a.clone().into(),
-            user_id.into(),
-            if i == 0 { "primary" } else { "alias" }.into(),
-        ]
-    })
+/// A user's address rows: the first address is the primary.
+fn email_rows(
+    user_id: Uuid,
+    addresses: &[String],
+) -> impl Iterator<Item = user_emails::ActiveModel> + '_ {
+    addresses
+        .iter()
+        .enumerate()
+        .map(move |(i, a)| user_emails::ActiveModel {
+            address_key: Set(a.to_lowercase()),
+            address: Set(a.clone()),
+            user_id: Set(user_id),
+            kind: Set(if i == 0 {
+                EmailKind::Primary
+            } else {
+                EmailKind::Alias
+            }),
+        })
 }
 
 async fn create_users<C: ConnectionTrait>(
@@ -222,62 +248,39 @@ async fn create_users<C: ConnectionTrait>(
     grants: &DefaultPrivileges,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    use users::Column as U;
-    let user_rows = plan.creates.iter().map(move |u| {
-        vec![
-            u.id.into(),
-            u.user_name.clone().into(),
-            u.user_name.to_lowercase().into(),
-            u.full_name.clone().into(),
-            "directory".into(),
-            Some(u.directory_id.clone()).into(),
-            u.disabled.into(),
-            Option::<String>::None.into(),
-            now.into(),
-            now.into(),
-            Some(now).into(),
-        ]
+    let user_rows = plan.creates.iter().map(move |u| users::ActiveModel {
+        id: Set(u.id),
+        user_name: Set(u.user_name.clone()),
+        user_name_key: Set(u.user_name.to_lowercase()),
+        full_name: Set(u.full_name.clone()),
+        auth_method: Set(AuthMethod::Directory),
+        directory_id: Set(Some(u.directory_id.clone())),
+        disabled: Set(u.disabled),
+        password_hash: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        last_synced_at: Set(Some(now)),
     });
-    let user_columns = [
-        U::Id,
-        U::UserName,
-        U::UserNameKey,
-        U::FullName,
-        U::AuthMethod,
-        U::DirectoryId,
-        U::Disabled,
-        U::PasswordHash,
-        U::CreatedAt,
-        U::UpdatedAt,
-        U::LastSyncedAt,
-    ];
-    insert_rows::<users::Entity, _>(db, &user_columns, Box::new(user_rows)).await?;
+    insert_rows(db, Box::new(user_rows)).await?;
     let emails = plan
         .creates
         .iter()
         .flat_map(|u| email_rows(u.id, &u.addresses));
-    insert_rows::<user_emails::Entity, _>(db, EMAIL_COLUMNS, Box::new(emails)).await?;
+    insert_rows(db, Box::new(emails)).await?;
     let folder_ids: Vec<Uuid> = plan.creates.iter().map(|_| Uuid::new_v4()).collect();
-    use archive_folders::Column as F;
-    let folders = plan.creates.iter().zip(&folder_ids).map(move |(u, fid)| {
-        vec![
-            (*fid).into(),
-            u.user_name.clone().into(),
-            Some(u.id).into(),
-            0i64.into(),
-            now.into(),
-            Option::<DateTime<Utc>>::None.into(),
-        ]
-    });
-    let folder_columns = [
-        F::Id,
-        F::Name,
-        F::UserId,
-        F::MessageCount,
-        F::CreatedAt,
-        F::DetachedAt,
-    ];
-    insert_rows::<archive_folders::Entity, _>(db, &folder_columns, Box::new(folders)).await?;
+    let folders =
+        plan.creates
+            .iter()
+            .zip(&folder_ids)
+            .map(move |(u, fid)| archive_folders::ActiveModel {
+                id: Set(*fid),
+                name: Set(u.user_name.clone()),
+                user_id: Set(Some(u.id)),
+                message_count: Set(0),
+                created_at: Set(now),
+                detached_at: Set(None),
+            });
+    insert_rows(db, Box::new(folders)).await?;
     let owners: Vec<(Uuid, Uuid)> = plan.creates.iter().map(|u| u.id).zip(folder_ids).collect();
     grants.grant(db, &owners).await?;
     Ok(())

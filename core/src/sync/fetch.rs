@@ -9,7 +9,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::plan::{RemoteState, RemoteUser};
 use crate::google::{DirectoryClient, GoogleError, Member, MemberType, User};
-use crate::jobs::{JobControl, JobError, Progress};
+use crate::jobs::{JobControl, JobError, Phase, Progress};
 
 /// Member listings run this many at a time: Google's per-user quota allows it, and with
 /// thousands of groups the fetch is bound by round trips, not bandwidth.
@@ -130,7 +130,7 @@ pub async fn fetch(
         });
     }
 
-    progress.phase = Some("fetching_groups".into());
+    progress.phase = Some(Phase::FetchingGroups);
     ctl.progress(progress, true).await;
     let mut by_email: HashMap<String, String> = HashMap::new();
     let mut groups = client.groups();
@@ -161,7 +161,7 @@ pub async fn fetch(
         }
     }
 
-    progress.phase = Some("fetching_members".into());
+    progress.phase = Some(Phase::FetchingMembers);
     ctl.progress(progress, true).await;
     let mut in_scope: HashSet<String> = HashSet::new();
     let mut everyone = false;

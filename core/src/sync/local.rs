@@ -7,11 +7,16 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelec
 use uuid::Uuid;
 
 use super::plan::{LocalState, LocalUser};
+use crate::privileges::Privilege;
+use crate::users::{AuthMethod, EmailKind};
 use crate::Result;
 
 /// A user row as the planner needs it: timestamps and password hashes are not read (at
 /// 100,000 users, decoding them is a good part of an unchanged re-run).
-type UserRow = (Uuid, String, String, String, Option<String>, bool);
+/// A damaged `auth_method` fails the load (the column does not decode) instead of being
+/// guessed: read as `local`, a directory user would escape the sync (never disabled or deleted
+/// again); read as `directory`, a local user could be taken over.
+type UserRow = (Uuid, String, String, AuthMethod, Option<String>, bool);
 
 /// Loads every user with its addresses, `admin` flag and own folder's message count.
 pub async fn load<C: ConnectionTrait>(db: &C) -> Result<LocalState> {
@@ -30,7 +35,7 @@ pub async fn load<C: ConnectionTrait>(db: &C) -> Result<LocalState> {
         .all(db)
         .await?;
     let mut addresses: HashMap<Uuid, Vec<(bool, String)>> = HashMap::new();
-    let emails: Vec<(Uuid, String, String)> = user_emails::Entity::find()
+    let emails: Vec<(Uuid, EmailKind, String)> = user_emails::Entity::find()
         .select_only()
         .columns([
             user_emails::Column::UserId,
@@ -44,12 +49,12 @@ pub async fn load<C: ConnectionTrait>(db: &C) -> Result<LocalState> {
         addresses
             .entry(user_id)
             .or_default()
-            .push((kind == "primary", address));
+            .push((kind == EmailKind::Primary, address));
     }
     let admins: HashSet<Uuid> = user_privileges::Entity::find()
         .select_only()
         .column(user_privileges::Column::UserId)
-        .filter(user_privileges::Column::Privilege.eq("admin"))
+        .filter(user_privileges::Column::Privilege.eq(Privilege::Admin.as_str()))
         .into_tuple::<Uuid>()
         .all(db)
         .await?
@@ -70,20 +75,7 @@ pub async fn load<C: ConnectionTrait>(db: &C) -> Result<LocalState> {
         .collect();
     let mut users = Vec::with_capacity(rows.len());
     for (id, user_name, full_name, auth_method, directory_id, disabled) in rows {
-        // A damaged auth_method is not guessed: read as `local`, a directory user would
-        // escape the sync (never disabled or deleted again); read as `directory`, a local
-        // user could be taken over.
-        let directory = match auth_method.as_str() {
-            "directory" => true,
-            "local" => false,
-            _ => {
-                return Err(crate::stored::invalid(
-                    "users.auth_method",
-                    "local or directory",
-                    &format!("user {user_name} (id {id}) needs its auth_method restored"),
-                ))
-            }
-        };
+        let directory = auth_method == AuthMethod::Directory;
         let mut addrs = addresses.remove(&id).unwrap_or_default();
         // Primary first, then the others in a stable order.
         addrs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));

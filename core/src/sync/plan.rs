@@ -70,56 +70,8 @@ pub struct Rules {
     pub auto_delete_users: bool,
 }
 
-/// Kinds of change, as stored and reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeKind {
-    /// A new directory user.
-    Create,
-    /// A user's name, addresses or link changed.
-    Update,
-    /// A user removed.
-    Delete,
-    /// A user suspended or archived in Google.
-    Disable,
-    /// A user active again in Google.
-    Enable,
-    /// A deleted user's archive folder kept because it holds messages.
-    FolderKept,
-    /// A Google user (or one of its addresses) that clashes with another user.
-    Conflict,
-    /// An out-of-scope user kept because it holds `admin`.
-    KeptAdmin,
-    /// A directory user no longer in scope, left alone (`auto_delete_users` is off).
-    OutOfScope,
-}
-
-impl ChangeKind {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::Create => "create",
-            ChangeKind::Update => "update",
-            ChangeKind::Delete => "delete",
-            ChangeKind::Disable => "disable",
-            ChangeKind::Enable => "enable",
-            ChangeKind::FolderKept => "folder_kept",
-            ChangeKind::Conflict => "conflict",
-            ChangeKind::KeptAdmin => "kept_admin",
-            ChangeKind::OutOfScope => "out_of_scope",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<ChangeKind> {
-        use ChangeKind::*;
-        [
-            Create, Update, Delete, Disable, Enable, FolderKept, Conflict, KeptAdmin, OutOfScope,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-}
+/// Kinds of change, as stored (`sync_changes.kind`) and reported.
+pub use dirsync_entity::ChangeKind;
 
 /// One reported change.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,22 +138,23 @@ impl Fields {
     }
 }
 
-/// Counts per change kind, plus the users that needed nothing.
+/// Counts per change kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JobSummary))]
 pub struct Summary {
     /// Users created.
     pub created: u64,
-    /// Users updated (renamed, addresses, name, adopted).
+    /// Users updated.
     pub updated: u64,
     /// Users deleted.
     pub deleted: u64,
-    /// Users disabled.
+    /// Users disabled (suspended or archived in Google).
     pub disabled: u64,
-    /// Users enabled.
+    /// Users enabled again.
     pub enabled: u64,
     /// In-scope users already up to date.
     pub unchanged: u64,
-    /// Conflicts skipped.
+    /// Conflicts reported and skipped.
     pub conflicts: u64,
     /// Archive folders kept for deleted users.
     pub folders_kept: u64,

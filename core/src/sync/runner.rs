@@ -9,7 +9,7 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 use super::apply;
 use super::plan::{deletion_limit, plan, Rules};
 use super::{fetch, local};
-use crate::jobs::{JobControl, JobError, JobRunner, Outcome, Progress, Status};
+use crate::jobs::{JobControl, JobError, JobRunner, Outcome, Phase, Progress, Status};
 use crate::secrets::Cipher;
 use crate::{directory, Result};
 
@@ -36,8 +36,8 @@ impl JobRunner for SyncRunner {
     }
 }
 
-fn phase(p: &mut Progress, name: &str) {
-    p.phase = Some(name.to_string());
+fn phase(p: &mut Progress, phase: Phase) {
+    p.phase = Some(phase);
 }
 
 impl SyncRunner {
@@ -54,7 +54,7 @@ impl SyncRunner {
         let client = directory::client_for(&cfg, &self.cipher, &self.google)?;
 
         let mut progress = Progress::default();
-        phase(&mut progress, "fetching_users");
+        phase(&mut progress, Phase::FetchingUsers);
         ctl.progress(&progress, true).await;
         // A cancel abandons the request in flight (dropping the fetch drops it) rather than
         // waiting for Google's answer; the fetch also checks between pages.
@@ -66,7 +66,7 @@ impl SyncRunner {
             return Ok(ctl.stop_outcome());
         }
 
-        phase(&mut progress, "planning");
+        phase(&mut progress, Phase::Planning);
         ctl.progress(&progress, true).await;
         let local = local::load(db).await?;
         let directory_users = local.users.iter().filter(|u| u.directory).count();
@@ -140,7 +140,7 @@ impl SyncRunner {
         }
 
         if !job.dry_run {
-            phase(&mut progress, "applying");
+            phase(&mut progress, Phase::Applying);
             ctl.progress(&progress, true).await;
             apply::apply(&txn, &the_plan, &grants, Utc::now())
                 .await

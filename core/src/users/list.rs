@@ -83,7 +83,7 @@ pub(super) fn list_query(filter: &UserFilter, page: &PageRequest<String>) -> Sel
         q = q.filter(users::Column::UserNameKey.gt(after.as_str()));
     }
     if let Some(m) = filter.auth_method {
-        q = q.filter(users::Column::AuthMethod.eq(m.as_str()));
+        q = q.filter(users::Column::AuthMethod.eq(m));
     }
     if let Some(d) = filter.disabled {
         q = q.filter(users::Column::Disabled.eq(d));

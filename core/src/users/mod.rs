@@ -31,59 +31,10 @@ pub use delete::{delete_users, FolderFate, FolderOutcome};
 pub use email::{address_key, Email};
 pub use list::{contains_pattern, list, UserFilter};
 
-/// How a user signs in, and who manages it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    /// Managed here; may have a password.
-    Local,
-    /// Managed by Google Workspace through the sync ("Directory Services"); signs in with Google.
-    Directory,
-}
-
-impl AuthMethod {
-    /// The name on the wire and in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::Local => "local",
-            AuthMethod::Directory => "directory",
-        }
-    }
-
-    /// Parses the stored name.
-    pub fn parse(s: &str) -> Result<AuthMethod> {
-        match s {
-            "local" => Ok(AuthMethod::Local),
-            "directory" => Ok(AuthMethod::Directory),
-            _ => Err(Error::invalid(
-                "invalid_auth_method",
-                format!("unknown auth_method {s:?}; valid values are local, directory"),
-            )),
-        }
-    }
-}
-
-/// The kind of a stored address (`user_emails.kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailKind {
-    /// The user's primary address; listed first.
-    Primary,
-    /// Another address of the user.
-    Alias,
-    /// An alias Google does not let the user edit (e.g. of a secondary domain).
-    NonEditableAlias,
-}
-
-impl EmailKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EmailKind::Primary => "primary",
-            EmailKind::Alias => "alias",
-            EmailKind::NonEditableAlias => "non_editable_alias",
-        }
-    }
-}
+/// How a user signs in (`local` or `directory`), stored in `users.auth_method`.
+pub use dirsync_entity::AuthMethod;
+/// Primary or alias, stored in `user_emails.kind`.
+pub use dirsync_entity::EmailKind;
 
 /// Begins a transaction that is going to write. On SQLite it takes the write lock at once: a
 /// transaction that reads first and writes later fails with "database is locked" when another
@@ -153,7 +104,7 @@ struct UserRow {
     user_name: String,
     user_name_key: String,
     full_name: String,
-    auth_method: String,
+    auth_method: AuthMethod,
     directory_id: Option<String>,
     disabled: bool,
     created_at: DateTime<Utc>,
@@ -214,15 +165,14 @@ async fn with_emails<C: ConnectionTrait>(db: &C, rows: Vec<UserRow>) -> Result<V
         .map(|r| {
             let mut list = emails.remove(&r.id).unwrap_or_default();
             list.sort_by(|a, b| {
-                (a.kind != EmailKind::Primary.as_str(), &a.address_key)
-                    .cmp(&(b.kind != EmailKind::Primary.as_str(), &b.address_key))
+                (a.kind != EmailKind::Primary, &a.address_key)
+                    .cmp(&(b.kind != EmailKind::Primary, &b.address_key))
             });
             Ok(User {
                 id: r.id,
                 user_name: r.user_name,
                 full_name: r.full_name,
-                auth_method: AuthMethod::parse(&r.auth_method)
-                    .map_err(|_| anyhow::anyhow!("stored auth_method {:?}", r.auth_method))?,
+                auth_method: r.auth_method,
                 directory_id: r.directory_id,
                 disabled: r.disabled,
                 emails: list.into_iter().map(|e| e.address).collect(),
@@ -457,9 +407,7 @@ async fn insert_emails<C: ConnectionTrait>(db: &C, user_id: Uuid, emails: &[Emai
                 EmailKind::Primary
             } else {
                 EmailKind::Alias
-            }
-            .as_str()
-            .to_string()),
+            }),
         });
     // Checked just before; a clash here is a concurrent request that won the race.
     user_emails::Entity::insert_many(rows)
@@ -500,7 +448,7 @@ pub async fn create(db: &DatabaseConnection, actor: &str, new: NewUser) -> Resul
         user_name: Set(user_name.clone()),
         user_name_key: Set(name_key(&user_name)),
         full_name: Set(full_name),
-        auth_method: Set(AuthMethod::Local.as_str().into()),
+        auth_method: Set(AuthMethod::Local),
         directory_id: Set(None),
         disabled: Set(false),
         password_hash: Set(password_hash),

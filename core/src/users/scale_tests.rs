@@ -12,7 +12,7 @@ use dirsync_entity::{archive_folders, user_emails, users};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Set, TransactionTrait};
 use uuid::Uuid;
 
-use super::{find_by_email, list, AuthMethod, UserFilter};
+use super::{find_by_email, list, AuthMethod, EmailKind, UserFilter};
 use crate::paging::PageRequest;
 use crate::settings::Settings;
 
@@ -51,7 +51,11 @@ async fn fill(db: &DatabaseConnection, n: usize) {
             user_name: Set(format!("User{i:06}")),
             user_name_key: Set(format!("user{i:06}")),
             full_name: Set(format!("Person Number {i}")),
-            auth_method: Set(if i % 7 == 0 { "directory" } else { "local" }.into()),
+            auth_method: Set(if i % 7 == 0 {
+                AuthMethod::Directory
+            } else {
+                AuthMethod::Local
+            }),
             directory_id: Set((i % 7 == 0).then(|| format!("d{i}"))),
             disabled: Set(i % 50 == 0),
             password_hash: Set(None),
@@ -64,14 +68,14 @@ async fn fill(db: &DatabaseConnection, n: usize) {
         .unwrap();
         user_emails::Entity::insert_many((start..end).zip(&ids).flat_map(|(i, id)| {
             [
-                (format!("user{i:06}@example.com"), "primary"),
-                (format!("alias{i:06}@corp.example.org"), "alias"),
+                (format!("user{i:06}@example.com"), EmailKind::Primary),
+                (format!("alias{i:06}@corp.example.org"), EmailKind::Alias),
             ]
             .map(|(a, kind)| user_emails::ActiveModel {
                 address_key: Set(a.clone()),
                 address: Set(a),
                 user_id: Set(*id),
-                kind: Set(kind.into()),
+                kind: Set(kind),
             })
         }))
         .exec(&txn)

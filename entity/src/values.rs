@@ -1,0 +1,361 @@
+//! The enums that columns store by name. Each name is written once, in [`stored_enum!`], and
+//! serves the database, serde (the wire), the OpenAPI schema (feature `openapi`) and `as_str`,
+//! so that they cannot drift apart. The first doc line of each enum is its schema description.
+//!
+//! A stored name that is none of the enum's is an error naming the column
+//! ([`Undecodable`], inside [`DbErr::TryIntoErr`]), never a default: read as a default, a
+//! damaged `users.auth_method` would let a directory user escape the sync, a damaged
+//! `api_keys.role` would hand out a role nobody granted. This is why these enums implement
+//! SeaORM's value traits themselves rather than derive `DeriveActiveEnum`, whose decoding error
+//! is a message naming neither the column nor a type that the core could match on.
+
+use sea_orm::sea_query::{ArrayType, ColumnType, Nullable, StringLen, ValueType, ValueTypeErr};
+use sea_orm::{ColIdx, DbErr, QueryResult, TryGetError, TryGetable, Value};
+
+/// A stored value that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecodable {
+    /// `table.column`.
+    pub column: &'static str,
+    /// What would have decoded, e.g. `one of local, directory`.
+    pub expected: String,
+    /// The stored text.
+    pub found: String,
+}
+
+impl std::fmt::Display for Undecodable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} holds {:?}, expected {}",
+            self.column, self.found, self.expected
+        )
+    }
+}
+
+impl std::error::Error for Undecodable {}
+
+impl Undecodable {
+    /// The error a query returns for it.
+    pub fn into_db_err(self) -> DbErr {
+        DbErr::TryIntoErr {
+            from: "stored text",
+            into: self.column,
+            source: Box::new(self),
+        }
+    }
+
+    /// The decoding failure a query error carries, if it is one.
+    pub fn of(err: &DbErr) -> Option<&Undecodable> {
+        match err {
+            DbErr::TryIntoErr { source, .. } => source.downcast_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A name given by a person that names no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    /// What was named, e.g. `role`.
+    pub what: &'static str,
+    /// The name given.
+    pub name: String,
+    /// The valid names: `a, b, c`.
+    pub valid: String,
+}
+
+impl std::fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown {} {:?}; valid values are {}",
+            self.what, self.name, self.valid
+        )
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+/// Declares an enum stored by name in one column (`table.column`): the names are given once,
+/// and feed serde, utoipa, `as_str`, `from_name` and SeaORM's value traits. The names are
+/// `tt`, not `literal`: a `literal` fragment reaches derive macros wrapped in an invisible
+/// group, which serde reads but utoipa silently ignores (the schema showed the variant names).
+macro_rules! stored_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident in $column:literal {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:tt, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            serde::Serialize, serde::Deserialize,
+        )]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The column that stores it (`table.column`).
+            pub const COLUMN: &'static str = $column;
+
+            /// The name, on the wire and in the database.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            /// The value called `name`, if any.
+            pub fn from_name(name: &str) -> Option<$name> {
+                match name {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// Parses a name given by a person (a command-line argument), with an error that
+            /// lists the valid ones.
+            pub fn parse(name: &str) -> Result<$name, UnknownName> {
+                $name::from_name(name).ok_or_else(|| UnknownName {
+                    what: $column.rsplit('.').next().unwrap_or($column),
+                    name: name.to_owned(),
+                    valid: $name::names(),
+                })
+            }
+
+            /// The names, for messages: `a, b, c`.
+            pub fn names() -> String {
+                [$($text),+].join(", ")
+            }
+
+            fn decode(found: String) -> Result<$name, Undecodable> {
+                $name::from_name(&found).ok_or_else(|| Undecodable {
+                    column: $column,
+                    expected: format!("one of {}", $name::names()),
+                    found,
+                })
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl From<$name> for Value {
+            fn from(v: $name) -> Value {
+                Value::String(Some(Box::new(v.as_str().to_owned())))
+            }
+        }
+
+        impl TryGetable for $name {
+            fn try_get_by<I: ColIdx>(res: &QueryResult, idx: I) -> Result<Self, TryGetError> {
+                $name::decode(String::try_get_by(res, idx)?)
+                    .map_err(|e| TryGetError::DbErr(e.into_db_err()))
+            }
+        }
+
+        impl ValueType for $name {
+            fn try_from(v: Value) -> Result<Self, ValueTypeErr> {
+                match v {
+                    Value::String(Some(s)) => $name::from_name(&s).ok_or(ValueTypeErr),
+                    _ => Err(ValueTypeErr),
+                }
+            }
+            fn type_name() -> String {
+                stringify!($name).to_owned()
+            }
+            fn array_type() -> ArrayType {
+                ArrayType::String
+            }
+            fn column_type() -> ColumnType {
+                ColumnType::String(StringLen::None)
+            }
+        }
+
+        impl Nullable for $name {
+            fn null() -> Value {
+                Value::String(None)
+            }
+        }
+    };
+}
+
+stored_enum! {
+    /// How a user signs in, and who manages it.
+    pub enum AuthMethod in "users.auth_method" {
+        /// Managed here; may have a password.
+        Local = "local",
+        /// Managed by Google Workspace through the sync ("Directory Services"); signs in with
+        /// Google.
+        Directory = "directory",
+    }
+}
+
+stored_enum! {
+    /// The kind of a stored address.
+    pub enum EmailKind in "user_emails.kind" {
+        /// The user's primary address; listed first.
+        Primary = "primary",
+        /// Another address of the user (Google's editable and non-editable aliases alike).
+        Alias = "alias",
+    }
+}
+
+stored_enum! {
+    /// What a caller may do. Ordered: each role includes the ones below it.
+    pub enum Role in "api_keys.role" {
+        /// Read users, privileges, lookup.
+        Reader = "reader",
+        /// Also read configuration, run and read sync jobs.
+        Operator = "operator",
+        /// Everything.
+        Admin = "admin",
+    }
+}
+
+stored_enum! {
+    /// Job states: `queued` and `running` are active, the others final.
+    pub enum JobStatus in "sync_jobs.status" {
+        /// Waiting for a worker.
+        Queued = "queued",
+        /// A worker holds its lease.
+        Running = "running",
+        /// Done; for a real run, the changes are written.
+        Succeeded = "succeeded",
+        /// Ended by an error; nothing written.
+        Failed = "failed",
+        /// Too many deletions planned; nothing written, the plan kept.
+        Blocked = "blocked",
+        /// Cancelled; nothing written.
+        Cancelled = "cancelled",
+    }
+}
+
+impl JobStatus {
+    /// True for the final states.
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobStatus::Queued | JobStatus::Running)
+    }
+}
+
+stored_enum! {
+    /// How a job was started.
+    pub enum Trigger in "sync_jobs.trigger" {
+        /// Through the HTTP API.
+        Api = "api",
+        /// By the schedule.
+        Schedule = "schedule",
+        /// By `dirsync sync`.
+        Cli = "cli",
+    }
+}
+
+stored_enum! {
+    /// Where a running job is.
+    pub enum Phase in "sync_jobs.phase" {
+        /// Paging through the directory's users.
+        FetchingUsers = "fetching_users",
+        /// Reading the sync groups.
+        FetchingGroups = "fetching_groups",
+        /// Reading the groups' members.
+        FetchingMembers = "fetching_members",
+        /// Comparing Google with the local users.
+        Planning = "planning",
+        /// Writing the plan.
+        Applying = "applying",
+    }
+}
+
+stored_enum! {
+    /// Kinds of change.
+    pub enum ChangeKind in "sync_changes.kind" {
+        /// A new directory user.
+        Create = "create",
+        /// A user's name, addresses or link changed.
+        Update = "update",
+        /// A user removed.
+        Delete = "delete",
+        /// A user suspended or archived in Google.
+        Disable = "disable",
+        /// A user active again in Google.
+        Enable = "enable",
+        /// A deleted user's archive folder kept because it holds messages.
+        FolderKept = "folder_kept",
+        /// A Google user (or one of its addresses) that clashes with another user.
+        Conflict = "conflict",
+        /// An out-of-scope user kept because it holds `admin`.
+        KeptAdmin = "kept_admin",
+        /// A directory user no longer in scope, left alone (`auto_delete_users` is off).
+        OutOfScope = "out_of_scope",
+    }
+}
+
+stored_enum! {
+    /// Where users come from.
+    pub enum Provider in "directory_config.provider" {
+        /// Google Workspace through the Directory API.
+        GoogleWorkspace = "google_workspace",
+        /// No directory: only local users.
+        None = "none",
+    }
+}
+
+stored_enum! {
+    /// An auth test's state.
+    pub enum AuthTestStatus in "auth_tests.status" {
+        /// Waiting for the user to sign in.
+        Pending = "pending",
+        /// The user signed in as expected.
+        Succeeded = "succeeded",
+        /// The sign-in failed, or the test expired; `reason` says why.
+        Failed = "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T>(all: &[T], name: fn(T) -> &'static str)
+    where
+        T: Copy + PartialEq + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+        T: ValueType + Into<Value>,
+    {
+        for k in all {
+            let json = serde_json::to_value(k).unwrap();
+            assert_eq!(json, name(*k));
+            assert_eq!(serde_json::from_value::<T>(json).unwrap(), *k);
+            assert_eq!(<T as ValueType>::try_from((*k).into()).unwrap(), *k);
+        }
+    }
+
+    #[test]
+    fn every_name_round_trips_through_serde_and_the_database_value() {
+        round_trip(AuthMethod::ALL, AuthMethod::as_str);
+        round_trip(EmailKind::ALL, EmailKind::as_str);
+        round_trip(Role::ALL, Role::as_str);
+        round_trip(JobStatus::ALL, JobStatus::as_str);
+        round_trip(Trigger::ALL, Trigger::as_str);
+        round_trip(Phase::ALL, Phase::as_str);
+        round_trip(ChangeKind::ALL, ChangeKind::as_str);
+        round_trip(Provider::ALL, Provider::as_str);
+        round_trip(AuthTestStatus::ALL, AuthTestStatus::as_str);
+    }
+
+    #[test]
+    fn an_unknown_name_is_undecodable_naming_the_column() {
+        let err = AuthMethod::decode("Directory".into()).unwrap_err();
+        assert_eq!(err.column, "users.auth_method");
+        assert_eq!(err.expected, "one of local, directory");
+        let db = err.clone().into_db_err();
+        assert_eq!(Undecodable::of(&db), Some(&err));
+    }
+}
