@@ -8,7 +8,8 @@
 #   Prometheus's naming conventions.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-bin=${1:-$here/../../target/debug/dirsync}
+# Made absolute before the `cd` below: callers pass it relative to where they run.
+bin=$(realpath "${1:-$here/../../target/debug/dirsync}")
 cd "$here"
 promtool check rules alerts.yml
 promtool test rules alerts_test.yml
@@ -18,10 +19,16 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 DIRSYNC_DATA_DIR=$work/data DIRSYNC_LISTEN=127.0.0.1:$port "$bin" serve >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
+up=
+for _ in $(seq 300); do
+  if curl -sf "http://127.0.0.1:$port/health" >/dev/null; then up=1; break; fi
   sleep 0.1
 done
+if [ -z "$up" ]; then
+  echo "the server did not answer /health in 30 s; its log:" >&2
+  cat "$work/server.log" >&2
+  exit 1
+fi
 # A refused sign-in and a request, so that the counters have series to check too.
 curl -s -o /dev/null -H 'content-type: application/json' \
   -d '{"user_name":"nobody","password":"wrong"}' "http://127.0.0.1:$port/api/v1/auth/login"
