@@ -31,7 +31,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 set +e
-"$venv/bin/schemathesis" run "http://127.0.0.1:$port/api-docs/openapi.json" \
+"$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" \
+  run "http://127.0.0.1:$port/api-docs/openapi.json" \
   -H "Authorization: Bearer $key" \
   --checks all --exclude-checks positive_data_acceptance \
   --phases examples,coverage,fuzzing,stateful \
