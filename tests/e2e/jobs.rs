@@ -131,27 +131,39 @@ async fn a_job_whose_worker_died_is_taken_over_after_its_lease() {
     assert_eq!(users::Entity::find().count(&env.app.db).await.unwrap(), 6);
 }
 
-#[tokio::test]
-async fn a_server_killed_while_applying_leaves_old_or_new_state_and_the_survivor_takes_over() {
-    const USERS: u64 = 20_000;
-    let env = spawn_with_google(directory(USERS as usize - 1)).await;
+/// A sync job running on a `dirsync serve` process, the in-process server of `env` stopped first
+/// so that only the process may claim it; what the test needs to start another instance beside
+/// it on the same database.
+struct Takeover {
+    child: tokio::process::Child,
+    settings: dirsync_core::settings::Settings,
+    dir: std::sync::Arc<tempfile::TempDir>,
+    google: dirsync_google_emulator::Emulator,
+    id: String,
+}
+
+/// Starts a server process on `env`'s database and Google with a job lease of `lease_seconds`,
+/// and a real sync job on it.
+async fn start_a_job_on_a_server_process(
+    env: dirsync_tests::google::GoogleEnv,
+    lease_seconds: u64,
+) -> Takeover {
     let mut cmd = server_command();
     cmd.env("DIRSYNC_DATA_DIR", env.app.dir.path())
         .env("DIRSYNC_BOOTSTRAP_ADMIN_KEY", &env.app.admin_key)
         .env("DIRSYNC_GOOGLE_DIRECTORY_URL", env.google.base_url())
         .env("DIRSYNC_GOOGLE_TOKEN_URL", env.google.token_uri())
-        .env("DIRSYNC_JOB_LEASE_SECONDS", "3")
+        .env("DIRSYNC_JOB_LEASE_SECONDS", lease_seconds.to_string())
         .env("DIRSYNC_RATE_LIMIT_API_PER_MINUTE", "0");
     if let Some(url) = &env.app.settings.database_url {
         cmd.env("DIRSYNC_DATABASE_URL", url);
     }
-    // Only the process may claim the job: stop the in-process server (and its worker) first.
     let settings = env.app.settings.clone();
     let dir = env.app.dir.clone();
     let admin_key = env.app.admin_key.clone();
-    let _google = env.google;
+    let google = env.google;
     drop(env.app);
-    let (mut child, port) = process::serve(cmd).await;
+    let (child, port) = process::serve(cmd).await;
     let started: serde_json::Value = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/api/v1/sync-jobs"))
         .bearer_auth(&admin_key)
@@ -163,6 +175,26 @@ async fn a_server_killed_while_applying_leaves_old_or_new_state_and_the_survivor
         .await
         .unwrap();
     let id = started["id"].as_str().unwrap().to_string();
+    Takeover {
+        child,
+        settings,
+        dir,
+        google,
+        id,
+    }
+}
+
+#[tokio::test]
+async fn a_server_killed_while_applying_leaves_old_or_new_state_and_the_survivor_takes_over() {
+    const USERS: u64 = 20_000;
+    let env = spawn_with_google(directory(USERS as usize - 1)).await;
+    let Takeover {
+        mut child,
+        settings,
+        dir,
+        google: _google,
+        id,
+    } = start_a_job_on_a_server_process(env, 3).await;
     let job_id: uuid::Uuid = id.parse().unwrap();
     // The survivor runs beside it, on the same database, from before the kill.
     let survivor = spawn_app_in(settings, dir).await;
@@ -232,35 +264,13 @@ async fn a_server_stopped_with_sigterm_hands_its_job_over_at_once_not_a_lease_la
     env.google
         .control()
         .set_latency(Duration::from_millis(1000));
-    let mut cmd = server_command();
-    cmd.env("DIRSYNC_DATA_DIR", env.app.dir.path())
-        .env("DIRSYNC_BOOTSTRAP_ADMIN_KEY", &env.app.admin_key)
-        .env("DIRSYNC_GOOGLE_DIRECTORY_URL", env.google.base_url())
-        .env("DIRSYNC_GOOGLE_TOKEN_URL", env.google.token_uri())
-        // Long: a take-over that waited for it would fail the deadline below.
-        .env("DIRSYNC_JOB_LEASE_SECONDS", LEASE_SECONDS.to_string())
-        .env("DIRSYNC_RATE_LIMIT_API_PER_MINUTE", "0");
-    if let Some(url) = &env.app.settings.database_url {
-        cmd.env("DIRSYNC_DATABASE_URL", url);
-    }
-    // Only the process may claim the job: stop the in-process server (and its worker) first.
-    let settings = env.app.settings.clone();
-    let dir = env.app.dir.clone();
-    let admin_key = env.app.admin_key.clone();
-    let google = env.google;
-    drop(env.app);
-    let (mut child, port) = process::serve(cmd).await;
-    let started: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/api/v1/sync-jobs"))
-        .bearer_auth(&admin_key)
-        .json(&json!({"dry_run": false}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = started["id"].as_str().unwrap().to_string();
+    let Takeover {
+        mut child,
+        settings,
+        dir,
+        google,
+        id,
+    } = start_a_job_on_a_server_process(env, LEASE_SECONDS).await;
     let job_id: uuid::Uuid = id.parse().unwrap();
     let db = dirsync_core::db::connect_and_migrate(&settings)
         .await
