@@ -14,6 +14,7 @@
 //! give one server a proxy without touching the process.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::Context;
 
@@ -114,8 +115,8 @@ impl Outbound {
         let mut b = reqwest::Client::builder()
             .no_proxy()
             .tls_built_in_webpki_certs(true)
-            .tls_built_in_native_certs(true);
-        for cert in &self.extra_roots {
+            .tls_built_in_native_certs(false);
+        for cert in system_roots().iter().chain(&self.extra_roots) {
             b = b.add_root_certificate(cert.clone());
         }
         let no_proxy = || {
@@ -137,6 +138,26 @@ impl Outbound {
         }
         b
     }
+}
+
+/// The operating system's CA store, read once per process. reqwest's own
+/// `tls_built_in_native_certs` reads and parses the whole store at every client build — a fixed
+/// cost each sync, token refresh and delivery paid again (BENCHMARKS.md, run E). A certificate
+/// added to the store later is trusted after a restart, like a changed setting. A store that
+/// cannot be read in part is logged and the rest used, as reqwest does.
+fn system_roots() -> &'static [reqwest::Certificate] {
+    static ROOTS: OnceLock<Vec<reqwest::Certificate>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::warn!(error = %e, "part of the system's CA store could not be read");
+        }
+        found
+            .certs
+            .iter()
+            .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
+            .collect()
+    })
 }
 
 #[cfg(test)]
