@@ -7,7 +7,8 @@ Uses google-auth (service-account credentials with domain-wide delegation, i.e. 
 grant) and google-api-python-client (the static discovery document of admin directory_v1, with
 api_endpoint pointed at the emulator). Pages through every user (maxResults=500), every group and
 every group's members with list_next(), and compares what it saw with the emulator's own
-numbers from its control API. Also checks a few error paths the libraries must surface as
+numbers from its control API. Reads the admin activity log with reports_v1 after changes made
+through the control API. Also checks a few error paths the libraries must surface as
 Google would. Exits non-zero on any mismatch.
 """
 
@@ -26,6 +27,8 @@ SCOPES = [
     "https://www.googleapis.com/auth/admin.directory.group.member.readonly",
 ]
 ADMIN = "admin@example.com"
+# The admin activity log (Reports API), for incremental sync.
+AUDIT_SCOPE = "https://www.googleapis.com/auth/admin.reports.audit.readonly"
 
 failures = []
 
@@ -64,6 +67,52 @@ def directory(key_file, url, subject=ADMIN):
         cache_discovery=False,
         client_options={"api_endpoint": url},
     )
+
+
+def reports(key_file, url, scopes=(AUDIT_SCOPE,)):
+    creds = service_account.Credentials.from_service_account_file(key_file, scopes=list(scopes)).with_subject(ADMIN)
+    return build(
+        "admin",
+        "reports_v1",
+        credentials=creds,
+        static_discovery=True,
+        cache_discovery=False,
+        client_options={"api_endpoint": url},
+    )
+
+
+def check_admin_log(url, key_file, users, groups):
+    """The admin activity log read by reports_v1: every change made through the control API,
+    newest first, paged with list_next, with Google's event names and parameters."""
+    old, new = users[2]["primaryEmail"], "renamed.fidelity@example.com"
+    post_control(url, "directory/changes", [
+        {"op": "rename_user", "old": old, "new": new},
+        {"op": "suspend_user", "email": users[3]["primaryEmail"]},
+        {"op": "add_alias", "email": users[4]["primaryEmail"], "alias": "alias.fidelity@example.com"},
+        {"op": "add_member", "group": groups[0]["email"], "member": users[5]["primaryEmail"]},
+        {"op": "delete_user", "email": users[6]["primaryEmail"]},
+    ])
+    logged = control(url, "activities")["items"]
+    rep = reports(key_file, url)
+    items, pages = list_all(rep.activities(), "items", userKey="all", applicationName="admin", maxResults=2)
+    check(len(items) == len(logged) == 6, f"activities: {len(items)} listed, emulator logged {len(logged)} (rename logs two)")
+    check(pages == 3, f"activity pages of 2: {pages}")
+    times = [a["id"]["time"] for a in items]
+    check(times == sorted(times, reverse=True), "activities come newest first")
+    check(all(isinstance(a["id"]["uniqueQualifier"], str) for a in items), "uniqueQualifier is a string")
+    names = sorted(a["events"][0]["name"] for a in items)
+    want = sorted(["RENAME_USER", "REMOVE_NICKNAME", "SUSPEND_USER", "ADD_NICKNAME", "ADD_GROUP_MEMBER", "DELETE_USER"])
+    check(names == want, f"event names: {names}")
+    renamed = rep.activities().list(userKey="all", applicationName="admin", eventName="RENAME_USER").execute()
+    params = {p["name"]: p["value"] for p in renamed["items"][0]["events"][0]["parameters"]}
+    check(params == {"USER_EMAIL": old, "NEW_VALUE": new}, f"RENAME_USER names the old and the new address: {params}")
+    none = rep.activities().list(userKey="all", applicationName="admin", eventName="CREATE_GROUP").execute()
+    check("items" not in none, "no items field when nothing matches")
+    try:
+        reports(key_file, url, scopes=SCOPES).activities().list(userKey="all", applicationName="admin").execute()
+        check(False, "a token without the audit scope is refused")
+    except HttpError as e:
+        check(e.resp.status == 403, f"a token without the audit scope answers 403 ({e.resp.status})")
 
 
 def list_all(collection, field, **kwargs):
@@ -168,6 +217,8 @@ def main():
         check(False, "non-admin is refused")
     except HttpError as e:
         check(e.resp.status == 403 and e.error_details[0]["reason"] == "forbidden", f"non-admin answers 403 forbidden ({e.resp.status})")
+
+    check_admin_log(url, key_file, users, groups)
 
     print(f"{'FAILED' if failures else 'PASSED'}: {len(failures)} failure(s)")
     return 1 if failures else 0

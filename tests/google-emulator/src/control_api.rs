@@ -4,7 +4,7 @@
 //! | method and path | body | effect / answer |
 //! |---|---|---|
 //! | `GET /_emulator/health` | | `{"ok":true}` |
-//! | `GET /_emulator/counts` | | `{"token":n,"users_list":n,"users_get":n,"groups_list":n,"groups_get":n,"members_list":n,"members_get":n,"has_member":n,"other":n,"total":n,"gzip_requests":n}` (`gzip_requests`: Directory requests with `Accept-Encoding: gzip` and a User-Agent containing "gzip") |
+//! | `GET /_emulator/counts` | | `{"token":n,"users_list":n,"users_get":n,"groups_list":n,"groups_get":n,"members_list":n,"members_get":n,"has_member":n,"activities":n,"other":n,"total":n,"gzip_requests":n}` (`gzip_requests`: Directory requests with `Accept-Encoding: gzip` and a User-Agent containing "gzip") |
 //! | `POST /_emulator/counts/reset` | | zeroes the counts |
 //! | `GET /_emulator/stats` | | `{"domain","customer_id","users","groups","members","admins":[..],"group_members":{"<group email>":n}}` |
 //! | `GET /_emulator/directory` | | the directory as a JSON fixture |
@@ -30,17 +30,29 @@
 //! `{"op":"add_group","email","name"}`, `{"op":"delete_group","email"}`,
 //! `{"op":"add_member","group","member","type":"USER"|"GROUP"|"CUSTOMER"|"EXTERNAL","role"?}`,
 //! `{"op":"remove_member","group","member"}`,
-//! `{"op":"move_member","from","to","member"}` (remove from one group, add to another, same type and role).
+//! `{"op":"move_member","from","to","member"}` (remove from one group, add to another, same type and role),
+//! `{"op":"rename_group","old","new"}`, `{"op":"add_group_alias","email","alias"}` (logged by
+//! no activity, as at Google), `{"op":"undelete_user","id"}`,
+//! `{"op":"move_org_unit","email","org_unit_path"}`,
+//! `{"op":"bulk_upload","users":[{"primary_email","given_name","family_name"}]}` (one
+//! `BULK_UPLOAD` activity naming no user), `{"op":"bulk_add_members","group","members":[".."]}`
+//! (one `GROUP_MEMBER_BULK_UPLOAD` activity). Every other change logs the admin activity of
+//! `shared/reference/google-reports-api.md` §3 (see `crate::activity`).
 //!
 //! Faults (`"kind"` selects; `endpoint` is one of `token`, `users_list`, `users_get`, `groups_list`,
-//! `groups_get`, `members_list`, `members_get`, `has_member`, `discovery`, `authorize`, `jwks`,
+//! `groups_get`, `members_list`, `members_get`, `has_member`, `activities`, `discovery`, `authorize`, `jwks`,
 //! `userinfo`, `any`):
 //! `{"kind":"fail","endpoint","status":503,"times":2,"reason"?,"message"?,"retry_after_secs"?}`,
 //! `{"kind":"truncate","endpoint","page_index":1}`, `{"kind":"repeat_page_token","endpoint"}`,
 //! `{"kind":"latency","ms":250}`,
 //! `{"kind":"rate_limit","max_per_second":10,"style":"forbidden403"}` or
 //! `{"kind":"rate_limit","max_per_second":10,"style":"too_many429","retry_after_secs":1}`
-//! (`max_per_second: null` lifts the cap).
+//! (`max_per_second: null` lifts the cap),
+//! `{"kind":"quota","per_minute":2400}` (Google's per-minute quota on Directory and Reports
+//! requests: 429 with `Retry-After` beyond it; `null` lifts it),
+//! `{"kind":"endpoint_latency","endpoint":"users_list","ms":50}` (`ms: null`: back to the global
+//! latency), `{"kind":"event_lag","seconds":120}` (how long an admin activity stays invisible to
+//! `activities.list`). `GET /_emulator/activities` lists the whole log, visible or not.
 
 use std::time::Duration;
 
@@ -62,6 +74,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     .route("/directory", web::get().to(get_directory))
     .route("/directory", web::put().to(put_directory))
     .route("/directory/changes", web::post().to(changes))
+    .route("/activities", web::get().to(activities))
     .route("/service-account", web::get().to(service_account))
     .route("/service-accounts", web::post().to(new_service_account))
     .route("/delegation", web::put().to(set_delegation))
@@ -131,6 +144,16 @@ async fn stats(state: web::Data<State>) -> HttpResponse {
         "admins": dir.admin_emails(),
         "group_members": group_members,
     }))
+}
+
+async fn activities(state: web::Data<State>) -> HttpResponse {
+    let dir = state.directory.read().expect("directory lock");
+    let items: Vec<Value> = dir
+        .activities()
+        .iter()
+        .map(|a| a.to_json(dir.customer_id(), dir.domain()))
+        .collect();
+    HttpResponse::Ok().json(json!({ "items": items }))
 }
 
 async fn get_directory(state: web::Data<State>) -> HttpResponse {
@@ -222,6 +245,28 @@ enum Change {
         group: String,
         member: String,
     },
+    RenameGroup {
+        old: String,
+        new: String,
+    },
+    AddGroupAlias {
+        email: String,
+        alias: String,
+    },
+    UndeleteUser {
+        id: String,
+    },
+    MoveOrgUnit {
+        email: String,
+        org_unit_path: String,
+    },
+    BulkUpload {
+        users: Vec<NewUser>,
+    },
+    BulkAddMembers {
+        group: String,
+        members: Vec<String>,
+    },
     MoveMember {
         from: String,
         to: String,
@@ -229,8 +274,27 @@ enum Change {
     },
 }
 
+#[derive(Deserialize)]
+struct NewUser {
+    primary_email: String,
+    #[serde(default)]
+    given_name: String,
+    #[serde(default)]
+    family_name: String,
+}
+
 fn yes() -> bool {
     true
+}
+
+/// A member's type from its address: a user, a group, else external (`""`: the customer).
+fn member_type_of(d: &Directory, member: &str) -> MemberType {
+    match d.owner_of(member) {
+        _ if member.is_empty() => MemberType::Customer,
+        Some(crate::directory::Owner::User(_)) => MemberType::User,
+        Some(crate::directory::Owner::Group(_)) => MemberType::Group,
+        None => MemberType::External,
+    }
 }
 
 fn apply(d: &mut Directory, c: Change) -> anyhow::Result<Value> {
@@ -294,20 +358,52 @@ fn apply(d: &mut Directory, c: Change) -> anyhow::Result<Value> {
             kind,
             role,
         } => {
-            let kind = match kind {
-                Some(k) => k,
-                None if member.is_empty() => MemberType::Customer,
-                None => match d.owner_of(&member) {
-                    Some(crate::directory::Owner::User(_)) => MemberType::User,
-                    Some(crate::directory::Owner::Group(_)) => MemberType::Group,
-                    None => MemberType::External,
-                },
-            };
+            let kind = kind.unwrap_or_else(|| member_type_of(d, &member));
             d.add_member_with_role(&group, &member, kind, role)?;
             Value::Null
         }
         Change::RemoveMember { group, member } => {
             d.remove_member(&group, &member)?;
+            Value::Null
+        }
+        Change::RenameGroup { old, new } => {
+            d.rename_group(&old, &new)?;
+            Value::Null
+        }
+        Change::AddGroupAlias { email, alias } => {
+            d.add_group_alias(&email, &alias)?;
+            Value::Null
+        }
+        Change::UndeleteUser { id } => {
+            d.undelete_user(&id)?;
+            Value::Null
+        }
+        Change::MoveOrgUnit {
+            email,
+            org_unit_path,
+        } => {
+            d.move_to_org_unit(&email, &org_unit_path)?;
+            Value::Null
+        }
+        Change::BulkUpload { users } => {
+            let users: Vec<(&str, &str, &str)> = users
+                .iter()
+                .map(|u| {
+                    (
+                        u.primary_email.as_str(),
+                        u.given_name.as_str(),
+                        u.family_name.as_str(),
+                    )
+                })
+                .collect();
+            json!(d.bulk_upload(&users)?)
+        }
+        Change::BulkAddMembers { group, members } => {
+            let members: Vec<(&str, MemberType)> = members
+                .iter()
+                .map(|m| (m.as_str(), member_type_of(d, m)))
+                .collect();
+            d.bulk_add_members(&group, &members)?;
             Value::Null
         }
         Change::MoveMember { from, to, member } => {
@@ -434,6 +530,16 @@ enum Fault {
         #[serde(flatten)]
         style: RateLimitStyle,
     },
+    Quota {
+        per_minute: Option<u32>,
+    },
+    EndpointLatency {
+        endpoint: Endpoint,
+        ms: Option<u64>,
+    },
+    EventLag {
+        seconds: u64,
+    },
 }
 
 async fn add_faults(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
@@ -455,6 +561,11 @@ async fn add_faults(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
                 max_per_second,
                 style,
             } => c.set_rate_limit(max_per_second, style),
+            Fault::Quota { per_minute } => c.set_quota_per_minute(per_minute),
+            Fault::EndpointLatency { endpoint, ms } => {
+                c.set_endpoint_latency(endpoint, ms.map(Duration::from_millis))
+            }
+            Fault::EventLag { seconds } => c.set_event_lag(Duration::from_secs(seconds)),
         }
     }
     HttpResponse::Ok().json(json!({"ok": true}))

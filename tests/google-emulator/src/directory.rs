@@ -13,6 +13,8 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::activity::{self, Activity};
+
 /// The type of a group member, as in members.list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -318,6 +320,9 @@ pub struct Directory {
     addresses: HashMap<String, Owner>,
     /// Bumped on every change; used in etags.
     generation: u64,
+    /// The admin activity log of the changes made through the change methods, oldest first. Not
+    /// part of the fixture: loading a directory logs nothing, as importing history would not.
+    log: Vec<Activity>,
 }
 
 impl From<Directory> for Fixture {
@@ -465,6 +470,7 @@ impl Directory {
             groups: BTreeMap::new(),
             addresses: HashMap::new(),
             generation: 0,
+            log: Vec::new(),
         }
     }
 
@@ -679,6 +685,41 @@ impl Directory {
 
     fn touch(&mut self) {
         self.generation += 1;
+    }
+
+    /// Logs an admin activity for a change just made, by the first super administrator.
+    fn record(&mut self, name: &'static str, parameters: Vec<(&'static str, String)>) {
+        let (actor_email, actor_profile_id) = self
+            .users
+            .values()
+            .find(|u| u.is_admin)
+            .map(|u| (u.primary_email.clone(), u.id.clone()))
+            .unwrap_or_else(|| (format!("admin@{}", self.domain), numeric_id("admin")));
+        self.log.push(Activity {
+            time: activity::now_ms(),
+            unique_qualifier: rand::random(),
+            actor_email,
+            actor_profile_id,
+            event_type: activity::event_type(name),
+            name,
+            parameters,
+        });
+    }
+
+    /// The admin activity log, oldest first.
+    pub fn activities(&self) -> &[Activity] {
+        &self.log
+    }
+
+    /// Takes over the activity log of `previous`, the directory this one replaces wholesale,
+    /// dropping this one's own (the changes that built it are its starting state, not history).
+    pub(crate) fn take_log_of(&mut self, previous: &mut Directory) {
+        self.log = std::mem::take(&mut previous.log);
+    }
+
+    /// Forgets the activity log: the directory as it is now is where the log starts.
+    pub(crate) fn clear_log(&mut self) {
+        self.log.clear();
     }
 
     /// Number of (not deleted) users.
@@ -929,7 +970,38 @@ impl Directory {
             self.generation
         ));
         self.insert_user(User::new(id.clone(), primary_email, given, family))?;
+        self.record(
+            "CREATE_USER",
+            vec![("USER_EMAIL", primary_email.to_string())],
+        );
         Ok(id)
+    }
+
+    /// Adds users the way a CSV upload in the Admin console does: all of them, and one
+    /// `BULK_UPLOAD` activity that names none of them. Nothing is added when one is refused.
+    pub fn bulk_upload(&mut self, users: &[(&str, &str, &str)]) -> anyhow::Result<Vec<String>> {
+        let mut next = self.clone();
+        let mut ids = Vec::new();
+        for (email, given, family) in users {
+            let id = next.fresh_user_id(&format!(
+                "bulk:{}:{}",
+                email.to_lowercase(),
+                next.generation
+            ));
+            next.insert_user(User::new(id.clone(), email, given, family))?;
+            next.touch();
+            ids.push(id);
+        }
+        next.record(
+            "BULK_UPLOAD",
+            vec![
+                ("BULK_UPLOAD_TOTAL_USERS_NUMBER", users.len().to_string()),
+                ("BULK_UPLOAD_FAIL_USERS_NUMBER", "0".to_string()),
+                ("DOMAIN_NAME", next.domain.clone()),
+            ],
+        );
+        *self = next;
+        Ok(ids)
     }
 
     /// Adds an editable alias to a user. Any address already held — by another user, a group,
@@ -946,6 +1018,14 @@ impl Directory {
             .aliases
             .push(alias.to_string());
         self.touch();
+        let primary = self.users[&id].primary_email.clone();
+        self.record(
+            "ADD_NICKNAME",
+            vec![
+                ("USER_EMAIL", primary),
+                ("USER_NICKNAME", alias.to_string()),
+            ],
+        );
         Ok(())
     }
 
@@ -973,8 +1053,16 @@ impl Directory {
         if before == u.aliases.len() + u.non_editable_aliases.len() {
             bail!("{user} has no alias {alias}");
         }
+        let primary = u.primary_email.clone();
         self.addresses.remove(&alias.to_lowercase());
         self.touch();
+        self.record(
+            "REMOVE_NICKNAME",
+            vec![
+                ("USER_EMAIL", primary),
+                ("USER_NICKNAME", alias.to_string()),
+            ],
+        );
         Ok(())
     }
 
@@ -995,10 +1083,12 @@ impl Directory {
             admin_created: true,
             members: BTreeMap::new(),
         })?;
+        self.record("CREATE_GROUP", vec![("GROUP_EMAIL", email.to_string())]);
         Ok(id)
     }
 
-    /// Adds an alias to a group.
+    /// Adds an alias to a group. Google logs no activity for a group alias, and neither does
+    /// this.
     pub fn add_group_alias(&mut self, group: &str, alias: &str) -> anyhow::Result<()> {
         let id = self.group_id_of(group)?;
         self.claim(alias, Owner::Group(id.clone()))?;
@@ -1019,19 +1109,70 @@ impl Directory {
         kind: MemberType,
         role: Role,
     ) -> anyhow::Result<()> {
-        self.insert_member(group, member, Some(kind), role, None)
+        self.insert_member(group, member, Some(kind), role, None)?;
+        let params = self.member_event(group, member);
+        self.record("ADD_GROUP_MEMBER", params);
+        Ok(())
+    }
+
+    /// Adds members the way a CSV upload of members does: one `GROUP_MEMBER_BULK_UPLOAD`
+    /// activity that names neither the group nor the members. All or nothing.
+    pub fn bulk_add_members(
+        &mut self,
+        group: &str,
+        members: &[(&str, MemberType)],
+    ) -> anyhow::Result<()> {
+        let mut next = self.clone();
+        for (member, kind) in members {
+            next.insert_member(group, member, Some(*kind), Role::Member, None)?;
+        }
+        next.record(
+            "GROUP_MEMBER_BULK_UPLOAD",
+            vec![
+                (
+                    "GROUP_MEMBER_BULK_UPLOAD_TOTAL_NUMBER",
+                    members.len().to_string(),
+                ),
+                ("GROUP_MEMBER_BULK_UPLOAD_FAILED_NUMBER", "0".to_string()),
+            ],
+        );
+        *self = next;
+        Ok(())
+    }
+
+    /// `GROUP_EMAIL` and `USER_EMAIL` of a membership event: the group's and the member's
+    /// current primary addresses (a nested group's address for a group member; no `USER_EMAIL`
+    /// for the whole-customer member).
+    fn member_event(&self, group: &str, member: &str) -> Vec<(&'static str, String)> {
+        let group_email = self
+            .group(group)
+            .map(|g| g.email.clone())
+            .unwrap_or_else(|| group.to_string());
+        let mut params = vec![("GROUP_EMAIL", group_email)];
+        let member_email = match self.owner_of(member) {
+            Some(Owner::User(id)) => self.users.get(id).map(|u| u.primary_email.clone()),
+            Some(Owner::Group(id)) => self.groups.get(id).map(|g| g.email.clone()),
+            None if member.contains('@') => Some(member.to_string()),
+            None => None,
+        };
+        if let Some(m) = member_email {
+            params.push(("USER_EMAIL", m));
+        }
+        params
     }
 
     /// Removes a member by address or id (`CUSTOMER` members by the customer id or `""`).
     pub fn remove_member(&mut self, group: &str, member: &str) -> anyhow::Result<()> {
         let gid = self.group_id_of(group)?;
         let mid = self.member_id_in(&gid, member)?;
+        let params = self.member_event(group, member);
         self.groups
             .get_mut(&gid)
             .expect("group")
             .members
             .remove(&mid);
         self.touch();
+        self.record("REMOVE_GROUP_MEMBER", params);
         Ok(())
     }
 
@@ -1090,6 +1231,24 @@ impl Directory {
             }
         }
         self.touch();
+        if !old.eq_ignore_ascii_case(new_primary) {
+            self.record(
+                "RENAME_USER",
+                vec![
+                    ("USER_EMAIL", old.clone()),
+                    ("NEW_VALUE", new_primary.to_string()),
+                ],
+            );
+            // Google would keep `old` as an alias; the emulator's rename is that rename followed
+            // by the administrator's removal of the alias, so both are logged.
+            self.record(
+                "REMOVE_NICKNAME",
+                vec![
+                    ("USER_EMAIL", new_primary.to_string()),
+                    ("USER_NICKNAME", old),
+                ],
+            );
+        }
         Ok(())
     }
 
@@ -1108,6 +1267,12 @@ impl Directory {
             }
         }
         self.touch();
+        if !old.eq_ignore_ascii_case(new_email) {
+            self.record(
+                "CHANGE_GROUP_EMAIL",
+                vec![("GROUP_EMAIL", old), ("NEW_VALUE", new_email.to_string())],
+            );
+        }
         Ok(())
     }
 
@@ -1117,23 +1282,46 @@ impl Directory {
         let u = self.users.get_mut(&id).expect("user");
         u.suspended = suspended;
         u.suspension_reason = suspended.then(|| "ADMIN".to_string());
+        let email = u.primary_email.clone();
         self.touch();
+        let name = if suspended {
+            "SUSPEND_USER"
+        } else {
+            "UNSUSPEND_USER"
+        };
+        self.record(name, vec![("USER_EMAIL", email)]);
         Ok(())
     }
 
     /// Archives or unarchives a user.
     pub fn set_archived(&mut self, user: &str, archived: bool) -> anyhow::Result<()> {
         let id = self.user_id_of(user)?;
-        self.users.get_mut(&id).expect("user").archived = archived;
+        let u = self.users.get_mut(&id).expect("user");
+        u.archived = archived;
+        let email = u.primary_email.clone();
         self.touch();
+        let name = if archived {
+            "ARCHIVE_USER"
+        } else {
+            "UNARCHIVE_USER"
+        };
+        self.record(name, vec![("USER_EMAIL", email)]);
         Ok(())
     }
 
     /// Makes a user a super admin or not.
     pub fn set_admin(&mut self, user: &str, admin: bool) -> anyhow::Result<()> {
         let id = self.user_id_of(user)?;
-        self.users.get_mut(&id).expect("user").is_admin = admin;
+        let u = self.users.get_mut(&id).expect("user");
+        u.is_admin = admin;
+        let email = u.primary_email.clone();
         self.touch();
+        let name = if admin {
+            "GRANT_ADMIN_PRIVILEGE"
+        } else {
+            "REVOKE_ADMIN_PRIVILEGE"
+        };
+        self.record(name, vec![("USER_EMAIL", email)]);
         Ok(())
     }
 
@@ -1141,9 +1329,25 @@ impl Directory {
     pub fn set_name(&mut self, user: &str, given: &str, family: &str) -> anyhow::Result<()> {
         let id = self.user_id_of(user)?;
         let u = self.users.get_mut(&id).expect("user");
-        u.given_name = given.to_string();
-        u.family_name = family.to_string();
+        let old_given = std::mem::replace(&mut u.given_name, given.to_string());
+        let old_family = std::mem::replace(&mut u.family_name, family.to_string());
+        let email = u.primary_email.clone();
         self.touch();
+        for (name, old, new) in [
+            ("CHANGE_FIRST_NAME", old_given, given),
+            ("CHANGE_LAST_NAME", old_family, family),
+        ] {
+            if old != new {
+                self.record(
+                    name,
+                    vec![
+                        ("USER_EMAIL", email.clone()),
+                        ("NEW_VALUE", new.to_string()),
+                        ("OLD_VALUE", old),
+                    ],
+                );
+            }
+        }
         Ok(())
     }
 
@@ -1159,8 +1363,45 @@ impl Directory {
             g.members.remove(&id);
         }
         u.deletion_time = Some(now_rfc3339());
+        let email = u.primary_email.clone();
         self.deleted_users.insert(id, u);
         self.touch();
+        self.record("DELETE_USER", vec![("USER_EMAIL", email)]);
+        Ok(())
+    }
+
+    /// Restores a deleted user by id (a deleted user's address may be taken by then, so it is
+    /// named by id, as Google requires). Its addresses must be free; it is in no group.
+    pub fn undelete_user(&mut self, id: &str) -> anyhow::Result<()> {
+        let mut u = self
+            .deleted_users
+            .get(id)
+            .cloned()
+            .ok_or_else(|| anyhow!("no deleted user {id}"))?;
+        u.deletion_time = None;
+        let email = u.primary_email.clone();
+        self.insert_user(u)?;
+        self.deleted_users.remove(id);
+        self.touch();
+        self.record("UNDELETE_USER", vec![("USER_EMAIL", email)]);
+        Ok(())
+    }
+
+    /// Moves a user to another organisational unit.
+    pub fn move_to_org_unit(&mut self, user: &str, path: &str) -> anyhow::Result<()> {
+        let id = self.user_id_of(user)?;
+        let u = self.users.get_mut(&id).expect("user");
+        let old = std::mem::replace(&mut u.org_unit_path, path.to_string());
+        let email = u.primary_email.clone();
+        self.touch();
+        self.record(
+            "MOVE_USER_TO_ORG_UNIT",
+            vec![
+                ("USER_EMAIL", email),
+                ("ORG_UNIT_NAME", old),
+                ("NEW_VALUE", path.to_string()),
+            ],
+        );
         Ok(())
     }
 
@@ -1175,6 +1416,7 @@ impl Directory {
             other.members.remove(&id);
         }
         self.touch();
+        self.record("DELETE_GROUP", vec![("GROUP_EMAIL", g.email.clone())]);
         Ok(())
     }
 

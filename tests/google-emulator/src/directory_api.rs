@@ -53,10 +53,10 @@ const MEMBER_SCOPES: &[&str] = &[
 ];
 
 /// Query parameters (first occurrence wins; unknown ones such as `alt`, `quotaUser` ignored).
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn from(req: &HttpRequest) -> Params {
+    pub(crate) fn from(req: &HttpRequest) -> Params {
         Params(
             url::form_urlencoded::parse(req.query_string().as_bytes())
                 .into_owned()
@@ -64,7 +64,7 @@ impl Params {
         )
     }
 
-    fn get(&self, k: &str) -> Option<&str> {
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
     }
 
@@ -72,7 +72,7 @@ impl Params {
         self.get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
-    fn max_results(&self, default: usize, max: usize) -> Result<usize, ApiError> {
+    pub(crate) fn max_results(&self, default: usize, max: usize) -> Result<usize, ApiError> {
         match self.get("maxResults") {
             None | Some("") => Ok(default),
             Some(v) => match v.parse::<usize>() {
@@ -85,12 +85,28 @@ impl Params {
     }
 }
 
-/// Bearer token → token info, with the scope and admin checks Google does.
+/// Bearer token → token info, with the scope and admin checks Google does (`scopes` are
+/// suffixes of the Directory scope prefix).
 fn authorize(
     state: &State,
     req: &HttpRequest,
     dir: &Directory,
     scopes: &[&str],
+) -> Result<TokenInfo, ApiError> {
+    authorize_with(state, req, dir, |granted| {
+        scopes
+            .iter()
+            .any(|s| granted.contains(&format!("{SCOPE_PREFIX}{s}")))
+    })
+}
+
+/// Bearer token → token info: the token must be live, `allowed` must accept its scopes, and the
+/// impersonated user must be a super administrator.
+pub(crate) fn authorize_with(
+    state: &State,
+    req: &HttpRequest,
+    dir: &Directory,
+    allowed: impl Fn(&std::collections::HashSet<String>) -> bool,
 ) -> Result<TokenInfo, ApiError> {
     let header = req
         .headers()
@@ -108,10 +124,7 @@ fn authorize(
             _ => return Err(unauthenticated()),
         }
     };
-    let allowed = scopes
-        .iter()
-        .any(|s| info.scopes.contains(&format!("{SCOPE_PREFIX}{s}")));
-    if !allowed {
+    if !allowed(&info.scopes) {
         return Err(insufficient_scopes());
     }
     let is_admin = info
@@ -146,7 +159,7 @@ fn check_account(p: &Params, dir: &Directory) -> Result<(), ApiError> {
     }
 }
 
-fn short_hash<T: Hash>(v: T) -> String {
+pub(crate) fn short_hash<T: Hash>(v: T) -> String {
     let mut h = DefaultHasher::new();
     v.hash(&mut h);
     URL_SAFE_NO_PAD.encode(h.finish().to_be_bytes())
@@ -199,13 +212,13 @@ fn decode_cursor(state: &State, token: &str, listing: &str) -> Option<Cursor> {
 }
 
 /// Where a listing resumes.
-struct Page {
-    index: usize,
-    nonce: u32,
-    after: Option<(String, String)>,
+pub(crate) struct Page {
+    pub index: usize,
+    pub nonce: u32,
+    pub after: Option<(String, String)>,
 }
 
-fn page_from(state: &State, p: &Params, listing: &str) -> Result<Page, ApiError> {
+pub(crate) fn page_from(state: &State, p: &Params, listing: &str) -> Result<Page, ApiError> {
     match p.get("pageToken").filter(|t| !t.is_empty()) {
         None => Ok(Page {
             index: 0,
@@ -224,11 +237,11 @@ fn page_from(state: &State, p: &Params, listing: &str) -> Result<Page, ApiError>
 }
 
 /// An item with its sort key and id.
-type SortEntry<'a, T> = (String, &'a str, T);
+pub(crate) type SortEntry<'a, T> = (String, &'a str, T);
 
 /// Takes up to `max` items from `sorted` (sorted by `cmp` on `(key, id)`) after the cursor.
 /// Returns the page and the cursor of its last item when more items follow.
-fn slice_page<'a, T>(
+pub(crate) fn slice_page<'a, T>(
     sorted: &'a [SortEntry<'a, T>],
     after: &Option<(String, String)>,
     max: usize,
@@ -257,19 +270,19 @@ fn slice_page<'a, T>(
     (page, next)
 }
 
-struct Listing<'a> {
-    endpoint: Endpoint,
-    kind: &'static str,
-    items_key: &'static str,
-    items: Vec<Value>,
-    next: Option<(String, String)>,
-    page: Page,
-    fingerprint: String,
-    params: &'a Params,
+pub(crate) struct Listing<'a> {
+    pub endpoint: Endpoint,
+    pub kind: &'static str,
+    pub items_key: &'static str,
+    pub items: Vec<Value>,
+    pub next: Option<(String, String)>,
+    pub page: Page,
+    pub fingerprint: String,
+    pub params: &'a Params,
 }
 
 /// Builds the list body, applies `fields`, the truncation and repeat-token faults.
-fn respond_list(state: &State, l: Listing<'_>) -> Result<HttpResponse, ApiError> {
+pub(crate) fn respond_list(state: &State, l: Listing<'_>) -> Result<HttpResponse, ApiError> {
     let mut body = Map::new();
     body.insert("kind".into(), json!(l.kind));
     body.insert(

@@ -56,6 +56,7 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod activity;
 mod control_api;
 mod directory;
 mod directory_api;
@@ -63,6 +64,7 @@ mod errors;
 mod fields;
 mod oauth;
 mod oidc;
+mod reports_api;
 mod server;
 mod state;
 
@@ -74,6 +76,7 @@ use actix_web::{web, HttpServer};
 use anyhow::Context;
 
 pub use accounts::ServiceAccount;
+pub use activity::{Activity, REPORTS_SCOPE};
 pub use directory::{Directory, Group, Member, MemberType, Owner, Role, User};
 pub use fields::Fields;
 pub use oidc::{random_client_id, ClientAuthMethod, IdTokenTamper, OAuthClient, ISSUER};
@@ -95,7 +98,8 @@ pub struct EmulatorOptions {
     /// reach the emulator under another name (e.g. `http://google-emulator:8463` in Docker).
     pub public_url: Option<String>,
     /// Scopes the emulator's own service account is granted through domain-wide delegation
-    /// (default: the three read-only Directory scopes). Empty: no delegation.
+    /// (default: the three read-only Directory scopes and the admin audit log's). Empty: no
+    /// delegation.
     pub default_delegation: Vec<String>,
     /// Further grants: `(client_id, scopes)`.
     pub delegation: Vec<(String, Vec<String>)>,
@@ -109,7 +113,11 @@ impl Default for EmulatorOptions {
             workers: 1,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
-            default_delegation: READONLY_SCOPES.iter().map(|s| s.to_string()).collect(),
+            default_delegation: READONLY_SCOPES
+                .iter()
+                .chain([&REPORTS_SCOPE])
+                .map(|s| s.to_string())
+                .collect(),
             delegation: Vec::new(),
         }
     }
@@ -145,7 +153,10 @@ impl Emulator {
             None if addr.ip().is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
             None => format!("http://{addr}"),
         };
-        let state = web::Data::new(state::State::new(opts.directory, base_url, opts.latency));
+        // The directory handed over is the starting state: the admin log begins empty.
+        let mut directory = opts.directory;
+        directory.clear_log();
+        let state = web::Data::new(state::State::new(directory, base_url, opts.latency));
         let token_uri = state.token_uri.clone();
         let account = tokio::task::spawn_blocking(move || {
             ServiceAccount::generate("dirsync-reader", "emulator-project", &token_uri)

@@ -41,6 +41,13 @@ struct Args {
     /// Latency added to every Google request, in milliseconds.
     #[arg(long, default_value_t = 0, env = "GOOGLE_EMULATOR_LATENCY_MS")]
     latency_ms: u64,
+    /// Google's per-minute quota on Directory and Reports requests (429 with Retry-After
+    /// beyond it); off when absent.
+    #[arg(long, env = "GOOGLE_EMULATOR_QUOTA_PER_MINUTE")]
+    quota_per_minute: Option<u32>,
+    /// Seconds an admin activity stays invisible to activities.list (Google's log lags).
+    #[arg(long, default_value_t = 0, env = "GOOGLE_EMULATOR_EVENT_LAG_SECONDS")]
+    event_lag_seconds: u64,
     /// Worker threads.
     #[arg(long, default_value_t = 1, env = "GOOGLE_EMULATOR_WORKERS")]
     workers: usize,
@@ -103,6 +110,9 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .context("while starting the emulator")?;
+    emu.control().set_quota_per_minute(args.quota_per_minute);
+    emu.control()
+        .set_event_lag(Duration::from_secs(args.event_lag_seconds));
     if let Some(path) = &args.key_file {
         write_private(path, &emu.service_account_key_json())
             .with_context(|| format!("while writing the key file {}", path.display()))?;
@@ -125,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
     let sa = emu.service_account();
     eprintln!("google-emulator: {summary}");
     eprintln!(
-        "google-emulator: service account {} (client id {}), delegation granted for the read-only Directory scopes",
+        "google-emulator: service account {} (client id {}), delegation granted for the read-only Directory scopes and the admin audit log",
         sa.client_email, sa.client_id
     );
     eprintln!(

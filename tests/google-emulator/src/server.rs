@@ -6,7 +6,7 @@ use actix_web::{web, App, HttpResponse};
 
 use crate::errors::{api_error, api_error_default};
 use crate::state::{Endpoint, RateLimitStyle, State};
-use crate::{control_api, directory_api, oauth, oidc};
+use crate::{control_api, directory_api, oauth, oidc, reports_api};
 
 /// Registers every route. The OpenID Connect code exchange shares `/token` (see
 /// [`crate::oauth`]).
@@ -16,6 +16,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/o/oauth2/token", web::post().to(oauth::token))
         .configure(oidc::routes)
         .service(web::scope("/admin/directory/v1").configure(directory_api::routes))
+        .service(web::scope("/admin/reports/v1").configure(reports_api::routes))
         .service(web::scope("/_emulator").configure(control_api::routes))
         .default_service(web::to(unknown_route));
 }
@@ -70,11 +71,23 @@ async fn unknown_route(state: web::Data<State>) -> HttpResponse {
 /// response to send instead of doing the endpoint's work.
 pub(crate) async fn preamble(state: &State, endpoint: Endpoint) -> Option<HttpResponse> {
     state.count(endpoint);
-    let latency = state.latency();
+    let latency = state.latency(endpoint);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     if endpoint.is_directory() {
+        if let Some(retry_after_secs) = state.over_quota() {
+            let mut r = api_error(
+                429,
+                "rateLimitExceeded",
+                "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service 'admin.googleapis.com' for consumer 'project_number:000000000000'.",
+            );
+            r.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(retry_after_secs),
+            );
+            return Some(r);
+        }
         if let Some(style) = state.over_rate_limit() {
             return Some(match style {
                 RateLimitStyle::Forbidden403 => api_error(

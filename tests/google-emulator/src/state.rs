@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::ServiceAccount;
 use crate::directory::{Directory, MemberType, Role};
 
-/// The three read-only scopes dirsync asks for.
+/// The three read-only scopes dirsync asks for (the emulator's own service account is also
+/// granted [`crate::REPORTS_SCOPE`] by default, for incremental sync).
 pub const READONLY_SCOPES: [&str; 3] = [
     "https://www.googleapis.com/auth/admin.directory.user.readonly",
     "https://www.googleapis.com/auth/admin.directory.group.readonly",
@@ -46,6 +47,8 @@ pub enum Endpoint {
     Jwks,
     /// `GET /v1/userinfo`.
     Userinfo,
+    /// Reports API `activities.list` (the admin activity log).
+    Activities,
     /// Any other path (unknown routes).
     Other,
     /// Matches every endpoint (faults), or the total (counts).
@@ -54,7 +57,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every concrete endpoint (not `Any`).
-    pub const ALL: [Endpoint; 13] = [
+    pub const ALL: [Endpoint; 14] = [
         Endpoint::Token,
         Endpoint::UsersList,
         Endpoint::UsersGet,
@@ -67,6 +70,7 @@ impl Endpoint {
         Endpoint::Authorize,
         Endpoint::Jwks,
         Endpoint::Userinfo,
+        Endpoint::Activities,
         Endpoint::Other,
     ];
 
@@ -89,6 +93,7 @@ impl Endpoint {
             Endpoint::Authorize => "authorize",
             Endpoint::Jwks => "jwks",
             Endpoint::Userinfo => "userinfo",
+            Endpoint::Activities => "activities",
             Endpoint::Other => "other",
             Endpoint::Any => "any",
         }
@@ -98,11 +103,13 @@ impl Endpoint {
         self == Endpoint::Any || self == actual
     }
 
-    /// Whether this is a Directory API endpoint (quota applies).
+    /// Whether this is an Admin SDK endpoint — the Directory API or the Reports API — to which
+    /// the request-rate cap and the per-minute quota apply.
     pub fn is_directory(self) -> bool {
         matches!(
             self,
-            Endpoint::UsersList
+            Endpoint::Activities
+                | Endpoint::UsersList
                 | Endpoint::UsersGet
                 | Endpoint::GroupsList
                 | Endpoint::GroupsGet
@@ -157,6 +164,22 @@ pub(crate) struct Faults {
     pub truncations: Vec<(Endpoint, usize)>,
     pub repeat_token: Vec<Endpoint>,
     pub rate_limit: Option<RateLimit>,
+    pub quota: Option<Quota>,
+    /// Latency per endpoint, instead of the global one.
+    pub endpoint_latency: HashMap<Endpoint, Duration>,
+}
+
+/// Google's per-minute project quota: a fixed one-minute window.
+pub(crate) struct Quota {
+    pub per_minute: u32,
+    pub window_start: Instant,
+    pub count: u32,
+}
+
+/// Google's budget of filtered `activities.list` queries (250 a minute).
+pub(crate) struct FilterBudget {
+    pub window_start: Instant,
+    pub count: u32,
 }
 
 pub(crate) struct RateLimit {
@@ -182,7 +205,10 @@ pub(crate) struct State {
     pub tokens: Mutex<HashMap<String, TokenInfo>>,
     pub faults: Mutex<Faults>,
     pub latency_nanos: AtomicU64,
-    pub counts: [AtomicUsize; 13],
+    pub counts: [AtomicUsize; 14],
+    /// How long an admin activity stays invisible to `activities.list` after it happened.
+    pub event_lag_nanos: AtomicU64,
+    pub filter_budget: Mutex<FilterBudget>,
     pub gzip_requests: AtomicUsize,
     pub base_url: String,
     pub token_uri: String,
@@ -203,6 +229,11 @@ impl State {
             faults: Mutex::new(Faults::default()),
             latency_nanos: AtomicU64::new(latency.as_nanos() as u64),
             counts: Default::default(),
+            event_lag_nanos: AtomicU64::new(0),
+            filter_budget: Mutex::new(FilterBudget {
+                window_start: Instant::now(),
+                count: 0,
+            }),
             gzip_requests: AtomicUsize::new(0),
             token_uri: format!("{base_url}/token"),
             base_url,
@@ -216,8 +247,48 @@ impl State {
         self.counts[e.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn latency(&self) -> Duration {
-        Duration::from_nanos(self.latency_nanos.load(Ordering::Relaxed))
+    /// The delay for a request to `e`: its own if set, else the global one.
+    pub fn latency(&self, e: Endpoint) -> Duration {
+        let own = self
+            .faults
+            .lock()
+            .expect("faults lock")
+            .endpoint_latency
+            .get(&e)
+            .copied();
+        own.unwrap_or_else(|| Duration::from_nanos(self.latency_nanos.load(Ordering::Relaxed)))
+    }
+
+    pub fn event_lag(&self) -> Duration {
+        Duration::from_nanos(self.event_lag_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Takes one filtered query from the 250-a-minute budget; `false` when it is spent.
+    pub fn take_filter_query(&self) -> bool {
+        let mut b = self.filter_budget.lock().expect("filter budget lock");
+        let now = Instant::now();
+        if now.duration_since(b.window_start) >= Duration::from_secs(60) {
+            b.window_start = now;
+            b.count = 0;
+        }
+        b.count += 1;
+        b.count <= 250
+    }
+
+    /// Counts a request against the per-minute quota; `Some(seconds until the window ends)`
+    /// when over it.
+    pub fn over_quota(&self) -> Option<u64> {
+        let mut f = self.faults.lock().expect("faults lock");
+        let q = f.quota.as_mut()?;
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        if now.duration_since(q.window_start) >= minute {
+            q.window_start = now;
+            q.count = 0;
+        }
+        q.count += 1;
+        let left = minute.saturating_sub(now.duration_since(q.window_start));
+        (q.count > q.per_minute).then(|| left.as_secs_f64().ceil().max(1.0) as u64)
     }
 
     /// Takes one matching injected failure, if any.
@@ -347,9 +418,32 @@ impl Control {
         self.with_directory(|d| d.set_admin(email, admin))
     }
 
-    /// Replaces the whole directory.
-    pub fn set_directory(&self, d: Directory) {
-        *self.state.directory.write().expect("directory lock") = d;
+    /// Replaces the whole directory. Google has no such change, so nothing is logged: the
+    /// activity log so far is kept, and the changes that built `d` are not added to it. Make
+    /// changes that clients should see in the log through the other methods or
+    /// [`Control::with_directory`].
+    pub fn set_directory(&self, mut d: Directory) {
+        let mut current = self.state.directory.write().expect("directory lock");
+        d.take_log_of(&mut current);
+        *current = d;
+    }
+
+    /// The admin activity log, oldest first (whether visible yet or not).
+    pub fn activities(&self) -> Vec<crate::Activity> {
+        self.state
+            .directory
+            .read()
+            .expect("directory lock")
+            .activities()
+            .to_vec()
+    }
+
+    /// How long an admin activity stays invisible to `activities.list` after it happened
+    /// (Google's admin log lags by minutes; default zero).
+    pub fn set_event_lag(&self, d: Duration) {
+        self.state
+            .event_lag_nanos
+            .store(d.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// Runs `f` with the directory locked for writing.
@@ -446,6 +540,27 @@ impl Control {
                 window_start: Instant::now(),
                 count: 0,
             });
+    }
+
+    /// Google's per-minute quota on Admin SDK requests (Directory and Reports together): beyond
+    /// `per_minute` requests in a minute, 429 `rateLimitExceeded` with `Retry-After` = the
+    /// seconds left in the minute. `None` lifts it (the default).
+    pub fn set_quota_per_minute(&self, per_minute: Option<u32>) {
+        self.state.faults.lock().expect("faults lock").quota = per_minute.map(|n| Quota {
+            per_minute: n,
+            window_start: Instant::now(),
+            count: 0,
+        });
+    }
+
+    /// A delay for requests to one endpoint, instead of the global latency; `None` returns it
+    /// to the global one.
+    pub fn set_endpoint_latency(&self, endpoint: Endpoint, d: Option<Duration>) {
+        let mut f = self.state.faults.lock().expect("faults lock");
+        match d {
+            Some(d) => f.endpoint_latency.insert(endpoint, d),
+            None => f.endpoint_latency.remove(&endpoint),
+        };
     }
 
     /// The next `times` requests to `endpoint` fail with Google's error body for `status`.

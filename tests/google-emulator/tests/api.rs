@@ -924,3 +924,310 @@ async fn serves_a_large_directory_quickly() {
     // Generous bound for debug builds on 2 cores: paging must not scan the whole directory.
     assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
 }
+
+// ---- Reports API: the admin activity log ----
+
+const AUDIT: &str = dirsync_google_emulator::REPORTS_SCOPE;
+
+async fn activities(emu: &Emulator, token: &str, query: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/admin/reports/v1/activity/users/all/applications/admin?{query}",
+            emu.base_url()
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// `(event name, parameters as name=value)` of each item of a page.
+fn events(v: &Value) -> Vec<(String, Vec<String>)> {
+    v["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|a| {
+                    let e = &a["events"][0];
+                    let params = e["parameters"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| {
+                            format!(
+                                "{}={}",
+                                p["name"].as_str().unwrap(),
+                                p["value"].as_str().unwrap()
+                            )
+                        })
+                        .collect();
+                    (e["name"].as_str().unwrap().to_string(), params)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn every_change_is_logged_with_googles_event_names_newest_first() {
+    let emu = start(small_directory()).await;
+    let c = emu.control();
+    let token = token_for(&emu, "admin@example.com", &[AUDIT]).await;
+    let (status, v) = activities(&emu, &token, "").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["kind"], "admin#reports#activities");
+    assert!(v.get("items").is_none(), "a fixture load logs nothing: {v}");
+    assert!(v.get("nextPageToken").is_none());
+
+    c.rename_user("plain@example.com", "robert@example.com")
+        .unwrap();
+    c.suspend_user("robert@example.com", true).unwrap();
+    c.add_group("new@example.com", "New").unwrap();
+    c.add_member("new@example.com", "staff@example.com", MemberType::Group)
+        .unwrap();
+    c.with_directory(|d| d.add_group_alias("new@example.com", "neu@example.com"))
+        .unwrap();
+    c.delete_user("robert@example.com").unwrap();
+
+    let (status, v) = activities(&emu, &token, "").await;
+    assert_eq!(status, 200, "{v}");
+    let got = events(&v);
+    let want: Vec<(String, Vec<String>)> = vec![
+        ("DELETE_USER", vec!["USER_EMAIL=robert@example.com"]),
+        // A nested group is named by its address, as Google does.
+        (
+            "ADD_GROUP_MEMBER",
+            vec![
+                "GROUP_EMAIL=new@example.com",
+                "USER_EMAIL=staff@example.com",
+            ],
+        ),
+        ("CREATE_GROUP", vec!["GROUP_EMAIL=new@example.com"]),
+        ("SUSPEND_USER", vec!["USER_EMAIL=robert@example.com"]),
+        (
+            "REMOVE_NICKNAME",
+            vec![
+                "USER_EMAIL=robert@example.com",
+                "USER_NICKNAME=plain@example.com",
+            ],
+        ),
+        (
+            "RENAME_USER",
+            vec![
+                "USER_EMAIL=plain@example.com",
+                "NEW_VALUE=robert@example.com",
+            ],
+        ),
+    ]
+    .into_iter()
+    .map(|(n, p)| (n.to_string(), p.into_iter().map(String::from).collect()))
+    .collect();
+    // Activities of the same millisecond keep no order at Google either: compare as sets
+    // within equal times, and check the times never increase down the list.
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(
+        got_sorted, want_sorted,
+        "group alias changes are not logged"
+    );
+    let times: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"]["time"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+    for a in v["items"].as_array().unwrap() {
+        assert!(a["id"]["uniqueQualifier"].is_string());
+        assert_eq!(a["id"]["applicationName"], "admin");
+        assert_eq!(a["actor"]["email"], "admin@example.com");
+        let e = &a["events"][0];
+        let group_event = e["name"].as_str().unwrap().contains("GROUP");
+        let kind = if group_event {
+            "GROUP_SETTINGS"
+        } else {
+            "USER_SETTINGS"
+        };
+        assert_eq!(e["type"], kind, "{a}");
+    }
+}
+
+#[tokio::test]
+async fn the_log_pages_newest_first_filters_and_keeps_its_window() {
+    let emu = start(small_directory()).await;
+    let c = emu.control();
+    let token = token_for(&emu, "admin@example.com", &[AUDIT]).await;
+    for i in 0..5 {
+        c.add_user(&format!("u{i}@example.com"), "U", &i.to_string())
+            .unwrap();
+    }
+    c.suspend_user("u1@example.com", true).unwrap();
+
+    // maxResults=2 over 6 activities: three pages, none repeated, none skipped.
+    let mut seen = Vec::new();
+    let mut query = "maxResults=2".to_string();
+    loop {
+        let (status, v) = activities(&emu, &token, &query).await;
+        assert_eq!(status, 200, "{v}");
+        for a in v["items"].as_array().unwrap() {
+            seen.push(a["id"]["uniqueQualifier"].as_str().unwrap().to_string());
+        }
+        // Made between pages: newer than the listing's first item, so never served by it.
+        c.add_user(&format!("late{}@example.com", seen.len()), "L", "")
+            .unwrap();
+        match v["nextPageToken"].as_str() {
+            Some(t) => query = format!("maxResults=2&pageToken={t}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 6);
+
+    let (_, v) = activities(&emu, &token, "eventName=SUSPEND_USER").await;
+    assert_eq!(events(&v).len(), 1, "{v}");
+    let (_, v) = activities(&emu, &token, "filters=USER_EMAIL==u3@example.com").await;
+    assert_eq!(
+        events(&v),
+        vec![(
+            "CREATE_USER".to_string(),
+            vec!["USER_EMAIL=u3@example.com".to_string()]
+        )]
+    );
+    let (_, v) = activities(
+        &emu,
+        &token,
+        "eventName=CREATE_USER&filters=USER_EMAIL%3C%3Eu3@example.com",
+    )
+    .await;
+    assert!(events(&v)
+        .iter()
+        .all(|(_, p)| p[0] != "USER_EMAIL=u3@example.com"));
+    assert!(events(&v).len() >= 4, "{v}");
+
+    // The window is inclusive and bounded by Google's 180 days.
+    let all = c.activities();
+    let t = all[2]
+        .time
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (status, v) = activities(&emu, &token, &format!("startTime={t}&endTime={t}")).await;
+    assert_eq!(status, 400, "start must be before end: {v}");
+    let (_, v) = activities(&emu, &token, &format!("startTime={t}")).await;
+    assert!(events(&v).len() >= all.len() - 2, "{v}");
+    let old = (chrono::Utc::now() - chrono::Duration::days(181)).to_rfc3339();
+    let (status, v) = activities(
+        &emu,
+        &token,
+        &format!("startTime={}", old.replace('+', "%2B")),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("within last 180 days"),
+        "{v}"
+    );
+    let (status, _) = activities(&emu, &token, "maxResults=1001").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn the_log_lags_needs_the_audit_scope_and_bulk_uploads_name_nobody() {
+    let emu = start(small_directory()).await;
+    let c = emu.control();
+    // Without the audit scope: Google's 403.
+    let directory_only = admin_token(&emu).await;
+    let (status, v) = activities(&emu, &directory_only, "").await;
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(reason(&v), "insufficientPermissions");
+    // A service account not granted the scope cannot even get such a token.
+    c.set_delegation(&emu.service_account().client_id, &READONLY_SCOPES);
+    let key = key_of(&emu.service_account_key_json());
+    let (status, body) = post_token(
+        &emu,
+        &assertion(&key, claims(&key, "admin@example.com", &[AUDIT])),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized_client")),
+        "{body}"
+    );
+    c.set_delegation(&emu.service_account().client_id, &[AUDIT]);
+    let token = token_for(&emu, "admin@example.com", &[AUDIT]).await;
+
+    c.set_event_lag(Duration::from_secs(3600));
+    c.suspend_user("plain@example.com", true).unwrap();
+    let (_, v) = activities(&emu, &token, "").await;
+    assert!(
+        v.get("items").is_none(),
+        "an activity within the lag is not visible yet: {v}"
+    );
+    assert_eq!(c.activities().len(), 1, "but it is logged");
+    c.set_event_lag(Duration::ZERO);
+    let (_, v) = activities(&emu, &token, "").await;
+    assert_eq!(events(&v).len(), 1);
+
+    c.with_directory(|d| {
+        d.bulk_upload(&[("x1@example.com", "X", "1"), ("x2@example.com", "X", "2")])
+            .map(|_| ())
+    })
+    .unwrap();
+    let (_, v) = activities(&emu, &token, "eventName=BULK_UPLOAD").await;
+    let got = events(&v);
+    assert_eq!(got.len(), 1, "{v}");
+    assert!(
+        got[0].1.iter().all(|p| !p.contains("x1@")),
+        "a CSV upload names no user: {got:?}"
+    );
+    assert!(c.directory().user("x2@example.com").is_some());
+}
+
+#[tokio::test]
+async fn the_per_minute_quota_answers_429_with_retry_after_and_latency_is_per_endpoint() {
+    let emu = start(small_directory()).await;
+    let c = emu.control();
+    let token = admin_token(&emu).await;
+    c.set_quota_per_minute(Some(3));
+    for _ in 0..3 {
+        let (status, v) = get(&emu, &token, "users?customer=my_customer").await;
+        assert_eq!(status, 200, "{v}");
+    }
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/admin/directory/v1/groups?customer=my_customer",
+            emu.base_url()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    c.set_quota_per_minute(None);
+
+    c.set_endpoint_latency(Endpoint::UsersList, Some(Duration::from_millis(300)));
+    let t = std::time::Instant::now();
+    get(&emu, &token, "groups?customer=my_customer").await;
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "groups are not delayed"
+    );
+    let t = std::time::Instant::now();
+    get(&emu, &token, "users?customer=my_customer").await;
+    assert!(t.elapsed() >= Duration::from_millis(300), "users are");
+}
