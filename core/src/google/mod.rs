@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod activity;
 mod client;
 mod diagnose;
 mod error;
