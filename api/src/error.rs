@@ -23,6 +23,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable snake_case code to match on.
+    #[schema(value_type = crate::openapi::ErrorCode)]
     pub code: String,
     /// What went wrong and what to do, for people.
     pub message: String,

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod export_cli;
+pub mod integer;
 pub mod limits;
 pub mod middleware;
 pub mod openapi;

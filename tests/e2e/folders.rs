@@ -125,6 +125,27 @@ async fn message_counts_are_reported_by_an_operator_and_never_negative() {
         .await
         .expect(200);
     assert_eq!(r.json["message_count"], 0);
+    // JSON Schema counts 12.0 as an integer, as the documented `type: integer` promises; 12.5
+    // is not one, and a count past 2^53 - 1 (the documented maximum) is refused.
+    let r = app
+        .patch(&path, &json!({"message_count": 12.0}))
+        .await
+        .expect(200);
+    assert_eq!(r.json["message_count"], 12);
+    let r = app.patch(&path, &json!({"message_count": 12.5})).await;
+    assert_eq!((r.status, r.error_code()), (422, "invalid_body"));
+    let r = app
+        .patch(&path, &json!({"message_count": 9_007_199_254_740_992_i64}))
+        .await;
+    assert_eq!((r.status, r.error_code()), (422, "invalid_body"));
+    let whole = app.get("/api/v1/archive-folders?limit=1").await.expect(200);
+    let integral = app
+        .get("/api/v1/archive-folders?limit=1.0")
+        .await
+        .expect(200);
+    assert_eq!(integral.json, whole.json);
+    let r = app.get("/api/v1/archive-folders?limit=1.5").await;
+    assert_eq!((r.status, r.error_code()), (400, "invalid_query"));
 
     let r = app
         .patch(

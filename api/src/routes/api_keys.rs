@@ -53,9 +53,10 @@ impl From<auth::Role> for RoleName {
 /// A new API key's name and role.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "archive-server", "role": "reader"}))]
 pub struct CreateApiKey {
-    /// What the key is for, e.g. `archive-server`.
-    #[schema(min_length = 1, max_length = 100)]
+    /// What the key is for, e.g. `archive-server`: 1 to 100 characters, not only blanks.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
     /// The role it grants.
     pub role: RoleName,
@@ -104,8 +105,12 @@ pub struct CreatedApiKey {
     pub api_key: ApiKey,
 }
 
+/// Create an API key.
+///
 /// Creates an API key. The answer holds the key once; only its hash is stored.
-#[utoipa::path(tag = "api-keys", operation_id = "create_api_key", request_body = CreateApiKey, responses((status = 201, body = CreatedApiKey)))]
+///
+/// Role: admin.
+#[utoipa::path(tag = "api-keys", operation_id = "create_api_key", request_body = CreateApiKey, responses((status = 201, description = "The new key, shown this once", body = CreatedApiKey)))]
 #[post("/api-keys")]
 async fn create(
     caller: Auth<Admin>,
@@ -131,8 +136,12 @@ async fn create(
         }))
 }
 
+/// List API keys.
+///
 /// Lists API keys, newest first.
-#[utoipa::path(tag = "api-keys", operation_id = "list_api_keys", params(PageQuery), responses((status = 200, body = Paged<ApiKey>)))]
+///
+/// Role: admin.
+#[utoipa::path(tag = "api-keys", operation_id = "list_api_keys", params(PageQuery), responses((status = 200, description = "A page of keys, newest first", body = Paged<ApiKey>)))]
 #[get("/api-keys")]
 async fn list(
     _caller: Auth<Admin>,
@@ -144,7 +153,11 @@ async fn list(
     Ok(web::Json(keys.map(ApiKey::from).into()))
 }
 
+/// Delete an API key.
+///
 /// Deletes an API key; it stops working at once.
+///
+/// Role: admin.
 #[utoipa::path(tag = "api-keys", operation_id = "delete_api_key", params(("id" = Uuid, Path, description = "Key id")),
     responses((status = 204, description = "Deleted")))]
 #[delete("/api-keys/{id}")]

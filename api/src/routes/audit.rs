@@ -35,8 +35,12 @@ pub struct AuditEvent {
     pub details: serde_json::Value,
 }
 
+/// List audit events.
+///
 /// Who changed which setting, privilege, user or key, and when; newest first.
-#[utoipa::path(tag = "audit", operation_id = "list_audit_events", params(PageQuery), responses((status = 200, body = Paged<AuditEvent>)))]
+///
+/// Role: admin.
+#[utoipa::path(tag = "audit", operation_id = "list_audit_events", params(PageQuery), responses((status = 200, description = "A page of events, newest first", body = Paged<AuditEvent>)))]
 #[get("/audit-events")]
 async fn list(
     _caller: Auth<Admin>,

@@ -22,6 +22,7 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
 /// The editable directory settings.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"provider": "google_workspace", "admin_email": "admin@example.com", "customer_id": "my_customer", "domain": null, "sync_groups": ["staff@example.com"], "auto_delete_users": false, "deletion_limit": null, "schedule_minutes": 60}))]
 pub struct DirectorySettings {
     /// `google_workspace` or `none`.
     pub provider: Provider,
@@ -42,11 +43,11 @@ pub struct DirectorySettings {
     #[serde(default)]
     pub auto_delete_users: bool,
     /// Most deletions a run may make unconfirmed; null = 10 % of directory users, at least 5.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integer::json_opt")]
     #[schema(minimum = 0, maximum = 1000000)]
     pub deletion_limit: Option<u32>,
     /// Run a sync every N minutes (1 to 10080); null = no schedule.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integer::json_opt")]
     #[schema(minimum = 1, maximum = 10080)]
     pub schedule_minutes: Option<u32>,
 }
@@ -68,7 +69,6 @@ pub struct ServiceAccount {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DirectoryConfig {
     /// `google_workspace` or `none`.
-    #[schema(value_type = String)]
     pub provider: Provider,
     /// The impersonated administrator.
     pub admin_email: Option<String>,
@@ -110,8 +110,12 @@ impl From<directory::DirectoryView> for DirectoryConfig {
     }
 }
 
+/// Read the directory configuration.
+///
 /// The directory configuration, with the uploaded service account (never its key).
-#[utoipa::path(tag = "directory", operation_id = "get_directory", responses((status = 200, body = DirectoryConfig)))]
+///
+/// Role: operator (or admin).
+#[utoipa::path(tag = "directory", operation_id = "get_directory", responses((status = 200, description = "The directory configuration", body = DirectoryConfig)))]
 #[get("/directory")]
 async fn get_config(
     _caller: Auth<Operator>,
@@ -120,10 +124,14 @@ async fn get_config(
     Ok(web::Json(directory::get(&state.db).await?.into()))
 }
 
+/// Replace the directory settings.
+///
 /// Replaces the directory settings. The service account is uploaded separately
 /// (`PUT /api/v1/directory/service-account`).
+///
+/// Role: admin.
 #[utoipa::path(tag = "directory", operation_id = "put_directory", request_body = DirectorySettings,
-    responses((status = 200, body = DirectoryConfig)))]
+    responses((status = 200, description = "The saved configuration", body = DirectoryConfig)))]
 #[put("/directory")]
 async fn put_config(
     caller: Auth<Admin>,
@@ -165,14 +173,18 @@ async fn put_config(
 /// Largest key file accepted (Google's are about 2.4 KB).
 const KEY_FILE_LIMIT: usize = 64 * 1024;
 
+/// Upload the service-account key.
+///
 /// Uploads the service-account key file exactly as Google Cloud produced it (the JSON file,
 /// as the request body). `client_email` and `private_key_id` are read from it; the private key
 /// is stored encrypted and never shown again. A file that is not a service-account key is a 422
 /// naming the field that is wrong; a `token_uri` that is not Google's token endpoint (nor the
 /// server setting `DIRSYNC_GOOGLE_TOKEN_URL`) is a 422 `token_uri_not_allowed`.
+///
+/// Role: admin.
 #[utoipa::path(tag = "directory", operation_id = "put_service_account",
     request_body(content = Object, description = "The service-account key file (JSON)", content_type = "application/json"),
-    responses((status = 200, body = DirectoryConfig)))]
+    responses((status = 200, description = "The configuration with the new service account", body = DirectoryConfig)))]
 #[put("/directory/service-account")]
 async fn upload_service_account(
     caller: Auth<Admin>,
@@ -229,10 +241,15 @@ pub struct ConnectionTest {
     pub steps: Vec<TestStep>,
 }
 
+/// Test the connection to Google.
+///
 /// Tests the connection to Google with the stored settings: key parsed, access token obtained
 /// (domain-wide delegation), users readable, groups readable. A failing step says what to fix.
+///
+/// Role: operator (or admin).
 #[utoipa::path(tag = "directory", operation_id = "test_directory_connection",
-    responses((status = 200, body = ConnectionTest)))]
+    responses((status = 200, description = "The steps run and what each found (a failed step is a 200 too)", body = ConnectionTest),
+        (status = 409, description = "No service account or directory settings yet (`not_configured`)", body = crate::error::ErrorBody)))]
 #[post("/directory/test")]
 async fn test_connection(
     _caller: Auth<Operator>,
@@ -275,10 +292,16 @@ pub struct GoogleGroup {
     pub direct_members_count: u64,
 }
 
+/// List the account's Google groups.
+///
 /// Every group of the account, live from Google, for choosing `sync_groups`. Answered in one
 /// page (`next_cursor` is always null).
+///
+/// Role: operator (or admin).
 #[utoipa::path(tag = "directory", operation_id = "list_directory_groups",
-    responses((status = 200, body = super::Paged<GoogleGroup>)))]
+    responses((status = 200, description = "Every group, in one page", body = super::Paged<GoogleGroup>),
+        (status = 409, description = "No service account or directory settings yet (`not_configured`)", body = crate::error::ErrorBody),
+        (status = 502, description = "Google refused or failed (`code` names why: `unauthorized_client`, `admin_not_found`, …)", body = crate::error::ErrorBody)))]
 #[get("/directory/groups")]
 async fn list_groups(
     _caller: Auth<Operator>,

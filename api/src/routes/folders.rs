@@ -58,6 +58,7 @@ pub struct FolderQuery {
     /// Only detached folders (`true`) or only folders with an owner (`false`).
     pub detached: Option<bool>,
     /// Items per page, 1 to 500 (default 50).
+    #[serde(default, deserialize_with = "crate::integer::query_opt")]
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
@@ -68,15 +69,21 @@ pub struct FolderQuery {
 /// What the archive server reports about a folder.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"message_count": 1250}))]
 pub struct UpdateArchiveFolder {
-    /// Messages the folder holds now.
-    #[schema(minimum = 0)]
+    /// Messages the folder holds now (0 to 2^53 - 1).
+    #[serde(deserialize_with = "crate::integer::json_count")]
+    #[schema(minimum = 0, maximum = 9007199254740991_i64)]
     pub message_count: i64,
 }
 
+/// List archive folders.
+///
 /// Lists archive folders by name.
+///
+/// Role: reader (or operator, admin).
 #[utoipa::path(tag = "archive-folders", operation_id = "list_archive_folders",
-    params(FolderQuery), responses((status = 200, body = Paged<ArchiveFolder>)))]
+    params(FolderQuery), responses((status = 200, description = "A page of folders, by name", body = Paged<ArchiveFolder>)))]
 #[get("/archive-folders")]
 async fn list(
     _caller: Auth<Reader>,
@@ -91,10 +98,14 @@ async fn list(
     Ok(web::Json(found.map(ArchiveFolder::from).into()))
 }
 
+/// Read an archive folder.
+///
 /// One archive folder.
+///
+/// Role: reader (or operator, admin).
 #[utoipa::path(tag = "archive-folders", operation_id = "get_archive_folder",
     params(("id" = Uuid, Path, description = "Folder id")),
-    responses((status = 200, body = ArchiveFolder)))]
+    responses((status = 200, description = "The folder", body = ArchiveFolder)))]
 #[get("/archive-folders/{id}")]
 async fn read(
     _caller: Auth<Reader>,
@@ -105,13 +116,17 @@ async fn read(
     Ok(web::Json(folder.into()))
 }
 
+/// Report a folder's message count.
+///
 /// Records how many messages a folder holds; a folder holding messages is kept (detached)
 /// when its user is deleted. Needs the `operator` role, so that the archive server can report
 /// counts with an operator key without being able to change users or privileges.
+///
+/// Role: operator (or admin).
 #[utoipa::path(tag = "archive-folders", operation_id = "update_archive_folder",
     request_body = UpdateArchiveFolder,
     params(("id" = Uuid, Path, description = "Folder id")),
-    responses((status = 200, body = ArchiveFolder)))]
+    responses((status = 200, description = "The folder with its new count", body = ArchiveFolder)))]
 #[patch("/archive-folders/{id}")]
 async fn update(
     caller: Auth<Operator>,

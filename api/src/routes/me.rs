@@ -46,9 +46,13 @@ pub struct Me {
     pub privileges: Privileges,
 }
 
+/// Who the caller is.
+///
 /// Who the caller is: any authenticated caller may ask. A signed-in user gets its own record
 /// and privileges; a key gets its name and role.
-#[utoipa::path(tag = "sign-in", operation_id = "get_me", responses((status = 200, body = Me)))]
+///
+/// Role: any authenticated caller.
+#[utoipa::path(tag = "sign-in", operation_id = "get_me", responses((status = 200, description = "The caller", body = Me)))]
 #[get("/me")]
 async fn me(caller: Auth<Anyone>, state: web::Data<AppState>) -> Result<web::Json<Me>, ApiError> {
     let role = caller.principal.role().map(RoleName::from);

@@ -2,7 +2,9 @@
 //! caller's role, call into `dirsync-core`, and map the answer to a response type.
 
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub mod api_keys;
@@ -36,11 +38,28 @@ pub fn configure(cfg: &mut ServiceConfig) {
     );
 }
 
+/// An e-mail address as the server checks it (`core::users::Email`): `local@domain`, at most 254
+/// characters. Used as `value_type` so that lists of addresses declare the format of each item.
+pub struct EmailAddress;
+
+impl PartialSchema for EmailAddress {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .max_length(Some(254))
+            .into()
+    }
+}
+
+impl ToSchema for EmailAddress {}
+
 /// Paging parameters of every list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Items per page, 1 to 500 (default 50).
+    #[serde(default, deserialize_with = "crate::integer::query_opt")]
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.

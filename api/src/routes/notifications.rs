@@ -88,6 +88,7 @@ pub struct EndpointSettings {
 /// The notification settings.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"endpoints": [{"url": "https://hooks.example.com/dirsync", "events": ["sync.failed", "sync.blocked"], "secret": "a-long-random-signing-secret", "only_when_changed": false}]}))]
 pub struct NotificationSettings {
     /// Every endpoint (at most 20); endpoints left out are removed.
     pub endpoints: Vec<EndpointSettings>,
@@ -132,9 +133,13 @@ impl From<Vec<notifications::EndpointView>> for Notifications {
     }
 }
 
+/// Read the webhook endpoints.
+///
 /// The webhook endpoints (their secrets are never shown: `secret_set` says one is stored).
+///
+/// Role: admin.
 #[utoipa::path(tag = "notifications", operation_id = "get_notifications",
-    responses((status = 200, body = Notifications)))]
+    responses((status = 200, description = "The endpoints", body = Notifications)))]
 #[get("/notifications")]
 async fn get_notifications(
     _caller: Auth<Admin>,
@@ -143,15 +148,19 @@ async fn get_notifications(
     Ok(web::Json(notifications::endpoints(&state.db).await?.into()))
 }
 
+/// Replace the webhook endpoints.
+///
 /// Replaces the webhook endpoints. Each delivery is a JSON `POST` of `{"id", "type",
 /// "created_at", "data"}` signed with `X-Dirsync-Signature: t=<unix seconds>,v1=<hex
 /// HMAC-SHA256(secret, "<t>.<raw body>")>` and named by `X-Dirsync-Event`; any 2xx answer is
 /// success, anything else is retried with backoff (three attempts within a minute, the last
 /// after more than six hours). A URL that is not `https` (except to a loopback host) is a 422
 /// `invalid_notification_endpoint`.
+///
+/// Role: admin.
 #[utoipa::path(tag = "notifications", operation_id = "put_notifications",
     request_body = NotificationSettings,
-    responses((status = 200, body = Notifications),
+    responses((status = 200, description = "The saved endpoints", body = Notifications),
         (status = 422, description = "An endpoint is not valid (`invalid_notification_endpoint`, `details.index` and `details.field` name it)", body = crate::error::ErrorBody)))]
 #[put("/notifications")]
 async fn put_notifications(
@@ -209,9 +218,13 @@ pub struct Delivery {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
+/// List webhook deliveries.
+///
 /// The deliveries, newest first: status, attempts and the last error of each.
+///
+/// Role: admin.
 #[utoipa::path(tag = "notifications", operation_id = "list_notification_deliveries",
-    params(PageQuery), responses((status = 200, body = Paged<Delivery>)))]
+    params(PageQuery), responses((status = 200, description = "A page of deliveries, newest first", body = Paged<Delivery>)))]
 #[get("/notifications/deliveries")]
 async fn list_deliveries(
     _caller: Auth<Admin>,

@@ -136,6 +136,7 @@ pub struct SetFolderAccess {
 /// The whole new set of a user's privileges and folder access; replaces the current one.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"privileges": ["login", "archive_email", "export_email"], "folder_access": []}))]
 pub struct SetPrivileges {
     /// Privilege names; an unknown one is refused with the list of valid names.
     #[schema(value_type = Vec<PrivilegeName>)]
@@ -165,6 +166,7 @@ impl From<privileges::DefaultPrivileges> for DefaultPrivileges {
 /// New default privileges.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"privileges": ["login"], "own_folder_access": ["read"]}))]
 pub struct SetDefaultPrivileges {
     /// Privilege names, e.g. `["login", "archive_email"]`.
     #[schema(value_type = Vec<PrivilegeName>)]
@@ -174,10 +176,14 @@ pub struct SetDefaultPrivileges {
     pub own_folder_access: Vec<String>,
 }
 
+/// Read a user's privileges.
+///
 /// A user's privileges and folder access.
+///
+/// Role: reader (or operator, admin).
 #[utoipa::path(tag = "privileges", operation_id = "get_user_privileges",
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 200, body = Privileges)))]
+    responses((status = 200, description = "The user's privileges and folder access", body = Privileges)))]
 #[get("/users/{id}/privileges")]
 async fn read(
     _caller: Auth<Reader>,
@@ -188,12 +194,16 @@ async fn read(
     Ok(web::Json(p.into()))
 }
 
+/// Replace a user's privileges.
+///
 /// Replaces a user's privileges and folder access, all at once. Directory users' privileges
 /// are editable too: Google does not manage them.
+///
+/// Role: admin.
 #[utoipa::path(tag = "privileges", operation_id = "set_user_privileges",
     request_body = SetPrivileges,
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 200, body = Privileges)))]
+    responses((status = 200, description = "The user's new privileges and folder access", body = Privileges)))]
 #[put("/users/{id}/privileges")]
 async fn replace(
     caller: Auth<Admin>,
@@ -217,10 +227,14 @@ async fn replace(
     Ok(web::Json(p.into()))
 }
 
+/// Read the default privileges.
+///
 /// The privileges users created by synchronization receive (by default `login`, and `read` on
 /// their own archive folder).
+///
+/// Role: operator (or admin).
 #[utoipa::path(tag = "privileges", operation_id = "get_default_privileges",
-    responses((status = 200, body = DefaultPrivileges)))]
+    responses((status = 200, description = "The default privileges", body = DefaultPrivileges)))]
 #[get("/directory/default-privileges")]
 async fn read_defaults(
     _caller: Auth<Operator>,
@@ -230,11 +244,15 @@ async fn read_defaults(
     Ok(web::Json(d.into()))
 }
 
+/// Change the default privileges.
+///
 /// Changes the default privileges. They apply to users created from then on; existing users
 /// keep the privileges they have.
+///
+/// Role: admin.
 #[utoipa::path(tag = "privileges", operation_id = "set_default_privileges",
     request_body = SetDefaultPrivileges,
-    responses((status = 200, body = DefaultPrivileges)))]
+    responses((status = 200, description = "The new default privileges", body = DefaultPrivileges)))]
 #[put("/directory/default-privileges")]
 async fn replace_defaults(
     caller: Auth<Admin>,

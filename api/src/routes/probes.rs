@@ -19,18 +19,26 @@ pub struct Status {
     pub status: &'static str,
 }
 
+/// Liveness probe.
+///
 /// The process is up.
-#[utoipa::path(tag = "probes", security(()), responses((status = 200, body = Status)))]
+///
+/// No token needed.
+#[utoipa::path(tag = "probes", security(()), responses((status = 200, description = "The process is up", body = Status)))]
 #[get("/health")]
 async fn health() -> web::Json<Status> {
     web::Json(Status { status: "ok" })
 }
 
+/// Readiness probe.
+///
 /// The process is up, its database answers, and the stored settings decode. A stored setting
 /// that does not decode (503 `stored_data_invalid`, `details.columns` naming each) stops syncs
 /// and sign-in until an administrator saves it again.
+///
+/// No token needed.
 #[utoipa::path(tag = "probes", security(()), responses(
-    (status = 200, body = Status),
+    (status = 200, description = "Ready to serve", body = Status),
     (status = 503, description = "The database does not answer, or a stored setting does not decode", body = crate::error::ErrorBody)))]
 #[get("/ready")]
 async fn ready(state: web::Data<AppState>) -> Result<web::Json<Status>, ApiError> {
@@ -56,11 +64,15 @@ async fn ready(state: web::Data<AppState>) -> Result<web::Json<Status>, ApiError
     Ok(web::Json(Status { status: "ok" }))
 }
 
+/// Prometheus metrics.
+///
 /// Prometheus metrics. This instance's: requests by route and status and their latencies, sync
 /// jobs it ran, Google requests and their latency, sign-ins by outcome, `process_*`. The
 /// installation's, read from the database at each scrape (the same on every instance): users
 /// by auth method and disabled state, the last successful sync's end, the last sync's status,
 /// the schedule. And `dirsync_build_info`.
+///
+/// No token needed.
 #[utoipa::path(tag = "probes", security(()), responses(
     (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 #[get("/metrics")]

@@ -153,7 +153,7 @@ pub struct OidcSettings {
     #[serde(default)]
     pub allowed_domains: Vec<String>,
     /// Lifetime of the sessions issued, 5 to 43200 minutes (default 480).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integer::json_opt")]
     #[schema(minimum = 5, maximum = 43200)]
     pub session_ttl_minutes: Option<u32>,
 }
@@ -188,9 +188,13 @@ impl From<config::OidcView> for OidcConfig {
     }
 }
 
+/// Read the Sign in with Google configuration.
+///
 /// The Sign in with Google configuration. `client_secret` is never returned; `client_secret_set`
 /// says whether one is stored.
-#[utoipa::path(tag = "sign-in", operation_id = "get_oidc_config", responses((status = 200, body = OidcConfig)))]
+///
+/// Role: operator (or admin).
+#[utoipa::path(tag = "sign-in", operation_id = "get_oidc_config", responses((status = 200, description = "The configuration", body = OidcConfig)))]
 #[get("/auth/oidc")]
 async fn get_oidc(
     _caller: Auth<Operator>,
@@ -199,11 +203,15 @@ async fn get_oidc(
     Ok(web::Json(config::get(&state.db).await?.into()))
 }
 
+/// Save the Sign in with Google configuration.
+///
 /// Saves the Sign in with Google configuration. The client secret is stored encrypted; leave it
 /// out to keep the stored one. `redirect_uri` is checked as Google checks it: a 422 names the
 /// rule broken in `details.rule`.
+///
+/// Role: admin.
 #[utoipa::path(tag = "sign-in", operation_id = "put_oidc_config", request_body = OidcSettings,
-    responses((status = 200, body = OidcConfig)))]
+    responses((status = 200, description = "The saved configuration", body = OidcConfig)))]
 #[put("/auth/oidc")]
 async fn put_oidc(
     caller: Auth<Admin>,
@@ -245,6 +253,7 @@ pub struct SignedInUser {
     #[serde(flatten)]
     pub user: User,
     /// Privileges held (`admin` makes the session act as an admin).
+    #[schema(value_type = Vec<super::privileges::PrivilegeName>)]
     pub privileges: Vec<String>,
 }
 
@@ -281,6 +290,7 @@ fn session_json(s: SignedIn) -> HttpResponse {
 /// A local user's credentials.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"user_name": "jdoe", "password": "correct horse battery"}))]
 pub struct PasswordLogin {
     /// User name (case-insensitive).
     pub user_name: String,
@@ -289,13 +299,17 @@ pub struct PasswordLogin {
     pub password: SecretString,
 }
 
+/// Sign in with a password.
+///
 /// Signs a `local` user in with a password and answers a session token. A wrong password, an
 /// unknown user and a directory user (who signs in with Google at `/oidc/login`) get the same
 /// 401 `invalid_credentials` after the same work, so that the answer does not tell who is in the
 /// directory; disabled users and users without the `login` privilege get a 403 once the
 /// password is right.
+///
+/// No token needed.
 #[utoipa::path(tag = "sign-in", operation_id = "password_login", security(()), request_body = PasswordLogin,
-    responses((status = 200, body = Session),
+    responses((status = 200, description = "Signed in: the session", body = Session),
         (status = 401, description = "Wrong user name or password", body = crate::error::ErrorBody),
         (status = 403, description = "Disabled, or no login privilege", body = crate::error::ErrorBody)))]
 #[post("/auth/login")]
@@ -312,10 +326,15 @@ async fn password_login(
     Ok(session_json(signed_in?))
 }
 
+/// Sign out.
+///
 /// Ends the caller's session (the bearer token or the session cookie) and clears the cookie.
 /// API keys are not sessions: delete them with `DELETE /api/v1/api-keys/{id}`.
+///
+/// Role: any authenticated caller.
 #[utoipa::path(tag = "sign-in", operation_id = "logout",
-    responses((status = 204, description = "Signed out")))]
+    responses((status = 204, description = "Signed out"),
+        (status = 400, description = "The caller is an API key, not a session (`not_a_session`)", body = crate::error::ErrorBody)))]
 #[post("/auth/logout")]
 async fn logout(
     caller: Auth<Anyone>,
@@ -398,10 +417,14 @@ pub struct LoginQuery {
     pub login_hint: Option<String>,
 }
 
+/// Start Sign in with Google.
+///
 /// Starts Sign in with Google: redirects (302) the browser to Google's authorization endpoint
 /// with a fresh single-use `state`, `nonce` and PKCE challenge (valid 10 minutes). No token
 /// needed. The sign-in cookie it sets (`dirsync_signin`, `__Host-dirsync_signin` over HTTPS)
 /// binds the sign-in to this browser: `/oidc/signin` refuses a callback that comes without it.
+///
+/// No token needed.
 #[utoipa::path(tag = "sign-in", operation_id = "oidc_login", security(()), params(LoginQuery),
     responses((status = 302, description = "To Google's authorization endpoint",
         headers(("Location" = String, description = "Google's authorization URL"),
@@ -497,6 +520,8 @@ impl From<AuthTestView> for AuthTest {
     }
 }
 
+/// Finish Sign in with Google (Google's redirect).
+///
 /// Google's redirect after signing in. Consumes the sign-in attempt (once, within 10 minutes),
 /// requires the sign-in cookie of the browser that started it (400 `browser_mismatch`; not for
 /// a test authentication) and, when the callback names an issuer (`iss`), that it is the
@@ -505,6 +530,8 @@ impl From<AuthTestView> for AuthTest {
 /// answer is the session; otherwise the session cookie is set and the browser is sent (303) to
 /// `return_to`. A test authentication records its result instead (no session). Failures are
 /// the JSON error shape or a small HTML page.
+///
+/// No token needed.
 #[utoipa::path(tag = "sign-in", operation_id = "oidc_signin", security(()), params(CallbackQuery),
     responses(
         (status = 200, description = "Signed in (Accept: application/json), or a test authentication's result",
@@ -586,13 +613,19 @@ async fn oidc_signin(
 
 // ---- test authentication ----
 
+/// Start a test authentication.
+///
 /// Starts a test of a directory user's Sign in with Google: answers an `authorization_url` at
 /// Google (with the user's address as `login_hint`). Completing it records on
 /// `GET /api/v1/auth-tests/{id}` whether the user could sign in and why not; no session is
 /// created. 404 for an unknown user, 422 for a local or not yet synchronized one.
+///
+/// Role: admin.
 #[utoipa::path(tag = "sign-in", operation_id = "start_auth_test",
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 201, body = AuthTest)))]
+    responses((status = 201, description = "The test, with the URL to open at Google", body = AuthTest),
+        (status = 409, description = "Sign in with Google is not configured (`not_configured`)", body = crate::error::ErrorBody),
+        (status = 422, description = "The user is local (`not_a_directory_user`) or not synchronized yet (`not_synced`)", body = crate::error::ErrorBody)))]
 #[post("/users/{id}/auth-test")]
 async fn start_auth_test(
     caller: Auth<Admin>,
@@ -622,11 +655,15 @@ async fn start_auth_test(
         .json(AuthTest::from(view)))
 }
 
+/// Read a test authentication.
+///
 /// A test authentication: `pending` until the user signs in at Google, then `succeeded` or
 /// `failed` with the reason. A test not completed within 10 minutes fails with `expired`.
+///
+/// Role: admin.
 #[utoipa::path(tag = "sign-in", operation_id = "get_auth_test",
     params(("id" = Uuid, Path, description = "Test id")),
-    responses((status = 200, body = AuthTest)))]
+    responses((status = 200, description = "The test and, once it ended, its result", body = AuthTest)))]
 #[get("/auth-tests/{id}")]
 async fn get_auth_test(
     _caller: Auth<Admin>,

@@ -29,11 +29,13 @@ const MAX_WAIT_SECS: u64 = 60;
 /// A job request.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"dry_run": true}))]
 pub struct StartJob {
     /// Plan only: store the changes a real run would make, write nothing else.
     #[serde(default)]
     pub dry_run: bool,
     /// Lets a run blocked by the deletion limit go through: must equal the planned deletions.
+    #[serde(default, deserialize_with = "crate::integer::json_opt")]
     #[schema(minimum = 0, maximum = 1000000)]
     pub confirm_deletions: Option<u32>,
     /// Who starts it: `api` (default) or `cli` (`dirsync sync` sends this). Scheduled jobs are
@@ -87,10 +89,14 @@ async fn start_job(
     Ok(job)
 }
 
+/// Start a sync job.
+///
 /// Starts a sync job (a dry run or a real one). Answers 202 with the job and its `Location`;
 /// 409 `sync_in_progress` with the active job's id when one is queued or running.
+///
+/// Role: operator (or admin).
 #[utoipa::path(tag = "sync", operation_id = "start_sync_job", request_body = StartJob, responses(
-    (status = 202, body = jobs::Job, headers(("Location" = String, description = "The job's URL"))),
+    (status = 202, description = "Queued: the job", body = jobs::Job, headers(("Location" = String, description = "The job's URL"))),
     (status = 409, description = "A job is queued or running", body = crate::error::ErrorBody)))]
 #[post("/sync-jobs")]
 async fn start(
@@ -122,8 +128,12 @@ async fn start(
         .json(job))
 }
 
+/// List sync jobs.
+///
 /// Sync jobs, newest first.
-#[utoipa::path(tag = "sync", operation_id = "list_sync_jobs", params(PageQuery), responses((status = 200, body = Paged<jobs::Job>)))]
+///
+/// Role: operator (or admin).
+#[utoipa::path(tag = "sync", operation_id = "list_sync_jobs", params(PageQuery), responses((status = 200, description = "A page of jobs, newest first", body = Paged<jobs::Job>)))]
 #[get("/sync-jobs")]
 async fn list(
     _caller: Auth<Operator>,
@@ -139,14 +149,19 @@ async fn list(
 #[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Wait up to this many seconds (at most 60) for the job to end before answering.
+    #[serde(default, deserialize_with = "crate::integer::query_opt")]
     #[param(minimum = 0, maximum = 60)]
     pub wait: Option<u64>,
 }
 
+/// Read a sync job.
+///
 /// One sync job; with `?wait=SECONDS`, answers when the job ends or the time is up.
+///
+/// Role: operator (or admin).
 #[utoipa::path(tag = "sync", operation_id = "get_sync_job",
     params(("id" = Uuid, Path, description = "Job id"), WaitQuery),
-    responses((status = 200, body = jobs::Job)))]
+    responses((status = 200, description = "The job", body = jobs::Job)))]
 #[get("/sync-jobs/{id}")]
 async fn get_job(
     _caller: Auth<Operator>,
@@ -179,6 +194,7 @@ pub struct ChangesQuery {
     #[param(inline)]
     pub kind: Option<ChangeKind>,
     /// Items per page, 1 to 500 (default 50).
+    #[serde(default, deserialize_with = "crate::integer::query_opt")]
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
@@ -186,10 +202,14 @@ pub struct ChangesQuery {
     pub cursor: Option<String>,
 }
 
+/// List a sync job's changes.
+///
 /// A job's changes (planned for dry runs and blocked jobs, applied otherwise), in plan order.
+///
+/// Role: operator (or admin).
 #[utoipa::path(tag = "sync", operation_id = "list_sync_job_changes",
     params(("id" = Uuid, Path, description = "Job id"), ChangesQuery),
-    responses((status = 200, body = Paged<jobs::StoredChange>)))]
+    responses((status = 200, description = "A page of changes, in plan order", body = Paged<jobs::StoredChange>)))]
 #[get("/sync-jobs/{id}/changes")]
 async fn list_changes(
     _caller: Auth<Operator>,
@@ -203,11 +223,16 @@ async fn list_changes(
     Ok(web::Json(changes.into()))
 }
 
+/// Cancel a sync job.
+///
 /// Cancels a job: a queued one at once, a running one at its next step. Nothing it planned is
 /// written. 409 `job_finished` when it already ended.
+///
+/// Role: operator (or admin).
 #[utoipa::path(tag = "sync", operation_id = "cancel_sync_job",
     params(("id" = Uuid, Path, description = "Job id")),
-    responses((status = 200, body = jobs::Job)))]
+    responses((status = 200, description = "The job, cancelled or cancelling", body = jobs::Job),
+        (status = 409, description = "The job already ended (`job_finished`)", body = crate::error::ErrorBody)))]
 #[post("/sync-jobs/{id}/cancel")]
 async fn cancel(
     caller: Auth<Operator>,
@@ -233,6 +258,7 @@ async fn cancel(
 #[into_params(parameter_in = Query)]
 pub struct LimitQuery {
     /// Changes to include, 1 to 500 (default 50).
+    #[serde(default, deserialize_with = "crate::integer::query_opt")]
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
 }
@@ -248,10 +274,14 @@ pub struct DryRunResult {
     pub next_cursor: Option<String>,
 }
 
+/// Run a dry run and wait for it.
+///
 /// Runs a dry run and answers when it has finished (up to 5 minutes; 202 with the running job
 /// after that), with the job and the first page of its changes.
+///
+/// Role: operator (or admin).
 #[utoipa::path(tag = "sync", operation_id = "run_dry_run", params(LimitQuery), responses(
-    (status = 200, body = DryRunResult),
+    (status = 200, description = "Finished: the job and its first changes", body = DryRunResult),
     (status = 202, description = "Still running after 5 minutes: follow the job", body = DryRunResult),
     (status = 409, description = "A job is queued or running", body = crate::error::ErrorBody)))]
 #[post("/sync/dry-run")]
