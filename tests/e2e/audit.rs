@@ -248,7 +248,10 @@ async fn each_change_of_settings_keys_and_jobs_is_audited_exactly_once() {
     assert_eq!(create["target_id"], key_id);
     assert_eq!(create["details"], json!({"name": "cron", "role": "reader"}));
     let oidc = find(&all, "oidc.update")[0];
-    assert_eq!(oidc["details"]["client_secret"], "[changed]");
+    assert_eq!(
+        oidc["details"]["after"]["client_id"],
+        "dirsync.apps.googleusercontent.com"
+    );
     assert!(!serde_json::to_string(&all).unwrap().contains("s3cret"));
     let cancel = find(&all, "sync.cancel")[0];
     assert_eq!(cancel["target_id"], job.as_str());
