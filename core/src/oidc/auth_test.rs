@@ -88,8 +88,7 @@ pub async fn start(
                 "{} is a local user: local users sign in with a password, not with Google",
                 user.user_name
             ),
-        )
-        .into());
+        ));
     }
     if user.directory_id.is_none() {
         return Err(Error::invalid(
@@ -98,8 +97,7 @@ pub async fn start(
                 "{} has no Google account id yet: run a synchronization first",
                 user.user_name
             ),
-        )
-        .into());
+        ));
     }
     let primary = user_emails::Entity::find()
         .filter(user_emails::Column::UserId.eq(user.id))
@@ -230,5 +228,5 @@ pub(crate) async fn record<C: ConnectionTrait>(
             .await?
         }
     }
-    Ok(get(db, test_id).await?)
+    get(db, test_id).await
 }
