@@ -53,8 +53,9 @@ pub struct Progress {
     pub pages: u64,
 }
 
-/// Why a job failed or was blocked, as stored with it and shown: not an error type of its own,
-/// a failure is a [`crate::Error`] and is shown as [`Error::public`] shows it.
+// Not an error type of its own: a failure is a `crate::Error`, stored and shown as
+// `Error::public` shows it (see the `From` below).
+/// Why a job failed or was blocked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobErrorBody {
