@@ -92,8 +92,9 @@ impl<R: RoleRule + 'static> FromRequest for Auth<R> {
                 return Err(refused);
             }
             let token = token.ok_or_else(|| {
-                ApiError::from(Error::Unauthenticated(
-                    "send Authorization: Bearer <API key or session token>".into(),
+                ApiError::from(Error::unauthenticated(
+                    "unauthorized",
+                    "send Authorization: Bearer <API key or session token>",
                 ))
             })?;
             let principal = authenticate(

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use dirsync_core::{audit, auth, paging::PageRequest, settings::Settings};
+use dirsync_core::{auth, paging::PageRequest, settings::Settings};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -223,19 +223,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ApiKey(ApiKeyCommand::Revoke { id }) => {
             let db = open_database(cli.config.as_deref()).await?;
-            let info = auth::delete_api_key(&db, id)
+            let info = auth::delete_api_key(&db, id, "cli")
                 .await
                 .map_err(|e| anyhow::anyhow!("API key {id}: {e}"))?;
-            audit::record(
-                &db,
-                "cli",
-                "api_key.delete",
-                "api_key",
-                Some(info.id.to_string()),
-                serde_json::json!({"name": info.name, "role": info.role}),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!(
                 "revoked API key {:?} ({}) with role {}",
                 info.name,
@@ -249,16 +239,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let (info, key) = auth::create_api_key(&db, &name, role.into(), "cli")
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            audit::record(
-                &db,
-                "cli",
-                "api_key.create",
-                "api_key",
-                Some(info.id.to_string()),
-                serde_json::json!({"name": info.name, "role": info.role}),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", key.expose_secret());
             eprintln!(
                 "created API key {:?} ({}) with role {}; it is shown only this once",

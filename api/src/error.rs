@@ -8,7 +8,7 @@ use actix_web::{
     http::{header, StatusCode},
     HttpRequest, HttpResponse, ResponseError,
 };
-use dirsync_core::Error;
+use dirsync_core::{Error, ErrorKind};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -58,6 +58,11 @@ impl ApiError {
             details: None,
             retry_after: None,
         }
+    }
+
+    /// What went wrong and what to do, for people (without the code).
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// Adds details.
@@ -118,82 +123,35 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<Error> for ApiError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Invalid {
-                code,
-                message,
-                details,
-            } => ApiError {
-                details,
-                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-            },
-            Error::BadRequest { code, message } => {
-                ApiError::new(StatusCode::BAD_REQUEST, code, message)
-            }
-            Error::NotFound(what) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("{what} not found"),
-            ),
-            Error::Conflict {
-                code,
-                message,
-                details,
-            } => ApiError {
-                details,
-                ..ApiError::new(StatusCode::CONFLICT, code, message)
-            },
-            Error::Unauthenticated(m) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
-            Error::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
-            Error::RateLimited { retry_after_secs } => ApiError {
-                retry_after: Some(retry_after_secs),
-                ..ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!("too many requests; retry after {retry_after_secs} s"),
-                )
-            },
-            Error::Upstream { code, message } => {
-                ApiError::new(StatusCode::BAD_GATEWAY, code, message)
-            }
-            Error::Db(db) if dirsync_core::db::is_unavailable(&db) => {
-                tracing::warn!(error = %db, "database unavailable");
-                ApiError {
-                    retry_after: Some(DATABASE_RETRY_AFTER_SECS),
-                    ..ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "database_unavailable",
-                        "the database cannot be reached; retry shortly",
-                    )
-                }
-            }
-            Error::StoredDataInvalid { column, message } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "stored_data_invalid",
-                message,
-            )
-            .with_details(serde_json::json!({ "column": column })),
-            e @ (Error::Db(_) | Error::Internal(_)) => internal(&e),
-        }
+/// The one mapping of a domain error to an HTTP status (product.md §5): every [`Error`] answered
+/// by this server gets its status here, whether as the JSON error shape or as the sign-in
+/// flow's HTML page.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
-/// `Retry-After` of a 503 `database_unavailable`: long enough not to hammer a database that is
-/// coming back, short enough that a restart is barely noticed.
-const DATABASE_RETRY_AFTER_SECS: u64 = 2;
-
-/// Logs the cause under a fresh error id and returns a 500 carrying only that id.
-pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
-    let id = uuid::Uuid::new_v4();
-    tracing::error!(error_id = %id, error = %cause, "internal error");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal_error",
-        format!("internal error; quote error id {id} to the administrator"),
-    )
-    .with_details(serde_json::json!({ "error_id": id }))
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let shown = e.public();
+        ApiError {
+            status: status_of(shown.kind),
+            code: shown.code.to_string(),
+            message: shown.message,
+            details: shown.details,
+            retry_after: shown.retry_after_secs,
+        }
+    }
 }
 
 /// Maps actix-web's JSON body errors: syntax → 400, wrong fields → 422, size → 413, type → 415.
@@ -247,4 +205,117 @@ pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
         format!("no such resource ({err})"),
     )
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(e: Error) -> (u16, String) {
+        let api = ApiError::from(e);
+        (api.status_code().as_u16(), api.code)
+    }
+
+    /// The statuses of product.md §5, one per kind of error, with the codes callers match on.
+    #[test]
+    fn every_error_maps_to_its_documented_status_and_code() {
+        let cases: Vec<(Error, u16, &str)> = vec![
+            (
+                Error::bad_request("invalid_state", "m"),
+                400,
+                "invalid_state",
+            ),
+            (
+                Error::unauthenticated("unauthorized", "m"),
+                401,
+                "unauthorized",
+            ),
+            (
+                Error::unauthenticated("invalid_credentials", "m"),
+                401,
+                "invalid_credentials",
+            ),
+            (Error::forbidden("forbidden", "m"), 403, "forbidden"),
+            (Error::forbidden("user_disabled", "m"), 403, "user_disabled"),
+            (Error::NotFound("user"), 404, "not_found"),
+            (
+                Error::conflict("sync_in_progress", "m"),
+                409,
+                "sync_in_progress",
+            ),
+            // Sign in with Google not configured: 409 like the directory's, not 503.
+            (
+                Error::conflict("not_configured", "m"),
+                409,
+                "not_configured",
+            ),
+            (
+                Error::invalid("invalid_key_file", "m"),
+                422,
+                "invalid_key_file",
+            ),
+            (
+                Error::RateLimited {
+                    retry_after_secs: 3,
+                },
+                429,
+                "rate_limited",
+            ),
+            (
+                Error::Internal(anyhow::anyhow!("secret cause")),
+                500,
+                "internal_error",
+            ),
+            (
+                Error::Db(sea_orm::DbErr::Custom("x".into())),
+                500,
+                "internal_error",
+            ),
+            (
+                Error::upstream("unauthorized_client", "m"),
+                502,
+                "unauthorized_client",
+            ),
+            (
+                Error::StoredDataInvalid {
+                    column: "t.c",
+                    message: "m".into(),
+                },
+                503,
+                "stored_data_invalid",
+            ),
+            (
+                Error::Db(sea_orm::DbErr::ConnectionAcquire(
+                    sea_orm::error::ConnAcquireErr::Timeout,
+                )),
+                503,
+                "database_unavailable",
+            ),
+        ];
+        let mut kinds = std::collections::HashSet::new();
+        for (e, status, code) in cases {
+            kinds.insert(e.kind());
+            assert_eq!(e.code(), code, "{e:?}");
+            assert_eq!(answer(e), (status, code.to_string()), "{code}");
+        }
+        assert_eq!(kinds.len(), 10, "every kind is covered: {kinds:?}");
+    }
+
+    #[test]
+    fn faults_show_only_an_error_id_and_limits_say_when_to_retry() {
+        let api = ApiError::from(Error::Internal(anyhow::anyhow!("secret cause")));
+        assert!(!api.message.contains("secret cause"), "{}", api.message);
+        assert!(api.details.as_ref().unwrap()["error_id"].is_string());
+        let api = ApiError::from(Error::RateLimited {
+            retry_after_secs: 3,
+        });
+        assert_eq!(api.retry_after, Some(3));
+        let api = ApiError::from(Error::Db(sea_orm::DbErr::ConnectionAcquire(
+            sea_orm::error::ConnAcquireErr::Timeout,
+        )));
+        assert_eq!(
+            api.retry_after,
+            Some(dirsync_core::error::DATABASE_RETRY_AFTER_SECS)
+        );
+    }
 }

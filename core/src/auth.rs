@@ -9,14 +9,15 @@ use chrono::{Duration, Utc};
 use dirsync_entity::{api_keys, sessions, user_privileges, users};
 use rand::{distributions::Alphanumeric, Rng};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::audit;
 use crate::db::SqlText;
 use crate::paging::{Page, PageRequest};
 use crate::privileges::Privilege;
@@ -67,10 +68,13 @@ impl Principal {
     pub fn require(&self, needed: Role) -> Result<()> {
         match self.role() {
             Some(r) if r >= needed => Ok(()),
-            _ => Err(Error::Forbidden(format!(
-                "this needs the {} role; ask an administrator for a key with it",
-                needed.as_str()
-            ))),
+            _ => Err(Error::forbidden(
+                "forbidden",
+                format!(
+                    "this needs the {} role; ask an administrator for a key with it",
+                    needed.as_str()
+                ),
+            )),
         }
     }
 }
@@ -94,7 +98,7 @@ pub async fn authenticate<C: ConnectionTrait>(
     bootstrap: Option<&SecretString>,
     token: &str,
 ) -> Result<Principal> {
-    let bad = || Error::Unauthenticated("the bearer token is not valid".into());
+    let bad = || Error::unauthenticated("unauthorized", "the bearer token is not valid");
     if let Some(rest) = token.strip_prefix(API_KEY_PREFIX) {
         let (prefix, _) = rest.split_once('_').ok_or_else(bad)?;
         static BY_PREFIX: SqlText = SqlText::new();
@@ -154,8 +158,8 @@ pub async fn authenticate<C: ConnectionTrait>(
 /// directly in the database, does not pass through them.
 async fn authenticate_session<C: ConnectionTrait>(db: &C, token: &str) -> Result<Principal> {
     let (login, admin) = (Privilege::Login.as_str(), Privilege::Admin.as_str());
-    let bad = || Error::Unauthenticated("the bearer token is not valid".into());
-    let ended = || Error::Unauthenticated("the session has ended; sign in again".into());
+    let bad = || Error::unauthenticated("unauthorized", "the bearer token is not valid");
+    let ended = || Error::unauthenticated("unauthorized", "the session has ended; sign in again");
     let now = Utc::now();
     let session = sessions::Entity::find()
         .filter(sessions::Column::TokenHash.eq(token_hash(token)))
@@ -186,9 +190,9 @@ async fn authenticate_session<C: ConnectionTrait>(db: &C, token: &str) -> Result
             disabled = user.disabled,
             "sessions ended: the user may no longer sign in"
         );
-        return Err(Error::Unauthenticated(
-            "the session has ended: the user is disabled or no longer holds the login privilege"
-                .into(),
+        return Err(Error::unauthenticated(
+            "unauthorized",
+            "the session has ended: the user is disabled or no longer holds the login privilege",
         ));
     }
     Ok(Principal::Session {
@@ -242,12 +246,14 @@ impl From<api_keys::Model> for ApiKeyInfo {
     }
 }
 
-/// Creates an API key; the returned secret is shown once and never stored.
-pub async fn create_api_key<C: ConnectionTrait>(
-    db: &C,
+/// Creates an API key for `actor` (who is recorded as its creator) and records `api_key.create`
+/// in the audit trail in the same transaction; the returned secret is shown once and never
+/// stored.
+pub async fn create_api_key(
+    db: &DatabaseConnection,
     name: &str,
     role: Role,
-    created_by: &str,
+    actor: &str,
 ) -> Result<(ApiKeyInfo, SecretString)> {
     // The length rule applies to the name as sent (the documented maxLength), blanks included.
     if name.chars().count() > 100 {
@@ -271,13 +277,23 @@ pub async fn create_api_key<C: ConnectionTrait>(
         role: Set(role),
         prefix: Set(prefix),
         key_hash: Set(token_hash(&key)),
-        created_by: Set(created_by.to_string()),
+        created_by: Set(actor.to_string()),
         created_at: Set(Utc::now()),
         last_used_at: Set(None),
-    }
-    .insert(db)
+    };
+    let txn = db.begin().await?;
+    let info = ApiKeyInfo::from(model.insert(&txn).await?);
+    audit::record(
+        &txn,
+        actor,
+        "api_key.create",
+        "api_key",
+        Some(info.id.to_string()),
+        serde_json::json!({"name": info.name, "role": info.role}),
+    )
     .await?;
-    Ok((model.into(), key.into()))
+    txn.commit().await?;
+    Ok((info, key.into()))
 }
 
 /// Lists API keys, newest first.
@@ -299,14 +315,29 @@ pub async fn list_api_keys<C: ConnectionTrait>(
     Ok(Page::from_rows(rows, page.limit, |m| (m.created_at, m.id)).map(ApiKeyInfo::from))
 }
 
-/// Deletes an API key; returns it as it was.
-pub async fn delete_api_key<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<ApiKeyInfo> {
-    let model = api_keys::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or(Error::NotFound("API key"))?;
-    api_keys::Entity::delete_by_id(id).exec(db).await?;
-    Ok(model.into())
+/// Deletes an API key and records `api_key.delete` by `actor` in the same transaction; returns
+/// the key as it was.
+pub async fn delete_api_key(db: &DatabaseConnection, id: Uuid, actor: &str) -> Result<ApiKeyInfo> {
+    // Reads before it writes: takes SQLite's write lock up front (see `begin_write`).
+    let txn = crate::users::begin_write(db).await?;
+    let info = ApiKeyInfo::from(
+        api_keys::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound("API key"))?,
+    );
+    api_keys::Entity::delete_by_id(id).exec(&txn).await?;
+    audit::record(
+        &txn,
+        actor,
+        "api_key.delete",
+        "api_key",
+        Some(info.id.to_string()),
+        serde_json::json!({"name": info.name, "role": info.role}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(info)
 }
 
 /// Issues a session for a user; the token is returned once, only its hash is stored.

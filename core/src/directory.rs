@@ -3,12 +3,12 @@
 
 use chrono::Utc;
 use dirsync_entity::directory_config;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set, Unchanged};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Set, Unchanged};
 
 /// Where users come from (`google_workspace` or `none`), stored in `directory_config.provider`.
 pub use dirsync_entity::Provider;
 
-use crate::Result;
+use crate::{audit, Result};
 
 /// The id of the only row.
 pub const ROW_ID: i32 = 1;
@@ -223,13 +223,37 @@ pub fn validate(mut s: DirectorySettings) -> Result<DirectorySettings> {
     Ok(s)
 }
 
-/// Replaces the editable settings; returns the configuration before (`None` when the stored
-/// settings did not decode: saving is how they are repaired) and after.
-pub async fn update<C: ConnectionTrait>(
-    db: &C,
+/// Replaces the editable settings and records `directory.update` by `actor` in the same
+/// transaction; returns the configuration before (`None` when the stored settings did not
+/// decode: saving is how they are repaired) and after.
+pub async fn update(
+    db: &DatabaseConnection,
+    actor: &str,
     settings: DirectorySettings,
 ) -> Result<(Option<DirectoryView>, DirectoryView)> {
     let s = validate(settings)?;
+    let txn = crate::users::begin_write(db).await?;
+    let (before, after) = write_settings(&txn, s).await?;
+    audit::record(
+        &txn,
+        actor,
+        "directory.update",
+        "directory",
+        None,
+        serde_json::json!({
+            "before": before.as_ref().map(|b| &b.settings),
+            "after": after.settings,
+        }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((before, after))
+}
+
+async fn write_settings<C: ConnectionTrait>(
+    db: &C,
+    s: DirectorySettings,
+) -> Result<(Option<DirectoryView>, DirectoryView)> {
     let before = match config_row(db).await {
         Ok(row) => view(&row).ok(),
         // Saving is how a row that does not decode is repaired: it is written without being
@@ -258,13 +282,15 @@ pub async fn update<C: ConnectionTrait>(
 const KEY_CONTEXT: &str = "directory_config.sa_private_key:1";
 
 /// Stores an uploaded service-account key: its public fields in clear, the private key
-/// encrypted. Returns the configuration before and after. The key's `token_uri` must be allowed
-/// (Google's, or `allowed_token_url`): 422 `token_uri_not_allowed` otherwise.
-pub async fn set_service_account<C: ConnectionTrait>(
-    db: &C,
+/// encrypted, and records `directory.service_account.upload` by `actor` in the same
+/// transaction. Returns the configuration before and after. The key's `token_uri` must be
+/// allowed (Google's, or `allowed_token_url`): 422 `token_uri_not_allowed` otherwise.
+pub async fn set_service_account(
+    db: &DatabaseConnection,
     cipher: &crate::secrets::Cipher,
     key: &crate::google::ServiceAccountKey,
     allowed_token_url: &str,
+    actor: &str,
 ) -> Result<(DirectoryView, DirectoryView)> {
     use secrecy::ExposeSecret;
     if !crate::google::token_uri_allowed(&key.token_uri, allowed_token_url) {
@@ -283,7 +309,8 @@ pub async fn set_service_account<C: ConnectionTrait>(
             "setting": "DIRSYNC_GOOGLE_TOKEN_URL",
         })));
     }
-    let row = config_row(db).await?;
+    let txn = crate::users::begin_write(db).await?;
+    let row = config_row(&txn).await?;
     // Fails closed before writing anything when the stored settings do not decode.
     let before = view(&row)?;
     let mut am: directory_config::ActiveModel = row.into();
@@ -296,8 +323,18 @@ pub async fn set_service_account<C: ConnectionTrait>(
         cipher.encrypt(key.private_key_pem().expose_secret(), KEY_CONTEXT),
     ));
     am.updated_at = Set(Utc::now());
-    let row = am.update(db).await?;
-    Ok((before, view(&row)?))
+    let after = view(&am.update(&txn).await?)?;
+    audit::record(
+        &txn,
+        actor,
+        "directory.service_account.upload",
+        "directory",
+        None,
+        serde_json::json!({"before": before.service_account, "after": after.service_account}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((before, after))
 }
 
 /// The stored service-account key, decrypted; 409 `not_configured` when none was uploaded.
@@ -330,7 +367,7 @@ pub fn service_account_key(
         "client_id": row.sa_client_id,
         "project_id": row.sa_project_id,
     });
-    crate::google::ServiceAccountKey::parse(file.to_string().as_bytes()).map_err(|e| {
+    crate::google::ServiceAccountKey::parse_file(file.to_string().as_bytes()).map_err(|e| {
         crate::Error::Internal(anyhow::anyhow!(
             "stored key no longer parses: {}",
             e.message()
@@ -406,8 +443,71 @@ pub fn client_for(
             metrics.google_request(endpoint, status, elapsed.as_secs_f64());
         },
     ));
-    DirectoryClient::new(config).map_err(|e| crate::Error::Upstream {
-        code: e.code().to_string(),
-        message: e.to_string(),
-    })
+    Ok(DirectoryClient::new(config)?)
+}
+
+/// One step of the connection test, as shown and as sent to notification endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TestStep {
+    /// `key_parsed`, `token_obtained`, `users_readable` or `groups_readable`.
+    pub name: String,
+    /// Whether it worked.
+    pub ok: bool,
+    /// What was found, or what to do about it.
+    pub message: String,
+    /// Error code when it failed.
+    pub code: Option<String>,
+}
+
+/// The connection test's result: the steps run, stopping at the first failure.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConnectionTest {
+    /// Every step passed.
+    pub ok: bool,
+    /// The steps, in order.
+    pub steps: Vec<TestStep>,
+}
+
+/// Tests the connection to Google with the stored settings (key, token, users, groups). A
+/// failed test queues `directory.test_failed` notifications with the result; the caller wakes
+/// the notifier. 409 `not_configured` when there is nothing to test.
+#[tracing::instrument(skip_all)]
+pub async fn test_connection(
+    db: &DatabaseConnection,
+    cipher: &crate::secrets::Cipher,
+    google: &GoogleAccess,
+) -> Result<ConnectionTest> {
+    let row = config_row(db).await?;
+    let client = client_for(&row, cipher, google)?;
+    let report = client.test_connection().await;
+    let test = ConnectionTest {
+        ok: report.ok(),
+        steps: report
+            .steps
+            .into_iter()
+            .map(|s| TestStep {
+                name: s.name.to_string(),
+                ok: s.ok,
+                message: s.message,
+                code: s.code.map(str::to_string),
+            })
+            .collect(),
+    };
+    if !test.ok {
+        let body = serde_json::to_value(&test).unwrap_or_default();
+        crate::notifications::test_failed(db, body).await;
+    }
+    Ok(test)
+}
+
+/// Every group of the configured account, live from Google (for choosing `sync_groups`).
+#[tracing::instrument(skip_all)]
+pub async fn list_groups(
+    db: &DatabaseConnection,
+    cipher: &crate::secrets::Cipher,
+    google: &GoogleAccess,
+) -> Result<Vec<crate::google::Group>> {
+    let row = config_row(db).await?;
+    let client = client_for(&row, cipher, google)?;
+    Ok(client.list_groups().await?)
 }

@@ -53,45 +53,33 @@ pub struct Progress {
     pub pages: u64,
 }
 
+// Not an error type of its own: a failure is a `crate::Error`, stored and shown as
+// `Error::public` shows it (see the `From` below).
 /// Why a job failed or was blocked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JobErrorBody))]
-pub struct JobError {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobErrorBody {
     /// Stable code: `unknown_group`, `empty_directory`, `deletion_limit_exceeded`, Google's …
     pub code: String,
     /// What went wrong and what to do.
     pub message: String,
 }
 
-impl JobError {
+impl JobErrorBody {
     /// A job error with a code and message.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        JobError {
+        JobErrorBody {
             code: code.into(),
             message: message.into(),
         }
     }
 }
 
-impl From<Error> for JobError {
+impl From<Error> for JobErrorBody {
+    /// A fault of this server is logged with an error id, and only the id is stored.
     fn from(e: Error) -> Self {
-        match e {
-            Error::Invalid { code, message, .. } | Error::Conflict { code, message, .. } => {
-                JobError::new(code, message)
-            }
-            Error::Upstream { code, message } => JobError::new(code, message),
-            Error::StoredDataInvalid { message, .. } => {
-                JobError::new("stored_data_invalid", message)
-            }
-            other => {
-                let id = Uuid::new_v4();
-                tracing::error!(error_id = %id, error = %other, "sync job failed");
-                JobError::new(
-                    "internal_error",
-                    format!("internal error; quote error id {id} to the administrator"),
-                )
-            }
-        }
+        let shown = e.public();
+        JobErrorBody::new(shown.code, shown.message)
     }
 }
 
@@ -115,7 +103,7 @@ pub struct Job {
     /// Deletions in the plan, once planned.
     pub planned_deletions: Option<u64>,
     /// Why it failed or was blocked.
-    pub error: Option<JobError>,
+    pub error: Option<JobErrorBody>,
     /// Who asked for it.
     pub requested_by: String,
     /// Times an instance that was stopped (SIGTERM) handed the job over to another, which ran
@@ -158,7 +146,7 @@ impl TryFrom<sync_jobs::Model> for Job {
             },
             summary,
             planned_deletions: m.planned_deletions.map(|n| n as u64),
-            error: m.error_code.map(|code| JobError {
+            error: m.error_code.map(|code| JobErrorBody {
                 code,
                 message: m.error_message.unwrap_or_default(),
             }),
@@ -206,8 +194,31 @@ pub struct NewJob {
     pub requested_by: String,
 }
 
-/// Queues a job. 409 `sync_in_progress` (with the active job's id) when one is queued or running.
+/// Queues a job that `new.requested_by` asked for, and records `sync.start` (or `sync.dry_run`)
+/// by them in the same transaction. 409 `sync_in_progress` (with the active job's id) when one
+/// is queued or running.
+pub async fn start(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
+    insert(db, new, true).await
+}
+
+/// Queues a job without an audit event: for the schedule, which nobody asked for at the time
+/// (setting the schedule was audited). 409 `sync_in_progress` as [`start`].
 pub async fn enqueue(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
+    insert(db, new, false).await
+}
+
+async fn insert(db: &DatabaseConnection, new: NewJob, audited: bool) -> Result<Job> {
+    let audit = audited.then(|| {
+        (
+            new.requested_by.clone(),
+            if new.dry_run {
+                "sync.dry_run"
+            } else {
+                "sync.start"
+            },
+            serde_json::json!({"dry_run": new.dry_run, "confirm_deletions": new.confirm_deletions}),
+        )
+    });
     let model = sync_jobs::ActiveModel {
         id: Set(Uuid::new_v4()),
         dry_run: Set(new.dry_run),
@@ -234,13 +245,24 @@ pub async fn enqueue(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
         attempts: Set(0),
         handovers: Set(0),
     };
+    let txn = db.begin().await?;
     match model
-        .insert(db)
+        .insert(&txn)
         .await
         .on_unique_violation(|| Error::conflict("sync_in_progress", ""))
     {
-        Ok(m) => m.try_into(),
+        Ok(m) => {
+            let job: Job = m.try_into()?;
+            if let Some((actor, action, details)) = audit {
+                let id = Some(job.id.to_string());
+                crate::audit::record(&txn, &actor, action, "sync_job", id, details).await?;
+            }
+            txn.commit().await?;
+            Ok(job)
+        }
         Err(Error::Conflict { .. }) => {
+            // A failed statement ends a PostgreSQL transaction: look outside it.
+            drop(txn);
             let active = sync_jobs::Entity::find()
                 .filter(sync_jobs::Column::ActiveSlot.eq(1))
                 .one(db)
@@ -341,7 +363,25 @@ pub async fn changes<C: ConnectionTrait>(
 /// written). 409 `job_finished` for a job that already ended. This records the request, which
 /// the job's heartbeat sees on any instance; [`Worker::cancel`] also signals a job running on
 /// this instance at once.
-pub async fn cancel(db: &DatabaseConnection, id: Uuid) -> Result<Job> {
+///
+/// Records `sync.cancel` by `actor` in the same transaction.
+pub async fn cancel(db: &DatabaseConnection, id: Uuid, actor: &str) -> Result<Job> {
+    let txn = crate::users::begin_write(db).await?;
+    let job = cancel_in(&txn, id).await?;
+    crate::audit::record(
+        &txn,
+        actor,
+        "sync.cancel",
+        "sync_job",
+        Some(job.id.to_string()),
+        serde_json::json!({"status": job.status.as_str()}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(job)
+}
+
+async fn cancel_in<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Job> {
     let job = get(db, id).await?;
     if job.status.is_final() {
         return Err(Error::conflict(
@@ -463,7 +503,7 @@ pub enum Outcome {
     /// The lease was lost to another worker: leave the job alone.
     LeaseLost,
     /// Failed; nothing written.
-    Failed(JobError),
+    Failed(JobErrorBody),
 }
 
 /// What a running job can see and do about its own record.
@@ -541,7 +581,7 @@ impl JobControl {
         txn: &C,
         status: Status,
         plan: Option<&sync::Plan>,
-        error: Option<&JobError>,
+        error: Option<&JobErrorBody>,
     ) -> Result<bool> {
         if let Some(plan) = plan {
             store_changes(txn, self.id, &plan.changes).await?;
@@ -716,8 +756,8 @@ impl Worker {
 
     /// Cancels a job ([`cancel`]) and, when it runs on this instance, stops it at once (within
     /// the request or page in flight); on another instance its heartbeat sees the request.
-    pub async fn cancel(&self, id: Uuid) -> Result<Job> {
-        let job = cancel(&self.db, id).await?;
+    pub async fn cancel(&self, id: Uuid, actor: &str) -> Result<Job> {
+        let job = cancel(&self.db, id, actor).await?;
         let signal = self
             .running
             .lock()
@@ -826,7 +866,7 @@ impl Worker {
         });
         let heartbeat = tokio::spawn(heartbeat(ctl.clone(), self.lease));
         let outcome = if job.attempts > MAX_ATTEMPTS {
-            Outcome::Failed(JobError::new(
+            Outcome::Failed(JobErrorBody::new(
                 "worker_lost",
                 format!("the job's worker stopped {MAX_ATTEMPTS} times; nothing was written"),
             ))

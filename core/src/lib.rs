@@ -25,4 +25,4 @@ pub mod stored;
 pub mod sync;
 pub mod users;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, PublicError, Result};

@@ -1,6 +1,9 @@
-//! The audit trail of changes to users, privileges, defaults and folders.
+//! The audit trail of changes to users, privileges, defaults, folders, the directory and
+//! sign-in settings, API keys and sync jobs: each written with its change, or neither.
 
+use dirsync_tests::google::{spawn_with_google, GoogleEnv};
 use dirsync_tests::{spawn_app, TestApp};
+use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::users::create_user;
@@ -155,4 +158,201 @@ async fn a_refused_change_leaves_no_audit_event() {
     assert_eq!(events(&app).await.len(), before);
     let r = app.get("/api/v1/users?q=bob").await.expect(200);
     assert_eq!(r.json["items"], json!([]));
+}
+
+fn count(events: &[Value], action: &str) -> usize {
+    find(events, action).len()
+}
+
+fn small_directory() -> dirsync_google_emulator::Directory {
+    let mut d = dirsync_google_emulator::Directory::empty("example.com");
+    d.add_user("ada@example.com", "Ada", "Lovelace").unwrap();
+    d
+}
+
+fn oidc_settings(app: &TestApp) -> Value {
+    json!({"client_id": "dirsync.apps.googleusercontent.com", "client_secret": "s3cret",
+           "redirect_uri": format!("{}/oidc/signin", app.address)})
+}
+
+/// Starts a sync job that stays active for a while (each Google answer takes 400 ms), so that
+/// it can be cancelled.
+async fn slow_job(env: &GoogleEnv) -> String {
+    env.google
+        .control()
+        .set_latency(std::time::Duration::from_millis(400));
+    let job = env
+        .app
+        .post("/api/v1/sync-jobs", &json!({"dry_run": true}))
+        .await
+        .expect(202);
+    job.json["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn each_change_of_settings_keys_and_jobs_is_audited_exactly_once() {
+    let env = spawn_with_google(small_directory()).await;
+    let app = &env.app;
+    let created = app
+        .post(
+            "/api/v1/api-keys",
+            &json!({"name": "cron", "role": "reader"}),
+        )
+        .await
+        .expect(201);
+    let key_id = created.json["id"].as_str().unwrap();
+    app.delete(&format!("/api/v1/api-keys/{key_id}"))
+        .await
+        .expect(204);
+    app.put("/api/v1/auth/oidc", &oidc_settings(app))
+        .await
+        .expect(200);
+    let job = slow_job(&env).await;
+    app.post(&format!("/api/v1/sync-jobs/{job}/cancel"), &json!({}))
+        .await
+        .expect(200);
+    // Refused changes add nothing.
+    app.delete(&format!("/api/v1/api-keys/{key_id}"))
+        .await
+        .expect(404);
+    app.post(&format!("/api/v1/sync-jobs/{job}/cancel"), &json!({}))
+        .await
+        .expect(409);
+    app.put(
+        "/api/v1/directory",
+        &json!({"provider": "google_workspace"}),
+    )
+    .await
+    .expect(422);
+    env.upload_key("{}").await.expect(422);
+    app.post("/api/v1/api-keys", &json!({"name": " ", "role": "reader"}))
+        .await
+        .expect(422);
+
+    let all = events(app).await;
+    // spawn_with_google uploaded the key and saved the settings.
+    for action in [
+        "directory.service_account.upload",
+        "directory.update",
+        "api_key.create",
+        "api_key.delete",
+        "oidc.update",
+        "sync.dry_run",
+        "sync.cancel",
+    ] {
+        assert_eq!(count(&all, action), 1, "{action}: {all:#?}");
+    }
+    assert_eq!(all.len(), 7, "{all:#?}");
+    assert!(all.iter().all(|e| e["actor"] == "bootstrap"), "{all:#?}");
+    let create = find(&all, "api_key.create")[0];
+    assert_eq!(create["target_id"], key_id);
+    assert_eq!(create["details"], json!({"name": "cron", "role": "reader"}));
+    let oidc = find(&all, "oidc.update")[0];
+    assert_eq!(
+        oidc["details"]["after"]["client_id"],
+        "dirsync.apps.googleusercontent.com"
+    );
+    assert!(!serde_json::to_string(&all).unwrap().contains("s3cret"));
+    let cancel = find(&all, "sync.cancel")[0];
+    assert_eq!(cancel["target_id"], job.as_str());
+}
+
+#[tokio::test]
+async fn a_change_whose_audit_event_cannot_be_written_is_not_made() {
+    let env = spawn_with_google(small_directory()).await;
+    let app = &env.app;
+    let kept = app
+        .post(
+            "/api/v1/api-keys",
+            &json!({"name": "kept", "role": "reader"}),
+        )
+        .await
+        .expect(201);
+    let kept_id = kept.json["id"].as_str().unwrap();
+    let job = slow_job(&env).await;
+    let directory_before = app.get("/api/v1/directory").await.expect(200).json;
+    let mut other_key: Value =
+        serde_json::from_str(&env.google.service_account_key_json()).unwrap();
+    other_key["private_key_id"] = json!("another-key-id");
+    let mut settings = dirsync_tests::google::base_directory_settings();
+    settings["schedule_minutes"] = json!(60);
+    let audit_before = events(app).await.len();
+
+    // The change and its event are one transaction: without the event, no change.
+    let rename = |from: &str, to: &str| format!("ALTER TABLE {from} RENAME TO {to}");
+    app.db
+        .execute_unprepared(&rename("audit_events", "audit_events_away"))
+        .await
+        .unwrap();
+    let attempts = [
+        (
+            "PUT /directory",
+            app.put("/api/v1/directory", &settings).await,
+        ),
+        (
+            "PUT /directory/service-account",
+            env.upload_key(&other_key.to_string()).await,
+        ),
+        (
+            "POST /api-keys",
+            app.post(
+                "/api/v1/api-keys",
+                &json!({"name": "new", "role": "reader"}),
+            )
+            .await,
+        ),
+        (
+            "DELETE /api-keys",
+            app.delete(&format!("/api/v1/api-keys/{kept_id}")).await,
+        ),
+        (
+            "PUT /auth/oidc",
+            app.put("/api/v1/auth/oidc", &oidc_settings(app)).await,
+        ),
+        (
+            "POST /sync-jobs/cancel",
+            app.post(&format!("/api/v1/sync-jobs/{job}/cancel"), &json!({}))
+                .await,
+        ),
+    ];
+    app.db
+        .execute_unprepared(&rename("audit_events_away", "audit_events"))
+        .await
+        .unwrap();
+    for (what, reply) in &attempts {
+        assert_eq!(reply.status, 500, "{what}: {}", reply.text);
+    }
+
+    assert_eq!(
+        app.get("/api/v1/directory").await.expect(200).json,
+        directory_before
+    );
+    let keys = app.get("/api/v1/api-keys").await.expect(200).json;
+    let names: Vec<&str> = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["kept"]);
+    let oidc = app.get("/api/v1/auth/oidc").await.expect(200).json;
+    assert_eq!(oidc["client_id"], Value::Null, "{oidc}");
+    let finished = env.wait(&job).await;
+    assert_ne!(finished["status"], "cancelled", "{finished}");
+    // A job cannot be started either while the trail is unwritable.
+    app.db
+        .execute_unprepared(&rename("audit_events", "audit_events_away"))
+        .await
+        .unwrap();
+    let started = app
+        .post("/api/v1/sync-jobs", &json!({"dry_run": true}))
+        .await;
+    app.db
+        .execute_unprepared(&rename("audit_events_away", "audit_events"))
+        .await
+        .unwrap();
+    assert_eq!(started.status, 500, "{}", started.text);
+    let jobs = app.get("/api/v1/sync-jobs").await.expect(200).json;
+    assert_eq!(jobs["items"].as_array().unwrap().len(), 1, "{jobs}");
+    assert_eq!(events(app).await.len(), audit_before);
 }

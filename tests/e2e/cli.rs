@@ -370,7 +370,13 @@ async fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
         .await
         .expect(401);
     let audit = app.get("/api/v1/audit-events").await.expect(200);
-    assert!(audit.text.contains("api_key.delete"), "{}", audit.text);
+    let items = audit.json["items"].as_array().unwrap();
+    for action in ["api_key.create", "api_key.delete"] {
+        let recorded: Vec<&Value> = items.iter().filter(|e| e["action"] == action).collect();
+        assert_eq!(recorded.len(), 1, "{action} once: {}", audit.text);
+        assert_eq!(recorded[0]["actor"], "cli");
+        assert_eq!(recorded[0]["target_id"], id);
+    }
     let out = api_key_command(&app, &["revoke", id]).await;
     assert_ne!(code(&out), 0, "an unknown key: {}", show(&out));
 

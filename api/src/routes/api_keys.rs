@@ -2,7 +2,7 @@
 
 use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use dirsync_core::{audit, auth, paging::PageRequest};
+use dirsync_core::{auth, paging::PageRequest};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -117,17 +117,8 @@ async fn create(
     state: web::Data<AppState>,
     body: web::Json<CreateApiKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.actor();
-    let (info, key) = auth::create_api_key(&state.db, &body.name, body.role.into(), &actor).await?;
-    audit::record(
-        &state.db,
-        &actor,
-        "api_key.create",
-        "api_key",
-        Some(info.id.to_string()),
-        serde_json::json!({"name": info.name, "role": info.role}),
-    )
-    .await?;
+    let (info, key) =
+        auth::create_api_key(&state.db, &body.name, body.role.into(), &caller.actor()).await?;
     Ok(HttpResponse::Created()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(CreatedApiKey {
@@ -166,15 +157,6 @@ async fn remove(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let info = auth::delete_api_key(&state.db, id.into_inner()).await?;
-    audit::record(
-        &state.db,
-        &caller.actor(),
-        "api_key.delete",
-        "api_key",
-        Some(info.id.to_string()),
-        serde_json::json!({"name": info.name, "role": info.role}),
-    )
-    .await?;
+    auth::delete_api_key(&state.db, id.into_inner(), &caller.actor()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,7 +2,7 @@
 
 use actix_web::{get, post, put, web};
 use dirsync_core::directory::Provider;
-use dirsync_core::{audit, directory, google::ServiceAccountKey, Error};
+use dirsync_core::{directory, google::ServiceAccountKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -149,7 +149,7 @@ async fn put_config(
         deletion_limit: b.deletion_limit,
         schedule_minutes: b.schedule_minutes,
     };
-    let (before, after) = directory::update(&state.db, settings).await?;
+    let (before, after) = directory::update(&state.db, &caller.actor(), settings).await?;
     // A token obtained on behalf of another admin is not kept around.
     if before
         .as_ref()
@@ -158,15 +158,6 @@ async fn put_config(
     {
         state.google.tokens.clear();
     }
-    audit::record(
-        &state.db,
-        &caller.actor(),
-        "directory.update",
-        "directory",
-        None,
-        serde_json::json!({"before": before.map(|b| b.settings), "after": after.settings}),
-    )
-    .await?;
     Ok(web::Json(after.into()))
 }
 
@@ -198,24 +189,17 @@ async fn upload_service_account(
             format!("a key file is at most {KEY_FILE_LIMIT} bytes"),
         ));
     }
-    let key = ServiceAccountKey::parse(&body).map_err(|e| {
-        Error::invalid("invalid_key_file", e.message().to_string())
-            .with_details(serde_json::json!({ "field": e.field() }))
-    })?;
-    let (before, after) =
-        directory::set_service_account(&state.db, &state.cipher, &key, &state.google.token_url)
-            .await?;
-    // Tokens of the previous key are not used again.
-    state.google.tokens.clear();
-    audit::record(
+    let key = ServiceAccountKey::parse(&body)?;
+    let (_, after) = directory::set_service_account(
         &state.db,
+        &state.cipher,
+        &key,
+        &state.google.token_url,
         &caller.actor(),
-        "directory.service_account.upload",
-        "directory",
-        None,
-        serde_json::json!({"before": before.service_account, "after": after.service_account}),
     )
     .await?;
+    // Tokens of the previous key are not used again.
+    state.google.tokens.clear();
     Ok(web::Json(after.into()))
 }
 
@@ -241,6 +225,24 @@ pub struct ConnectionTest {
     pub steps: Vec<TestStep>,
 }
 
+impl From<directory::ConnectionTest> for ConnectionTest {
+    fn from(t: directory::ConnectionTest) -> Self {
+        ConnectionTest {
+            ok: t.ok,
+            steps: t
+                .steps
+                .into_iter()
+                .map(|s| TestStep {
+                    name: s.name,
+                    ok: s.ok,
+                    message: s.message,
+                    code: s.code,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Test the connection to Google.
 ///
 /// Tests the connection to Google with the stored settings: key parsed, access token obtained
@@ -255,28 +257,12 @@ async fn test_connection(
     _caller: Auth<Operator>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<ConnectionTest>, ApiError> {
-    let row = directory::config_row(&state.db).await?;
-    let client = directory::client_for(&row, &state.cipher, &state.google)?;
-    let report = client.test_connection().await;
-    let test = ConnectionTest {
-        ok: report.ok(),
-        steps: report
-            .steps
-            .into_iter()
-            .map(|s| TestStep {
-                name: s.name.to_string(),
-                ok: s.ok,
-                message: s.message,
-                code: s.code.map(str::to_string),
-            })
-            .collect(),
-    };
+    let test = directory::test_connection(&state.db, &state.cipher, &state.google).await?;
     if !test.ok {
-        let body = serde_json::to_value(&test).unwrap_or_default();
-        dirsync_core::notifications::test_failed(&state.db, body).await;
+        // The core queued the notifications; deliver them now rather than at the next poll.
         state.notifier.wake();
     }
-    Ok(web::Json(test))
+    Ok(web::Json(test.into()))
 }
 
 /// A Google group.
@@ -307,12 +293,7 @@ async fn list_groups(
     _caller: Auth<Operator>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<super::Paged<GoogleGroup>>, ApiError> {
-    let row = directory::config_row(&state.db).await?;
-    let client = directory::client_for(&row, &state.cipher, &state.google)?;
-    let groups = client.list_groups().await.map_err(|e| Error::Upstream {
-        code: e.code().to_string(),
-        message: e.to_string(),
-    })?;
+    let groups = directory::list_groups(&state.db, &state.cipher, &state.google).await?;
     Ok(web::Json(super::Paged {
         items: groups
             .into_iter()

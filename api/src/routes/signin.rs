@@ -19,9 +19,9 @@ use dirsync_core::auth::{revoke_session, Principal};
 use dirsync_core::oidc::auth_test::AuthTestStatus;
 use dirsync_core::oidc::{
     self, auth_test::AuthTestView, config, BrowserBinding, Callback, CallbackOutcome, LoginRequest,
-    SessionUser, SignedIn, SigninError, SigninErrorKind,
+    SessionUser, SignedIn,
 };
-use dirsync_core::{audit, Error};
+use dirsync_core::Error;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -106,30 +106,6 @@ fn set_cookie(name: &str, value: &str, max_age_secs: i64) -> String {
         "{name}={value}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={}",
         max_age_secs.max(0)
     )
-}
-
-fn status_of(kind: SigninErrorKind) -> StatusCode {
-    match kind {
-        SigninErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-        SigninErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-        SigninErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        // Like the directory's `not_configured`: the installation's state, not a server fault.
-        SigninErrorKind::NotConfigured => StatusCode::CONFLICT,
-        SigninErrorKind::Upstream => StatusCode::BAD_GATEWAY,
-    }
-}
-
-impl From<SigninError> for ApiError {
-    fn from(e: SigninError) -> Self {
-        match e {
-            SigninError::Refused {
-                kind,
-                code,
-                message,
-            } => ApiError::new(status_of(kind), code, message),
-            SigninError::Other(e) => e.into(),
-        }
-    }
 }
 
 // ---- configuration ----
@@ -226,21 +202,7 @@ async fn put_oidc(
         allowed_domains: b.allowed_domains,
         session_ttl_minutes: b.session_ttl_minutes,
     };
-    let (before, after, secret_changed) =
-        config::update(&state.db, &state.cipher, settings).await?;
-    audit::record(
-        &state.db,
-        &caller.actor(),
-        "oidc.update",
-        "oidc_config",
-        None,
-        serde_json::json!({
-            "before": before,
-            "after": after,
-            "client_secret": if secret_changed { Some("[changed]") } else { None },
-        }),
-    )
-    .await?;
+    let (_, after, _) = config::update(&state.db, &state.cipher, &caller.actor(), settings).await?;
     Ok(web::Json(after.into()))
 }
 
@@ -342,11 +304,11 @@ async fn logout(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let Principal::Session { session_id, .. } = caller.principal else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
+        return Err(Error::bad_request(
             "not_a_session",
             "only a session can sign out; API keys are deleted with DELETE /api/v1/api-keys/{id}",
-        ));
+        )
+        .into());
     };
     revoke_session(&state.db, session_id).await?;
     Ok(HttpResponse::NoContent()
@@ -395,16 +357,15 @@ fn html_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
         .body(body)
 }
 
-/// A refused sign-in, as the client prefers it: the JSON error shape or a small HTML page.
-fn failure(err: SigninError, json: bool) -> HttpResponse {
+/// A refused sign-in, as the client prefers it: the JSON error shape or a small HTML page, both
+/// with the status of the one mapping (`crate::error`).
+fn failure(err: Error, json: bool) -> HttpResponse {
     let api = ApiError::from(err);
     if json {
         return api.error_response();
     }
-    // Display is "code: message"; the message says what to do, the code helps support.
-    let text = api.to_string();
-    let message = text.split_once(": ").map_or(text.as_str(), |(_, m)| m);
-    html_page(api.status_code(), "Sign-in failed", message)
+    // The message says what to do; the code is for support and scripts, which ask for JSON.
+    html_page(api.status_code(), "Sign-in failed", api.message())
 }
 
 /// `/oidc/login` parameters.
@@ -632,22 +593,12 @@ async fn start_auth_test(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.actor();
     let view = oidc::auth_test::start(
         &state.db,
         &state.cipher,
         &state.oidc,
         id.into_inner(),
-        &actor,
-    )
-    .await?;
-    audit::record(
-        &state.db,
-        &actor,
-        "user.auth_test",
-        "user",
-        Some(view.user_id.to_string()),
-        serde_json::json!({ "auth_test_id": view.id }),
+        &caller.actor(),
     )
     .await?;
     Ok(HttpResponse::Created()
@@ -670,8 +621,50 @@ async fn get_auth_test(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<AuthTest>, ApiError> {
-    let view = oidc::auth_test::get(&state.db, id.into_inner())
-        .await
-        .map_err(|e: Error| ApiError::from(e))?;
+    let view = oidc::auth_test::get(&state.db, id.into_inner()).await?;
     Ok(web::Json(view.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The browser's HTML page and the JSON answer of a refused sign-in get their status from
+    /// the one mapping, and the page shows the message alone.
+    #[test]
+    fn a_refused_sign_in_has_one_status_as_html_or_json() {
+        let refusals = || {
+            vec![
+                (Error::bad_request("invalid_state", "start again"), 400),
+                (
+                    Error::unauthenticated("invalid_credentials", "wrong password"),
+                    401,
+                ),
+                (
+                    Error::forbidden("user_disabled", "ask an administrator"),
+                    403,
+                ),
+                (
+                    Error::conflict("not_configured", "see PUT /api/v1/auth/oidc"),
+                    409,
+                ),
+                (Error::upstream("google_unavailable", "try again"), 502),
+            ]
+        };
+        for (e, expected) in refusals() {
+            assert_eq!(failure(e, true).status().as_u16(), expected);
+        }
+        for (e, expected) in refusals() {
+            let (code, message) = (e.code(), e.to_string());
+            let page = failure(e, false);
+            assert_eq!(page.status().as_u16(), expected, "{code}");
+            use actix_web::body::MessageBody;
+            let Ok(body) = page.into_body().try_into_bytes() else {
+                panic!("a sized body");
+            };
+            let body = String::from_utf8(body.to_vec()).unwrap();
+            assert!(body.contains(&html_escape(&message)), "{body}");
+            assert!(!body.contains(code), "{body}");
+        }
+    }
 }

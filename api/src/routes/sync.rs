@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actix_web::{get, http::header, post, web, HttpResponse};
-use dirsync_core::{audit, jobs, paging::PageRequest, sync::ChangeKind};
+use dirsync_core::{jobs, paging::PageRequest, sync::ChangeKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -61,31 +61,18 @@ async fn start_job(
     confirm_deletions: Option<u32>,
     trigger: jobs::Trigger,
 ) -> Result<jobs::Job, ApiError> {
-    let job = jobs::enqueue(
+    let job = jobs::start(
         &state.db,
         jobs::NewJob {
             dry_run,
             trigger,
             confirm_deletions,
-            requested_by: actor.clone(),
+            requested_by: actor,
         },
     )
     .await?;
     state.worker.count_created(&job);
     state.worker.wake();
-    audit::record(
-        &state.db,
-        &actor,
-        if dry_run {
-            "sync.dry_run"
-        } else {
-            "sync.start"
-        },
-        "sync_job",
-        Some(job.id.to_string()),
-        serde_json::json!({"dry_run": dry_run, "confirm_deletions": confirm_deletions}),
-    )
-    .await?;
     Ok(job)
 }
 
@@ -240,16 +227,10 @@ async fn cancel(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<jobs::Job>, ApiError> {
     // Through the worker: a job running on this instance is stopped at once.
-    let job = state.worker.cancel(id.into_inner()).await?;
-    audit::record(
-        &state.db,
-        &caller.actor(),
-        "sync.cancel",
-        "sync_job",
-        Some(job.id.to_string()),
-        serde_json::json!({"status": job.status.as_str()}),
-    )
-    .await?;
+    let job = state
+        .worker
+        .cancel(id.into_inner(), &caller.actor())
+        .await?;
     Ok(web::Json(job))
 }
 

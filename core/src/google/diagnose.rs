@@ -74,7 +74,7 @@ pub async fn test_connection(
     key_file: &[u8],
     configure: impl FnOnce(ServiceAccountKey) -> ClientConfig,
 ) -> ConnectionReport {
-    let key = match ServiceAccountKey::parse(key_file) {
+    let key = match ServiceAccountKey::parse_file(key_file) {
         Ok(k) => k,
         Err(e) => {
             return ConnectionReport {
@@ -82,7 +82,7 @@ pub async fn test_connection(
                     name: "key_parsed",
                     ok: false,
                     message: e.message().to_string(),
-                    code: Some(e.code()),
+                    code: Some("invalid_key_file"),
                     field: e.field(),
                 }],
             }

@@ -242,3 +242,11 @@ impl GoogleError {
         )
     }
 }
+
+/// Where a Google failure leaves this module: an upstream error keeping Google's code and the
+/// administrator's instructions.
+impl From<GoogleError> for crate::Error {
+    fn from(e: GoogleError) -> Self {
+        crate::Error::upstream(e.code(), e.to_string())
+    }
+}

@@ -6,10 +6,11 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-/// Why a key file was refused, and which field is wrong.
+/// Why a key file was refused, and which field is wrong. Kept inside this module (the connection
+/// test reports the field as such); it leaves the module as a 422 `invalid_key_file`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct KeyFileError {
+pub(crate) struct KeyFileError {
     field: Option<&'static str>,
     message: String,
 }
@@ -31,10 +32,12 @@ impl KeyFileError {
     pub fn message(&self) -> &str {
         &self.message
     }
+}
 
-    /// Stable snake_case code.
-    pub fn code(&self) -> &'static str {
-        "invalid_key_file"
+impl From<KeyFileError> for crate::Error {
+    fn from(e: KeyFileError) -> Self {
+        crate::Error::invalid("invalid_key_file", e.message)
+            .with_details(serde_json::json!({ "field": e.field }))
     }
 }
 
@@ -94,8 +97,14 @@ fn optional_string(obj: &serde_json::Map<String, Value>, field: &'static str) ->
 }
 
 impl ServiceAccountKey {
-    /// Parses and checks a key file. Every error names the field that is wrong.
-    pub fn parse(bytes: &[u8]) -> Result<ServiceAccountKey, KeyFileError> {
+    /// Parses and checks a key file: 422 `invalid_key_file`, whose `details.field` names the
+    /// field that is wrong (null when the file as a whole is unusable).
+    pub fn parse(bytes: &[u8]) -> crate::Result<ServiceAccountKey> {
+        Ok(Self::parse_file(bytes)?)
+    }
+
+    /// [`ServiceAccountKey::parse`], keeping the field as such.
+    pub(crate) fn parse_file(bytes: &[u8]) -> Result<ServiceAccountKey, KeyFileError> {
         let value: Value = serde_json::from_slice(bytes).map_err(|e| KeyFileError {
             field: None,
             message: format!(
@@ -239,7 +248,7 @@ pub(crate) mod tests {
     }
 
     fn err(overrides: Value) -> KeyFileError {
-        ServiceAccountKey::parse(&key_file(overrides)).unwrap_err()
+        ServiceAccountKey::parse_file(&key_file(overrides)).unwrap_err()
     }
 
     #[test]
@@ -268,11 +277,11 @@ pub(crate) mod tests {
 
     #[test]
     fn not_json_has_no_field() {
-        let e = ServiceAccountKey::parse(b"-----BEGIN PRIVATE KEY-----").unwrap_err();
+        let e = ServiceAccountKey::parse_file(b"-----BEGIN PRIVATE KEY-----").unwrap_err();
         assert_eq!(e.field(), None);
         assert!(e.message().contains("not valid JSON"), "{e}");
         assert_eq!(
-            ServiceAccountKey::parse(b"[1,2]").unwrap_err().field(),
+            ServiceAccountKey::parse_file(b"[1,2]").unwrap_err().field(),
             None
         );
     }
@@ -317,7 +326,14 @@ pub(crate) mod tests {
                 e.message().contains(field),
                 "{overrides}: message names the field: {e}"
             );
-            assert_eq!(e.code(), "invalid_key_file");
+            // Leaving the module, it is a 422 naming the field.
+            let shown = ServiceAccountKey::parse(&key_file(overrides.clone()))
+                .unwrap_err()
+                .public();
+            assert_eq!(shown.kind, crate::ErrorKind::Invalid);
+            assert_eq!(shown.code, "invalid_key_file");
+            assert_eq!(shown.message, e.message());
+            assert_eq!(shown.details, Some(json!({ "field": field })));
         }
     }
 

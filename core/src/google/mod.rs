@@ -35,7 +35,7 @@ pub use client::{Account, ClientConfig, DirectoryClient, Hook, Pages, RetryPolic
 pub use diagnose::{test_connection, ConnectionReport, Step};
 pub use error::GoogleError;
 pub use guard::{token_uri_allowed, GOOGLE_TOKEN_URL, GOOGLE_TOKEN_URLS};
-pub use key::{KeyFileError, ServiceAccountKey};
+pub use key::ServiceAccountKey;
 pub use model::{Group, Listed, Member, MemberType, User};
 pub use token::TokenCache;
 

@@ -18,7 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::binding::BrowserBinding;
-use super::{random_token, SigninError, SigninErrorKind, ATTEMPT_TTL_MINUTES};
+use super::{random_token, ATTEMPT_TTL_MINUTES};
 use crate::auth::token_hash;
 use crate::net::ClientAddr;
 use crate::secrets::Cipher;
@@ -67,7 +67,7 @@ pub(crate) async fn create<C: ConnectionTrait>(
     auth_test_id: Option<Uuid>,
     client: Option<AttemptClient>,
     binding: Option<&BrowserBinding>,
-) -> Result<NewAttempt, SigninError> {
+) -> Result<NewAttempt, crate::Error> {
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     use sha2::{Digest, Sha256};
     let now = Utc::now();
@@ -118,7 +118,7 @@ async fn check_open_attempts<C: ConnectionTrait>(
     client_key: &str,
     max_open: u32,
     now: chrono::DateTime<Utc>,
-) -> Result<(), SigninError> {
+) -> Result<(), crate::Error> {
     if max_open == 0 {
         return Ok(());
     }
@@ -143,14 +143,13 @@ async fn check_open_attempts<C: ConnectionTrait>(
         max_open,
         "sign-in refused: the client has its cap of open attempts"
     );
-    Err(SigninError::Other(crate::Error::RateLimited {
+    Err(crate::Error::RateLimited {
         retry_after_secs: wait,
-    }))
+    })
 }
 
-fn invalid_state(message: &str) -> SigninError {
-    SigninError::new(
-        SigninErrorKind::BadRequest,
+fn invalid_state(message: &str) -> crate::Error {
+    crate::Error::bad_request(
         "invalid_state",
         format!("{message}; start the sign-in again"),
     )
@@ -162,7 +161,7 @@ pub(crate) async fn consume<C: ConnectionTrait>(
     db: &C,
     cipher: &Cipher,
     state: &SecretString,
-) -> Result<Consumed, SigninError> {
+) -> Result<Consumed, crate::Error> {
     let hash = token_hash(state.expose_secret());
     let now = Utc::now();
     let claimed = login_attempts::Entity::update_many()
@@ -192,7 +191,7 @@ pub(crate) async fn consume<C: ConnectionTrait>(
     let decrypt = |sealed: &str, context: String| {
         cipher
             .decrypt(sealed, &context)
-            .map_err(|e| SigninError::Other(crate::Error::Internal(e.into())))
+            .map_err(|e| crate::Error::Internal(e.into()))
     };
     Ok(Consumed {
         nonce: decrypt(&row.nonce, nonce_context(row.id))?,

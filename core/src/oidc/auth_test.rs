@@ -6,12 +6,15 @@
 use chrono::{DateTime, Duration, Utc};
 use dirsync_entity::{auth_tests, user_emails, users, AuthMethod, EmailKind};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, TransactionTrait,
+};
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::flow::{authorization_url, LoginRequest, Purpose};
-use super::{config, GoogleOidc, SigninError, ATTEMPT_TTL_MINUTES};
+use super::{config, GoogleOidc, ATTEMPT_TTL_MINUTES};
 use crate::secrets::Cipher;
 use crate::Error;
 
@@ -63,16 +66,17 @@ impl From<auth_tests::Model> for AuthTestView {
     }
 }
 
-/// Starts a test of `user_id`'s sign-in: 404 for an unknown user, 422 for a local or not yet
-/// synchronized one, 503 when Sign in with Google is not configured.
+/// Starts a test of `user_id`'s sign-in and records `user.auth_test` by `actor` together with
+/// it: 404 for an unknown user, 422 for a local or not yet synchronized one, 409
+/// `not_configured` when Sign in with Google is not configured.
 #[tracing::instrument(skip(db, cipher, google))]
-pub async fn start<C: ConnectionTrait>(
-    db: &C,
+pub async fn start(
+    db: &DatabaseConnection,
     cipher: &Cipher,
     google: &GoogleOidc,
     user_id: Uuid,
     actor: &str,
-) -> Result<AuthTestView, SigninError> {
+) -> Result<AuthTestView, crate::Error> {
     let user = users::Entity::find_by_id(user_id)
         .one(db)
         .await?
@@ -84,8 +88,7 @@ pub async fn start<C: ConnectionTrait>(
                 "{} is a local user: local users sign in with a password, not with Google",
                 user.user_name
             ),
-        )
-        .into());
+        ));
     }
     if user.directory_id.is_none() {
         return Err(Error::invalid(
@@ -94,8 +97,7 @@ pub async fn start<C: ConnectionTrait>(
                 "{} has no Google account id yet: run a synchronization first",
                 user.user_name
             ),
-        )
-        .into());
+        ));
     }
     let primary = user_emails::Entity::find()
         .filter(user_emails::Column::UserId.eq(user.id))
@@ -129,9 +131,20 @@ pub async fn start<C: ConnectionTrait>(
         created_by: Set(actor.to_string()),
         created_at: Set(Utc::now()),
         finished_at: Set(None),
-    }
-    .insert(db)
+    };
+    // The sign-in attempt above is not part of the change: unused, it expires by itself.
+    let txn = db.begin().await?;
+    let row = row.insert(&txn).await?;
+    crate::audit::record(
+        &txn,
+        actor,
+        "user.auth_test",
+        "user",
+        Some(row.user_id.to_string()),
+        serde_json::json!({ "auth_test_id": row.id }),
+    )
     .await?;
+    txn.commit().await?;
     Ok(row.into())
 }
 
@@ -184,7 +197,7 @@ async fn finish<C: ConnectionTrait>(
 pub(crate) async fn tested_directory_id<C: ConnectionTrait>(
     db: &C,
     test_id: Uuid,
-) -> Result<String, SigninError> {
+) -> Result<String, crate::Error> {
     let test = auth_tests::Entity::find_by_id(test_id)
         .one(db)
         .await?
@@ -201,8 +214,8 @@ pub(crate) async fn tested_directory_id<C: ConnectionTrait>(
 pub(crate) async fn record<C: ConnectionTrait>(
     db: &C,
     test_id: Uuid,
-    result: Result<Uuid, SigninError>,
-) -> Result<AuthTestView, SigninError> {
+    result: Result<Uuid, crate::Error>,
+) -> Result<AuthTestView, crate::Error> {
     match result {
         Ok(_) => finish(db, test_id, AuthTestStatus::Succeeded, None).await?,
         Err(e) => {
@@ -215,5 +228,5 @@ pub(crate) async fn record<C: ConnectionTrait>(
             .await?
         }
     }
-    Ok(get(db, test_id).await?)
+    get(db, test_id).await
 }

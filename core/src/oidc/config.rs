@@ -4,11 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use dirsync_entity::oidc_config;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Set};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use super::SigninError;
 use crate::secrets::Cipher;
 use crate::{Error, Result};
 
@@ -179,14 +178,40 @@ pub fn validate(mut s: OidcSettings) -> Result<OidcSettings> {
     Ok(s)
 }
 
-/// Saves the configuration; returns it before (`None` when the stored row did not decode:
+/// Saves the configuration and records `oidc.update` by `actor` (the secret only as changed or
+/// not) in the same transaction; returns it before (`None` when the stored row did not decode:
 /// saving is how it is repaired) and after, and whether the secret changed.
-pub async fn update<C: ConnectionTrait>(
-    db: &C,
+pub async fn update(
+    db: &DatabaseConnection,
     cipher: &Cipher,
+    actor: &str,
     settings: OidcSettings,
 ) -> Result<(Option<OidcView>, OidcView, bool)> {
     let s = validate(settings)?;
+    let txn = crate::users::begin_write(db).await?;
+    let (before, after, secret_changed) = write(&txn, cipher, s).await?;
+    crate::audit::record(
+        &txn,
+        actor,
+        "oidc.update",
+        "oidc_config",
+        None,
+        serde_json::json!({
+            "before": before,
+            "after": after,
+            "client_secret": if secret_changed { Some("[changed]") } else { None },
+        }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((before, after, secret_changed))
+}
+
+async fn write<C: ConnectionTrait>(
+    db: &C,
+    cipher: &Cipher,
+    s: OidcSettings,
+) -> Result<(Option<OidcView>, OidcView, bool)> {
     let row = oidc_config::Entity::find_by_id(ROW_ID).one(db).await?;
     let before = view(row.as_ref()).ok();
     let sealed = s
@@ -229,16 +254,16 @@ pub async fn update<C: ConnectionTrait>(
 pub(crate) async fn active<C: ConnectionTrait>(
     db: &C,
     cipher: &Cipher,
-) -> Result<ActiveConfig, SigninError> {
+) -> Result<ActiveConfig, crate::Error> {
     let Some(row) = oidc_config::Entity::find_by_id(ROW_ID).one(db).await? else {
-        return Err(SigninError::not_configured());
+        return Err(super::not_configured());
     };
     let Some(sealed) = &row.client_secret else {
-        return Err(SigninError::not_configured());
+        return Err(super::not_configured());
     };
     let client_secret = cipher
         .decrypt(sealed, SECRET_CONTEXT)
-        .map_err(|e| SigninError::Other(Error::Internal(e.into())))?;
+        .map_err(|e| Error::Internal(e.into()))?;
     // Fails closed: undecodable allowed domains refuse every sign-in (stored_data_invalid).
     let v = view(Some(&row))?;
     Ok(ActiveConfig {

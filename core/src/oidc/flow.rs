@@ -10,7 +10,7 @@ use super::binding::BrowserBinding;
 use super::config::{self, ActiveConfig};
 use super::id_token::{self, Expected};
 use super::user::{self, SessionUser};
-use super::{attempts, auth_test, safe_return_to, GoogleOidc, SigninError, SigninErrorKind};
+use super::{attempts, auth_test, safe_return_to, GoogleOidc};
 use crate::secrets::Cipher;
 
 /// What `/oidc/login` was asked.
@@ -110,11 +110,10 @@ pub(crate) async fn authorization_url<C: ConnectionTrait>(
     cfg: &ActiveConfig,
     request: LoginRequest,
     purpose: Purpose<'_>,
-) -> Result<String, SigninError> {
+) -> Result<String, crate::Error> {
     let discovery = google.discovery().await?;
     let mut url = url::Url::parse(&discovery.authorization_endpoint).map_err(|_| {
-        SigninError::new(
-            SigninErrorKind::Upstream,
+        crate::Error::upstream(
             "google_unavailable",
             "Google's discovery document names no usable authorization endpoint",
         )
@@ -170,7 +169,7 @@ pub async fn start_login<C: ConnectionTrait>(
     google: &GoogleOidc,
     request: LoginRequest,
     browser: &BrowserBinding,
-) -> Result<String, SigninError> {
+) -> Result<String, crate::Error> {
     let cfg = config::active(db, cipher).await?;
     authorization_url(db, cipher, google, &cfg, request, Purpose::SignIn(browser)).await
 }
@@ -183,14 +182,13 @@ pub async fn finish_login<C: ConnectionTrait>(
     cipher: &Cipher,
     google: &GoogleOidc,
     callback: Callback,
-) -> Result<CallbackOutcome, SigninError> {
+) -> Result<CallbackOutcome, crate::Error> {
     let state = callback
         .state
         .clone()
         .filter(|s| !s.expose_secret().is_empty())
         .ok_or_else(|| {
-            SigninError::new(
-                SigninErrorKind::BadRequest,
+            crate::Error::bad_request(
                 "invalid_state",
                 "the sign-in callback has no state; start the sign-in again",
             )
@@ -209,8 +207,7 @@ pub async fn finish_login<C: ConnectionTrait>(
         tracing::info!(
             "sign-in refused: the callback came to another browser than the one that started it"
         );
-        return Err(SigninError::new(
-            SigninErrorKind::BadRequest,
+        return Err(crate::Error::bad_request(
             "browser_mismatch",
             "this sign-in was not started in this browser (or its sign-in cookie was lost); \
              start the sign-in again here",
@@ -227,7 +224,14 @@ pub async fn finish_login<C: ConnectionTrait>(
     .await;
     if let Some((test_id, _)) = tested {
         let result = match result {
-            Err(SigninError::Other(e)) => return Err(SigninError::Other(e)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    crate::ErrorKind::Internal | crate::ErrorKind::Unavailable
+                ) =>
+            {
+                return Err(e)
+            }
             Ok((user, _)) => Ok(user.id),
             Err(refused) => Err(refused),
         };
@@ -256,15 +260,13 @@ async fn complete<C: ConnectionTrait>(
     attempt: &attempts::Consumed,
     callback: &Callback,
     tested_sub: Option<&str>,
-) -> Result<(users::Model, ActiveConfig), SigninError> {
+) -> Result<(users::Model, ActiveConfig), crate::Error> {
     // RFC 9207: a provider that names itself must be the one this sign-in went to, or the
     // response was mixed up with another provider's (checked before anything else is believed).
     if let Some(iss) = &callback.iss {
         let expected = google.discovery().await?.issuer;
         if *iss != expected {
-            return Err(SigninError::new(
-                SigninErrorKind::BadRequest,
-                "issuer_mismatch",
+            return Err(crate::Error::bad_request("issuer_mismatch",
                 format!(
                     "the sign-in response names the issuer {:?}, not {expected:?}; start the sign-in again",
                     clean_description(iss)
@@ -289,9 +291,7 @@ async fn complete<C: ConnectionTrait>(
             "Google ended the sign-in with an error"
         );
         let said = description.map_or(String::new(), |d| format!(": {d}"));
-        return Err(SigninError::new(
-            SigninErrorKind::Unauthenticated,
-            "google_error",
+        return Err(crate::Error::unauthenticated("google_error",
             format!("Google ended the sign-in with {error:?}{said} (e.g. it was cancelled); start the sign-in again"),
         ));
     }
@@ -300,8 +300,7 @@ async fn complete<C: ConnectionTrait>(
         .as_ref()
         .filter(|c| !c.expose_secret().is_empty())
         .ok_or_else(|| {
-            SigninError::new(
-                SigninErrorKind::BadRequest,
+            crate::Error::bad_request(
                 "missing_code",
                 "the sign-in callback has no code; start the sign-in again",
             )
@@ -326,8 +325,7 @@ async fn complete<C: ConnectionTrait>(
         },
     )
     .await?;
-    let forbidden =
-        |code, message: String| SigninError::new(SigninErrorKind::Forbidden, code, message);
+    let forbidden = |code, message: String| crate::Error::forbidden(code, message);
     let who = claims.email.clone().unwrap_or_else(|| claims.sub.clone());
     if let Some(expected) = tested_sub {
         if claims.sub != expected {

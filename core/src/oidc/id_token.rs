@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::provider::{GoogleOidc, KeyError};
-use super::{SigninError, SigninErrorKind};
 
 /// The issuers Google signs as.
 pub const GOOGLE_ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];
@@ -40,9 +39,8 @@ pub(crate) struct Expected<'a> {
     pub access_token: Option<&'a str>,
 }
 
-fn rejected(reason: &'static str, message: impl Into<String>) -> SigninError {
-    SigninError::new(
-        SigninErrorKind::Unauthenticated,
+fn rejected(reason: &'static str, message: impl Into<String>) -> crate::Error {
+    crate::Error::unauthenticated(
         reason,
         format!(
             "Google's ID token was refused: {}; start the sign-in again",
@@ -63,7 +61,7 @@ pub(crate) async fn verify(
     google: &GoogleOidc,
     token: &str,
     expected: Expected<'_>,
-) -> Result<IdClaims, SigninError> {
+) -> Result<IdClaims, crate::Error> {
     let parts: Vec<&str> = token.split('.').collect();
     let [h, c, s] = parts[..] else {
         return Err(rejected(
@@ -92,8 +90,7 @@ pub(crate) async fn verify(
             ))
         }
         Err(KeyError::RecentlyFetched { retry_in }) => {
-            return Err(SigninError::new(
-                SigninErrorKind::Unauthenticated,
+            return Err(crate::Error::unauthenticated(
                 "unknown_kid",
                 format!(
                     "Google's ID token is signed with a key (kid) that was not among Google's \
@@ -120,7 +117,7 @@ fn check_claims(
     claims: &Value,
     expected: &Expected<'_>,
     now: i64,
-) -> Result<IdClaims, SigninError> {
+) -> Result<IdClaims, crate::Error> {
     let iss = claims["iss"].as_str().unwrap_or_default();
     if !GOOGLE_ISSUERS.contains(&iss) {
         return Err(rejected(

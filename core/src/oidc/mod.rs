@@ -13,8 +13,10 @@
 //!   fail and never creates a session.
 //! - [`password_login`]: `local` users with an argon2id password.
 //!
-//! Every refusal is a [`SigninError`] with a stable code and a message for people, never with
-//! tokens or internals.
+//! Every refusal is a [`crate::Error`] with a stable code and a message for people, never with
+//! tokens or internals: 400 for an unusable request (state, code), 401 for credentials that fail
+//! (password, ID token), 403 for a user who may not sign in, 409 `not_configured`, 502 when
+//! Google refuses or fails.
 
 mod attempts;
 pub mod auth_test;
@@ -39,73 +41,13 @@ pub use user::SessionUser;
 /// How long a login attempt (state, nonce, verifier) waits for Google's callback.
 pub const ATTEMPT_TTL_MINUTES: i64 = 10;
 
-/// What kind of refusal a [`SigninError`] is; the HTTP layer picks the status from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SigninErrorKind {
-    /// The request is unusable (unknown, reused or expired `state`, missing `code`): 400.
-    BadRequest,
-    /// The credentials are wrong (password, ID token): 401.
-    Unauthenticated,
-    /// Authenticated, but not allowed in (disabled, no `login`, domain, unverified e-mail): 403.
-    Forbidden,
-    /// Sign in with Google is not configured: 503.
-    NotConfigured,
-    /// Google refused or failed (client secret, network): 502.
-    Upstream,
-}
-
-/// A refused sign-in.
-#[derive(Debug, thiserror::Error)]
-pub enum SigninError {
-    /// A refusal with a stable `code` (e.g. `invalid_state`, `user_disabled`) and a message.
-    #[error("{message}")]
-    Refused {
-        /// Which kind of refusal.
-        kind: SigninErrorKind,
-        /// Stable snake_case code.
-        code: &'static str,
-        /// What happened and what to do, for people.
-        message: String,
-    },
-    /// Anything else (database, decryption): a 500 with an error id.
-    #[error(transparent)]
-    Other(#[from] crate::Error),
-}
-
-impl From<sea_orm::DbErr> for SigninError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        SigninError::Other(e.into())
-    }
-}
-
-impl SigninError {
-    pub(crate) fn new(
-        kind: SigninErrorKind,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
-        SigninError::Refused {
-            kind,
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// The stable code (`internal_error` for [`SigninError::Other`]).
-    pub fn code(&self) -> &'static str {
-        match self {
-            SigninError::Refused { code, .. } => code,
-            SigninError::Other(_) => "internal_error",
-        }
-    }
-
-    pub(crate) fn not_configured() -> Self {
-        SigninError::new(
-            SigninErrorKind::NotConfigured,
-            "not_configured",
-            "Sign in with Google is not configured: an administrator sets it up with PUT /api/v1/auth/oidc",
-        )
-    }
+/// 409 `not_configured`: like the directory's, this is the installation's state, not a server
+/// fault (so not a 503).
+pub(crate) fn not_configured() -> crate::Error {
+    crate::Error::conflict(
+        "not_configured",
+        "Sign in with Google is not configured: an administrator sets it up with PUT /api/v1/auth/oidc",
+    )
 }
 
 /// A random URL-safe string of `bytes` random bytes.

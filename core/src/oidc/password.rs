@@ -15,7 +15,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::flow::SignedIn;
-use super::{config, user, SigninError, SigninErrorKind};
+use super::{config, user};
 use crate::Error;
 
 /// Hashes a password as argon2id with default parameters and a random salt (a PHC string).
@@ -52,9 +52,8 @@ fn verify(stored: Option<&str>, password: &str) -> bool {
     ok && real
 }
 
-fn invalid_credentials() -> SigninError {
-    SigninError::new(
-        SigninErrorKind::Unauthenticated,
+fn invalid_credentials() -> crate::Error {
+    crate::Error::unauthenticated(
         "invalid_credentials",
         "the user name or the password is wrong",
     )
@@ -68,7 +67,7 @@ pub async fn password_login<C: ConnectionTrait>(
     db: &C,
     user_name: &str,
     password: SecretString,
-) -> Result<SignedIn, SigninError> {
+) -> Result<SignedIn, crate::Error> {
     let key = user_name.trim().to_lowercase();
     let found = if key.is_empty() || key.len() > 254 {
         None
@@ -86,7 +85,7 @@ pub async fn password_login<C: ConnectionTrait>(
     let ok =
         tokio::task::spawn_blocking(move || verify(stored.as_deref(), password.expose_secret()))
             .await
-            .map_err(|e| SigninError::Other(Error::Internal(e.into())))?;
+            .map_err(|e| Error::Internal(e.into()))?;
     let user = match (ok, found) {
         (true, Some(u)) => u,
         _ => {

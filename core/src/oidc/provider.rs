@@ -16,8 +16,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::{SigninError, SigninErrorKind};
-
 /// Google's discovery document, the parts dirsync uses.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Discovery {
@@ -51,7 +49,7 @@ pub enum ClientAuth {
 impl Discovery {
     /// The client authentication method to use: Basic when the provider lists it (or lists
     /// nothing, which means Basic), else the body; an error when it offers neither.
-    pub fn client_auth(&self) -> Result<ClientAuth, SigninError> {
+    pub fn client_auth(&self) -> Result<ClientAuth, crate::Error> {
         let Some(methods) = &self.token_endpoint_auth_methods_supported else {
             return Ok(ClientAuth::Basic);
         };
@@ -61,8 +59,7 @@ impl Discovery {
         } else if offers("client_secret_post") {
             Ok(ClientAuth::Post)
         } else {
-            Err(SigninError::new(
-                SigninErrorKind::Upstream,
+            Err(crate::Error::upstream(
                 "client_auth_unsupported",
                 format!(
                     "the provider's token endpoint takes neither client_secret_basic nor \
@@ -103,7 +100,7 @@ pub(crate) enum KeyError {
     /// this says to retry in `retry_in` rather than that Google does not publish the key.
     RecentlyFetched { retry_in: Duration },
     /// Google could not be asked and nothing usable is cached.
-    Unavailable(SigninError),
+    Unavailable(crate::Error),
 }
 
 /// The token endpoint's answer.
@@ -156,10 +153,9 @@ fn max_age(headers: &HeaderMap) -> Duration {
     age.unwrap_or(DEFAULT_MAX_AGE).min(MAX_MAX_AGE)
 }
 
-fn unavailable(what: &str, detail: impl fmt::Display) -> SigninError {
+fn unavailable(what: &str, detail: impl fmt::Display) -> crate::Error {
     tracing::warn!(what, error = %detail, "Google's OpenID Connect endpoint failed");
-    SigninError::new(
-        SigninErrorKind::Upstream,
+    crate::Error::upstream(
         "google_unavailable",
         format!("Google's {what} could not be read; try again in a moment"),
     )
@@ -259,7 +255,7 @@ impl GoogleOidc {
     }
 
     /// The discovery document, from the cache while fresh.
-    pub async fn discovery(&self) -> Result<Discovery, SigninError> {
+    pub async fn discovery(&self) -> Result<Discovery, crate::Error> {
         let mut cache = self.discovery.lock().await;
         let now = Instant::now();
         if let Some(c) = cache.as_ref() {
@@ -286,7 +282,7 @@ impl GoogleOidc {
         }
     }
 
-    async fn fetch_discovery(&self) -> Result<(Discovery, Duration), SigninError> {
+    async fn fetch_discovery(&self) -> Result<(Discovery, Duration), crate::Error> {
         let resp = self
             .http
             .get(&self.discovery_url)
@@ -304,7 +300,7 @@ impl GoogleOidc {
         Ok((doc, age))
     }
 
-    async fn fetch_jwks(&self) -> Result<(HashMap<String, Jwk>, Duration), SigninError> {
+    async fn fetch_jwks(&self) -> Result<(HashMap<String, Jwk>, Duration), crate::Error> {
         let uri = self.discovery().await?.jwks_uri;
         let resp = self
             .http
@@ -332,7 +328,7 @@ impl GoogleOidc {
     }
 
     /// Refreshes `state.keys` from Google; on failure keeps what it has if not too stale.
-    async fn refresh(&self, state: &mut JwksState) -> Result<(), SigninError> {
+    async fn refresh(&self, state: &mut JwksState) -> Result<(), crate::Error> {
         state.fetches += 1;
         let now = Instant::now();
         match self.fetch_jwks().await {
@@ -400,7 +396,7 @@ impl GoogleOidc {
         client_id: &str,
         client_secret: &SecretString,
         redirect_uri: &str,
-    ) -> Result<Tokens, SigninError> {
+    ) -> Result<Tokens, crate::Error> {
         let discovery = self.discovery().await?;
         let mut form = vec![
             ("grant_type", "authorization_code"),
@@ -450,30 +446,22 @@ impl GoogleOidc {
             "Google refused the code exchange"
         );
         Err(match err.error.as_str() {
-            "invalid_grant" => SigninError::new(
-                SigninErrorKind::BadRequest,
-                "code_rejected",
+            "invalid_grant" => crate::Error::bad_request("code_rejected",
                 format!(
                     "Google did not accept the sign-in code ({}); start the sign-in again",
                     err.error_description
                 ),
             ),
-            "invalid_client" | "unauthorized_client" => SigninError::new(
-                SigninErrorKind::Upstream,
-                "client_rejected",
+            "invalid_client" | "unauthorized_client" => crate::Error::upstream("client_rejected",
                 "Google does not accept dirsync's OAuth client: an administrator checks client_id and client_secret (PUT /api/v1/auth/oidc)",
             ),
-            "redirect_uri_mismatch" => SigninError::new(
-                SigninErrorKind::Upstream,
-                "redirect_uri_mismatch",
+            "redirect_uri_mismatch" => crate::Error::upstream("redirect_uri_mismatch",
                 "Google does not accept dirsync's redirect URI: an administrator registers it for the OAuth client",
             ),
             _ if status.is_server_error() || status.as_u16() == 429 => {
                 unavailable("token endpoint", status)
             }
-            other => SigninError::new(
-                SigninErrorKind::Upstream,
-                "code_exchange_failed",
+            other => crate::Error::upstream("code_exchange_failed",
                 format!("Google refused the code exchange ({other}); start the sign-in again"),
             ),
         })

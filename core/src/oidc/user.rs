@@ -4,7 +4,6 @@ use dirsync_entity::{user_privileges, users};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use uuid::Uuid;
 
-use super::{SigninError, SigninErrorKind};
 use crate::privileges;
 
 /// A user as shown with a new session: the user as the users module shows it, plus its
@@ -29,10 +28,9 @@ pub(crate) async fn view<C: ConnectionTrait>(db: &C, user_id: Uuid) -> crate::Re
 pub(crate) async fn check_may_sign_in<C: ConnectionTrait>(
     db: &C,
     user: &users::Model,
-) -> Result<(), SigninError> {
+) -> Result<(), crate::Error> {
     if user.disabled {
-        return Err(SigninError::new(
-            SigninErrorKind::Forbidden,
+        return Err(crate::Error::forbidden(
             "user_disabled",
             format!("the user {} is disabled", user.user_name),
         ));
@@ -45,8 +43,7 @@ pub(crate) async fn check_may_sign_in<C: ConnectionTrait>(
     .await?
     .is_some();
     if !may {
-        return Err(SigninError::new(
-            SigninErrorKind::Forbidden,
+        return Err(crate::Error::forbidden(
             "login_not_allowed",
             format!(
                 "the user {} does not hold the login privilege; an administrator grants it",

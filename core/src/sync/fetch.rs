@@ -9,7 +9,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::plan::{RemoteState, RemoteUser};
 use crate::google::{DirectoryClient, GoogleError, Member, MemberType, User};
-use crate::jobs::{JobControl, JobError, Phase, Progress};
+use crate::jobs::{JobControl, Phase, Progress};
 
 /// Member listings run this many at a time: Google's per-user quota allows it, and with
 /// thousands of groups the fetch is bound by round trips, not bandwidth.
@@ -74,12 +74,6 @@ impl<'a> MemberWalk<'a> {
     }
 }
 
-impl From<GoogleError> for JobError {
-    fn from(e: GoogleError) -> Self {
-        JobError::new(e.code(), e.to_string())
-    }
-}
-
 fn to_remote(u: User) -> RemoteUser {
     let disabled = u.is_disabled();
     let addresses = u.all_addresses();
@@ -105,7 +99,7 @@ pub async fn fetch(
     sync_groups: &[String],
     progress: &mut Progress,
     ctl: &JobControl,
-) -> Result<RemoteState, JobError> {
+) -> crate::Result<RemoteState> {
     let mut users = Vec::new();
     let mut pages = client.users();
     while let Some(page) = pages.next_page().await? {
@@ -118,7 +112,7 @@ pub async fn fetch(
         }
     }
     if !pages.is_complete() {
-        return Err(JobError::new(
+        return Err(crate::Error::upstream(
             "incomplete_fetch",
             "the user listing ended before its last page; nothing was changed",
         ));
@@ -150,7 +144,7 @@ pub async fn fetch(
         match by_email.get(&g.to_lowercase()) {
             Some(id) => frontier.push(id.clone()),
             None => {
-                return Err(JobError::new(
+                return Err(crate::Error::conflict(
                     "unknown_group",
                     format!(
                         "the sync group {g} does not exist in Google Workspace; fix sync_groups \

@@ -9,7 +9,7 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 use super::apply;
 use super::plan::{deletion_limit, plan, Rules};
 use super::{fetch, local};
-use crate::jobs::{JobControl, JobError, JobRunner, Outcome, Phase, Progress, Status};
+use crate::jobs::{JobControl, JobErrorBody, JobRunner, Outcome, Phase, Progress, Status};
 use crate::secrets::Cipher;
 use crate::{directory, Result};
 
@@ -31,7 +31,7 @@ impl JobRunner for SyncRunner {
     async fn run(&self, job: &sync_jobs::Model, ctl: &JobControl) -> Outcome {
         match self.run_inner(job, ctl).await {
             Ok(outcome) => outcome,
-            Err(e) => Outcome::Failed(e),
+            Err(e) => Outcome::Failed(e.into()),
         }
     }
 }
@@ -41,11 +41,7 @@ fn phase(p: &mut Progress, phase: Phase) {
 }
 
 impl SyncRunner {
-    async fn run_inner(
-        &self,
-        job: &sync_jobs::Model,
-        ctl: &JobControl,
-    ) -> Result<Outcome, JobError> {
+    async fn run_inner(&self, job: &sync_jobs::Model, ctl: &JobControl) -> Result<Outcome> {
         let db: &DatabaseConnection = ctl.db();
         let cfg = directory::config_row(db).await?;
         // Undecodable sync groups fail the job (stored_data_invalid): read as empty, they would
@@ -77,7 +73,7 @@ impl SyncRunner {
             Some(ids) => remote.users.iter().filter(|u| ids.contains(&u.id)).count(),
         };
         if in_scope == 0 && directory_users > 0 {
-            return Err(JobError::new(
+            return Err(crate::Error::conflict(
                 "empty_directory",
                 format!(
                     "Google returned no users in scope while {directory_users} directory users exist \
@@ -96,7 +92,7 @@ impl SyncRunner {
         // The planner settles every name and address; should that ever break, say which user
         // and which address before writing anything, rather than meet the unique index.
         if let Err(clash) = apply::check(&the_plan, &local) {
-            return Err(JobError::new(
+            return Err(crate::Error::conflict(
                 "address_clash",
                 format!(
                     "{clash}; nothing was written. This is a fault in dirsync's planner: report it \
@@ -120,7 +116,7 @@ impl SyncRunner {
         }
         let txn = db.begin().await.map_err(crate::Error::from)?;
         if deletions > limit && !confirmed {
-            let error = JobError::new(
+            let error = JobErrorBody::new(
                 "deletion_limit_exceeded",
                 format!(
                     "the plan deletes {deletions} users, more than the limit of {limit}; nothing was \
