@@ -70,6 +70,11 @@ pub const ERROR_CODES: &[&str] = &[
     "job_finished",
     "invalid_notification_endpoint",
     "too_many_notification_endpoints",
+    // A sync job's failure (in the job's `error`, the same shape): a sync group that does not
+    // exist, a directory read as empty, an address two directory users claim.
+    "unknown_group",
+    "empty_directory",
+    "address_clash",
     // Google, when the directory is read live (502).
     "unauthorized_client",
     "admin_not_found",
