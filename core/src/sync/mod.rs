@@ -24,5 +24,6 @@ pub mod local;
 mod matching;
 pub mod plan;
 pub mod runner;
+pub mod schedule;
 
 pub use plan::{plan, Change, ChangeKind, Fields, Plan, Rules, Summary};
