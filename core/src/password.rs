@@ -14,8 +14,7 @@ use rand::RngCore;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::flow::SignedIn;
-use super::{config, user, SigninError, SigninErrorKind};
+use crate::oidc::{config, user, SignedIn, SigninError, SigninErrorKind};
 use crate::Error;
 
 /// Hashes a password as argon2id with default parameters and a random salt (a PHC string).

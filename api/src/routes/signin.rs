@@ -21,7 +21,7 @@ use dirsync_core::oidc::{
     self, auth_test::AuthTestView, config, BrowserBinding, Callback, CallbackOutcome, LoginRequest,
     SessionUser, SignedIn, SigninError, SigninErrorKind,
 };
-use dirsync_core::{audit, Error};
+use dirsync_core::{audit, password, Error};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -304,7 +304,7 @@ async fn password_login(
     body: web::Json<PasswordLogin>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let signed_in = oidc::password_login(&state.db, &b.user_name, b.password).await;
+    let signed_in = password::password_login(&state.db, &b.user_name, b.password).await;
     state.metrics.signin(
         "password",
         signed_in.as_ref().map_or_else(|e| e.code(), |_| "success"),

@@ -22,16 +22,14 @@ mod binding;
 pub mod config;
 mod flow;
 mod id_token;
-mod password;
 mod provider;
 mod redirect_uri;
-mod user;
+pub(crate) mod user;
 
 pub use attempts::AttemptClient;
 pub use binding::BrowserBinding;
 pub use flow::{finish_login, start_login, Callback, CallbackOutcome, LoginRequest, SignedIn};
 pub use id_token::IdClaims;
-pub use password::{hash_password, password_login};
 pub use provider::{Discovery, GoogleOidc};
 pub use redirect_uri::check_redirect_uri;
 pub use user::SessionUser;
