@@ -1,4 +1,5 @@
-//! Signing in: Sign in with Google (OpenID Connect, product §4) and local passwords.
+//! Sign in with Google (OpenID Connect, product §4). Local passwords are [`crate::password`]; the
+//! checks every sign-in makes and the session answer are [`user`], shared with it.
 //!
 //! - [`config`]: the one OIDC configuration (client id, encrypted client secret, redirect URI
 //!   checked as Google checks it, allowed domains, session lifetime).
@@ -11,7 +12,6 @@
 //!   user found by `sub` = `directory_id`, and a session.
 //! - [`auth_test`]: an administrator's test of one user's sign-in, which records why it would
 //!   fail and never creates a session.
-//! - [`password_login`]: `local` users with an argon2id password.
 //!
 //! Every refusal is a [`SigninError`] with a stable code and a message for people, never with
 //! tokens or internals.

@@ -287,9 +287,9 @@ fn check_emails(raw: &[String]) -> Result<Vec<Email>> {
 /// Shortest and longest password accepted.
 const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=1024;
 
-/// Hashes a password with argon2id (PHC string format), off the async runtime: a hash takes
-/// tens of milliseconds of CPU on purpose.
-pub async fn hash_password(password: SecretString) -> Result<String> {
+/// Checks a new password's length and hashes it ([`crate::password::hash_password`]) off the
+/// async runtime: a hash takes tens of milliseconds of CPU on purpose.
+async fn hash_new_password(password: SecretString) -> Result<String> {
     let n = password.expose_secret().chars().count();
     if !PASSWORD_CHARS.contains(&n) {
         return Err(Error::invalid(
@@ -301,16 +301,9 @@ pub async fn hash_password(password: SecretString) -> Result<String> {
             ),
         ));
     }
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-        let salt = SaltString::generate(&mut OsRng);
-        argon2::Argon2::default()
-            .hash_password(password.expose_secret().as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| Error::Internal(anyhow::anyhow!("while hashing a password: {e}")))
-    })
-    .await
-    .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing task failed: {e}")))?
+    tokio::task::spawn_blocking(move || crate::password::hash_password(password.expose_secret()))
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing task failed: {e}")))?
 }
 
 fn user_name_taken(name: &str) -> Error {
@@ -405,7 +398,7 @@ pub async fn create(db: &DatabaseConnection, actor: &str, new: NewUser) -> Resul
     let requested = Privilege::parse_all(&new.privileges)?;
     let password_set = new.password.is_some();
     let password_hash = match new.password {
-        Some(p) => Some(hash_password(p).await?),
+        Some(p) => Some(hash_new_password(p).await?),
         None => None,
     };
 
@@ -489,7 +482,7 @@ pub async fn update(
     let managed = changes.directory_managed_fields();
     let password_changed = changes.password.is_some();
     let password_hash = match changes.password {
-        Some(p) => Some(hash_password(p).await?),
+        Some(p) => Some(hash_new_password(p).await?),
         None => None,
     };
 
