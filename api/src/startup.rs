@@ -74,6 +74,7 @@ impl Application {
             runner,
             Duration::from_secs(settings.job_lease_seconds),
             metrics.clone(),
+            &settings.host_name,
         );
         let notifier = dirsync_core::notifications::Sender::new(
             db.clone(),

@@ -232,11 +232,12 @@ impl Worker {
         runner: Arc<dyn JobRunner>,
         lease: Duration,
         metrics: crate::metrics::Metrics,
+        host_name: &str,
     ) -> Worker {
         Worker {
             db,
             runner,
-            owner: format!("{}-{}", hostname(), Uuid::new_v4().simple()),
+            owner: format!("{host_name}-{}", Uuid::new_v4().simple()),
             lease,
             wake: Arc::new(Notify::new()),
             running: Default::default(),
@@ -549,11 +550,4 @@ async fn heartbeat(ctl: Arc<JobControl>, lease: Duration) {
             }
         }
     }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "dirsync".into())
 }
