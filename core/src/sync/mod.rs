@@ -19,11 +19,14 @@
 //! | 11 schedule | `crate::jobs` (`run_scheduler`) |
 
 pub mod apply;
+mod departures;
 pub mod fetch;
 pub mod local;
 mod matching;
 pub mod plan;
 pub mod runner;
+pub mod safeguards;
 pub mod schedule;
+pub mod scope;
 
 pub use plan::{plan, Change, ChangeKind, Fields, Plan, Rules, Summary};

@@ -34,12 +34,6 @@ pub struct RemoteState {
     pub in_scope: Option<HashSet<String>>,
 }
 
-impl RemoteState {
-    pub(super) fn contains(&self, id: &str) -> bool {
-        self.in_scope.as_ref().is_none_or(|s| s.contains(id))
-    }
-}
-
 /// A local user as the engine needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalUser {
@@ -221,14 +215,6 @@ impl Plan {
     pub fn writes_nothing(&self) -> bool {
         self.creates.is_empty() && self.updates.is_empty() && self.deletes.is_empty()
     }
-}
-
-/// The deletion limit in force: the configured number, else 10 % of the directory users but at
-/// least 5 (product.md §3.6).
-pub fn deletion_limit(configured: Option<u32>, directory_users: usize) -> u64 {
-    configured
-        .map(u64::from)
-        .unwrap_or_else(|| ((directory_users as u64) * 10).div_ceil(100).max(5))
 }
 
 /// The lower-cased key under which names and addresses are unique (case-insensitively).

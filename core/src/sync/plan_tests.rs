@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
+use crate::sync::safeguards::deletion_limit;
 
 fn remote(id: &str, email: &str, aliases: &[&str], disabled: bool) -> RemoteUser {
     RemoteUser {

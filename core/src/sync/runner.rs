@@ -7,7 +7,8 @@ use dirsync_entity::sync_jobs;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::apply;
-use super::plan::{deletion_limit, plan, Rules};
+use super::plan::{plan, Rules};
+use super::safeguards::deletion_limit;
 use super::{fetch, local};
 use crate::jobs::{JobControl, JobError, JobRunner, Outcome, Phase, Progress, Status};
 use crate::secrets::Cipher;
