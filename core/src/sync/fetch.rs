@@ -51,10 +51,7 @@ pub async fn fetch(
         }
     }
     if !pages.is_complete() {
-        return Err(JobError::new(
-            "incomplete_fetch",
-            "the user listing ended before its last page; nothing was changed",
-        ));
+        return Err(super::safeguards::incomplete_fetch());
     }
     scope::scope(client, users, sync_groups, progress, ctl).await
 }

@@ -12,14 +12,18 @@
 //! answer to a valid directory.
 //!
 //! Phases, in order: [`Planner::index`], [`Planner::match_by_directory_id`],
-//! [`Planner::match_by_name`], [`Planner::settle`] (names and addresses, to a fixed point), then
-//! the writes ([`Planner::changes`]) and the departures ([`Planner::departures`]).
+//! [`Planner::match_by_name`], [`Planner::settle`] (renames and addresses together, to a fixed
+//! point: an address that cannot move refuses an adoption, whose user then keeps its name and
+//! holds back a rename onto it, so neither can be settled first), then the writes ([`Planner::changes`]) and the departures
+//! ([`Planner::departures`], `departures.rs`). Whether an unmatched directory user leaves is one
+//! predicate, [`Planner::departure`] (`departures.rs`), asked by settling and departures alike.
 
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::departures::Departure;
 use super::plan::{
     key, Change, ChangeKind, Fields, LocalState, LocalUser, NewUser, Plan, RemoteState, RemoteUser,
     Rules, UserUpdate,
@@ -229,13 +233,12 @@ impl<'a> Planner<'a> {
                         }
                     }
                 }
-                if newly_dropped.is_empty() {
+                let Some((a, who)) = newly_dropped.first() else {
                     continue;
-                }
+                };
                 changed = true;
                 let target = &mut self.targets[t];
                 if target.local.is_none() || target.adopt {
-                    let (a, who) = &newly_dropped[0];
                     let verb = if target.adopt { "linked" } else { "created" };
                     target.refused = Some(format!("the address {a} is held by {who}; not {verb}"));
                 }
@@ -288,7 +291,7 @@ impl<'a> Planner<'a> {
                          linked in this run",
                         u.user_name
                     )
-                } else if u.is_admin && self.rules.auto_delete_users {
+                } else if self.departure(j) == Some(Departure::KeptAdmin) {
                     format!(
                         "the directory user {}, which is no longer in scope but holds admin and is \
                          never deleted by a sync: delete it here or remove its admin privilege",

@@ -223,7 +223,7 @@ pub(super) fn key(s: &str) -> String {
 }
 
 /// Computes the plan. Deterministic for the same inputs. The phases and the rules of who may
-/// take which name and address live in `matching.rs`.
+/// take which name and address live in `matching.rs`, who leaves in `departures.rs`.
 pub fn plan(remote: &RemoteState, local: &LocalState, rules: Rules) -> Plan {
     let mut planner = Planner::index(remote, local, rules);
     let unmatched = planner.match_by_directory_id();
