@@ -379,12 +379,8 @@ mod emulator_tests {
 
     fn client(emu: &Emulator) -> DirectoryClient {
         let key = ServiceAccountKey::parse(emu.service_account_key_json().as_bytes()).unwrap();
-        let mut config = ClientConfig::new(
-            key,
-            &emu.base_url(),
-            "admin@example.com",
-            Account::default(),
-        );
+        let mut config =
+            ClientConfig::new(key, emu.base_url(), "admin@example.com", Account::default());
         config.token_url = emu.token_uri();
         DirectoryClient::new(config).unwrap()
     }
