@@ -97,16 +97,26 @@ pub async fn list<C: ConnectionTrait>(db: &C, page: PageRequest<i64>) -> Result<
     let rows = q.limit(page.limit + 1).all(db).await?;
     let rows: Vec<AuditEvent> = rows
         .into_iter()
-        .map(|m| AuditEvent {
-            id: m.id,
-            occurred_at: m.occurred_at,
-            actor: m.actor,
-            action: m.action,
-            target_type: m.target_type,
-            target_id: m.target_id,
-            details: serde_json::from_str(&m.details).unwrap_or(Value::Null),
+        .map(|m| {
+            // A trail that hides a damaged entry behind `null` would not be a trail.
+            let details = serde_json::from_str(&m.details).map_err(|_| {
+                crate::stored::invalid(
+                    "audit_events.details",
+                    "a JSON value",
+                    "restore the entry's details from a backup",
+                )
+            })?;
+            Ok(AuditEvent {
+                id: m.id,
+                occurred_at: m.occurred_at,
+                actor: m.actor,
+                action: m.action,
+                target_type: m.target_type,
+                target_id: m.target_id,
+                details,
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok(Page::from_rows(rows, page.limit, |e| e.id))
 }
 

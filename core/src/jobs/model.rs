@@ -125,10 +125,18 @@ impl TryFrom<sync_jobs::Model> for Job {
             },
             summary,
             planned_deletions: m.planned_deletions.map(|n| n as u64),
-            error: m.error_code.map(|code| JobErrorBody {
-                code,
-                message: m.error_message.unwrap_or_default(),
-            }),
+            error: match (m.error_code, m.error_message) {
+                (None, _) => None,
+                (Some(code), Some(message)) => Some(JobErrorBody { code, message }),
+                // Written together: a code without its message is a damaged row.
+                (Some(_), None) => {
+                    return Err(crate::stored::invalid(
+                        "sync_jobs.error_message",
+                        "the message of the job's error_code",
+                        REPAIR_JOB,
+                    ))
+                }
+            },
             requested_by: m.requested_by,
             handovers: m.handovers.max(0) as u32,
             created_at: m.created_at,

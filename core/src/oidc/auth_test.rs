@@ -193,11 +193,12 @@ async fn finish<C: ConnectionTrait>(
     Ok(())
 }
 
-/// The Google account id the test expects.
+/// The Google account id the test expects; `None` when the user was deleted or turned local
+/// since the test started, so that no Google account is the tested user's.
 pub(crate) async fn tested_directory_id<C: ConnectionTrait>(
     db: &C,
     test_id: Uuid,
-) -> Result<String, crate::Error> {
+) -> Result<Option<String>, crate::Error> {
     let test = auth_tests::Entity::find_by_id(test_id)
         .one(db)
         .await?
@@ -206,8 +207,7 @@ pub(crate) async fn tested_directory_id<C: ConnectionTrait>(
         .one(db)
         .await?
         .ok_or(Error::NotFound("user"))?;
-    // A user deleted or turned local since the test started matches no Google account.
-    Ok(user.directory_id.unwrap_or_default())
+    Ok(user.directory_id)
 }
 
 /// Records how a test ended.

@@ -219,7 +219,7 @@ pub async fn finish_login<C: ConnectionTrait>(
         google,
         &attempt,
         &callback,
-        tested.as_ref().map(|(_, sub)| sub.as_str()),
+        tested.as_ref().map(|(_, sub)| sub.as_deref()),
     )
     .await;
     if let Some((test_id, _)) = tested {
@@ -259,7 +259,7 @@ async fn complete<C: ConnectionTrait>(
     google: &GoogleOidc,
     attempt: &attempts::Consumed,
     callback: &Callback,
-    tested_sub: Option<&str>,
+    tested_sub: Option<Option<&str>>,
 ) -> Result<(users::Model, ActiveConfig), crate::Error> {
     // RFC 9207: a provider that names itself must be the one this sign-in went to, or the
     // response was mixed up with another provider's (checked before anything else is believed).
@@ -327,8 +327,10 @@ async fn complete<C: ConnectionTrait>(
     .await?;
     let forbidden = |code, message: String| crate::Error::forbidden(code, message);
     let who = claims.email.clone().unwrap_or_else(|| claims.sub.clone());
+    // An auth test expects the tested user's account; a user with none (deleted, or turned
+    // local since the test started) is matched by no account.
     if let Some(expected) = tested_sub {
-        if claims.sub != expected {
+        if expected != Some(claims.sub.as_str()) {
             return Err(forbidden(
                 "wrong_account",
                 format!("the Google account chosen ({who}) is not the tested user's"),
