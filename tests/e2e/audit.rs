@@ -211,6 +211,12 @@ async fn each_change_of_settings_keys_and_jobs_is_audited_exactly_once() {
     app.post(&format!("/api/v1/sync-jobs/{job}/cancel"), &json!({}))
         .await
         .expect(200);
+    // A running job stops at its next check: once it has, a second cancel is refused.
+    let ended = app
+        .get(&format!("/api/v1/sync-jobs/{job}?wait=30"))
+        .await
+        .expect(200);
+    assert_eq!(ended.json["status"], "cancelled", "{}", ended.text);
     // Refused changes add nothing.
     app.delete(&format!("/api/v1/api-keys/{key_id}"))
         .await

@@ -552,6 +552,32 @@ async fn a_job_summary_or_change_that_does_not_decode_is_stored_data_invalid_not
 }
 
 #[tokio::test]
+async fn a_job_error_without_its_message_or_audit_details_that_do_not_parse_are_refused() {
+    let env = spawn_with_google(directory(1)).await;
+    let job = env.sync(true).await;
+    let id = job["id"].as_str().unwrap();
+    // Read as defaults, these showed an empty message and a `null` trail entry.
+    env.app
+        .db
+        .execute_unprepared(
+            "UPDATE sync_jobs SET error_code = 'unknown_group', error_message = NULL",
+        )
+        .await
+        .unwrap();
+    let r = env.app.get(&format!("/api/v1/sync-jobs/{id}")).await;
+    assert_eq!((r.status, r.error_code()), (503, "stored_data_invalid"));
+    assert!(r.text.contains("sync_jobs.error_message"), "{}", r.text);
+    env.app
+        .db
+        .execute_unprepared("UPDATE audit_events SET details = '{\"dry_run\":'")
+        .await
+        .unwrap();
+    let r = env.app.get("/api/v1/audit-events").await;
+    assert_eq!((r.status, r.error_code()), (503, "stored_data_invalid"));
+    assert!(r.text.contains("audit_events.details"), "{}", r.text);
+}
+
+#[tokio::test]
 async fn an_api_key_whose_role_does_not_decode_is_refused_not_read_as_reader() {
     let env = spawn_with_google(directory(0)).await;
     let key = env.app.api_key("operator").await;
