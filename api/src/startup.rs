@@ -9,10 +9,10 @@ use anyhow::Context;
 use std::time::Duration;
 
 use dirsync_core::{
-    jobs::{self, Worker},
+    jobs::Worker,
     secrets::Cipher,
     settings::Settings,
-    sync::runner::SyncRunner,
+    sync::{runner::SyncRunner, schedule},
 };
 use sea_orm::DatabaseConnection;
 use utoipa::OpenApi;
@@ -74,6 +74,7 @@ impl Application {
             runner,
             Duration::from_secs(settings.job_lease_seconds),
             metrics.clone(),
+            &settings.host_name,
         );
         let notifier = dirsync_core::notifications::Sender::new(
             db.clone(),
@@ -176,10 +177,10 @@ impl Application {
     /// On SIGTERM/Ctrl-C, two things at once, each within [`SHUTDOWN_GRACE`]: requests in flight
     /// finish (no new connections are accepted), and a sync job running here stops at its next
     /// page or phase, having written nothing, and goes back to the queue for another instance
-    /// (see [`jobs::Worker::shutdown`]) — not a lease later.
+    /// (see [`Worker::shutdown`]) — not a lease later.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let worker = self.state.worker.clone();
-        let scheduler = jobs::run_scheduler(self.state.db.clone(), worker.clone());
+        let scheduler = schedule::run_scheduler(self.state.db.clone(), worker.clone());
         let notifier = self.state.notifier.clone();
         let handle = self.server.handle();
         let server = self.server;

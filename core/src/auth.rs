@@ -323,7 +323,7 @@ pub async fn list_api_keys<C: ConnectionTrait>(
 /// the key as it was.
 pub async fn delete_api_key(db: &DatabaseConnection, id: Uuid, actor: &str) -> Result<ApiKeyInfo> {
     // Reads before it writes: takes SQLite's write lock up front (see `begin_write`).
-    let txn = crate::users::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let info = ApiKeyInfo::from(
         api_keys::Entity::find_by_id(id)
             .one(&txn)

@@ -5,16 +5,20 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context;
+use dirsync_entity::users;
 use dirsync_migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Expr, IntoColumnRef, Query, SimpleExpr};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
-    DbErr, EntityName, EntityTrait, IdenStatic, Iterable, PrimaryKeyToColumn, PrimaryKeyTrait,
-    QueryTrait, Statement, Value,
+    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic, Iterable,
+    PrimaryKeyToColumn, PrimaryKeyTrait, QuerySelect, QueryTrait, Statement, TransactionTrait,
+    Value,
 };
+use uuid::Uuid;
 
 use crate::settings::Settings;
+use crate::{Error, Result};
 
 /// Connects to the configured database (creating the SQLite file and data directory on first
 /// start) and applies pending migrations.
@@ -127,6 +131,35 @@ pub fn is_unavailable(e: &DbErr) -> bool {
 /// True when the database answers a trivial query.
 pub async fn is_reachable(db: &DatabaseConnection) -> bool {
     db.execute_unprepared("SELECT 1").await.is_ok()
+}
+
+/// Begins a transaction that is going to write. On SQLite it takes the write lock at once: a
+/// transaction that reads first and writes later fails with "database is locked" when another
+/// connection wrote in between (a WAL snapshot cannot be upgraded), whereas waiting for the
+/// lock up front is covered by the busy timeout. PostgreSQL locks rows and needs nothing.
+pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DbBackend::Sqlite {
+        // A write that matches no row still takes the lock (like BEGIN IMMEDIATE).
+        txn.execute_unprepared("UPDATE users SET id = id WHERE 1 = 0")
+            .await?;
+    }
+    Ok(txn)
+}
+
+/// Locks a user's row until the transaction ends, so that concurrent changes of one user run
+/// one after the other (PostgreSQL; on SQLite [`begin_write`] holds the database's write lock
+/// already). 404 when there is no such user.
+pub(crate) async fn lock_user<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<()> {
+    users::Entity::find_by_id(id)
+        .select_only()
+        .column(users::Column::Id)
+        .lock_exclusive()
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    Ok(())
 }
 
 /// `(SELECT E.value FROM E WHERE E.key = outer)`: one column of a related row, read in the query

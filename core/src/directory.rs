@@ -235,7 +235,7 @@ pub async fn update(
     settings: DirectorySettings,
 ) -> Result<(Option<DirectoryView>, DirectoryView)> {
     let s = validate(settings)?;
-    let txn = crate::users::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let (before, after) = write_settings(&txn, s).await?;
     audit::record(
         &txn,
@@ -312,7 +312,7 @@ pub async fn set_service_account(
             "setting": "DIRSYNC_GOOGLE_TOKEN_URL",
         })));
     }
-    let txn = crate::users::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let row = config_row(&txn).await?;
     // Fails closed before writing anything when the stored settings do not decode.
     let before = view(&row)?;

@@ -127,7 +127,7 @@ pub async fn set_message_count(
             "message_count must be 0 or more",
         ));
     }
-    let txn = crate::users::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     // Locked, so that the audit trail's before and after are those of this change.
     archive_folders::Entity::find_by_id(id)
         .select_only()

@@ -17,6 +17,7 @@ pub mod notifications;
 pub mod oidc;
 pub mod outbound;
 pub mod paging;
+pub mod password;
 pub mod privileges;
 pub mod rate_limit;
 pub mod secrets;

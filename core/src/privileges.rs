@@ -363,7 +363,7 @@ pub async fn replace(
     input: &PrivilegesInput,
 ) -> Result<Privileges> {
     let after = input.parse()?;
-    let txn = crate::users::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     // Locked: two replacements of one user's set run one after the other.
     let user_name: String = users::Entity::find_by_id(user_id)
         .select_only()
@@ -531,7 +531,7 @@ pub async fn save_defaults(
     };
     // Created outside the transaction: on PostgreSQL a lost creation race would abort it.
     directory::config_row(db).await?;
-    let txn = crate::users::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let row = directory_config::Entity::find_by_id(directory::ROW_ID)
         .one(&txn)
         .await?

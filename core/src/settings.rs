@@ -84,6 +84,9 @@ pub struct Settings {
     pub notification_retry_delays: Vec<std::time::Duration>,
     /// Certificate authorities and proxies for outbound requests (Google, OpenID discovery).
     pub outbound: Outbound,
+    /// This machine's name (`HOSTNAME`; `dirsync` when unset): it starts the lease owner of the
+    /// sync jobs this instance runs, so that a take-over's log names the instance that died.
+    pub host_name: String,
 }
 
 impl Default for Settings {
@@ -112,6 +115,7 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             notification_retry_delays: crate::notifications::delivery::RETRY_DELAYS.to_vec(),
             outbound: Outbound::default(),
+            host_name: "dirsync".into(),
         }
     }
 }
@@ -222,6 +226,11 @@ impl Settings {
         s.outbound.https_proxy = env_outbound.https_proxy;
         s.outbound.http_proxy = env_outbound.http_proxy;
         s.outbound.no_proxy = env_outbound.no_proxy;
+        // Set by the shell, Docker and Kubernetes (the container or pod name), not by dirsync's
+        // own variables: read as every program on the host reads it.
+        if let Some(host) = env("HOSTNAME").filter(|h| !h.is_empty()) {
+            s.host_name = host;
+        }
         s.validate()?;
         Ok(s)
     }
@@ -398,6 +407,22 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:1");
         assert_eq!(s.data_dir, PathBuf::from("/var/lib/x"));
         assert_eq!(s.google_directory_url, "https://admin.googleapis.com");
+    }
+
+    #[test]
+    fn the_host_name_is_hostname_and_dirsync_when_it_is_unset_or_empty() {
+        let with = |v: &str| {
+            let v = v.to_string();
+            Settings::load_from(None, move |k| (k == "HOSTNAME").then(|| v.clone()))
+                .unwrap()
+                .host_name
+        };
+        assert_eq!(with("node-7"), "node-7");
+        assert_eq!(with(""), "dirsync");
+        assert_eq!(
+            Settings::load_from(None, |_| None).unwrap().host_name,
+            "dirsync"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use dirsync_core::google::{Account, ClientConfig, DirectoryClient, ServiceAccountKey};
-use dirsync_core::sync::fetch::MemberWalk;
+use dirsync_core::sync::scope::MemberWalk;
 use dirsync_google_emulator::{Directory, Emulator, EmulatorOptions, Endpoint};
 
 /// Seed of the generated directories.

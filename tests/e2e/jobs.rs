@@ -357,26 +357,26 @@ async fn a_server_stopped_with_sigterm_hands_its_job_over_at_once_not_a_lease_la
 #[tokio::test]
 async fn the_schedule_queues_a_job_once_per_interval_and_not_while_one_runs() {
     let env = spawn_with_google(directory(2)).await;
-    assert!(dirsync_core::jobs::schedule_once(&env.app.db)
+    assert!(dirsync_core::sync::schedule::schedule_once(&env.app.db)
         .await
         .unwrap()
         .is_none());
     env.configure(json!({"schedule_minutes": 60}))
         .await
         .expect(200);
-    let job = dirsync_core::jobs::schedule_once(&env.app.db)
+    let job = dirsync_core::sync::schedule::schedule_once(&env.app.db)
         .await
         .unwrap()
         .expect("due");
     assert_eq!(job.trigger, dirsync_entity::Trigger::Schedule);
     // Not again while it is active, nor within the interval after it.
-    assert!(dirsync_core::jobs::schedule_once(&env.app.db)
+    assert!(dirsync_core::sync::schedule::schedule_once(&env.app.db)
         .await
         .unwrap()
         .is_none());
     let done = env.wait(&job.id.to_string()).await;
     assert_eq!(done["status"], "succeeded");
-    assert!(dirsync_core::jobs::schedule_once(&env.app.db)
+    assert!(dirsync_core::sync::schedule::schedule_once(&env.app.db)
         .await
         .unwrap()
         .is_none());

@@ -737,7 +737,7 @@ async fn local_user(o: &OidcEnv, name: &str, password: Option<&str>, privileges:
         Some(p) => {
             let p = p.to_string();
             Some(
-                tokio::task::spawn_blocking(move || dirsync_core::oidc::hash_password(&p))
+                tokio::task::spawn_blocking(move || dirsync_core::password::hash_password(&p))
                     .await
                     .unwrap()
                     .unwrap(),

@@ -369,3 +369,95 @@ mod tests {
         }
     }
 }
+
+/// The reader against the Google emulator, which logs what Google logs for each change.
+#[cfg(test)]
+mod emulator_tests {
+    use super::*;
+    use crate::google::{Account, ClientConfig, DirectoryClient, GoogleError, ServiceAccountKey};
+    use dirsync_google_emulator::{Directory, Emulator, EmulatorOptions, READONLY_SCOPES};
+
+    fn client(emu: &Emulator) -> DirectoryClient {
+        let key = ServiceAccountKey::parse(emu.service_account_key_json().as_bytes()).unwrap();
+        let mut config =
+            ClientConfig::new(key, emu.base_url(), "admin@example.com", Account::default());
+        config.token_url = emu.token_uri();
+        DirectoryClient::new(config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn changes_in_the_directory_are_read_back_as_touched_addresses_and_groups() {
+        let emu = Emulator::start(EmulatorOptions::with_directory(Directory::generate(
+            40, 4, 3,
+        )))
+        .await
+        .unwrap();
+        let c = emu.control();
+        let dir = c.directory();
+        let mut users = dir.users().filter(|u| !u.is_admin);
+        let (a, b) = (
+            users.next().unwrap().primary_email.clone(),
+            users.next().unwrap().primary_email.clone(),
+        );
+        let group = dir.groups().next().unwrap().email.clone();
+        let start = Utc::now() - chrono::Duration::seconds(5);
+        c.rename_user(&a, "renamed@example.com").unwrap();
+        c.suspend_user(&b, true).unwrap();
+        c.remove_member(&group, &b).ok();
+        let client = client(&emu);
+        let all = client
+            .activities(start, Utc::now() + chrono::Duration::seconds(1))
+            .collect_all()
+            .await
+            .unwrap();
+        assert!(all.len() >= 3, "{all:?}");
+        let t = touched(&all, &HashSet::new());
+        assert!(t.addresses.contains(&a.to_lowercase()));
+        assert!(t.addresses.contains("renamed@example.com"));
+        assert!(t.addresses.contains(&b.to_lowercase()));
+        assert_eq!(t.fallback, None);
+        // Read again with the first read applied: nothing new.
+        let applied: HashSet<ActivityKey> = t.new.into_iter().collect();
+        let again = client
+            .activities(start, Utc::now() + chrono::Duration::seconds(1))
+            .collect_all()
+            .await
+            .unwrap();
+        assert!(touched(&again, &applied).new.is_empty());
+        // The re-read confirms what the events only hint at.
+        assert!(client
+            .get_user("renamed@example.com")
+            .await
+            .unwrap()
+            .is_some());
+        assert!(
+            client.get_user(&a).await.unwrap().is_none(),
+            "the old address is gone"
+        );
+        assert!(client.get_user(&b).await.unwrap().unwrap().suspended);
+    }
+
+    #[tokio::test]
+    async fn without_the_audit_scope_the_log_is_refused_naming_it_and_listings_still_work() {
+        let emu = Emulator::start(EmulatorOptions::with_directory(Directory::generate(
+            10, 1, 3,
+        )))
+        .await
+        .unwrap();
+        emu.control()
+            .set_delegation(&emu.service_account().client_id, &READONLY_SCOPES);
+        let client = client(&emu);
+        let err = client
+            .activities(Utc::now() - chrono::Duration::hours(1), Utc::now())
+            .collect_all()
+            .await
+            .unwrap_err();
+        // The emulator, like Google, refuses to issue a token for a scope not granted.
+        assert!(
+            matches!(&err, GoogleError::UnauthorizedClient { scopes, .. } if scopes == AUDIT_SCOPE),
+            "{err:?}"
+        );
+        assert!(format!("{err}").contains(AUDIT_SCOPE), "{err}");
+        assert_eq!(client.list_users().await.unwrap().len(), 10);
+    }
+}

@@ -6,9 +6,11 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use secrecy::ExposeSecret;
 use url::Url;
 
+use super::activity::{Activity, AUDIT_SCOPE};
 use super::model::{Listed, WirePage};
 use super::token::{transport_error, TokenCache, TokenSource};
 use super::{GoogleError, Group, Member, ServiceAccountKey, User, SCOPES};
@@ -152,15 +154,29 @@ impl ClientConfig {
 }
 
 const USER_FIELDS: &str = "nextPageToken,users(id,primaryEmail,name(givenName,familyName,fullName),suspended,archived,aliases,nonEditableAliases,emails(address))";
+/// `users.get`'s fields: those of a listed user ([`USER_FIELDS`] without the page wrapper).
+const USER_GET_FIELDS: &str =
+    "id,primaryEmail,name(givenName,familyName,fullName),suspended,archived,aliases,nonEditableAliases,emails(address)";
 const GROUP_FIELDS: &str = "nextPageToken,groups(id,email,name,directMembersCount)";
 const MEMBER_FIELDS: &str = "nextPageToken,members(id,email,type,role,status)";
+
+/// Which of Google's two Admin SDK APIs a request goes to: each has its own token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Api {
+    Directory,
+    Reports,
+}
 
 /// A Google Workspace Directory API client (read-only). Cheap to share behind an `Arc`; tokens
 /// are cached inside.
 pub struct DirectoryClient {
     http: reqwest::Client,
     tokens: TokenSource,
+    /// For the admin activity log (Reports API), with the audit scope alone.
+    audit_tokens: TokenSource,
     api_base: Url,
+    /// `{base}/admin/reports/v1/`.
+    reports_base: Url,
     admin_email: String,
     account: Account,
     retry: RetryPolicy,
@@ -213,20 +229,31 @@ impl DirectoryClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| GoogleError::Config(format!("HTTP client: {e}")))?;
-        let tokens = TokenSource::new(
-            config.key,
-            config.admin_email.trim().to_string(),
-            config.token_url,
-            &config.tokens,
-            token_http,
-            config.retry.clone(),
-            config.request_timeout,
-            config.on_request.clone(),
-        );
+        let token_source = |scopes: &[&str]| {
+            TokenSource::new(
+                config.key.clone(),
+                config.admin_email.trim().to_string(),
+                config.token_url.clone(),
+                &config.tokens,
+                token_http.clone(),
+                config.retry.clone(),
+                config.request_timeout,
+                config.on_request.clone(),
+                scopes,
+            )
+        };
+        let tokens = token_source(&SCOPES);
+        // A token of its own for the admin log: full syncs never ask for the audit scope, so
+        // they keep working where an administrator has not granted it.
+        let audit_tokens = token_source(&[AUDIT_SCOPE]);
+        let reports_base = Url::parse(&format!("{base}/admin/reports/v1/"))
+            .map_err(|e| GoogleError::Config(format!("directory base URL {base:?}: {e}")))?;
         Ok(DirectoryClient {
             http,
             tokens,
+            audit_tokens,
             api_base,
+            reports_base,
             admin_email: config.admin_email.trim().to_string(),
             account: config.account,
             retry: config.retry,
@@ -335,6 +362,47 @@ impl DirectoryClient {
         }
     }
 
+    /// The admin activity log from `start` to `end` (both inclusive), newest first, 1,000 per
+    /// page. The window is fixed for the whole listing: a cursor saved mid-listing must hold
+    /// the token and the window, not the time of the last item seen
+    /// (google-reports-api.md §2). No `eventName` or `filters`: those count against a far
+    /// smaller quota. Needs the audit scope ([`AUDIT_SCOPE`]): without it the first page fails
+    /// with [`GoogleError::InsufficientScopes`] naming that scope.
+    pub fn activities(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Pages<'_, Activity> {
+        let mut url = self.reports_base.clone();
+        {
+            let mut path = url.path_segments_mut().expect("http URL has a path");
+            path.pop_if_empty();
+            path.extend(["activity", "users", "all", "applications", "admin"]);
+        }
+        let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+        url.query_pairs_mut()
+            .append_pair("startTime", &time(start))
+            .append_pair("endTime", &time(end))
+            .append_pair("maxResults", "1000")
+            .append_pair("prettyPrint", "false");
+        let mut pages = Pages::new(self, "activities.list", url, "the admin log".into());
+        pages.api = Api::Reports;
+        pages
+    }
+
+    /// One user by primary address, alias or id; `None` when Google answers 404 — the
+    /// confirmation an incremental sync needs before it treats a user as gone.
+    pub async fn get_user(&self, user_key: &str) -> Result<Option<User>, GoogleError> {
+        let mut url = self.url(&["users", user_key]);
+        url.query_pairs_mut()
+            .append_pair("fields", USER_GET_FIELDS)
+            .append_pair("prettyPrint", "false");
+        match self
+            .get_json::<super::model::WireUser>("users.get", url, &format!("user {user_key}"))
+            .await
+        {
+            Ok(u) => Ok(Some(u.into())),
+            Err(GoogleError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// GET with the retry rules of product §2; returns the parsed body.
     #[tracing::instrument(name = "google_request", skip(self, url, what), fields(%endpoint))]
     pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
@@ -343,12 +411,28 @@ impl DirectoryClient {
         url: Url,
         what: &str,
     ) -> Result<T, GoogleError> {
+        self.get_json_from(Api::Directory, endpoint, url, what)
+            .await
+    }
+
+    /// GET from one of the two APIs, with its own token; see [`DirectoryClient::get_json`].
+    async fn get_json_from<T: serde::de::DeserializeOwned>(
+        &self,
+        api: Api,
+        endpoint: &'static str,
+        url: Url,
+        what: &str,
+    ) -> Result<T, GoogleError> {
+        let tokens = match api {
+            Api::Directory => &self.tokens,
+            Api::Reports => &self.audit_tokens,
+        };
         let max = self.retry.max_attempts.max(1);
         let mut attempt = 0;
         let mut refreshed = false;
         loop {
             attempt += 1;
-            let token = self.tokens.get().await?;
+            let token = tokens.get().await?;
             let started = std::time::Instant::now();
             let sent = self
                 .http
@@ -399,7 +483,7 @@ impl DirectoryClient {
                 // An expired or revoked token: refresh once and try again at once.
                 tracing::info!("401 from Google; refreshing the access token once");
                 refreshed = true;
-                self.tokens.invalidate(&token).await;
+                tokens.invalidate(&token).await;
                 attempt -= 1;
                 continue;
             }
@@ -432,13 +516,14 @@ impl DirectoryClient {
                     attempts: attempt,
                 }
             } else {
-                self.classify(endpoint, status, reason, message, what)
+                self.classify(api, endpoint, status, reason, message, what)
             });
         }
     }
 
     fn classify(
         &self,
+        api: Api,
         endpoint: &'static str,
         status: u16,
         reason: String,
@@ -451,7 +536,10 @@ impl DirectoryClient {
                 admin_email: self.admin_email.clone(),
             },
             (403, "insufficientPermissions") => GoogleError::InsufficientScopes {
-                scopes: SCOPES.join(","),
+                scopes: match api {
+                    Api::Directory => SCOPES.join(","),
+                    Api::Reports => AUDIT_SCOPE.to_string(),
+                },
                 message,
             },
             (404, _) if message.contains("Domain not found") => GoogleError::DomainNotFound {
@@ -519,6 +607,7 @@ fn error_reason(body: &[u8]) -> (String, String) {
 /// deletion decision must check.
 pub struct Pages<'c, T> {
     client: &'c DirectoryClient,
+    api: Api,
     endpoint: &'static str,
     url: Url,
     what: String,
@@ -534,6 +623,7 @@ impl<'c, T: Listed> Pages<'c, T> {
     fn new(client: &'c DirectoryClient, endpoint: &'static str, url: Url, what: String) -> Self {
         Pages {
             client,
+            api: Api::Directory,
             endpoint,
             url,
             what,
@@ -572,7 +662,10 @@ impl<'c, T: Listed> Pages<'c, T> {
         if let Some(t) = &self.next_token {
             url.query_pairs_mut().append_pair("pageToken", t);
         }
-        let page: T::Wire = self.client.get_json(self.endpoint, url, &self.what).await?;
+        let page: T::Wire = self
+            .client
+            .get_json_from(self.api, self.endpoint, url, &self.what)
+            .await?;
         self.pages += 1;
         let (items, next) = page.split();
         match next.filter(|t| !t.is_empty()) {

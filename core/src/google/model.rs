@@ -132,7 +132,7 @@ struct WireName {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireUser {
+pub(crate) struct WireUser {
     id: String,
     #[serde(default)]
     primary_email: String,
@@ -306,6 +306,17 @@ impl WirePage for GroupsPage {
             self.groups.into_iter().map(Group::from).collect(),
             self.next_page_token,
         )
+    }
+}
+
+impl Listed for super::activity::Activity {
+    type Wire = super::activity::ActivitiesPage;
+}
+
+impl WirePage for super::activity::ActivitiesPage {
+    type Item = super::activity::Activity;
+    fn split(self) -> (Vec<super::activity::Activity>, Option<String>) {
+        (self.items, self.next_page_token)
     }
 }
 

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::client::{Hook, RetryPolicy};
-use super::{GoogleError, ServiceAccountKey, SCOPES};
+use super::{GoogleError, ServiceAccountKey};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// A cached token is replaced this long before it expires.
@@ -123,8 +123,9 @@ impl TokenSource {
         retry: RetryPolicy,
         timeout: Duration,
         hook: Option<Hook>,
+        scopes: &[&str],
     ) -> TokenSource {
-        let scopes = SCOPES.join(" ");
+        let scopes = scopes.join(" ");
         let slot = cache.slot(CacheKey {
             private_key_id: key.private_key_id.clone(),
             client_email: key.client_email.clone(),
@@ -285,7 +286,8 @@ impl TokenSource {
         match err.error.as_str() {
             "unauthorized_client" => GoogleError::UnauthorizedClient {
                 client_id: self.key.delegation_client_id().to_string(),
-                scopes: SCOPES.join(","),
+                // The scopes this source asks for: the Directory ones, or the audit log's.
+                scopes: self.scopes.replace(' ', ","),
             },
             "invalid_grant" if d.contains("Invalid email or User ID") => {
                 GoogleError::AdminNotFound {

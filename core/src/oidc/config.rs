@@ -190,7 +190,7 @@ pub async fn update(
     settings: OidcSettings,
 ) -> Result<(Option<OidcView>, OidcView, bool)> {
     let s = validate(settings)?;
-    let txn = crate::users::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let (before, after, secret_changed) = write(&txn, cipher, s).await?;
     crate::audit::record(
         &txn,

@@ -1,4 +1,5 @@
-//! Signing in: Sign in with Google (OpenID Connect, product §4) and local passwords.
+//! Sign in with Google (OpenID Connect, product §4). Local passwords are [`crate::password`]; the
+//! checks every sign-in makes and the session answer are [`user`], shared with it.
 //!
 //! - [`config`]: the one OIDC configuration (client id, encrypted client secret, redirect URI
 //!   checked as Google checks it, allowed domains, session lifetime).
@@ -11,7 +12,6 @@
 //!   user found by `sub` = `directory_id`, and a session.
 //! - [`auth_test`]: an administrator's test of one user's sign-in, which records why it would
 //!   fail and never creates a session.
-//! - [`password_login`]: `local` users with an argon2id password.
 //!
 //! Every refusal is a [`crate::Error`] with a stable code and a message for people, never with
 //! tokens or internals: 400 for an unusable request (state, code), 401 for credentials that fail
@@ -24,16 +24,14 @@ mod binding;
 pub mod config;
 mod flow;
 mod id_token;
-mod password;
 mod provider;
 mod redirect_uri;
-mod user;
+pub(crate) mod user;
 
 pub use attempts::AttemptClient;
 pub use binding::BrowserBinding;
 pub use flow::{finish_login, start_login, Callback, CallbackOutcome, LoginRequest, SignedIn};
 pub use id_token::IdClaims;
-pub use password::{hash_password, password_login};
 pub use provider::{Discovery, GoogleOidc};
 pub use redirect_uri::check_redirect_uri;
 pub use user::SessionUser;

@@ -12,14 +12,18 @@
 //! answer to a valid directory.
 //!
 //! Phases, in order: [`Planner::index`], [`Planner::match_by_directory_id`],
-//! [`Planner::match_by_name`], [`Planner::settle`] (names and addresses, to a fixed point), then
-//! the writes ([`Planner::changes`]) and the departures ([`Planner::departures`]).
+//! [`Planner::match_by_name`], [`Planner::settle`] (renames and addresses together, to a fixed
+//! point: an address that cannot move refuses an adoption, whose user then keeps its name and
+//! holds back a rename onto it, so neither can be settled first), then the writes ([`Planner::changes`]) and the departures
+//! ([`Planner::departures`], `departures.rs`). Whether an unmatched directory user leaves is one
+//! predicate, [`Planner::departure`] (`departures.rs`), asked by settling and departures alike.
 
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::departures::Departure;
 use super::plan::{
     key, Change, ChangeKind, Fields, LocalState, LocalUser, NewUser, Plan, RemoteState, RemoteUser,
     Rules, UserUpdate,
@@ -70,12 +74,12 @@ enum Holder {
 /// [`plan`]: super::plan::plan
 pub(super) struct Planner<'a> {
     remote: &'a RemoteState,
-    users: &'a [LocalUser],
-    rules: Rules,
+    pub(super) users: &'a [LocalUser],
+    pub(super) rules: Rules,
     by_dir_id: HashMap<&'a str, usize>,
     by_name: HashMap<String, usize>,
     /// Per local user: the target it is matched to.
-    matched: Vec<Option<usize>>,
+    pub(super) matched: Vec<Option<usize>>,
     targets: Vec<Target<'a>>,
 }
 
@@ -150,14 +154,6 @@ impl<'a> Planner<'a> {
             dropped: Vec::new(),
             refused: None,
         });
-    }
-
-    /// The one "is leaving" rule (§3.4, §3.5): a directory user that no in-scope Google user
-    /// matched is deleted when `auto_delete_users` is on, unless it holds `admin`. A leaving
-    /// user frees its name and addresses for this same run.
-    fn leaves(&self, i: usize) -> bool {
-        let u = &self.users[i];
-        u.directory && self.matched[i].is_none() && self.rules.auto_delete_users && !u.is_admin
     }
 
     /// A local row this run leaves exactly as it is, holding its name and addresses: local
@@ -237,13 +233,12 @@ impl<'a> Planner<'a> {
                         }
                     }
                 }
-                if newly_dropped.is_empty() {
+                let Some((a, who)) = newly_dropped.first() else {
                     continue;
-                }
+                };
                 changed = true;
                 let target = &mut self.targets[t];
                 if target.local.is_none() || target.adopt {
-                    let (a, who) = &newly_dropped[0];
                     let verb = if target.adopt { "linked" } else { "created" };
                     target.refused = Some(format!("the address {a} is held by {who}; not {verb}"));
                 }
@@ -296,7 +291,7 @@ impl<'a> Planner<'a> {
                          linked in this run",
                         u.user_name
                     )
-                } else if u.is_admin && self.rules.auto_delete_users {
+                } else if self.departure(j) == Some(Departure::KeptAdmin) {
                     format!(
                         "the directory user {}, which is no longer in scope but holds admin and is \
                          never deleted by a sync: delete it here or remove its admin privilege",
@@ -421,52 +416,6 @@ impl<'a> Planner<'a> {
             disabled: r.disabled,
             addresses: addresses_changed.then_some(addresses),
         });
-    }
-
-    /// Phase 6: directory users no longer in scope (§3.4, §3.5).
-    pub(super) fn departures(&self, out: &mut Plan) {
-        for (i, u) in self.users.iter().enumerate() {
-            if !u.directory || self.matched[i].is_some() {
-                continue;
-            }
-            let change = |kind, reason: &str| Change {
-                kind,
-                user_name: u.user_name.clone(),
-                directory_id: u.directory_id.clone(),
-                fields: Fields::new(),
-                reason: Some(reason.to_string()),
-            };
-            if self.leaves(i) {
-                out.changes.push(change(
-                    ChangeKind::Delete,
-                    "no longer in Google or in the sync groups",
-                ));
-                out.summary.deleted += 1;
-                out.deletes.push(u.id);
-                if u.folder_messages > 0 {
-                    out.changes.push(change(
-                        ChangeKind::FolderKept,
-                        &format!(
-                            "the archive folder holds {} messages; kept, detached from the user",
-                            u.folder_messages
-                        ),
-                    ));
-                    out.summary.folders_kept += 1;
-                }
-            } else if !self.rules.auto_delete_users {
-                out.changes.push(change(
-                    ChangeKind::OutOfScope,
-                    "no longer in Google or in the sync groups; left alone because auto_delete_users is off",
-                ));
-                out.summary.out_of_scope += 1;
-            } else {
-                out.changes.push(change(
-                    ChangeKind::KeptAdmin,
-                    "no longer in scope, but holds the admin privilege: never deleted by a sync",
-                ));
-                out.summary.kept_admin += 1;
-            }
-        }
     }
 }
 

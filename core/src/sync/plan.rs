@@ -34,12 +34,6 @@ pub struct RemoteState {
     pub in_scope: Option<HashSet<String>>,
 }
 
-impl RemoteState {
-    pub(super) fn contains(&self, id: &str) -> bool {
-        self.in_scope.as_ref().is_none_or(|s| s.contains(id))
-    }
-}
-
 /// A local user as the engine needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalUser {
@@ -223,21 +217,13 @@ impl Plan {
     }
 }
 
-/// The deletion limit in force: the configured number, else 10 % of the directory users but at
-/// least 5 (product.md §3.6).
-pub fn deletion_limit(configured: Option<u32>, directory_users: usize) -> u64 {
-    configured
-        .map(u64::from)
-        .unwrap_or_else(|| ((directory_users as u64) * 10).div_ceil(100).max(5))
-}
-
 /// The lower-cased key under which names and addresses are unique (case-insensitively).
 pub(super) fn key(s: &str) -> String {
     s.to_lowercase()
 }
 
 /// Computes the plan. Deterministic for the same inputs. The phases and the rules of who may
-/// take which name and address live in `matching.rs`.
+/// take which name and address live in `matching.rs`, who leaves in `departures.rs`.
 pub fn plan(remote: &RemoteState, local: &LocalState, rules: Rules) -> Plan {
     let mut planner = Planner::index(remote, local, rules);
     let unmatched = planner.match_by_directory_id();

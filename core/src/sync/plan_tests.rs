@@ -1,5 +1,8 @@
-//! The rules of product.md §3 on the pure planner, and a property test: plan, apply, plan again
-//! gives an empty plan, and deletions are always synced users that left the scope.
+//! The rules of product.md §3 on the pure planner, and property tests: plan, apply, plan again
+//! gives an empty plan, with one property per rule the planner and the safeguards hold (§3.1
+//! scope, §3.2–3.3 create and match, §3.4–3.5 departures and folders, §3.6 safeguards, §3.10
+//! idempotence). Rules 7–9 and 11 are the runner's and the jobs': the end-to-end suite tests
+//! them (`tests/e2e/sync.rs`, `tests/e2e/jobs.rs`).
 
 use std::collections::HashSet;
 
@@ -7,6 +10,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
+use crate::sync::safeguards::{self, deletion_limit};
 
 fn remote(id: &str, email: &str, aliases: &[&str], disabled: bool) -> RemoteUser {
     RemoteUser {
@@ -487,6 +491,7 @@ fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
             any::<bool>(),
             any::<bool>(),
             proptest::option::of(name()),
+            0i64..3,
         ),
         0..8,
     );
@@ -516,7 +521,7 @@ fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
         let mut seen_names = HashSet::new();
         let mut seen_local_ids = HashSet::new();
         let mut seen_local_addr = HashSet::new();
-        for (id, name, directory, is_admin, disabled, alias) in lu {
+        for (id, name, directory, is_admin, disabled, alias, messages) in lu {
             // The database keeps names, addresses and directory ids unique.
             if !seen_names.insert(name.clone()) || !seen_local_addr.insert(name.clone()) {
                 continue;
@@ -537,7 +542,7 @@ fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
                 disabled,
                 addresses,
                 is_admin,
-                folder_messages: 0,
+                folder_messages: messages,
             });
         }
         let in_scope = scope.map(|s| s.into_iter().map(|i| i.to_string()).collect());
@@ -566,6 +571,30 @@ proptest! {
             prop_assert!(u.directory && !u.is_admin);
             prop_assert!(u.directory_id.as_deref().is_none_or(|d| !in_scope.contains(d)));
         }
+        // §3.1: no Google user out of scope is created or written.
+        for d in first.creates.iter().map(|c| &c.directory_id).chain(first.updates.iter().map(|u| &u.directory_id)) {
+            prop_assert!(in_scope.contains(d.as_str()), "out-of-scope Google user {} written", d);
+        }
+        // §3.4: with auto_delete_users off nothing is deleted; every departing directory user is
+        // reported once, as deleted, out of scope or kept admin.
+        if !auto {
+            prop_assert!(first.deletes.is_empty());
+        }
+        let departures = first
+            .changes
+            .iter()
+            .filter(|c| matches!(c.kind, ChangeKind::Delete | ChangeKind::OutOfScope | ChangeKind::KeptAdmin))
+            .count() as u64;
+        prop_assert_eq!(departures, first.summary.deleted + first.summary.out_of_scope + first.summary.kept_admin);
+        prop_assert_eq!(first.summary.deleted, first.deletes.len() as u64);
+        // §3.5: a deleted user's folder is reported kept exactly when it holds messages.
+        let with_messages = first
+            .deletes
+            .iter()
+            .filter(|id| local.users.iter().any(|u| u.id == **id && u.folder_messages > 0))
+            .count() as u64;
+        prop_assert_eq!(kinds(&first).iter().filter(|k| **k == ChangeKind::FolderKept).count() as u64, with_messages);
+        prop_assert_eq!(first.summary.folders_kept, with_messages);
         // Local users are never touched.
         for u in local.users.iter().filter(|u| !u.directory) {
             prop_assert!(!first.deletes.contains(&u.id));
@@ -583,7 +612,64 @@ proptest! {
                 prop_assert!(addrs.insert(a.to_lowercase()), "duplicate address {}", a);
             }
         }
+        // §3.2, §3.3: every Google user in scope is, once applied, a user here linked to it, or
+        // a conflict that names it.
+        for id in &in_scope {
+            let linked = after.users.iter().any(|u| u.directory && u.directory_id.as_deref() == Some(*id));
+            let conflict = first.changes.iter().any(|c| c.kind == ChangeKind::Conflict && c.directory_id.as_deref() == Some(*id));
+            prop_assert!(linked || conflict, "Google user {} neither synced nor reported", id);
+        }
         let second = plan(&remote, &after, rules);
         prop_assert!(second.writes_nothing(), "second plan still writes: {:?}", second.changes);
+        // §3.10: the second run reports every synced user unchanged, and changes nobody.
+        prop_assert!(
+            second.changes.iter().all(|c| matches!(c.kind, ChangeKind::Conflict | ChangeKind::OutOfScope | ChangeKind::KeptAdmin)),
+            "second plan reports changes: {:?}", second.changes
+        );
+        let linked_in_scope = after
+            .users
+            .iter()
+            .filter(|u| u.directory && u.directory_id.as_deref().is_some_and(|d| in_scope.contains(d)))
+            .count() as u64;
+        prop_assert_eq!(second.summary.unchanged, linked_in_scope);
+    }
+
+    /// §3.6: the deletion limit is the configured number, else 10 % of the directory users
+    /// (rounded up) but at least 5; more deletions pass only when confirmed with their count.
+    #[test]
+    fn more_deletions_than_the_limit_pass_only_when_confirmed_with_their_count(
+        deletions in 0u64..200,
+        configured in proptest::option::of(0u32..50),
+        directory_users in 0usize..1000,
+        confirm in proptest::option::of(0u64..200),
+    ) {
+        let limit = deletion_limit(configured, directory_users);
+        match configured {
+            Some(n) => prop_assert_eq!(limit, u64::from(n)),
+            None => {
+                prop_assert!(limit >= 5 && limit * 10 >= directory_users as u64);
+                prop_assert!(limit == 5 || (limit - 1) * 10 < directory_users as u64);
+            }
+        }
+        let passes = safeguards::check_deletions(deletions, configured, directory_users, confirm);
+        prop_assert_eq!(passes.is_ok(), deletions <= limit || confirm == Some(deletions));
+        if let Err(e) = passes {
+            prop_assert_eq!(e.code.as_str(), "deletion_limit_exceeded");
+        }
+    }
+
+    /// §3.6: nobody in scope while directory users exist is refused, never planned as
+    /// everyone leaving.
+    #[test]
+    fn a_fetch_with_nobody_in_scope_is_refused_while_directory_users_exist(
+        (remote, local, _) in arb_state(),
+    ) {
+        let directory_users = local.users.iter().filter(|u| u.directory).count();
+        let in_scope = remote.users.iter().filter(|r| remote.contains(&r.id)).count();
+        let refused = safeguards::check_not_empty(&remote, directory_users);
+        prop_assert_eq!(refused.is_err(), in_scope == 0 && directory_users > 0);
+        if let Err(e) = refused {
+            prop_assert_eq!(e.code(), "empty_directory");
+        }
     }
 }

@@ -7,9 +7,10 @@ use dirsync_entity::sync_jobs;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::apply;
-use super::plan::{deletion_limit, plan, Rules};
+use super::plan::{plan, Rules};
+use super::safeguards;
 use super::{fetch, local};
-use crate::jobs::{JobControl, JobErrorBody, JobRunner, Outcome, Phase, Progress, Status};
+use crate::jobs::{JobControl, JobRunner, Outcome, Phase, Progress, Status};
 use crate::secrets::Cipher;
 use crate::{directory, Result};
 
@@ -66,22 +67,7 @@ impl SyncRunner {
         ctl.progress(&progress, true).await;
         let local = local::load(db).await?;
         let directory_users = local.users.iter().filter(|u| u.directory).count();
-        // Nobody in scope while directory users exist is far likelier a broken fetch or an
-        // emptied group than everyone leaving at once: refuse, rather than plan their removal.
-        let in_scope = match &remote.in_scope {
-            None => remote.users.len(),
-            Some(ids) => remote.users.iter().filter(|u| ids.contains(&u.id)).count(),
-        };
-        if in_scope == 0 && directory_users > 0 {
-            return Err(crate::Error::conflict(
-                "empty_directory",
-                format!(
-                    "Google returned no users in scope while {directory_users} directory users exist \
-                     here; refusing to treat that as everyone leaving. Check customer_id/domain, \
-                     admin_email and sync_groups"
-                ),
-            ));
-        }
+        safeguards::check_not_empty(&remote, directory_users)?;
         let the_plan = plan(
             &remote,
             &local,
@@ -107,22 +93,18 @@ impl SyncRunner {
             return Ok(ctl.stop_outcome());
         }
 
-        let deletions = the_plan.deletes.len() as u64;
-        let limit = deletion_limit(cfg.deletion_limit.map(|n| n.max(0) as u32), directory_users);
-        let confirmed = job.confirm_deletions.map(|n| n as u64) == Some(deletions);
+        let over_limit = safeguards::check_deletions(
+            the_plan.deletes.len() as u64,
+            cfg.deletion_limit.map(|n| n.max(0) as u32),
+            directory_users,
+            job.confirm_deletions.map(|n| n as u64),
+        );
         let grants = crate::privileges::load_defaults(db).await?;
         if ctl.should_stop() {
             return Ok(ctl.stop_outcome());
         }
         let txn = db.begin().await.map_err(crate::Error::from)?;
-        if deletions > limit && !confirmed {
-            let error = JobErrorBody::new(
-                "deletion_limit_exceeded",
-                format!(
-                    "the plan deletes {deletions} users, more than the limit of {limit}; nothing was \
-                     written. Review the changes, then run again with confirm_deletions={deletions}"
-                ),
-            );
+        if let Err(error) = over_limit {
             return match ctl
                 .finish(&txn, Status::Blocked, Some(&the_plan), Some(&error))
                 .await?

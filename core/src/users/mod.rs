@@ -13,16 +13,15 @@ use chrono::{DateTime, Utc};
 use dirsync_entity::{archive_folders, user_emails, users};
 use sea_orm::{
     sea_query::{Expr, Query},
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Select, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    FromQueryResult, QueryFilter, QuerySelect, Select, Set,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::db::{related_column, SqlText};
+use crate::db::{begin_write, lock_user, related_column, SqlText};
 use crate::error::DbResultExt;
 use crate::privileges::{self, Access, FolderAccess, Privilege, Privileges};
 use crate::{audit, Error, Result};
@@ -35,35 +34,6 @@ pub use list::{contains_pattern, list, UserFilter};
 pub use dirsync_entity::AuthMethod;
 /// Primary or alias, stored in `user_emails.kind`.
 pub use dirsync_entity::EmailKind;
-
-/// Begins a transaction that is going to write. On SQLite it takes the write lock at once: a
-/// transaction that reads first and writes later fails with "database is locked" when another
-/// connection wrote in between (a WAL snapshot cannot be upgraded), whereas waiting for the
-/// lock up front is covered by the busy timeout. PostgreSQL locks rows and needs nothing.
-pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
-    let txn = db.begin().await?;
-    if txn.get_database_backend() == DbBackend::Sqlite {
-        // A write that matches no row still takes the lock (like BEGIN IMMEDIATE).
-        txn.execute_unprepared("UPDATE users SET id = id WHERE 1 = 0")
-            .await?;
-    }
-    Ok(txn)
-}
-
-/// Locks a user's row until the transaction ends, so that concurrent changes of one user run
-/// one after the other (PostgreSQL; on SQLite [`begin_write`] holds the database's write lock
-/// already). 404 when there is no such user.
-pub(crate) async fn lock_user<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<()> {
-    users::Entity::find_by_id(id)
-        .select_only()
-        .column(users::Column::Id)
-        .lock_exclusive()
-        .into_tuple::<Uuid>()
-        .one(db)
-        .await?
-        .ok_or(Error::NotFound("user"))?;
-    Ok(())
-}
 
 /// The lower-cased user name stored in `users.user_name_key`, unique across users.
 pub fn name_key(user_name: &str) -> String {
@@ -319,9 +289,9 @@ fn check_emails(raw: &[String]) -> Result<Vec<Email>> {
 /// Shortest and longest password accepted.
 const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=1024;
 
-/// Hashes a password with argon2id (PHC string format), off the async runtime: a hash takes
-/// tens of milliseconds of CPU on purpose.
-pub async fn hash_password(password: SecretString) -> Result<String> {
+/// Checks a new password's length and hashes it ([`crate::password::hash_password`]) off the
+/// async runtime: a hash takes tens of milliseconds of CPU on purpose.
+async fn hash_new_password(password: SecretString) -> Result<String> {
     let n = password.expose_secret().chars().count();
     if !PASSWORD_CHARS.contains(&n) {
         return Err(Error::invalid(
@@ -333,16 +303,9 @@ pub async fn hash_password(password: SecretString) -> Result<String> {
             ),
         ));
     }
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-        let salt = SaltString::generate(&mut OsRng);
-        argon2::Argon2::default()
-            .hash_password(password.expose_secret().as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| Error::Internal(anyhow::anyhow!("while hashing a password: {e}")))
-    })
-    .await
-    .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing task failed: {e}")))?
+    tokio::task::spawn_blocking(move || crate::password::hash_password(password.expose_secret()))
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing task failed: {e}")))?
 }
 
 fn user_name_taken(name: &str) -> Error {
@@ -437,7 +400,7 @@ pub async fn create(db: &DatabaseConnection, actor: &str, new: NewUser) -> Resul
     let requested = Privilege::parse_all(&new.privileges)?;
     let password_set = new.password.is_some();
     let password_hash = match new.password {
-        Some(p) => Some(hash_password(p).await?),
+        Some(p) => Some(hash_new_password(p).await?),
         None => None,
     };
 
@@ -521,7 +484,7 @@ pub async fn update(
     let managed = changes.directory_managed_fields();
     let password_changed = changes.password.is_some();
     let password_hash = match changes.password {
-        Some(p) => Some(hash_password(p).await?),
+        Some(p) => Some(hash_new_password(p).await?),
         None => None,
     };
 

@@ -3,7 +3,7 @@
 use actix_web::{http::header, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use dirsync_core::auth::{revoke_session, Principal};
-use dirsync_core::oidc::{self, SessionUser, SignedIn};
+use dirsync_core::oidc::{SessionUser, SignedIn};
 use dirsync_core::Error;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -70,7 +70,8 @@ pub(super) async fn password_login(
     body: web::Json<PasswordLogin>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let signed_in = oidc::password_login(&state.db, &b.user_name, b.password).await;
+    let signed_in =
+        dirsync_core::password::password_login(&state.db, &b.user_name, b.password).await;
     state.metrics.signin(
         "password",
         signed_in.as_ref().map_or_else(|e| e.code(), |_| "success"),

@@ -14,12 +14,12 @@ use rand::RngCore;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::flow::SignedIn;
-use super::{config, user};
+use crate::oidc::{config, user, SignedIn};
 use crate::Error;
 
-/// Hashes a password as argon2id with default parameters and a random salt (a PHC string).
-/// CPU-heavy: call it from blocking code (`spawn_blocking`).
+/// Hashes a password as argon2id with default parameters and a random salt (a PHC string): the
+/// one hash of the passwords that [`password_login`] verifies. CPU-heavy: call it from blocking
+/// code (`spawn_blocking`).
 pub fn hash_password(password: &str) -> crate::Result<String> {
     let mut salt = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut salt);

@@ -1,9 +1,5 @@
-//! Sync jobs: stored in the database, claimed with a lease and kept alive by a heartbeat, so that
-//! at most one job is queued or running per installation — across every server instance on one
-//! PostgreSQL — and a job whose worker died is taken over once its lease expires.
-//!
-//! The guarantee "at most one active job" is the unique index on `sync_jobs.active_slot`
-//! (1 while queued or running, NULL otherwise): the database refuses a second one, without races.
+//! This instance's worker: claims the active job with a lease, keeps the lease alive with a
+//! heartbeat, runs the job and records its end.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,417 +7,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use dirsync_entity::{sync_changes, sync_jobs};
+use dirsync_entity::sync_jobs;
 use sea_orm::{
     sea_query::{Condition, Expr},
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, NotSet,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::error::DbResultExt;
-use crate::paging::{Page, PageRequest};
-use crate::sync::{self, ChangeKind, Summary};
+use super::model::{Job, JobErrorBody, Progress, Status};
+use super::store::{cancel, store_changes};
+use crate::sync;
 use crate::{Error, Result};
 
 /// A job that fails this many times by losing its worker is given up.
 const MAX_ATTEMPTS: i32 = 3;
-
-/// Job states, stored in `sync_jobs.status`: `queued` and `running` are active, the others final.
-pub use dirsync_entity::JobStatus as Status;
-/// Where a running job is, stored in `sync_jobs.phase`.
-pub use dirsync_entity::Phase;
-/// How a job was started (`api`, `schedule`, `cli`), stored in `sync_jobs.trigger`.
-pub use dirsync_entity::Trigger;
-
-/// Where a running job is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JobProgress))]
-pub struct Progress {
-    /// `fetching_users`, `fetching_groups`, `fetching_members`, `planning`, `applying`.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
-    pub phase: Option<Phase>,
-    /// Users fetched.
-    pub users: u64,
-    /// Groups fetched.
-    pub groups: u64,
-    /// Members fetched.
-    pub members: u64,
-    /// Pages fetched from Google.
-    pub pages: u64,
-}
-
-// Not an error type of its own: a failure is a `crate::Error`, stored and shown as
-// `Error::public` shows it (see the `From` below).
-/// Why a job failed or was blocked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct JobErrorBody {
-    /// Stable code: `unknown_group`, `empty_directory`, `deletion_limit_exceeded`, Google's …
-    pub code: String,
-    /// What went wrong and what to do.
-    pub message: String,
-}
-
-impl JobErrorBody {
-    /// A job error with a code and message.
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        JobErrorBody {
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<Error> for JobErrorBody {
-    /// A fault of this server is logged with an error id, and only the id is stored.
-    fn from(e: Error) -> Self {
-        let shown = e.public();
-        JobErrorBody::new(shown.code, shown.message)
-    }
-}
-
-/// A sync job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SyncJob))]
-pub struct Job {
-    /// Job id.
-    pub id: Uuid,
-    /// Plan only.
-    pub dry_run: bool,
-    /// `api`, `schedule` or `cli`.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub trigger: Trigger,
-    /// State.
-    pub status: Status,
-    /// Progress.
-    pub progress: Progress,
-    /// Counts, once planned.
-    pub summary: Option<Summary>,
-    /// Deletions in the plan, once planned.
-    pub planned_deletions: Option<u64>,
-    /// Why it failed or was blocked.
-    pub error: Option<JobErrorBody>,
-    /// Who asked for it.
-    pub requested_by: String,
-    /// Times an instance that was stopped (SIGTERM) handed the job over to another, which ran
-    /// it again from the start.
-    pub handovers: u32,
-    /// When it was asked for.
-    pub created_at: DateTime<Utc>,
-    /// When a worker took it.
-    pub started_at: Option<DateTime<Utc>>,
-    /// When it ended.
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// How a damaged job or change row is repaired: jobs are history, nothing reads them back.
-const REPAIR_JOB: &str =
-    "delete the damaged sync job (its changes go with it) or restore the value";
-
-impl TryFrom<sync_jobs::Model> for Job {
-    type Error = Error;
-
-    /// A summary that does not decode is an error, not a job shown without one.
-    fn try_from(m: sync_jobs::Model) -> Result<Self> {
-        let summary = match m.summary.as_deref() {
-            None => None,
-            Some(text) => Some(serde_json::from_str(text).map_err(|_| {
-                crate::stored::invalid("sync_jobs.summary", "a JSON job summary", REPAIR_JOB)
-            })?),
-        };
-        Ok(Job {
-            id: m.id,
-            dry_run: m.dry_run,
-            trigger: m.trigger,
-            status: m.status,
-            progress: Progress {
-                phase: m.phase,
-                users: m.users_fetched as u64,
-                groups: m.groups_fetched as u64,
-                members: m.members_fetched as u64,
-                pages: m.pages_fetched as u64,
-            },
-            summary,
-            planned_deletions: m.planned_deletions.map(|n| n as u64),
-            error: m.error_code.map(|code| JobErrorBody {
-                code,
-                message: m.error_message.unwrap_or_default(),
-            }),
-            requested_by: m.requested_by,
-            handovers: m.handovers.max(0) as u32,
-            created_at: m.created_at,
-            started_at: m.started_at,
-            finished_at: m.finished_at,
-        })
-    }
-}
-
-/// One change of a job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SyncChange))]
-pub struct StoredChange {
-    /// Increasing id: the paging key, not shown.
-    #[serde(skip)]
-    pub id: i64,
-    /// Kind: `create`, `update`, `delete`, `disable`, `enable`, `folder_kept`, `conflict`,
-    /// `kept_admin`, `out_of_scope`.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub kind: ChangeKind,
-    /// User name.
-    pub user_name: String,
-    /// Google user id.
-    pub directory_id: Option<String>,
-    /// Field → `[old, new]`.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub fields: serde_json::Value,
-    /// Why (conflicts, kept and skipped users).
-    pub reason: Option<String>,
-}
-
-/// A request for a job.
-#[derive(Debug, Clone)]
-pub struct NewJob {
-    /// Plan only.
-    pub dry_run: bool,
-    /// How it is started.
-    pub trigger: Trigger,
-    /// Lets a run that deletes more than the limit go through when it equals the planned count.
-    pub confirm_deletions: Option<u32>,
-    /// Who asks.
-    pub requested_by: String,
-}
-
-/// Queues a job that `new.requested_by` asked for, and records `sync.start` (or `sync.dry_run`)
-/// by them in the same transaction. 409 `sync_in_progress` (with the active job's id) when one
-/// is queued or running.
-pub async fn start(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
-    insert(db, new, true).await
-}
-
-/// Queues a job without an audit event: for the schedule, which nobody asked for at the time
-/// (setting the schedule was audited). 409 `sync_in_progress` as [`start`].
-pub async fn enqueue(db: &DatabaseConnection, new: NewJob) -> Result<Job> {
-    insert(db, new, false).await
-}
-
-async fn insert(db: &DatabaseConnection, new: NewJob, audited: bool) -> Result<Job> {
-    let audit = audited.then(|| {
-        (
-            new.requested_by.clone(),
-            if new.dry_run {
-                "sync.dry_run"
-            } else {
-                "sync.start"
-            },
-            serde_json::json!({"dry_run": new.dry_run, "confirm_deletions": new.confirm_deletions}),
-        )
-    });
-    let model = sync_jobs::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        dry_run: Set(new.dry_run),
-        trigger: Set(new.trigger),
-        status: Set(Status::Queued),
-        active_slot: Set(Some(1)),
-        phase: Set(None),
-        users_fetched: Set(0),
-        groups_fetched: Set(0),
-        members_fetched: Set(0),
-        pages_fetched: Set(0),
-        summary: Set(None),
-        planned_deletions: Set(None),
-        confirm_deletions: Set(new.confirm_deletions.map(|n| n as i32)),
-        error_code: Set(None),
-        error_message: Set(None),
-        requested_by: Set(new.requested_by),
-        created_at: Set(Utc::now()),
-        started_at: Set(None),
-        finished_at: Set(None),
-        lease_owner: Set(None),
-        lease_expires_at: Set(None),
-        cancel_requested: Set(false),
-        attempts: Set(0),
-        handovers: Set(0),
-    };
-    let txn = db.begin().await?;
-    match model
-        .insert(&txn)
-        .await
-        .on_unique_violation(|| Error::conflict("sync_in_progress", ""))
-    {
-        Ok(m) => {
-            let job: Job = m.try_into()?;
-            if let Some((actor, action, details)) = audit {
-                let id = Some(job.id.to_string());
-                crate::audit::record(&txn, &actor, action, "sync_job", id, details).await?;
-            }
-            txn.commit().await?;
-            Ok(job)
-        }
-        Err(Error::Conflict { .. }) => {
-            // A failed statement ends a PostgreSQL transaction: look outside it.
-            drop(txn);
-            let active = sync_jobs::Entity::find()
-                .filter(sync_jobs::Column::ActiveSlot.eq(1))
-                .one(db)
-                .await?;
-            let id = active.map(|a| a.id);
-            Err(Error::conflict(
-                "sync_in_progress",
-                match id {
-                    Some(id) => {
-                        format!("sync job {id} is queued or running; wait for it or cancel it")
-                    }
-                    None => "another sync job was just started; try again".into(),
-                },
-            )
-            .with_details(serde_json::json!({ "job_id": id })))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// One job.
-pub async fn get<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Job> {
-    sync_jobs::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or(Error::NotFound("sync job"))?
-        .try_into()
-}
-
-/// Jobs, newest first.
-pub async fn list<C: ConnectionTrait>(
-    db: &C,
-    page: PageRequest<(DateTime<Utc>, Uuid)>,
-) -> Result<Page<Job>> {
-    let mut q = sync_jobs::Entity::find()
-        .order_by_desc(sync_jobs::Column::CreatedAt)
-        .order_by_desc(sync_jobs::Column::Id);
-    if let Some(after) = page.after {
-        q = q.filter(crate::paging::newest_first_after(
-            sync_jobs::Column::CreatedAt,
-            sync_jobs::Column::Id,
-            after,
-        ));
-    }
-    let rows = q.limit(page.limit + 1).all(db).await?;
-    let rows = Page::from_rows(rows, page.limit, |m| (m.created_at, m.id));
-    Ok(Page {
-        items: rows
-            .items
-            .into_iter()
-            .map(Job::try_from)
-            .collect::<Result<_>>()?,
-        next_cursor: rows.next_cursor,
-    })
-}
-
-/// A job's changes, in plan order, optionally of one kind.
-pub async fn changes<C: ConnectionTrait>(
-    db: &C,
-    job_id: Uuid,
-    kind: Option<ChangeKind>,
-    page: PageRequest<i64>,
-) -> Result<Page<StoredChange>> {
-    get(db, job_id).await?;
-    let mut q = sync_changes::Entity::find()
-        .filter(sync_changes::Column::JobId.eq(job_id))
-        .order_by_asc(sync_changes::Column::Id);
-    if let Some(k) = kind {
-        q = q.filter(sync_changes::Column::Kind.eq(k));
-    }
-    if let Some(after) = page.after {
-        q = q.filter(sync_changes::Column::Id.gt(after));
-    }
-    let rows = q.limit(page.limit + 1).all(db).await?;
-    let rows = Page::from_rows(rows, page.limit, |m| m.id);
-    let mut items = Vec::with_capacity(rows.items.len());
-    for m in rows.items {
-        // Fields that do not decode are an error, not a change shown as changing nothing.
-        let fields = serde_json::from_str(&m.fields).map_err(|_| {
-            crate::stored::invalid("sync_changes.fields", "a JSON object of fields", REPAIR_JOB)
-        })?;
-        items.push(StoredChange {
-            id: m.id,
-            kind: m.kind,
-            user_name: m.user_name,
-            directory_id: m.directory_id,
-            fields,
-            reason: m.reason,
-        });
-    }
-    Ok(Page {
-        items,
-        next_cursor: rows.next_cursor,
-    })
-}
-
-/// Cancels a job: a queued one at once, a running one at its next check (nothing it planned is
-/// written). 409 `job_finished` for a job that already ended. This records the request, which
-/// the job's heartbeat sees on any instance; [`Worker::cancel`] also signals a job running on
-/// this instance at once.
-///
-/// Records `sync.cancel` by `actor` in the same transaction.
-pub async fn cancel(db: &DatabaseConnection, id: Uuid, actor: &str) -> Result<Job> {
-    let txn = crate::users::begin_write(db).await?;
-    let job = cancel_in(&txn, id).await?;
-    crate::audit::record(
-        &txn,
-        actor,
-        "sync.cancel",
-        "sync_job",
-        Some(job.id.to_string()),
-        serde_json::json!({"status": job.status.as_str()}),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(job)
-}
-
-async fn cancel_in<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Job> {
-    let job = get(db, id).await?;
-    if job.status.is_final() {
-        return Err(Error::conflict(
-            "job_finished",
-            format!("the job already ended ({})", job.status.as_str()),
-        ));
-    }
-    // A queued job is ended here; a running one is flagged for its worker.
-    let res = sync_jobs::Entity::update_many()
-        .col_expr(sync_jobs::Column::Status, Expr::value(Status::Cancelled))
-        .col_expr(
-            sync_jobs::Column::ActiveSlot,
-            Expr::value(Option::<i32>::None),
-        )
-        .col_expr(sync_jobs::Column::FinishedAt, Expr::value(Utc::now()))
-        .filter(sync_jobs::Column::Id.eq(id))
-        .filter(sync_jobs::Column::Status.eq(Status::Queued))
-        .exec(db)
-        .await?;
-    if res.rows_affected == 0 {
-        sync_jobs::Entity::update_many()
-            .col_expr(sync_jobs::Column::CancelRequested, Expr::value(true))
-            .filter(sync_jobs::Column::Id.eq(id))
-            .exec(db)
-            .await?;
-    }
-    get(db, id).await
-}
-
-/// Waits up to `timeout` for a job to end, and returns it as it is then.
-pub async fn wait(db: &DatabaseConnection, id: Uuid, timeout: Duration) -> Result<Job> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let job = get(db, id).await?;
-        if job.status.is_final() || Instant::now() >= deadline {
-            return Ok(job);
-        }
-        tokio::time::sleep(Duration::from_millis(100).min(deadline - Instant::now())).await;
-    }
-}
 
 /// Runs queued jobs of this instance: claims, heartbeats, runs, records.
 #[derive(Clone)]
@@ -625,25 +225,6 @@ impl JobControl {
     }
 }
 
-async fn store_changes<C: ConnectionTrait>(
-    db: &C,
-    job_id: Uuid,
-    changes: &[sync::Change],
-) -> Result<()> {
-    let rows = changes.iter().map(move |c| sync_changes::ActiveModel {
-        // Assigned by the database: the paging key, in plan order.
-        id: NotSet,
-        job_id: Set(job_id),
-        kind: Set(c.kind),
-        user_name: Set(c.user_name.clone()),
-        directory_id: Set(c.directory_id.clone()),
-        fields: Set(c.fields.as_json().to_owned()),
-        reason: Set(c.reason.clone()),
-    });
-    crate::db::insert_rows(db, Box::new(rows)).await?;
-    Ok(())
-}
-
 impl Worker {
     /// A worker for this instance.
     pub fn new(
@@ -651,11 +232,12 @@ impl Worker {
         runner: Arc<dyn JobRunner>,
         lease: Duration,
         metrics: crate::metrics::Metrics,
+        host_name: &str,
     ) -> Worker {
         Worker {
             db,
             runner,
-            owner: format!("{}-{}", hostname(), Uuid::new_v4().simple()),
+            owner: format!("{host_name}-{}", Uuid::new_v4().simple()),
             lease,
             wake: Arc::new(Notify::new()),
             running: Default::default(),
@@ -967,63 +549,5 @@ async fn heartbeat(ctl: Arc<JobControl>, lease: Duration) {
                 ctl.stop.raise();
             }
         }
-    }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "dirsync".into())
-}
-
-/// Queues an apply job every `schedule_minutes`, skipped while a job is in progress. The last
-/// scheduled job's time is read from the database, so several instances schedule only once.
-pub async fn run_scheduler(db: DatabaseConnection, worker: Worker) -> anyhow::Result<()> {
-    loop {
-        tokio::time::sleep(Duration::from_secs(15)).await;
-        match schedule_once(&db).await {
-            Ok(Some(job)) => {
-                tracing::info!(job_id = %job.id, "queued a scheduled sync");
-                worker.count_created(&job);
-                worker.wake();
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "scheduler check failed; retrying"),
-        }
-    }
-}
-
-/// One scheduler check: queues a job when the interval has passed since the last scheduled one
-/// and none is in progress. Returns the job it queued.
-pub async fn schedule_once(db: &DatabaseConnection) -> Result<Option<Job>> {
-    let cfg = crate::directory::config_row(db).await?;
-    let Some(minutes) = cfg.schedule_minutes.filter(|m| *m > 0) else {
-        return Ok(None);
-    };
-    let last = sync_jobs::Entity::find()
-        .filter(sync_jobs::Column::Trigger.eq(Trigger::Schedule))
-        .order_by_desc(sync_jobs::Column::CreatedAt)
-        .one(db)
-        .await?;
-    let due =
-        last.is_none_or(|j| Utc::now() - j.created_at >= chrono::Duration::minutes(minutes as i64));
-    if !due {
-        return Ok(None);
-    }
-    match enqueue(
-        db,
-        NewJob {
-            dry_run: false,
-            trigger: Trigger::Schedule,
-            confirm_deletions: None,
-            requested_by: "schedule".into(),
-        },
-    )
-    .await
-    {
-        Ok(job) => Ok(Some(job)),
-        Err(Error::Conflict { .. }) => Ok(None),
-        Err(e) => Err(e),
     }
 }

@@ -1,0 +1,174 @@
+//! A sync job as stored (`sync_jobs`, `sync_changes`) and as callers see it.
+
+use chrono::{DateTime, Utc};
+use dirsync_entity::sync_jobs;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::sync::{ChangeKind, Summary};
+use crate::{Error, Result};
+
+/// Job states, stored in `sync_jobs.status`: `queued` and `running` are active, the others final.
+pub use dirsync_entity::JobStatus as Status;
+/// Where a running job is, stored in `sync_jobs.phase`.
+pub use dirsync_entity::Phase;
+/// How a job was started (`api`, `schedule`, `cli`), stored in `sync_jobs.trigger`.
+pub use dirsync_entity::Trigger;
+
+/// Where a running job is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JobProgress))]
+pub struct Progress {
+    /// `fetching_users`, `fetching_groups`, `fetching_members`, `planning`, `applying`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub phase: Option<Phase>,
+    /// Users fetched.
+    pub users: u64,
+    /// Groups fetched.
+    pub groups: u64,
+    /// Members fetched.
+    pub members: u64,
+    /// Pages fetched from Google.
+    pub pages: u64,
+}
+
+// Not an error type of its own: a failure is a `crate::Error`, stored and shown as
+// `Error::public` shows it (see the `From` below).
+/// Why a job failed or was blocked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobErrorBody {
+    /// Stable code: `unknown_group`, `empty_directory`, `deletion_limit_exceeded`, Google's …
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl JobErrorBody {
+    /// A job error with a code and message.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        JobErrorBody {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for JobErrorBody {
+    /// A fault of this server is logged with an error id, and only the id is stored.
+    fn from(e: Error) -> Self {
+        let shown = e.public();
+        JobErrorBody::new(shown.code, shown.message)
+    }
+}
+
+/// A sync job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SyncJob))]
+pub struct Job {
+    /// Job id.
+    pub id: Uuid,
+    /// Plan only.
+    pub dry_run: bool,
+    /// `api`, `schedule` or `cli`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub trigger: Trigger,
+    /// State.
+    pub status: Status,
+    /// Progress.
+    pub progress: Progress,
+    /// Counts, once planned.
+    pub summary: Option<Summary>,
+    /// Deletions in the plan, once planned.
+    pub planned_deletions: Option<u64>,
+    /// Why it failed or was blocked.
+    pub error: Option<JobErrorBody>,
+    /// Who asked for it.
+    pub requested_by: String,
+    /// Times an instance that was stopped (SIGTERM) handed the job over to another, which ran
+    /// it again from the start.
+    pub handovers: u32,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When a worker took it.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// How a damaged job or change row is repaired: jobs are history, nothing reads them back.
+pub(super) const REPAIR_JOB: &str =
+    "delete the damaged sync job (its changes go with it) or restore the value";
+
+impl TryFrom<sync_jobs::Model> for Job {
+    type Error = Error;
+
+    /// A summary that does not decode is an error, not a job shown without one.
+    fn try_from(m: sync_jobs::Model) -> Result<Self> {
+        let summary = match m.summary.as_deref() {
+            None => None,
+            Some(text) => Some(serde_json::from_str(text).map_err(|_| {
+                crate::stored::invalid("sync_jobs.summary", "a JSON job summary", REPAIR_JOB)
+            })?),
+        };
+        Ok(Job {
+            id: m.id,
+            dry_run: m.dry_run,
+            trigger: m.trigger,
+            status: m.status,
+            progress: Progress {
+                phase: m.phase,
+                users: m.users_fetched as u64,
+                groups: m.groups_fetched as u64,
+                members: m.members_fetched as u64,
+                pages: m.pages_fetched as u64,
+            },
+            summary,
+            planned_deletions: m.planned_deletions.map(|n| n as u64),
+            error: m.error_code.map(|code| JobErrorBody {
+                code,
+                message: m.error_message.unwrap_or_default(),
+            }),
+            requested_by: m.requested_by,
+            handovers: m.handovers.max(0) as u32,
+            created_at: m.created_at,
+            started_at: m.started_at,
+            finished_at: m.finished_at,
+        })
+    }
+}
+
+/// One change of a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SyncChange))]
+pub struct StoredChange {
+    /// Increasing id: the paging key, not shown.
+    #[serde(skip)]
+    pub id: i64,
+    /// Kind: `create`, `update`, `delete`, `disable`, `enable`, `folder_kept`, `conflict`,
+    /// `kept_admin`, `out_of_scope`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kind: ChangeKind,
+    /// User name.
+    pub user_name: String,
+    /// Google user id.
+    pub directory_id: Option<String>,
+    /// Field → `[old, new]`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub fields: serde_json::Value,
+    /// Why (conflicts, kept and skipped users).
+    pub reason: Option<String>,
+}
+
+/// A request for a job.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Plan only.
+    pub dry_run: bool,
+    /// How it is started.
+    pub trigger: Trigger,
+    /// Lets a run that deletes more than the limit go through when it equals the planned count.
+    pub confirm_deletions: Option<u32>,
+    /// Who asks.
+    pub requested_by: String,
+}
