@@ -6,10 +6,10 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use dirsync_core::jobs::{Job, JobErrorBody, Phase, Progress, Status as JobStatus};
 use dirsync_core::outbound::Outbound;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// Exit codes of `dirsync sync` (product.md §8).
 pub mod exit {
@@ -82,105 +82,22 @@ fn parse_server(s: &str) -> Result<reqwest::Url, String> {
     }
 }
 
-/// A sync job as the API returns it: the fields this command reads.
-#[derive(Debug, Deserialize)]
-pub struct Job {
-    /// Job id.
-    pub id: Uuid,
-    /// State.
-    pub status: JobStatus,
-    /// Progress.
-    pub progress: Progress,
-    /// Counts, once planned.
-    pub summary: Option<Summary>,
-    /// Deletions in the plan, once planned.
-    pub planned_deletions: Option<u64>,
-    /// Why it failed or was blocked.
-    pub error: Option<ErrorBody>,
-}
-
-/// Job states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    /// Waiting for a worker.
-    Queued,
-    /// Running.
-    Running,
-    /// Done.
-    Succeeded,
-    /// Failed.
-    Failed,
-    /// Stopped by the deletion limit.
-    Blocked,
-    /// Cancelled.
-    Cancelled,
-}
-
-impl JobStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Running => "running",
-            JobStatus::Succeeded => "succeeded",
-            JobStatus::Failed => "failed",
-            JobStatus::Blocked => "blocked",
-            JobStatus::Cancelled => "cancelled",
-        }
+/// How a job's final state ends this command: 0 when it succeeded (or still runs, when the
+/// command did not wait), then one code per way of not succeeding.
+fn exit_code(status: JobStatus) -> u8 {
+    match status {
+        JobStatus::Succeeded | JobStatus::Queued | JobStatus::Running => exit::SUCCEEDED,
+        JobStatus::Failed => exit::FAILED,
+        JobStatus::Blocked => exit::BLOCKED,
+        JobStatus::Cancelled => exit::CANCELLED,
     }
-
-    fn exit_code(self) -> u8 {
-        match self {
-            JobStatus::Succeeded | JobStatus::Queued | JobStatus::Running => exit::SUCCEEDED,
-            JobStatus::Failed => exit::FAILED,
-            JobStatus::Blocked => exit::BLOCKED,
-            JobStatus::Cancelled => exit::CANCELLED,
-        }
-    }
-}
-
-/// Where a running job is.
-#[derive(Debug, Deserialize)]
-pub struct Progress {
-    /// Phase, once started.
-    pub phase: Option<String>,
-    /// Users fetched.
-    pub users: u64,
-    /// Groups fetched.
-    pub groups: u64,
-    /// Members fetched.
-    pub members: u64,
-    /// Pages fetched.
-    pub pages: u64,
-}
-
-/// Counts per change kind.
-#[derive(Debug, Deserialize)]
-pub struct Summary {
-    created: u64,
-    updated: u64,
-    deleted: u64,
-    disabled: u64,
-    enabled: u64,
-    unchanged: u64,
-    conflicts: u64,
-    folders_kept: u64,
-    kept_admin: u64,
-    out_of_scope: u64,
-}
-
-/// `{"code", "message"}` of a job's error or of the API's error body.
-#[derive(Debug, Deserialize)]
-pub struct ErrorBody {
-    /// Stable code.
-    pub code: String,
-    /// What went wrong.
-    pub message: String,
 }
 
 #[derive(Deserialize)]
 struct ErrorEnvelope {
-    error: ErrorBody,
+    // The API's error body has the `{"code", "message"}` of a job's error (and `details`,
+    // which this command does not show).
+    error: JobErrorBody,
 }
 
 #[derive(Serialize)]
@@ -454,20 +371,17 @@ async fn sync(args: &SyncArgs) -> Result<u8, RemoteError> {
             e.code
         );
     }
-    Ok(job.status.exit_code())
+    Ok(exit_code(job.status))
 }
 
 fn progress_line(p: &Progress) -> String {
-    let phase = p.phase.as_deref().unwrap_or("queued");
-    const PHASES: [&str; 5] = [
-        "fetching_users",
-        "fetching_groups",
-        "fetching_members",
-        "planning",
-        "applying",
-    ];
-    let done = PHASES.iter().position(|x| *x == phase).map_or(0, |i| i + 1);
-    let bar: String = (0..PHASES.len())
+    let phase = p.phase.map_or("queued", Phase::as_str);
+    // Phases run in declaration order: the bar fills up to the current one.
+    let done = p
+        .phase
+        .and_then(|x| Phase::ALL.iter().position(|y| *y == x))
+        .map_or(0, |i| i + 1);
+    let bar: String = (0..Phase::ALL.len())
         .map(|i| if i < done { '#' } else { '-' })
         .collect();
     format!(

@@ -13,6 +13,7 @@ use sea_orm::{
     FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -213,16 +214,19 @@ pub async fn end_sessions<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<u
         .rows_affected)
 }
 
-/// An API key as listed (never with the key itself).
-#[derive(Debug, Clone)]
+/// An API key, without the key itself.
+// The API's `ApiKey`; its doc comments are the OpenAPI descriptions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ApiKey))]
 pub struct ApiKeyInfo {
     /// Key id.
     pub id: Uuid,
-    /// Name given at creation.
+    /// Name.
     pub name: String,
     /// Role granted.
     pub role: Role,
-    /// The public start of the key, to recognise it (`dsk_<prefix>_…`).
+    /// How the key starts, to recognise it.
+    // The public start of the key (`dsk_<prefix>_…`).
     pub prefix: String,
     /// Who created it.
     pub created_by: String,

@@ -48,14 +48,17 @@ pub async fn config_row<C: ConnectionTrait>(db: &C) -> Result<directory_config::
     }
 }
 
-/// The service account in use, as shown to administrators (never the key itself).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// The uploaded service account (the private key is never shown).
+// The API's `ServiceAccount`; its doc comments are the OpenAPI descriptions. `client_email` is
+// the JWT `iss`, `private_key_id` the "Key ID" of Google's console.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ServiceAccount))]
 pub struct ServiceAccountInfo {
-    /// The service account's address (JWT `iss`).
+    /// The service account's address.
     pub client_email: String,
-    /// The key id ("Key ID" in Google's console).
+    /// The key's id.
     pub private_key_id: String,
-    /// The numeric id to grant domain-wide delegation to.
+    /// The numeric client id to grant domain-wide delegation to.
     pub client_id: Option<String>,
     /// The Cloud project.
     pub project_id: Option<String>,
@@ -446,8 +449,11 @@ pub fn client_for(
     Ok(DirectoryClient::new(config)?)
 }
 
-/// One step of the connection test, as shown and as sent to notification endpoints.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// One step of the connection test.
+// As shown, and as sent to notification endpoints. Its doc comments are the OpenAPI
+// descriptions.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestStep {
     /// `key_parsed`, `token_obtained`, `users_readable` or `groups_readable`.
     pub name: String,
@@ -455,12 +461,13 @@ pub struct TestStep {
     pub ok: bool,
     /// What was found, or what to do about it.
     pub message: String,
-    /// Error code when it failed.
+    /// Error code when it failed (`unauthorized_client`, `admin_not_found`, ...).
     pub code: Option<String>,
 }
 
 /// The connection test's result: the steps run, stopping at the first failure.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectionTest {
     /// Every step passed.
     pub ok: bool,

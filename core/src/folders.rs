@@ -9,7 +9,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, Select,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -17,22 +17,25 @@ use crate::db::related_column;
 use crate::paging::{Page, PageRequest};
 use crate::{audit, Error, Result};
 
-/// An archive folder with the name of its owner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromQueryResult)]
+/// An archive folder.
+// With the name of its owner. The API's `ArchiveFolder`; its doc comments are the OpenAPI
+// descriptions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromQueryResult)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ArchiveFolder))]
 pub struct Folder {
     /// Folder id.
     pub id: Uuid,
-    /// Name (its user's name when created).
+    /// Name: its user's name when created.
     pub name: String,
-    /// The owner; `None` once detached.
+    /// The owner; null once detached.
     pub user_id: Option<Uuid>,
-    /// The owner's user name.
+    /// The owner's user name; null once detached.
     pub user_name: Option<String>,
     /// Messages held, as last reported by the archive server.
     pub message_count: i64,
     /// Created.
     pub created_at: DateTime<Utc>,
-    /// When its user was deleted and the folder kept.
+    /// When its user was deleted and the folder kept because it held messages.
     pub detached_at: Option<DateTime<Utc>>,
 }
 

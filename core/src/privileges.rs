@@ -19,8 +19,11 @@ use uuid::Uuid;
 use crate::db::{insert_rows, SqlText};
 use crate::{audit, directory, Error, Result};
 
-/// A privilege of product.md §1. Ordered as listed there; lists are answered in that order.
+/// A privilege (product.md §1).
+// Ordered as listed there; lists are answered in that order. The doc line above is the OpenAPI
+// description of `PrivilegeName`, the name the API has always given this enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = PrivilegeName))]
 #[serde(rename_all = "snake_case")]
 pub enum Privilege {
     /// Administers dirsync and the archive server; a signed-in user holding it acts as `admin`.
@@ -96,6 +99,7 @@ impl Privilege {
 
 /// Access to an archive folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AccessName))]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
     /// Read the archived messages.
@@ -174,21 +178,23 @@ fn parse_names<T: Copy + Ord, S: AsRef<str>>(
     .with_details(json!({ "unknown": unknown, "valid": valid })))
 }
 
-/// A user's access to one folder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A user's access to one archive folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FolderAccess {
     /// The folder.
     pub folder_id: Uuid,
-    /// What the user may do there, in the order read, write, delete; never empty.
+    /// In the order read, write, delete; never empty.
     pub access: Vec<Access>,
 }
 
-/// Everything a user may do.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// What a user may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Privileges {
     /// Privileges, in the documented order.
     pub privileges: Vec<Privilege>,
-    /// Folder access, ordered by folder id.
+    /// Folder access, by folder id.
     pub folder_access: Vec<FolderAccess>,
 }
 
@@ -429,8 +435,10 @@ pub async fn replace(
     Ok(after)
 }
 
-/// What a user created by synchronization receives (product.md §1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What users created by synchronization receive.
+// (product.md §1.) The doc line above is the OpenAPI description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DefaultPrivileges {
     /// Privileges, in the documented order.
     pub privileges: Vec<Privilege>,

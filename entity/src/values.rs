@@ -81,6 +81,9 @@ impl std::error::Error for UnknownName {}
 /// and feed serde, utoipa, `as_str`, `from_name` and SeaORM's value traits. The names are
 /// `tt`, not `literal`: a `literal` fragment reaches derive macros wrapped in an invisible
 /// group, which serde reads but utoipa silently ignores (the schema showed the variant names).
+/// Each use derives `ToSchema` itself (`#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]`
+/// among its attributes), so that one whose schema lists the names in another order than the
+/// declaration ([`Role`]) can build it from the same names by hand.
 macro_rules! stored_enum {
     (
         $(#[$meta:meta])*
@@ -93,7 +96,6 @@ macro_rules! stored_enum {
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
             serde::Serialize, serde::Deserialize,
         )]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
             $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
         }
@@ -190,6 +192,7 @@ macro_rules! stored_enum {
 
 stored_enum! {
     /// How a user signs in, and who manages it.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub enum AuthMethod in "users.auth_method" {
         /// Managed here; may have a password.
         Local = "local",
@@ -201,6 +204,7 @@ stored_enum! {
 
 stored_enum! {
     /// The kind of a stored address.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub enum EmailKind in "user_emails.kind" {
         /// The user's primary address; listed first.
         Primary = "primary",
@@ -221,8 +225,31 @@ stored_enum! {
     }
 }
 
+/// The schema of [`Role`] is built by hand for one reason: the API lists the roles strongest
+/// first (`admin, operator, reader`) and calls the enum `RoleName`, while the declaration runs
+/// weakest first so that the derived order means "includes". The names are still the table's.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Role {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("A role."))
+            .enum_values(Some(Role::ALL.iter().rev().map(|r| r.as_str())))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Role {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("RoleName")
+    }
+}
+
 stored_enum! {
     /// Job states: `queued` and `running` are active, the others final.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub enum JobStatus in "sync_jobs.status" {
         /// Waiting for a worker.
         Queued = "queued",
@@ -248,6 +275,7 @@ impl JobStatus {
 
 stored_enum! {
     /// How a job was started.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub enum Trigger in "sync_jobs.trigger" {
         /// Through the HTTP API.
         Api = "api",
@@ -260,6 +288,7 @@ stored_enum! {
 
 stored_enum! {
     /// Where a running job is.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub enum Phase in "sync_jobs.phase" {
         /// Paging through the directory's users.
         FetchingUsers = "fetching_users",
@@ -276,6 +305,7 @@ stored_enum! {
 
 stored_enum! {
     /// Kinds of change.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub enum ChangeKind in "sync_changes.kind" {
         /// A new directory user.
         Create = "create",
@@ -300,6 +330,7 @@ stored_enum! {
 
 stored_enum! {
     /// Where users come from.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub enum Provider in "directory_config.provider" {
         /// Google Workspace through the Directory API.
         GoogleWorkspace = "google_workspace",
@@ -310,6 +341,7 @@ stored_enum! {
 
 stored_enum! {
     /// An auth test's state.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub enum AuthTestStatus in "auth_tests.status" {
         /// Waiting for the user to sign in.
         Pending = "pending",

@@ -1,5 +1,6 @@
 //! Privileges and folder access of users; the default privileges of synchronized users.
 
+use dirsync_core::privileges::Privilege;
 use dirsync_tests::spawn_app;
 use serde_json::json;
 use uuid::Uuid;
@@ -66,6 +67,11 @@ async fn privileges_are_replaced_as_a_whole_and_read_back_in_order() {
     let expected = json!({"privileges": ["login"], "folder_access": []});
     assert_eq!(r.json, expected);
     assert_eq!(app.get(&path).await.expect(200).json, expected);
+    // The same, read as the server's type.
+    let ada_id: Uuid = ada["id"].as_str().unwrap().parse().unwrap();
+    let read = app.privileges(ada_id).await;
+    assert_eq!(read.privileges, [Privilege::Login]);
+    assert!(read.folder_access.is_empty());
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The sync engine end to end, one test per rule of product.md §3, against the Google emulator.
 
+use dirsync_core::jobs::Status;
 use dirsync_entity::{archive_folders, users};
 use dirsync_google_emulator::{Directory, Endpoint, MemberType};
 use dirsync_tests::google::{spawn_with_google, GoogleEnv};
@@ -38,14 +39,13 @@ fn summary(job: &Value, field: &str) -> u64 {
 #[tokio::test]
 async fn dry_run_writes_nothing_but_the_job_and_its_changes() {
     let env = spawn_with_google(small_directory()).await;
-    let job = env.sync(true).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    assert_eq!(job["dry_run"], true);
-    assert_eq!(summary(&job, "created"), 4);
+    let job = env.sync_typed(true).await;
+    assert_eq!(job.status, Status::Succeeded, "{job:?}");
+    assert!(job.dry_run);
+    assert_eq!(job.summary.map(|s| s.created), Some(4));
+    assert_eq!(env.app.job(job.id).await.status, Status::Succeeded);
     assert_eq!(user_count(&env).await, 0);
-    let creates = env
-        .changes(job["id"].as_str().unwrap(), Some("create"))
-        .await;
+    let creates = env.changes(&job.id.to_string(), Some("create")).await;
     assert_eq!(creates.len(), 4);
     let ada = creates
         .iter()
@@ -55,7 +55,7 @@ async fn dry_run_writes_nothing_but_the_job_and_its_changes() {
         ada["fields"]["emails"][1],
         json!(["ada@example.com", "a.lovelace@example.com"])
     );
-    assert!(job["progress"]["pages"].as_u64().unwrap() >= 1);
+    assert!(job.progress.pages >= 1);
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Users: creating, reading, listing, changing and deleting them; lookup by address; passwords.
 
+use dirsync_core::{folders::Folder, users::User};
 use dirsync_entity::{archive_folders, user_emails, user_privileges, users};
 use dirsync_tests::{spawn_app, Reply, TestApp};
 use reqwest::Method;
@@ -381,40 +382,44 @@ async fn passwords_are_stored_as_argon2id_and_never_returned() {
 #[tokio::test]
 async fn patch_changes_only_the_given_fields_and_a_new_name_renames_the_folder() {
     let app = spawn_app().await;
-    let ada = create_user(&app, "ada", &["ada@x.com", "a2@x.com"]).await;
-    let id = id_of(&ada);
+    let ada: User =
+        serde_json::from_value(create_user(&app, "ada", &["ada@x.com", "a2@x.com"]).await)
+            .expect("a user as the server sends it");
+    let id = ada.id;
 
-    let r = app
+    let changed: User = app
         .patch(
             &format!("/api/v1/users/{id}"),
             &json!({"full_name": "Augusta Ada King"}),
         )
         .await
-        .expect(200);
-    assert_eq!(r.json["full_name"], "Augusta Ada King");
-    assert_eq!(r.json["user_name"], "ada");
-    assert_eq!(r.json["emails"], ada["emails"]);
-    assert_eq!(r.json["created_at"], ada["created_at"]);
-    assert_ne!(r.json["updated_at"], ada["updated_at"]);
+        .expect(200)
+        .body();
+    assert_eq!(changed.full_name, "Augusta Ada King");
+    assert_eq!(changed.user_name, "ada");
+    assert_eq!(changed.emails, ada.emails);
+    assert_eq!(changed.created_at, ada.created_at);
+    assert_ne!(changed.updated_at, ada.updated_at);
+    assert_eq!(app.user(id).await, changed);
 
-    let r = app
+    let changed: User = app
         .patch(
             &format!("/api/v1/users/{id}"),
             &json!({"user_name": "countess", "emails": ["countess@x.com"], "disabled": true}),
         )
         .await
-        .expect(200);
-    assert_eq!(r.json["user_name"], "countess");
-    assert_eq!(r.json["emails"], json!(["countess@x.com"]));
-    assert_eq!(r.json["disabled"], true);
-    let folder = app
-        .get(&format!(
+        .expect(200)
+        .body();
+    assert_eq!(changed.user_name, "countess");
+    assert_eq!(changed.emails, ["countess@x.com"]);
+    assert!(changed.disabled);
+    let folder: Folder = app
+        .get_as(&format!(
             "/api/v1/archive-folders/{}",
-            ada["archive_folder_id"].as_str().unwrap()
+            ada.archive_folder_id.expect("a local user has a folder")
         ))
-        .await
-        .expect(200);
-    assert_eq!(folder.json["name"], "countess");
+        .await;
+    assert_eq!(folder.name, "countess");
     // The old addresses are free again.
     app.get("/api/v1/users/lookup?email=ada@x.com")
         .await

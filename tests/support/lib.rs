@@ -225,6 +225,19 @@ impl Reply {
         self
     }
 
+    /// The body read as the server's own type (`dirsync_core`'s response types): a field
+    /// renamed on one side fails to compile or fails here, never reads as a missing JSON key.
+    #[track_caller]
+    pub fn body<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| {
+            panic!(
+                "not a {}: {e}; body: {}",
+                std::any::type_name::<T>(),
+                self.text
+            )
+        })
+    }
+
     /// Asserts the one JSON error shape, and returns its code.
     #[track_caller]
     pub fn error_code(&self) -> &str {
@@ -270,6 +283,27 @@ impl TestApp {
                 .unwrap(),
         )
         .await
+    }
+
+    /// GET as admin, expecting 200, read as the server's own type (see [`Reply::body`]).
+    pub async fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.get(path).await.expect(200).body()
+    }
+
+    /// A user, as `GET /api/v1/users/{id}` shows it.
+    pub async fn user(&self, id: uuid::Uuid) -> dirsync_core::users::User {
+        self.get_as(&format!("/api/v1/users/{id}")).await
+    }
+
+    /// A user's privileges, as `GET /api/v1/users/{id}/privileges` shows them.
+    pub async fn privileges(&self, user_id: uuid::Uuid) -> dirsync_core::privileges::Privileges {
+        self.get_as(&format!("/api/v1/users/{user_id}/privileges"))
+            .await
+    }
+
+    /// A sync job, as `GET /api/v1/sync-jobs/{id}` shows it.
+    pub async fn job(&self, id: uuid::Uuid) -> dirsync_core::jobs::Job {
+        self.get_as(&format!("/api/v1/sync-jobs/{id}")).await
     }
 
     /// DELETE as admin.

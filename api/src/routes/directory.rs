@@ -52,20 +52,10 @@ pub struct DirectorySettings {
     pub schedule_minutes: Option<u32>,
 }
 
-/// The uploaded service account (the private key is never shown).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ServiceAccount {
-    /// The service account's address.
-    pub client_email: String,
-    /// The key's id.
-    pub private_key_id: String,
-    /// The numeric client id to grant domain-wide delegation to.
-    pub client_id: Option<String>,
-    /// The Cloud project.
-    pub project_id: Option<String>,
-}
-
 /// The directory configuration.
+// The one response type still built here field by field: core's `DirectoryView` is the edited
+// settings plus the service account, and serializing it with `#[serde(flatten)]` documents an
+// `allOf`, where the published schema is one flat object with its own descriptions.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DirectoryConfig {
     /// `google_workspace` or `none`.
@@ -85,7 +75,7 @@ pub struct DirectoryConfig {
     /// Schedule in minutes; null = none.
     pub schedule_minutes: Option<u32>,
     /// The uploaded service account, or null.
-    pub service_account: Option<ServiceAccount>,
+    pub service_account: Option<directory::ServiceAccountInfo>,
 }
 
 impl From<directory::DirectoryView> for DirectoryConfig {
@@ -100,12 +90,7 @@ impl From<directory::DirectoryView> for DirectoryConfig {
             auto_delete_users: s.auto_delete_users,
             deletion_limit: s.deletion_limit,
             schedule_minutes: s.schedule_minutes,
-            service_account: v.service_account.map(|a| ServiceAccount {
-                client_email: a.client_email,
-                private_key_id: a.private_key_id,
-                client_id: a.client_id,
-                project_id: a.project_id,
-            }),
+            service_account: v.service_account,
         }
     }
 }
@@ -203,46 +188,6 @@ async fn upload_service_account(
     Ok(web::Json(after.into()))
 }
 
-/// One step of the connection test.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TestStep {
-    /// `key_parsed`, `token_obtained`, `users_readable` or `groups_readable`.
-    pub name: String,
-    /// Whether it worked.
-    pub ok: bool,
-    /// What was found, or what to do about it.
-    pub message: String,
-    /// Error code when it failed (`unauthorized_client`, `admin_not_found`, ...).
-    pub code: Option<String>,
-}
-
-/// The connection test's result: the steps run, stopping at the first failure.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConnectionTest {
-    /// Every step passed.
-    pub ok: bool,
-    /// The steps, in order.
-    pub steps: Vec<TestStep>,
-}
-
-impl From<directory::ConnectionTest> for ConnectionTest {
-    fn from(t: directory::ConnectionTest) -> Self {
-        ConnectionTest {
-            ok: t.ok,
-            steps: t
-                .steps
-                .into_iter()
-                .map(|s| TestStep {
-                    name: s.name,
-                    ok: s.ok,
-                    message: s.message,
-                    code: s.code,
-                })
-                .collect(),
-        }
-    }
-}
-
 /// Test the connection to Google.
 ///
 /// Tests the connection to Google with the stored settings: key parsed, access token obtained
@@ -250,19 +195,19 @@ impl From<directory::ConnectionTest> for ConnectionTest {
 ///
 /// Role: operator (or admin).
 #[utoipa::path(tag = "directory", operation_id = "test_directory_connection",
-    responses((status = 200, description = "The steps run and what each found (a failed step is a 200 too)", body = ConnectionTest),
+    responses((status = 200, description = "The steps run and what each found (a failed step is a 200 too)", body = directory::ConnectionTest),
         (status = 409, description = "No service account or directory settings yet (`not_configured`)", body = crate::error::ErrorBody)))]
 #[post("/directory/test")]
 async fn test_connection(
     _caller: Auth<Operator>,
     state: web::Data<AppState>,
-) -> Result<web::Json<ConnectionTest>, ApiError> {
+) -> Result<web::Json<directory::ConnectionTest>, ApiError> {
     let test = directory::test_connection(&state.db, &state.cipher, &state.google).await?;
     if !test.ok {
         // The core queued the notifications; deliver them now rather than at the next poll.
         state.notifier.wake();
     }
-    Ok(web::Json(test.into()))
+    Ok(web::Json(test))
 }
 
 /// A Google group.

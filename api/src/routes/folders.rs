@@ -2,9 +2,9 @@
 //! counts, which decide whether a folder outlives its user.
 
 use actix_web::{get, patch, web};
-use chrono::{DateTime, Utc};
-use dirsync_core::{folders, paging::PageRequest};
-use serde::{Deserialize, Serialize};
+use dirsync_core::folders::{self, Folder};
+use dirsync_core::paging::PageRequest;
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
@@ -16,39 +16,6 @@ use crate::state::AppState;
 
 pub(crate) fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list).service(read).service(update);
-}
-
-/// An archive folder.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ArchiveFolder {
-    /// Folder id.
-    pub id: Uuid,
-    /// Name: its user's name when created.
-    pub name: String,
-    /// The owner; null once detached.
-    pub user_id: Option<Uuid>,
-    /// The owner's user name; null once detached.
-    pub user_name: Option<String>,
-    /// Messages held, as last reported by the archive server.
-    pub message_count: i64,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// When its user was deleted and the folder kept because it held messages.
-    pub detached_at: Option<DateTime<Utc>>,
-}
-
-impl From<folders::Folder> for ArchiveFolder {
-    fn from(f: folders::Folder) -> Self {
-        ArchiveFolder {
-            id: f.id,
-            name: f.name,
-            user_id: f.user_id,
-            user_name: f.user_name,
-            message_count: f.message_count,
-            created_at: f.created_at,
-            detached_at: f.detached_at,
-        }
-    }
 }
 
 /// Filter and paging of the folder list.
@@ -83,19 +50,19 @@ pub struct UpdateArchiveFolder {
 ///
 /// Role: reader (or operator, admin).
 #[utoipa::path(tag = "archive-folders", operation_id = "list_archive_folders",
-    params(FolderQuery), responses((status = 200, description = "A page of folders, by name", body = Paged<ArchiveFolder>)))]
+    params(FolderQuery), responses((status = 200, description = "A page of folders, by name", body = Paged<Folder>)))]
 #[get("/archive-folders")]
 async fn list(
     _caller: Auth<Reader>,
     state: web::Data<AppState>,
     query: web::Query<FolderQuery>,
-) -> Result<web::Json<Paged<ArchiveFolder>>, ApiError> {
+) -> Result<web::Json<Paged<Folder>>, ApiError> {
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
     let filter = folders::FolderFilter {
         detached: query.detached,
     };
     let found = folders::list(&state.db, &filter, page).await?;
-    Ok(web::Json(found.map(ArchiveFolder::from).into()))
+    Ok(web::Json(found.into()))
 }
 
 /// Read an archive folder.
@@ -105,15 +72,15 @@ async fn list(
 /// Role: reader (or operator, admin).
 #[utoipa::path(tag = "archive-folders", operation_id = "get_archive_folder",
     params(("id" = Uuid, Path, description = "Folder id")),
-    responses((status = 200, description = "The folder", body = ArchiveFolder)))]
+    responses((status = 200, description = "The folder", body = Folder)))]
 #[get("/archive-folders/{id}")]
 async fn read(
     _caller: Auth<Reader>,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-) -> Result<web::Json<ArchiveFolder>, ApiError> {
+) -> Result<web::Json<Folder>, ApiError> {
     let folder = folders::get(&state.db, id.into_inner()).await?;
-    Ok(web::Json(folder.into()))
+    Ok(web::Json(folder))
 }
 
 /// Report a folder's message count.
@@ -126,14 +93,14 @@ async fn read(
 #[utoipa::path(tag = "archive-folders", operation_id = "update_archive_folder",
     request_body = UpdateArchiveFolder,
     params(("id" = Uuid, Path, description = "Folder id")),
-    responses((status = 200, description = "The folder with its new count", body = ArchiveFolder)))]
+    responses((status = 200, description = "The folder with its new count", body = Folder)))]
 #[patch("/archive-folders/{id}")]
 async fn update(
     caller: Auth<Operator>,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
     body: web::Json<UpdateArchiveFolder>,
-) -> Result<web::Json<ArchiveFolder>, ApiError> {
+) -> Result<web::Json<Folder>, ApiError> {
     let folder = folders::set_message_count(
         &state.db,
         &caller.actor(),
@@ -141,5 +108,5 @@ async fn update(
         body.message_count,
     )
     .await?;
-    Ok(web::Json(folder.into()))
+    Ok(web::Json(folder))
 }

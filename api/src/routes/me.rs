@@ -1,14 +1,13 @@
 //! Who the caller is.
 
 use actix_web::{get, web};
-use dirsync_core::{auth::Principal, users};
+use dirsync_core::auth::{Principal, Role};
+use dirsync_core::privileges::Privileges;
+use dirsync_core::users::{self, User};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::api_keys::RoleName;
-use super::privileges::{FolderAccess, Privileges};
-use super::users::User;
 use crate::auth::{Anyone, Auth};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -38,7 +37,7 @@ pub struct Me {
     pub name: String,
     /// The role the caller acts with; null for a signed-in user without the `admin` privilege,
     /// who may read only itself.
-    pub role: Option<RoleName>,
+    pub role: Option<Role>,
     /// The signed-in user; null for keys.
     pub user: Option<User>,
     /// The signed-in user's privileges and folder access; empty for keys.
@@ -55,11 +54,7 @@ pub struct Me {
 #[utoipa::path(tag = "sign-in", operation_id = "get_me", responses((status = 200, description = "The caller", body = Me)))]
 #[get("/me")]
 async fn me(caller: Auth<Anyone>, state: web::Data<AppState>) -> Result<web::Json<Me>, ApiError> {
-    let role = caller.principal.role().map(RoleName::from);
-    let no_privileges = || Privileges {
-        privileges: Vec::new(),
-        folder_access: Vec::<FolderAccess>::new(),
-    };
+    let role = caller.principal.role();
     let me = match &caller.principal {
         Principal::Session { user_id, .. } => {
             let (user, privileges) = users::profile(&state.db, *user_id).await?;
@@ -67,8 +62,8 @@ async fn me(caller: Auth<Anyone>, state: web::Data<AppState>) -> Result<web::Jso
                 kind: CallerKind::User,
                 name: user.user_name.clone(),
                 role,
-                user: Some(user.into()),
-                privileges: privileges.into(),
+                user: Some(user),
+                privileges,
             }
         }
         Principal::ApiKey { name, .. } => Me {
@@ -76,14 +71,14 @@ async fn me(caller: Auth<Anyone>, state: web::Data<AppState>) -> Result<web::Jso
             name: name.clone(),
             role,
             user: None,
-            privileges: no_privileges(),
+            privileges: Privileges::default(),
         },
         Principal::Bootstrap => Me {
             kind: CallerKind::Bootstrap,
             name: "bootstrap".into(),
             role,
             user: None,
-            privileges: no_privileges(),
+            privileges: Privileges::default(),
         },
     };
     Ok(web::Json(me))

@@ -1,8 +1,8 @@
 //! Notifications: the webhook endpoints, and the log of what was sent to them.
 
 use actix_web::{get, put, web};
-use chrono::{DateTime, Utc};
-use dirsync_core::{notifications, paging::PageRequest};
+use dirsync_core::notifications::{self, EndpointView, EventType};
+use dirsync_core::paging::PageRequest;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,45 +18,6 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_notifications)
         .service(put_notifications)
         .service(list_deliveries);
-}
-
-/// What an endpoint is told about.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-pub enum EventType {
-    /// A sync job failed.
-    #[serde(rename = "sync.failed")]
-    SyncFailed,
-    /// A sync job was blocked by the deletion limit.
-    #[serde(rename = "sync.blocked")]
-    SyncBlocked,
-    /// A sync job succeeded (with `only_when_changed`: only a real run that changed a user).
-    #[serde(rename = "sync.succeeded")]
-    SyncSucceeded,
-    /// A connection test failed.
-    #[serde(rename = "directory.test_failed")]
-    DirectoryTestFailed,
-}
-
-impl From<EventType> for notifications::EventType {
-    fn from(e: EventType) -> Self {
-        match e {
-            EventType::SyncFailed => notifications::EventType::SyncFailed,
-            EventType::SyncBlocked => notifications::EventType::SyncBlocked,
-            EventType::SyncSucceeded => notifications::EventType::SyncSucceeded,
-            EventType::DirectoryTestFailed => notifications::EventType::DirectoryTestFailed,
-        }
-    }
-}
-
-impl From<notifications::EventType> for EventType {
-    fn from(e: notifications::EventType) -> Self {
-        match e {
-            notifications::EventType::SyncFailed => EventType::SyncFailed,
-            notifications::EventType::SyncBlocked => EventType::SyncBlocked,
-            notifications::EventType::SyncSucceeded => EventType::SyncSucceeded,
-            notifications::EventType::DirectoryTestFailed => EventType::DirectoryTestFailed,
-        }
-    }
 }
 
 /// An endpoint as saved.
@@ -94,43 +55,12 @@ pub struct NotificationSettings {
     pub endpoints: Vec<EndpointSettings>,
 }
 
-/// An endpoint as shown (never its secret).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Endpoint {
-    /// Its id.
-    pub id: Uuid,
-    /// Where deliveries are POSTed.
-    pub url: String,
-    /// The events it is sent.
-    pub events: Vec<EventType>,
-    /// A signing secret is stored (always true).
-    pub secret_set: bool,
-    /// `sync.succeeded` only for runs that changed a user.
-    pub only_when_changed: bool,
-}
-
 /// The notification configuration.
+// A wrapper, not a copy: core answers the list, the API names it `endpoints`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Notifications {
     /// The endpoints, oldest first.
-    pub endpoints: Vec<Endpoint>,
-}
-
-impl From<Vec<notifications::EndpointView>> for Notifications {
-    fn from(v: Vec<notifications::EndpointView>) -> Self {
-        Notifications {
-            endpoints: v
-                .into_iter()
-                .map(|e| Endpoint {
-                    id: e.id,
-                    url: e.url,
-                    events: e.events.into_iter().map(EventType::from).collect(),
-                    secret_set: e.secret_set,
-                    only_when_changed: e.only_when_changed,
-                })
-                .collect(),
-        }
-    }
+    pub endpoints: Vec<EndpointView>,
 }
 
 /// Read the webhook endpoints.
@@ -145,7 +75,9 @@ async fn get_notifications(
     _caller: Auth<Admin>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<Notifications>, ApiError> {
-    Ok(web::Json(notifications::endpoints(&state.db).await?.into()))
+    Ok(web::Json(Notifications {
+        endpoints: notifications::endpoints(&state.db).await?,
+    }))
 }
 
 /// Replace the webhook endpoints.
@@ -175,47 +107,13 @@ async fn put_notifications(
         .map(|e| notifications::EndpointSettings {
             id: e.id,
             url: e.url,
-            events: e.events.into_iter().map(Into::into).collect(),
+            events: e.events,
             secret: e.secret,
             only_when_changed: e.only_when_changed,
         })
         .collect();
     let saved = notifications::update(&state.db, &state.cipher, &caller.actor(), wanted).await?;
-    Ok(web::Json(saved.into()))
-}
-
-/// Where a delivery is.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Not delivered yet; another attempt will be made.
-    Pending,
-    /// An attempt was answered with a 2xx.
-    Delivered,
-    /// Every attempt failed, or the endpoint was removed.
-    Failed,
-}
-
-/// One delivery of one event to one endpoint.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Delivery {
-    /// The delivery's id: the body's `id`, the same at every attempt.
-    pub id: Uuid,
-    /// The endpoint (possibly removed since).
-    pub endpoint_id: Uuid,
-    /// The event type.
-    #[serde(rename = "type")]
-    pub event_type: EventType,
-    /// Where it is.
-    pub status: DeliveryStatus,
-    /// Attempts made so far.
-    pub attempts: u32,
-    /// Why the last attempt failed (`answered 500`, a connection error, …).
-    pub last_error: Option<String>,
-    /// When the event was raised.
-    pub created_at: DateTime<Utc>,
-    /// When an attempt succeeded.
-    pub delivered_at: Option<DateTime<Utc>>,
+    Ok(web::Json(Notifications { endpoints: saved }))
 }
 
 /// List webhook deliveries.
@@ -224,34 +122,14 @@ pub struct Delivery {
 ///
 /// Role: admin.
 #[utoipa::path(tag = "notifications", operation_id = "list_notification_deliveries",
-    params(PageQuery), responses((status = 200, description = "A page of deliveries, newest first", body = Paged<Delivery>)))]
+    params(PageQuery), responses((status = 200, description = "A page of deliveries, newest first", body = Paged<notifications::Delivery>)))]
 #[get("/notifications/deliveries")]
 async fn list_deliveries(
     _caller: Auth<Admin>,
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
-) -> Result<web::Json<Paged<Delivery>>, ApiError> {
+) -> Result<web::Json<Paged<notifications::Delivery>>, ApiError> {
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
     let list = notifications::deliveries(&state.db, page).await?;
-    let mut items = Vec::with_capacity(list.items.len());
-    for d in list.items {
-        items.push(Delivery {
-            id: d.id,
-            endpoint_id: d.endpoint_id,
-            event_type: d.event_type.into(),
-            status: match d.status {
-                notifications::DeliveryStatus::Pending => DeliveryStatus::Pending,
-                notifications::DeliveryStatus::Delivered => DeliveryStatus::Delivered,
-                notifications::DeliveryStatus::Failed => DeliveryStatus::Failed,
-            },
-            attempts: d.attempts,
-            last_error: d.last_error,
-            created_at: d.created_at,
-            delivered_at: d.delivered_at,
-        });
-    }
-    Ok(web::Json(Paged {
-        items,
-        next_cursor: list.next_cursor,
-    }))
+    Ok(web::Json(list.into()))
 }

@@ -6,8 +6,8 @@
 //! documented schema still shows the valid names.
 
 use actix_web::{get, put, web};
-use dirsync_core::privileges::{self, Access, Privilege};
-use serde::{Deserialize, Serialize};
+use dirsync_core::privileges::{self, Access, DefaultPrivileges, Privilege, Privileges};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
@@ -23,105 +23,6 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(replace_defaults);
 }
 
-/// A privilege (product.md §1).
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PrivilegeName {
-    /// Administers dirsync and the archive server; a signed-in user holding it acts as `admin`.
-    Admin,
-    /// May sign in.
-    Login,
-    /// May change its own password.
-    ChangePassword,
-    /// May archive e-mail.
-    ArchiveEmail,
-    /// May modify archive profiles.
-    ModifyArchiveProfiles,
-    /// May delete archive profiles.
-    DeleteArchiveProfiles,
-    /// May export e-mail.
-    ExportEmail,
-    /// May modify export profiles.
-    ModifyExportProfiles,
-    /// May delete export profiles.
-    DeleteExportProfiles,
-    /// May delete archived e-mail.
-    DeleteEmail,
-}
-
-impl From<Privilege> for PrivilegeName {
-    fn from(p: Privilege) -> Self {
-        match p {
-            Privilege::Admin => PrivilegeName::Admin,
-            Privilege::Login => PrivilegeName::Login,
-            Privilege::ChangePassword => PrivilegeName::ChangePassword,
-            Privilege::ArchiveEmail => PrivilegeName::ArchiveEmail,
-            Privilege::ModifyArchiveProfiles => PrivilegeName::ModifyArchiveProfiles,
-            Privilege::DeleteArchiveProfiles => PrivilegeName::DeleteArchiveProfiles,
-            Privilege::ExportEmail => PrivilegeName::ExportEmail,
-            Privilege::ModifyExportProfiles => PrivilegeName::ModifyExportProfiles,
-            Privilege::DeleteExportProfiles => PrivilegeName::DeleteExportProfiles,
-            Privilege::DeleteEmail => PrivilegeName::DeleteEmail,
-        }
-    }
-}
-
-/// Access to an archive folder.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AccessName {
-    /// Read the archived messages.
-    Read,
-    /// Add messages.
-    Write,
-    /// Delete messages.
-    Delete,
-}
-
-impl From<Access> for AccessName {
-    fn from(a: Access) -> Self {
-        match a {
-            Access::Read => AccessName::Read,
-            Access::Write => AccessName::Write,
-            Access::Delete => AccessName::Delete,
-        }
-    }
-}
-
-/// A user's access to one archive folder.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FolderAccess {
-    /// The folder.
-    pub folder_id: Uuid,
-    /// In the order read, write, delete; never empty.
-    pub access: Vec<AccessName>,
-}
-
-/// What a user may do.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Privileges {
-    /// Privileges, in the documented order.
-    pub privileges: Vec<PrivilegeName>,
-    /// Folder access, by folder id.
-    pub folder_access: Vec<FolderAccess>,
-}
-
-impl From<privileges::Privileges> for Privileges {
-    fn from(p: privileges::Privileges) -> Self {
-        Privileges {
-            privileges: p.privileges.into_iter().map(Into::into).collect(),
-            folder_access: p
-                .folder_access
-                .into_iter()
-                .map(|fa| FolderAccess {
-                    folder_id: fa.folder_id,
-                    access: fa.access.into_iter().map(Into::into).collect(),
-                })
-                .collect(),
-        }
-    }
-}
-
 /// Access to grant on one archive folder.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -129,7 +30,7 @@ pub struct SetFolderAccess {
     /// The folder (see `GET /api/v1/archive-folders`).
     pub folder_id: Uuid,
     /// Any of `read`, `write`, `delete`; an empty list grants nothing.
-    #[schema(value_type = Vec<AccessName>)]
+    #[schema(value_type = Vec<Access>)]
     pub access: Vec<String>,
 }
 
@@ -139,28 +40,10 @@ pub struct SetFolderAccess {
 #[schema(example = json!({"privileges": ["login", "archive_email", "export_email"], "folder_access": []}))]
 pub struct SetPrivileges {
     /// Privilege names; an unknown one is refused with the list of valid names.
-    #[schema(value_type = Vec<PrivilegeName>)]
+    #[schema(value_type = Vec<Privilege>)]
     pub privileges: Vec<String>,
     /// Folder access, one entry per folder.
     pub folder_access: Vec<SetFolderAccess>,
-}
-
-/// What users created by synchronization receive.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DefaultPrivileges {
-    /// Privileges, in the documented order.
-    pub privileges: Vec<PrivilegeName>,
-    /// Access to the user's own archive folder.
-    pub own_folder_access: Vec<AccessName>,
-}
-
-impl From<privileges::DefaultPrivileges> for DefaultPrivileges {
-    fn from(d: privileges::DefaultPrivileges) -> Self {
-        DefaultPrivileges {
-            privileges: d.privileges.into_iter().map(Into::into).collect(),
-            own_folder_access: d.own_folder_access.into_iter().map(Into::into).collect(),
-        }
-    }
 }
 
 /// New default privileges.
@@ -169,10 +52,10 @@ impl From<privileges::DefaultPrivileges> for DefaultPrivileges {
 #[schema(example = json!({"privileges": ["login"], "own_folder_access": ["read"]}))]
 pub struct SetDefaultPrivileges {
     /// Privilege names, e.g. `["login", "archive_email"]`.
-    #[schema(value_type = Vec<PrivilegeName>)]
+    #[schema(value_type = Vec<Privilege>)]
     pub privileges: Vec<String>,
     /// Access to the user's own archive folder, e.g. `["read"]`.
-    #[schema(value_type = Vec<AccessName>)]
+    #[schema(value_type = Vec<Access>)]
     pub own_folder_access: Vec<String>,
 }
 
@@ -191,7 +74,7 @@ async fn read(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Privileges>, ApiError> {
     let p = privileges::get(&state.db, id.into_inner()).await?;
-    Ok(web::Json(p.into()))
+    Ok(web::Json(p))
 }
 
 /// Replace a user's privileges.
@@ -224,7 +107,7 @@ async fn replace(
             .collect(),
     };
     let p = privileges::replace(&state.db, &caller.actor(), id.into_inner(), &input).await?;
-    Ok(web::Json(p.into()))
+    Ok(web::Json(p))
 }
 
 /// Read the default privileges.
@@ -241,7 +124,7 @@ async fn read_defaults(
     state: web::Data<AppState>,
 ) -> Result<web::Json<DefaultPrivileges>, ApiError> {
     let d = privileges::load_defaults(&state.db).await?;
-    Ok(web::Json(d.into()))
+    Ok(web::Json(d))
 }
 
 /// Change the default privileges.
@@ -265,5 +148,5 @@ async fn replace_defaults(
         own_folder_access: body.own_folder_access,
     };
     let d = privileges::save_defaults(&state.db, &caller.actor(), &input).await?;
-    Ok(web::Json(d.into()))
+    Ok(web::Json(d))
 }

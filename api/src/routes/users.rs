@@ -1,11 +1,10 @@
 //! Users of the archive server: local users managed here, directory users from Google.
 
 use actix_web::{delete, get, http::header, patch, post, web, HttpResponse};
-use chrono::{DateTime, Utc};
-use dirsync_core::users::AuthMethod;
+use dirsync_core::users::{AuthMethod, User};
 use dirsync_core::{paging::PageRequest, users, Error};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
@@ -24,51 +23,6 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(read)
         .service(update)
         .service(remove);
-}
-
-/// A user. Never carries a password or its hash.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct User {
-    /// User id.
-    pub id: Uuid,
-    /// User name, unique without case (directory users: the primary address, lower-cased).
-    pub user_name: String,
-    /// Full name.
-    pub full_name: String,
-    /// `local` or `directory`.
-    pub auth_method: AuthMethod,
-    /// The Google user id of a directory user.
-    pub directory_id: Option<String>,
-    /// A disabled user cannot sign in (directory users: suspended or archived in Google).
-    pub disabled: bool,
-    /// Addresses: the primary one first, then the others by address.
-    pub emails: Vec<String>,
-    /// The user's archive folder.
-    pub archive_folder_id: Option<Uuid>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-    /// Last written by a sync.
-    pub last_synced_at: Option<DateTime<Utc>>,
-}
-
-impl From<users::User> for User {
-    fn from(u: users::User) -> Self {
-        User {
-            id: u.id,
-            user_name: u.user_name,
-            full_name: u.full_name,
-            auth_method: u.auth_method,
-            directory_id: u.directory_id,
-            disabled: u.disabled,
-            emails: u.emails,
-            archive_folder_id: u.archive_folder_id,
-            created_at: u.created_at,
-            updated_at: u.updated_at,
-            last_synced_at: u.last_synced_at,
-        }
-    }
 }
 
 /// Filters and paging of the user list.
@@ -122,7 +76,7 @@ pub struct CreateUser {
     /// out: the configured default privileges are for users created by synchronization. The
     /// user always gets `read` on its own archive folder.
     #[serde(default)]
-    #[schema(value_type = Vec<super::privileges::PrivilegeName>)]
+    #[schema(value_type = Vec<dirsync_core::privileges::Privilege>)]
     pub privileges: Vec<String>,
 }
 
@@ -180,7 +134,7 @@ async fn list(
         disabled: query.disabled,
     };
     let found = users::list(&state.db, &filter, page).await?;
-    Ok(web::Json(found.map(User::from).into()))
+    Ok(web::Json(found.into()))
 }
 
 /// Create a local user.
@@ -210,7 +164,7 @@ async fn create(
     let user = users::create(&state.db, &caller.actor(), new).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/users/{}", user.id)))
-        .json(User::from(user)))
+        .json(user))
 }
 
 /// Find the user owning an address.
@@ -233,7 +187,7 @@ async fn lookup(
         .as_deref()
         .ok_or_else(|| Error::invalid("missing_email", "pass the address to look up as ?email="))?;
     let user = users::find_by_email(&state.db, email).await?;
-    Ok(web::Json(user.into()))
+    Ok(web::Json(user))
 }
 
 /// Read a user.
@@ -251,7 +205,7 @@ async fn read(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<User>, ApiError> {
     let user = users::get(&state.db, id.into_inner()).await?;
-    Ok(web::Json(user.into()))
+    Ok(web::Json(user))
 }
 
 /// Change a user.
@@ -281,7 +235,7 @@ async fn update(
         disabled: body.disabled,
     };
     let user = users::update(&state.db, &caller.actor(), id.into_inner(), changes).await?;
-    Ok(web::Json(user.into()))
+    Ok(web::Json(user))
 }
 
 /// Delete a user.

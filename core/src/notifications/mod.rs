@@ -36,8 +36,10 @@ const MAX_URL_LEN: usize = 2048;
 /// one signed delivery.
 const SECRET_LEN: std::ops::RangeInclusive<usize> = 16..=512;
 
-/// What an endpoint can be told about.
+/// What an endpoint is told about.
+// Its doc comments are the OpenAPI descriptions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventType {
     /// A sync job failed.
     #[serde(rename = "sync.failed")]
@@ -45,10 +47,11 @@ pub enum EventType {
     /// A sync job was blocked by the deletion limit.
     #[serde(rename = "sync.blocked")]
     SyncBlocked,
-    /// A sync job succeeded.
+    /// A sync job succeeded (with `only_when_changed`: only a real run that changed a user).
     #[serde(rename = "sync.succeeded")]
     SyncSucceeded,
-    /// A connection test (`POST /api/v1/directory/test`) failed.
+    /// A connection test failed.
+    // (`POST /api/v1/directory/test`)
     #[serde(rename = "directory.test_failed")]
     DirectoryTestFailed,
 }
@@ -65,18 +68,21 @@ impl EventType {
     }
 }
 
-/// An endpoint as shown: never its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An endpoint as shown (never its secret).
+// The API's `Endpoint`; its doc comments are the OpenAPI descriptions. Keep `id` in a `PUT` to
+// keep the endpoint and its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Endpoint))]
 pub struct EndpointView {
-    /// Its id (keep it in a `PUT` to keep the endpoint and its secret).
+    /// Its id.
     pub id: Uuid,
     /// Where deliveries are POSTed.
     pub url: String,
     /// The events it is sent.
     pub events: Vec<EventType>,
-    /// Always true: a secret is required.
+    /// A signing secret is stored (always true).
     pub secret_set: bool,
-    /// `sync.succeeded` only for a real run that changed something.
+    /// `sync.succeeded` only for runs that changed a user.
     pub only_when_changed: bool,
 }
 
@@ -402,10 +408,13 @@ async fn enqueue(
 }
 
 /// Where a delivery is.
+// Its doc comments are the OpenAPI descriptions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
-    /// Not delivered yet; another attempt is due at `next_attempt_at`.
+    /// Not delivered yet; another attempt will be made.
+    // (at `next_attempt_at`)
     Pending,
     /// An attempt was answered with a 2xx.
     Delivered,
@@ -436,21 +445,23 @@ impl DeliveryStatus {
     }
 }
 
-/// One delivery, as the log shows it.
-#[derive(Debug, Clone, Serialize)]
+/// One delivery of one event to one endpoint.
+// As the log shows it; its doc comments are the OpenAPI descriptions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delivery {
-    /// The delivery's id, also the body's `id`.
+    /// The delivery's id: the body's `id`, the same at every attempt.
     pub id: Uuid,
-    /// The endpoint it is for (which may since have been removed).
+    /// The endpoint (possibly removed since).
     pub endpoint_id: Uuid,
     /// The event type.
     #[serde(rename = "type")]
     pub event_type: EventType,
     /// Where it is.
     pub status: DeliveryStatus,
-    /// Attempts made.
+    /// Attempts made so far.
     pub attempts: u32,
-    /// Why the last attempt failed.
+    /// Why the last attempt failed (`answered 500`, a connection error, …).
     pub last_error: Option<String>,
     /// When the event was raised.
     pub created_at: DateTime<Utc>,

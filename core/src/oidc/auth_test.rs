@@ -10,7 +10,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     Set, TransactionTrait,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::flow::{authorization_url, LoginRequest, Purpose};
@@ -21,8 +21,10 @@ use crate::Error;
 /// Where a test stands (`pending`, `succeeded`, `failed`), stored in `auth_tests.status`.
 pub use dirsync_entity::AuthTestStatus;
 
-/// A test, as shown.
-#[derive(Debug, Clone, Serialize)]
+/// A test of one user's Sign in with Google.
+// The API's `AuthTest`; its doc comments are the OpenAPI descriptions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AuthTest))]
 pub struct AuthTestView {
     /// Test id.
     pub id: Uuid,
@@ -30,9 +32,14 @@ pub struct AuthTestView {
     pub user_id: Uuid,
     /// `pending`, `succeeded` or `failed`.
     pub status: AuthTestStatus,
-    /// Why it failed: `<code>: <explanation>`, e.g. `user_disabled: the user … is disabled`.
+    /// Why it failed: `<code>: <explanation>`; codes: `wrong_account`, `user_disabled`,
+    /// `login_not_allowed`, `domain_not_allowed`, `email_not_verified`, `user_not_found`,
+    /// `expired`, `google_error`, `code_rejected`, and the ID-token checks (`wrong_issuer`, …).
     pub reason: Option<String>,
-    /// Where the tested user signs in.
+    /// The code part of `reason`.
+    // Derived from `reason` when the view is made, so that callers need not split it.
+    pub reason_code: Option<String>,
+    /// Open this at Google, signed in as the tested user (its address is the `login_hint`).
     pub authorization_url: String,
     /// Who started it.
     pub created_by: String,
@@ -42,18 +49,15 @@ pub struct AuthTestView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl AuthTestView {
-    /// The stable code of `reason` (`wrong_account`, `user_disabled`, …).
-    pub fn reason_code(&self) -> Option<&str> {
-        self.reason
-            .as_deref()
-            .map(|r| r.split_once(':').map_or(r, |(c, _)| c))
-    }
+/// The stable code of a `reason` (`wrong_account`, `user_disabled`, …).
+fn reason_code(reason: &str) -> &str {
+    reason.split_once(':').map_or(reason, |(c, _)| c)
 }
 
 impl From<auth_tests::Model> for AuthTestView {
     fn from(m: auth_tests::Model) -> Self {
         AuthTestView {
+            reason_code: m.reason.as_deref().map(|r| reason_code(r).to_owned()),
             id: m.id,
             user_id: m.user_id,
             status: m.status,

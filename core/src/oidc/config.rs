@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use dirsync_entity::oidc_config;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Set};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::secrets::Cipher;
 use crate::{Error, Result};
@@ -20,20 +20,22 @@ pub const DEFAULT_SESSION_TTL_MINUTES: u32 = 480;
 /// Shortest and longest session lifetime accepted, in minutes (5 minutes to 30 days).
 pub const SESSION_TTL_RANGE: std::ops::RangeInclusive<u32> = 5..=43_200;
 
-/// The configuration as shown (never the secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The Sign in with Google configuration (the client secret is never shown).
+// The API's `OidcConfig`; its doc comments are the OpenAPI descriptions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = OidcConfig))]
 pub struct OidcView {
-    /// The OAuth client id; `None` until configured.
+    /// The OAuth client id; null until configured.
     pub client_id: Option<String>,
     /// Whether a client secret is stored.
     pub client_secret_set: bool,
-    /// The redirect URI registered at Google; `None` until configured.
+    /// The redirect URI; null until configured.
     pub redirect_uri: Option<String>,
-    /// Accepted `hd` claims; empty = no domain restriction.
+    /// Accepted `hd` claims; empty = any.
     pub allowed_domains: Vec<String>,
-    /// Lifetime of the sessions issued, in minutes.
+    /// Session lifetime in minutes.
     pub session_ttl_minutes: u32,
-    /// Last change.
+    /// Last change; null until configured.
     pub updated_at: Option<DateTime<Utc>>,
 }
 

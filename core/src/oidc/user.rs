@@ -2,17 +2,22 @@
 
 use dirsync_entity::{user_privileges, users};
 use sea_orm::{ConnectionTrait, EntityTrait};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::privileges;
 
-/// A user as shown with a new session: the user as the users module shows it, plus its
-/// privileges.
-#[derive(Debug, Clone)]
+/// A signed-in user: the user as `GET /api/v1/users/{id}` shows it, plus its privileges.
+// The API's `SignedInUser`; its doc comments are the OpenAPI descriptions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SignedInUser))]
 pub struct SessionUser {
-    /// The user.
+    /// The user (never disabled here: disabled users cannot sign in).
+    #[serde(flatten)]
     pub user: crate::users::User,
-    /// Privilege names held, sorted by name; a name a newer version wrote is shown as stored.
+    /// Privileges held (`admin` makes the session act as an admin).
+    // Names, sorted; a name a newer version wrote is shown as stored rather than dropped.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::privileges::Privilege>))]
     pub privileges: Vec<String>,
 }
 

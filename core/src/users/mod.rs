@@ -17,7 +17,7 @@ use sea_orm::{
     FromQueryResult, QueryFilter, QuerySelect, Select, Set,
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -40,22 +40,24 @@ pub fn name_key(user_name: &str) -> String {
     user_name.trim().to_lowercase()
 }
 
-/// A user as callers see it: never with its password hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A user. Never carries a password or its hash.
+// The doc comments of this type are its OpenAPI description (the API's `User`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// User id.
     pub id: Uuid,
-    /// User name as given (directory users: the primary address, lower-cased).
+    /// User name, unique without case (directory users: the primary address, lower-cased).
     pub user_name: String,
     /// Full name.
     pub full_name: String,
-    /// Local or directory.
+    /// `local` or `directory`.
     pub auth_method: AuthMethod,
     /// The Google user id of a directory user.
     pub directory_id: Option<String>,
-    /// A disabled user cannot sign in.
+    /// A disabled user cannot sign in (directory users: suspended or archived in Google).
     pub disabled: bool,
-    /// Addresses, primary first, then the others by address.
+    /// Addresses: the primary one first, then the others by address.
     pub emails: Vec<String>,
     /// The user's archive folder.
     pub archive_folder_id: Option<Uuid>,

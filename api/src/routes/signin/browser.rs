@@ -13,11 +13,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::auth_test::AuthTest;
 use super::sessions::{session_json, Session};
 use super::*;
 use crate::error::ApiError;
 use crate::state::AppState;
+use dirsync_core::oidc::auth_test::AuthTestView;
 
 // ---- the browser flow ----
 
@@ -155,7 +155,7 @@ pub struct CallbackQuery {
 #[utoipa::path(tag = "sign-in", operation_id = "oidc_signin", security(()), params(CallbackQuery),
     responses(
         (status = 200, description = "Signed in (Accept: application/json), or a test authentication's result",
-            content((Session = "application/json"), (AuthTest = "application/json"), (String = "text/html"))),
+            content((Session = "application/json"), (AuthTestView = "application/json"), (String = "text/html"))),
         (status = 303, description = "Signed in: session cookie set (the sign-in cookie cleared), redirect to return_to",
             headers(("Location" = String), ("Set-Cookie" = String, description = "dirsync_session=…; HttpOnly; Secure; SameSite=Lax; Path=/ (`__Host-dirsync_session` over HTTPS)"))),
         (status = 400, description = "Unknown, reused or expired state; started in another browser (`browser_mismatch`); another issuer (`issuer_mismatch`); rejected code", body = crate::error::ErrorBody),
@@ -197,7 +197,7 @@ pub(super) async fn oidc_signin(
         }
         Ok(CallbackOutcome::TestFinished(view)) => {
             if json {
-                return HttpResponse::Ok().json(AuthTest::from(view));
+                return HttpResponse::Ok().json(view);
             }
             let message = match &view.reason {
                 None => "The user can sign in with Google. No session was created.".to_string(),

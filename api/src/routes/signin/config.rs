@@ -1,10 +1,9 @@
 //! The Sign in with Google settings: `GET`/`PUT /api/v1/auth/oidc`.
 
 use actix_web::{get, put, web};
-use chrono::{DateTime, Utc};
-use dirsync_core::oidc::config;
+use dirsync_core::oidc::config::{self, OidcView};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::{Admin, Auth, Operator};
@@ -37,49 +36,19 @@ pub struct OidcSettings {
     pub session_ttl_minutes: Option<u32>,
 }
 
-/// The Sign in with Google configuration (the client secret is never shown).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OidcConfig {
-    /// The OAuth client id; null until configured.
-    pub client_id: Option<String>,
-    /// Whether a client secret is stored.
-    pub client_secret_set: bool,
-    /// The redirect URI; null until configured.
-    pub redirect_uri: Option<String>,
-    /// Accepted `hd` claims; empty = any.
-    pub allowed_domains: Vec<String>,
-    /// Session lifetime in minutes.
-    pub session_ttl_minutes: u32,
-    /// Last change; null until configured.
-    pub updated_at: Option<DateTime<Utc>>,
-}
-
-impl From<config::OidcView> for OidcConfig {
-    fn from(v: config::OidcView) -> Self {
-        OidcConfig {
-            client_id: v.client_id,
-            client_secret_set: v.client_secret_set,
-            redirect_uri: v.redirect_uri,
-            allowed_domains: v.allowed_domains,
-            session_ttl_minutes: v.session_ttl_minutes,
-            updated_at: v.updated_at,
-        }
-    }
-}
-
 /// Read the Sign in with Google configuration.
 ///
 /// The Sign in with Google configuration. `client_secret` is never returned; `client_secret_set`
 /// says whether one is stored.
 ///
 /// Role: operator (or admin).
-#[utoipa::path(tag = "sign-in", operation_id = "get_oidc_config", responses((status = 200, description = "The configuration", body = OidcConfig)))]
+#[utoipa::path(tag = "sign-in", operation_id = "get_oidc_config", responses((status = 200, description = "The configuration", body = OidcView)))]
 #[get("/auth/oidc")]
 pub(super) async fn get_oidc(
     _caller: Auth<Operator>,
     state: web::Data<AppState>,
-) -> Result<web::Json<OidcConfig>, ApiError> {
-    Ok(web::Json(config::get(&state.db).await?.into()))
+) -> Result<web::Json<config::OidcView>, ApiError> {
+    Ok(web::Json(config::get(&state.db).await?))
 }
 
 /// Save the Sign in with Google configuration.
@@ -90,13 +59,13 @@ pub(super) async fn get_oidc(
 ///
 /// Role: admin.
 #[utoipa::path(tag = "sign-in", operation_id = "put_oidc_config", request_body = OidcSettings,
-    responses((status = 200, description = "The saved configuration", body = OidcConfig)))]
+    responses((status = 200, description = "The saved configuration", body = OidcView)))]
 #[put("/auth/oidc")]
 pub(super) async fn put_oidc(
     caller: Auth<Admin>,
     state: web::Data<AppState>,
     body: web::Json<OidcSettings>,
-) -> Result<web::Json<OidcConfig>, ApiError> {
+) -> Result<web::Json<config::OidcView>, ApiError> {
     let b = body.into_inner();
     let settings = config::OidcSettings {
         client_id: b.client_id,
@@ -106,5 +75,5 @@ pub(super) async fn put_oidc(
         session_ttl_minutes: b.session_ttl_minutes,
     };
     let (_, after, _) = config::update(&state.db, &state.cipher, &caller.actor(), settings).await?;
-    Ok(web::Json(after.into()))
+    Ok(web::Json(after))
 }

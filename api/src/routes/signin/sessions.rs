@@ -12,32 +12,13 @@ use utoipa::ToSchema;
 use super::*;
 use crate::auth::{Anyone, Auth};
 use crate::error::ApiError;
-use crate::routes::users::User;
 use crate::state::AppState;
 
 // ---- sessions ----
 
-/// A signed-in user: the user as `GET /api/v1/users/{id}` shows it, plus its privileges.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SignedInUser {
-    /// The user (never disabled here: disabled users cannot sign in).
-    #[serde(flatten)]
-    pub user: User,
-    /// Privileges held (`admin` makes the session act as an admin).
-    #[schema(value_type = Vec<crate::routes::privileges::PrivilegeName>)]
-    pub privileges: Vec<String>,
-}
-
-impl From<SessionUser> for SignedInUser {
-    fn from(u: SessionUser) -> Self {
-        SignedInUser {
-            user: u.user.into(),
-            privileges: u.privileges,
-        }
-    }
-}
-
 /// A new session: send `token` as `Authorization: Bearer <token>`.
+// Kept in the API rather than serializing core's `SignedIn`: the token is a secret there, and
+// this is the one place that shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Session {
     /// The session token (`dss_…`), shown once.
@@ -45,7 +26,7 @@ pub struct Session {
     /// When it stops working.
     pub expires_at: DateTime<Utc>,
     /// Who signed in.
-    pub user: SignedInUser,
+    pub user: SessionUser,
 }
 
 pub(super) fn session_json(s: SignedIn) -> HttpResponse {
@@ -54,7 +35,7 @@ pub(super) fn session_json(s: SignedIn) -> HttpResponse {
         .json(Session {
             token: s.token.expose_secret().to_string(),
             expires_at: s.expires_at,
-            user: s.user.into(),
+            user: s.user,
         })
 }
 
