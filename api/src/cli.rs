@@ -6,7 +6,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::builder::TypedValueParser;
+use clap::{CommandFactory, Parser, Subcommand};
 use dirsync_core::{auth, paging::PageRequest, settings::Settings};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -64,25 +65,11 @@ pub enum UsersCommand {
     Export(crate::export_cli::ExportArgs),
 }
 
-/// A role an API key grants.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum RoleArg {
-    /// Everything.
-    Admin,
-    /// Read configuration, run and read sync jobs, read users.
-    Operator,
-    /// Read users, privileges, lookup.
-    Reader,
-}
-
-impl From<RoleArg> for auth::Role {
-    fn from(r: RoleArg) -> Self {
-        match r {
-            RoleArg::Admin => auth::Role::Admin,
-            RoleArg::Operator => auth::Role::Operator,
-            RoleArg::Reader => auth::Role::Reader,
-        }
-    }
+/// `--role`: the names of [`auth::Role`] as clap's possible values (listed in `--help` and in
+/// shell completions, strongest first), so that the CLI has no mirror of the enum to keep true.
+fn role_parser() -> impl TypedValueParser<Value = auth::Role> {
+    clap::builder::PossibleValuesParser::new(auth::Role::ALL.iter().rev().map(|r| r.as_str()))
+        .try_map(|name: String| auth::Role::parse(&name))
 }
 
 /// API key commands.
@@ -94,8 +81,8 @@ pub enum ApiKeyCommand {
         #[arg(long)]
         name: String,
         /// The role it grants.
-        #[arg(long, value_enum)]
-        role: RoleArg,
+        #[arg(long, value_parser = role_parser())]
+        role: auth::Role,
     },
     /// List the keys, newest first (never the keys themselves).
     List {
@@ -236,7 +223,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ApiKey(ApiKeyCommand::Create { name, role }) => {
             let db = open_database(cli.config.as_deref()).await?;
-            let (info, key) = auth::create_api_key(&db, &name, role.into(), "cli")
+            let (info, key) = auth::create_api_key(&db, &name, role, "cli")
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", key.expose_secret());
