@@ -148,6 +148,9 @@ impl Emulator {
         };
         let server = HttpServer::new(move || server::app(state.clone()))
             .workers(opts.workers.max(1))
+            // actix's default of 5 s closes connections that clients such as httpx keep in
+            // their pools while they parse a big page, and their next request on one fails.
+            .keep_alive(Duration::from_secs(120))
             .disable_signals()
             .shutdown_timeout(1);
         let server = match tls {

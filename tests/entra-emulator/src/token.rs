@@ -420,8 +420,11 @@ fn check_assertion(
         .decode(parts[2].trim_end_matches('='))
         .map_err(|_| malformed("bad signature encoding"))?;
     let alg = headers["alg"].as_str().unwrap_or("");
-    let x5t = headers["x5t"].as_str();
-    let x5t_s256 = headers["x5t#S256"].as_str();
+    // MSAL Python pads its base64url thumbprints with `=`; Entra accepts both spellings.
+    let x5t = headers["x5t"].as_str().map(|t| t.trim_end_matches('='));
+    let x5t_s256 = headers["x5t#S256"]
+        .as_str()
+        .map(|t| t.trim_end_matches('='));
     let thumb = x5t_s256.or(x5t).unwrap_or("");
     let cert = app
         .certificates
@@ -481,8 +484,9 @@ fn check_assertion(
         }
     }
     let now = chrono::Utc::now().timestamp();
-    let exp = claims["exp"].as_i64();
-    let nbf = claims["nbf"].as_i64();
+    // NumericDates may have fractions (RFC 7519 §2); MSAL Python sends `time.time() + 600`.
+    let exp = claims["exp"].as_f64().map(|t| t as i64);
+    let nbf = claims["nbf"].as_f64().map(|t| t as i64);
     let outside = match exp {
         None => true,
         Some(exp) => exp + SKEW_SECS < now || nbf.is_some_and(|n| n - SKEW_SECS > now),
