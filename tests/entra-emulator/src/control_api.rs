@@ -34,6 +34,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     .route("/apps/{client_id}/enabled", web::put().to(set_enabled))
     .route("/tokens/expire", web::post().to(expire_tokens))
     .route("/token-lifetime", web::put().to(token_lifetime))
+    .route("/delta/expire", web::post().to(expire_delta))
     .route("/faults", web::post().to(add_faults))
     .route("/faults", web::delete().to(clear_faults))
     .route("/ca", web::get().to(ca));
@@ -347,6 +348,19 @@ async fn set_enabled(
 
 async fn expire_tokens(state: web::Data<State>) -> HttpResponse {
     control(&state).expire_tokens();
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Deserialize)]
+struct Expiry {
+    /// 400 (default) or 410.
+    #[serde(default)]
+    status: Option<u16>,
+}
+
+async fn expire_delta(state: web::Data<State>, body: Option<web::Json<Expiry>>) -> HttpResponse {
+    let status = body.and_then(|b| b.status).unwrap_or(400);
+    control(&state).expire_delta_tokens(status);
     HttpResponse::NoContent().finish()
 }
 

@@ -19,14 +19,14 @@ const JSON_TYPE: &str =
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 /// Roles that allow reading users (§2.7).
-const USER_ROLES: [&str; 4] = [
+pub(crate) const USER_ROLES: [&str; 4] = [
     "User.Read.All",
     "User.ReadWrite.All",
     "Directory.Read.All",
     "Directory.ReadWrite.All",
 ];
 /// Roles that allow reading groups and their members.
-const GROUP_ROLES: [&str; 6] = [
+pub(crate) const GROUP_ROLES: [&str; 6] = [
     "GroupMember.Read.All",
     "GroupMember.ReadWrite.All",
     "Group.Read.All",
@@ -36,7 +36,7 @@ const GROUP_ROLES: [&str; 6] = [
 ];
 
 /// Properties a user list returns without `$select`.
-const USER_DEFAULT: [&str; 11] = [
+pub(crate) const USER_DEFAULT: [&str; 11] = [
     "businessPhones",
     "displayName",
     "givenName",
@@ -52,8 +52,18 @@ const USER_DEFAULT: [&str; 11] = [
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(users_list))
+        .route("/users/delta", web::get().to(crate::delta::users_delta))
+        .route(
+            "/users/microsoft.graph.delta()",
+            web::get().to(crate::delta::users_delta),
+        )
         .route("/users/{id}", web::get().to(users_get))
         .route("/groups", web::get().to(groups_list))
+        .route("/groups/delta", web::get().to(crate::delta::groups_delta))
+        .route(
+            "/groups/microsoft.graph.delta()",
+            web::get().to(crate::delta::groups_delta),
+        )
         .route("/groups/{id}", web::get().to(groups_get))
         .route("/groups/{id}/members", web::get().to(members))
         .route("/groups/{id}/members/{cast}", web::get().to(members_cast))
@@ -145,6 +155,8 @@ pub(crate) fn ok_json(v: &Value, ids: &RequestIds) -> HttpResponse {
 }
 
 /// The bearer token's grant, or Graph's 401 / 403.
+// The error is the response itself, built at most once per request: boxing it buys nothing.
+#[allow(clippy::result_large_err)]
 pub(crate) fn authorize(
     state: &State,
     req: &HttpRequest,
@@ -297,6 +309,8 @@ pub(crate) struct Query {
     pub deltatoken: Option<String>,
 }
 
+// As for `authorize`: the error is the response.
+#[allow(clippy::result_large_err)]
 /// Parses and checks the query options against the entity's properties (`known`); `Err` is
 /// Graph's 400.
 pub(crate) fn parse_query(
@@ -485,19 +499,35 @@ fn bad_token(ids: &RequestIds) -> HttpResponse {
     graph_error(400, "Request_BadRequest", "Invalid paging token.", ids)
 }
 
-/// One page of a listing of full objects in a stable order; `key` is each object's position
-/// for the page token (its id for users and groups, its index for member lists).
+/// A listing of full objects in a stable order, for [`page`].
+struct Listing<'a> {
+    /// Names the listing in its page tokens.
+    kind: &'a str,
+    /// `@odata.context`.
+    context: String,
+    /// (position key, full object, `@odata.type`); the key is the id for users and groups.
+    items: Vec<(String, Map<String, Value>, Option<&'static str>)>,
+    /// Page tokens hold an index (member lists) rather than the last id (users, groups).
+    by_index: bool,
+    /// Properties of untyped items without `$select` (`None`: all).
+    default: Option<&'a [&'a str]>,
+}
+
+/// One page of a listing: `$filter`, then `$top` items from the page token's position.
 fn page(
     state: &State,
     req: &HttpRequest,
     q: &Query,
-    kind: &str,
-    ctx: String,
-    items: Vec<(String, Map<String, Value>, Option<&'static str>)>,
-    by_index: bool,
-    default: Option<&[&str]>,
+    listing: Listing,
     ids: &RequestIds,
 ) -> HttpResponse {
+    let Listing {
+        kind,
+        context: ctx,
+        items,
+        by_index,
+        default,
+    } = listing;
     let items: Vec<_> = match &q.filter {
         Some(f) => items
             .into_iter()
@@ -553,7 +583,7 @@ fn page(
     ok_json(&Value::Object(body), ids)
 }
 
-const USER_PROPS: [&str; 24] = [
+pub(crate) const USER_PROPS: [&str; 24] = [
     "id",
     "businessPhones",
     "displayName",
@@ -638,10 +668,6 @@ const GROUP_PROPS: [&str; 33] = [
     "members",
 ];
 
-pub(crate) fn user_props() -> &'static [&'static str] {
-    &USER_PROPS
-}
-
 async fn users_list(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
     if let Some(r) = preamble(&state, &req, Endpoint::UsersList).await {
         return r;
@@ -661,17 +687,14 @@ async fn users_list(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
             .collect()
     };
     let ctx = context(&state, "users", q.select.as_deref(), "");
-    page(
-        &state,
-        &req,
-        &q,
-        "users",
-        ctx,
+    let listing = Listing {
+        kind: "users",
+        context: ctx,
         items,
-        false,
-        Some(&USER_DEFAULT),
-        &ids,
-    )
+        by_index: false,
+        default: Some(&USER_DEFAULT),
+    };
+    page(&state, &req, &q, listing, &ids)
 }
 
 async fn users_get(
@@ -736,7 +759,14 @@ async fn groups_list(state: web::Data<State>, req: HttpRequest) -> HttpResponse 
             .collect()
     };
     let ctx = context(&state, "groups", q.select.as_deref(), "");
-    page(&state, &req, &q, "groups", ctx, items, false, None, &ids)
+    let listing = Listing {
+        kind: "groups",
+        context: ctx,
+        items,
+        by_index: false,
+        default: None,
+    };
+    page(&state, &req, &q, listing, &ids)
 }
 
 async fn groups_get(
@@ -899,5 +929,12 @@ async fn member_list(
     };
     let kind = format!("{}:{gid}", if transitive { "tm" } else { "m" });
     let ctx = context(&state, "directoryObjects", q.select.as_deref(), "");
-    page(&state, &req, &q, &kind, ctx, items, true, None, &ids)
+    let listing = Listing {
+        kind: &kind,
+        context: ctx,
+        items,
+        by_index: true,
+        default: None,
+    };
+    page(&state, &req, &q, listing, &ids)
 }

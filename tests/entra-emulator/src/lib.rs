@@ -32,6 +32,7 @@
 
 mod apps;
 mod control_api;
+mod delta;
 mod directory;
 mod filter;
 mod graph;

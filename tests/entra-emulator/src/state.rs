@@ -129,7 +129,6 @@ pub(crate) struct RateLimit {
 /// What an access token stands for.
 #[derive(Clone, Debug)]
 pub(crate) struct TokenInfo {
-    pub client_id: String,
     pub roles: BTreeSet<String>,
     pub expires_at: Instant,
 }
@@ -149,6 +148,10 @@ pub(crate) struct State {
     pub default_app: Mutex<Option<AppCredentials>>,
     /// The CA's PEM when serving HTTPS.
     pub ca_pem: Option<String>,
+    /// Delta tokens of an older generation have expired.
+    pub delta_epoch: AtomicU64,
+    /// How an expired delta token is answered: 400 or 410.
+    pub delta_expiry_status: AtomicU64,
 }
 
 impl State {
@@ -164,7 +167,17 @@ impl State {
             token_lifetime_secs: AtomicU64::new(3599),
             default_app: Mutex::new(None),
             ca_pem: None,
+            delta_epoch: AtomicU64::new(0),
+            delta_expiry_status: AtomicU64::new(400),
         }
+    }
+
+    pub fn delta_epoch(&self) -> u64 {
+        self.delta_epoch.load(Ordering::Relaxed)
+    }
+
+    pub fn delta_expiry_status(&self) -> u16 {
+        self.delta_expiry_status.load(Ordering::Relaxed) as u16
     }
 
     pub fn count(&self, e: Endpoint) {
@@ -372,6 +385,16 @@ impl Control {
     /// Every issued access token stops working (Graph answers 401).
     pub fn expire_tokens(&self) {
         self.state.tokens.lock().expect("tokens lock").clear();
+    }
+
+    /// Every delta token and delta page token issued so far expires: the next use answers
+    /// `syncStateNotFound` with `status` (400, as announced, or 410 Gone with a `Location` to
+    /// start over).
+    pub fn expire_delta_tokens(&self, status: u16) {
+        self.state
+            .delta_expiry_status
+            .store(if status == 410 { 410 } else { 400 }, Ordering::Relaxed);
+        self.state.delta_epoch.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `expires_in` of the tokens issued from now on.

@@ -548,7 +548,6 @@ fn issue(state: &State, app: &App, tenant_id: &str) -> Value {
     state.tokens.lock().expect("tokens lock").insert(
         token.clone(),
         TokenInfo {
-            client_id: app.client_id.clone(),
             roles: app.roles.clone(),
             expires_at: Instant::now() + Duration::from_secs(lifetime),
         },
