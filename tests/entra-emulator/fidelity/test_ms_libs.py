@@ -12,7 +12,7 @@ saw is compared with the emulator's own numbers and directory from its control A
 wrong secret (AADSTS7000215), expired secret (7000222), unknown app (700016), unknown tenant
 (90002), an unregistered certificate and a forged assertion (700027), missing admin consent (Graph
 403 Authorization_RequestDenied), an unknown user (404), and throttling (429 + Retry-After,
-retried by the SDK). Exits non-zero on any mismatch.
+retried by the SDK), and delta rounds (users/delta with @removed). Exits non-zero on any mismatch.
 """
 
 import asyncio
@@ -41,6 +41,7 @@ from msgraph.generated.groups.item.transitive_members.transitive_members_request
 from msgraph.generated.models.group import Group
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.user import User
+from msgraph.generated.users.delta.delta_request_builder import DeltaRequestBuilder
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph_core import GraphClientFactory
 
@@ -267,6 +268,30 @@ async def check_graph(url, creds, ca, emu):
     counts = emu.call("GET", "counts")
     retried = counts["groups_list"] - 8
     check(all(len(p.value) > 0 for p in pages) and retried > 0, f"429 + Retry-After: 8 concurrent reads succeed after {retried} retries")
+
+    # Delta: a full round through msgraph-sdk, a change, the next round.
+    dq = RequestConfiguration(query_parameters=DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=["id", "userPrincipalName"]))
+    page, round_users, delta_pages = await client.users.delta.get(dq), 0, 0
+    while True:
+        delta_pages += 1
+        round_users += len(page.value or [])
+        if not page.odata_next_link:
+            break
+        page = await client.users.delta.with_url(page.odata_next_link).get()
+    delta_link = page.odata_delta_link
+    check(round_users == stats["users"] and delta_link and "deltatoken" in delta_link.lower(),
+          f"delta: the first round lists {round_users} users in {delta_pages} pages and ends in a deltaLink")
+    victim, renamed = users[3], users[4]
+    emu.call("POST", "directory/changes", [
+        {"op": "delete_user", "user": victim.id},
+        {"op": "rename_upn", "user": renamed.id, "new_upn": "renamed.fidelity@example.com"},
+    ])
+    page = await client.users.delta.with_url(delta_link).get()
+    seen = {u.id: u for u in page.value}
+    check(set(seen) == {victim.id, renamed.id} and seen[renamed.id].user_principal_name == "renamed.fidelity@example.com",
+          f"delta: the next round has the rename and the deletion ({len(seen)} entries)")
+    removed = (seen[victim.id].additional_data or {}).get("@removed") if victim.id in seen else None
+    check(removed == {"reason": "changed"}, f"delta: a soft-deleted user comes with @removed reason changed ({removed})")
 
     # Missing admin consent: a token without roles, Graph answers 403.
     bare = emu.call("POST", "apps", {"name": "no-consent", "roles": []})

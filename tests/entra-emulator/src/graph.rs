@@ -52,14 +52,18 @@ pub(crate) const USER_DEFAULT: [&str; 11] = [
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(users_list))
+        // msgraph-sdk sends `delta()`; the docs write `delta`.
         .route("/users/delta", web::get().to(crate::delta::users_delta))
+        .route("/users/delta()", web::get().to(crate::delta::users_delta))
         .route(
             "/users/microsoft.graph.delta()",
             web::get().to(crate::delta::users_delta),
         )
         .route("/users/{id}", web::get().to(users_get))
         .route("/groups", web::get().to(groups_list))
+        // msgraph-sdk sends `delta()`; the docs write `delta`.
         .route("/groups/delta", web::get().to(crate::delta::groups_delta))
+        .route("/groups/delta()", web::get().to(crate::delta::groups_delta))
         .route(
             "/groups/microsoft.graph.delta()",
             web::get().to(crate::delta::groups_delta),

@@ -660,7 +660,7 @@ async fn delta_rounds_return_changes_removals_and_membership_changes() {
     let (entries, pages, users_link) = delta_round(
         &emu,
         &token,
-        "/users/delta?$select=id,userPrincipalName,mail",
+        "/users/delta()?$select=id,userPrincipalName,mail",
     )
     .await;
     assert_eq!((entries.len(), pages), (230, 3));
