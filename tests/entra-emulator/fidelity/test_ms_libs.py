@@ -12,11 +12,14 @@ saw is compared with the emulator's own numbers and directory from its control A
 wrong secret (AADSTS7000215), expired secret (7000222), unknown app (700016), unknown tenant
 (90002), an unregistered certificate and a forged assertion (700027), missing admin consent (Graph
 403 Authorization_RequestDenied), an unknown user (404), and throttling (429 + Retry-After,
-retried by the SDK), and delta rounds (users/delta with @removed). Exits non-zero on any mismatch.
+retried by the SDK), delta rounds (users/delta with @removed), and msal's authorization-code
+flow (PKCE, nonce, ID token with oid/tid/pairwise sub, single-use code, kid in the JWKS). Exits non-zero on any mismatch.
 """
 
 import asyncio
+import base64
 import datetime
+import hashlib
 import json
 import ssl
 import sys
@@ -149,6 +152,32 @@ def check_tokens(url, creds, ca, emu):
     emu.call("POST", f"apps/{client_id}/certificates", {"pem": other_cert})
     r = token_for(url, tenant, client_id, {"private_key": other_key, "thumbprint": other_thumb}, ca)
     check("access_token" in r, "a certificate registered through the control API signs in")
+
+
+def check_sign_in(url, creds, ca, emu):
+    """The authorization-code flow as msal runs it: PKCE, nonce, client_info, ID token checks."""
+    tenant, client_id = creds["tenant_id"], creds["client_id"]
+    redirect = "http://localhost:8462/oidc/signin"
+    emu.call("POST", f"apps/{client_id}/redirect-uris", {"uri": redirect})
+    user = next(u for u in emu.call("GET", "directory")["users"] if u["accountEnabled"] and u["userType"] == "Member")
+    app = msal_app(url, tenant, client_id, creds["client_secret"], ca)
+    flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=redirect, login_hint=user["userPrincipalName"], response_mode="query")
+    r = httpx.get(flow["auth_uri"], verify=emu.ctx, follow_redirects=False)
+    check(r.status_code == 302 and r.headers["location"].startswith(redirect), f"authorize redirects back with a code ({r.status_code})")
+    params = dict(httpx.URL(r.headers["location"]).params)
+    result = app.acquire_token_by_auth_code_flow(flow, params)
+    claims = result.get("id_token_claims", {})
+    check("id_token" in result and claims.get("oid") == user["id"] and claims.get("tid") == tenant,
+          f"msal redeems the code: ID token with oid and tid ({result.get('error_description', 'ok')[:100]})")
+    check(claims.get("preferred_username") == user["userPrincipalName"] and claims.get("sub") not in (None, user["id"]),
+          "preferred_username is the UPN, sub is pairwise (not the object id)")
+    check(claims.get("iss") == f"https://login.microsoftonline.com/{tenant}/v2.0" and claims.get("nonce") == hashlib.sha256(flow["nonce"].encode()).hexdigest(),
+          "iss is Microsoft's for the tenant and the nonce msal sent (its hash) comes back")
+    again = app.acquire_token_by_authorization_code(params["code"], ["User.Read"], redirect_uri=redirect)
+    check(54005 in again.get("error_codes", []), f"a code redeems once (AADSTS54005: {again.get('error_codes')})")
+    keys = httpx.get(f"{url}/{tenant}/discovery/v2.0/keys", verify=emu.ctx).json()["keys"]
+    header = json.loads(base64.urlsafe_b64decode(result["id_token"].split(".")[0] + "=="))
+    check(any(k["kid"] == header["kid"] for k in keys), "the ID token's kid is in the JWKS")
 
 
 def graph_client(url, tenant, client_id, secret, ca, ctx):
@@ -318,6 +347,7 @@ def main():
         creds = json.load(f)
     emu = Emulator(url, ca)
     check_tokens(url, creds, ca, emu)
+    check_sign_in(url, creds, ca, emu)
     asyncio.run(check_graph(url, creds, ca, emu))
     if failures:
         print(f"FAILED: {len(failures)} checks: {failures}")

@@ -32,6 +32,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         web::post().to(add_certificate),
     )
     .route("/apps/{client_id}/enabled", web::put().to(set_enabled))
+    .route(
+        "/apps/{client_id}/redirect-uris",
+        web::post().to(add_redirect_uri),
+    )
+    .route("/oidc/rotate-key", web::post().to(rotate_key))
     .route("/tokens/expire", web::post().to(expire_tokens))
     .route("/token-lifetime", web::put().to(token_lifetime))
     .route("/delta/expire", web::post().to(expire_delta))
@@ -343,6 +348,47 @@ async fn set_enabled(
     match control(&state).set_app_enabled(&path, body.enabled) {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(e) => bad(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct Uri {
+    uri: String,
+}
+
+async fn add_redirect_uri(
+    state: web::Data<State>,
+    path: web::Path<String>,
+    body: web::Json<Uri>,
+) -> HttpResponse {
+    match control(&state).add_redirect_uri(&path, &body.uri) {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => bad(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct Rotate {
+    #[serde(default = "keep")]
+    keep_old: bool,
+}
+
+fn keep() -> bool {
+    true
+}
+
+async fn rotate_key(state: web::Data<State>, body: Option<web::Json<Rotate>>) -> HttpResponse {
+    let keep_old = body.map(|b| b.keep_old).unwrap_or(true);
+    let c = control(&state);
+    match tokio::task::spawn_blocking(move || {
+        c.rotate_signing_key(keep_old)
+            .map(|kid| (kid, c.signing_kids()))
+    })
+    .await
+    {
+        Ok(Ok((kid, kids))) => HttpResponse::Ok().json(json!({"kid": kid, "kids": kids})),
+        Ok(Err(e)) => bad(format!("{e:#}")),
+        Err(e) => HttpResponse::InternalServerError().json(json!({"error": e.to_string()})),
     }
 }
 

@@ -12,6 +12,10 @@
 //! - Graph v1.0 reads (module `graph`): users, groups, members, transitive members, `$select`,
 //!   `$top`, `$filter` (module `filter`), `$count`, absolute `@odata.nextLink`s, application
 //!   permissions (403 `Authorization_RequestDenied` without consent), Graph's error JSON.
+//! - Sign in with Microsoft (module `oidc`): the authorization endpoint, the authorization-code
+//!   grant with PKCE and nonce, v2.0 ID tokens (pairwise `sub`, `oid`, `tid`) signed RS256, and
+//!   the JWKS with key rotation.
+//! - Delta queries (module `delta`) with `@removed`, `members@delta` and expiring tokens.
 //! - Faults (latency, a rate cap answered with 429 + `Retry-After`, injected failures), request
 //!   counts, directory changes and app registrations, through [`Control`] in-process or the
 //!   HTTP control API under `/_emulator` (module `control_api`).
@@ -36,6 +40,7 @@ mod delta;
 mod directory;
 mod filter;
 mod graph;
+mod oidc;
 mod server;
 mod state;
 mod tls;
@@ -144,6 +149,10 @@ impl Emulator {
             .await
             .context("while generating the emulator's app")??;
         *state.default_app.lock().expect("default app lock") = Some(creds);
+        let s = state.clone().into_inner();
+        tokio::task::spawn_blocking(move || oidc::rotate(&s, true))
+            .await
+            .context("while generating the signing key")??;
         let control = Control {
             state: state.clone().into_inner(),
         };

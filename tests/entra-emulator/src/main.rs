@@ -52,6 +52,9 @@ struct Args {
     /// JSON here (mode 0600).
     #[arg(long, env = "ENTRA_EMULATOR_CREDENTIALS_FILE")]
     credentials_file: Option<PathBuf>,
+    /// Redirect URIs registered on the emulator's app, for sign-in (comma-separated).
+    #[arg(long, env = "ENTRA_EMULATOR_REDIRECT_URIS", value_delimiter = ',')]
+    redirect_uri: Vec<String>,
     /// actix worker threads.
     #[arg(long, env = "ENTRA_EMULATOR_WORKERS", default_value_t = 2)]
     workers: usize,
@@ -86,6 +89,9 @@ async fn main() -> anyhow::Result<()> {
     let control = emu.control();
     control.set_rate_limit(args.rate_limit, 1);
     let creds = control.default_app();
+    for uri in &args.redirect_uri {
+        control.add_redirect_uri(&creds.client_id, uri)?;
+    }
     if let Some(p) = &args.credentials_file {
         write_private(p, &serde_json::to_string_pretty(&creds)?)
             .with_context(|| format!("while writing {}", p.display()))?;

@@ -20,6 +20,10 @@ pub enum Endpoint {
     Token,
     /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
     Discovery,
+    /// `GET /{tenant}/oauth2/v2.0/authorize`.
+    Authorize,
+    /// `GET /{tenant}/discovery/v2.0/keys`.
+    Jwks,
     /// `GET /v1.0/users`.
     UsersList,
     /// `GET /v1.0/users/{id}`.
@@ -44,9 +48,11 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every concrete endpoint (not `Any`).
-    pub const ALL: [Endpoint; 11] = [
+    pub const ALL: [Endpoint; 13] = [
         Endpoint::Token,
         Endpoint::Discovery,
+        Endpoint::Authorize,
+        Endpoint::Jwks,
         Endpoint::UsersList,
         Endpoint::UsersGet,
         Endpoint::GroupsList,
@@ -67,6 +73,8 @@ impl Endpoint {
         match self {
             Endpoint::Token => "token",
             Endpoint::Discovery => "discovery",
+            Endpoint::Authorize => "authorize",
+            Endpoint::Jwks => "jwks",
             Endpoint::UsersList => "users_list",
             Endpoint::UsersGet => "users_get",
             Endpoint::GroupsList => "groups_list",
@@ -86,7 +94,10 @@ impl Endpoint {
 
     /// Whether this is a Graph endpoint (rate-limited, Graph error bodies).
     pub fn is_graph(self) -> bool {
-        !matches!(self, Endpoint::Token | Endpoint::Discovery)
+        !matches!(
+            self,
+            Endpoint::Token | Endpoint::Discovery | Endpoint::Authorize | Endpoint::Jwks
+        )
     }
 }
 
@@ -139,7 +150,7 @@ pub(crate) struct State {
     pub tokens: Mutex<HashMap<String, TokenInfo>>,
     pub faults: Mutex<Faults>,
     pub latency_nanos: AtomicU64,
-    pub counts: [AtomicUsize; 11],
+    pub counts: [AtomicUsize; 13],
     /// `https://127.0.0.1:PORT` (or the public URL): every link and endpoint the emulator
     /// advertises starts with it.
     pub base_url: String,
@@ -148,6 +159,8 @@ pub(crate) struct State {
     pub default_app: Mutex<Option<AppCredentials>>,
     /// The CA's PEM when serving HTTPS.
     pub ca_pem: Option<String>,
+    /// Signing keys, redirect URIs, authorization codes.
+    pub oidc: Mutex<crate::oidc::OidcState>,
     /// Delta tokens of an older generation have expired.
     pub delta_epoch: AtomicU64,
     /// How an expired delta token is answered: 400 or 410.
@@ -167,6 +180,7 @@ impl State {
             token_lifetime_secs: AtomicU64::new(3599),
             default_app: Mutex::new(None),
             ca_pem: None,
+            oidc: Mutex::new(crate::oidc::OidcState::default()),
             delta_epoch: AtomicU64::new(0),
             delta_expiry_status: AtomicU64::new(400),
         }
@@ -385,6 +399,36 @@ impl Control {
     /// Every issued access token stops working (Graph answers 401).
     pub fn expire_tokens(&self) {
         self.state.tokens.lock().expect("tokens lock").clear();
+    }
+
+    /// Registers a redirect URI on an app, for sign-in (exact match, as Microsoft compares).
+    pub fn add_redirect_uri(&self, client_id: &str, uri: &str) -> anyhow::Result<()> {
+        let app = self
+            .state
+            .app(client_id)
+            .ok_or_else(|| anyhow!("no app {client_id}"))?;
+        self.state
+            .oidc
+            .lock()
+            .expect("oidc lock")
+            .redirect_uris
+            .entry(app.client_id)
+            .or_default()
+            .push(uri.to_string());
+        Ok(())
+    }
+
+    /// Signs ID tokens with a new key from now on; the previous ones stay in the JWKS (the
+    /// newest three) unless `keep_old` is false. Returns the new `kid` (blocking: RSA key
+    /// generation).
+    pub fn rotate_signing_key(&self, keep_old: bool) -> anyhow::Result<String> {
+        crate::oidc::rotate(&self.state, keep_old)
+    }
+
+    /// The `kid`s in the JWKS, the signing one first.
+    pub fn signing_kids(&self) -> Vec<String> {
+        let oidc = self.state.oidc.lock().expect("oidc lock");
+        oidc.keys.iter().rev().map(|k| k.kid.clone()).collect()
     }
 
     /// Every delta token and delta page token issued so far expires: the next use answers

@@ -26,7 +26,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         "/{tenant}/v2.0/.well-known/openid-configuration",
         web::get().to(discovery),
     )
-    .route("/{tenant}/oauth2/v2.0/token", web::post().to(token));
+    .route("/{tenant}/oauth2/v2.0/token", web::post().to(token))
+    .configure(crate::oidc::routes);
 }
 
 /// An STS error: HTTP status, `error`, AADSTS code, description (without the trailer).
@@ -37,7 +38,12 @@ pub(crate) struct StsError {
     pub description: String,
 }
 
-fn sts(status: u16, error: &'static str, code: u32, description: impl Into<String>) -> StsError {
+pub(crate) fn sts(
+    status: u16,
+    error: &'static str,
+    code: u32,
+    description: impl Into<String>,
+) -> StsError {
     StsError {
         status,
         error: error.to_string(),
@@ -101,7 +107,7 @@ pub(crate) fn injected(status: u16, code: Option<&str>) -> HttpResponse {
 
 /// The tenant a path names: `Ok(tenant id)`, or the STS error for an unknown one. `common`,
 /// `organizations` and `consumers` give `Err(None)`: they exist, but name no tenant.
-fn resolve_tenant(state: &State, name: &str) -> Result<String, Option<StsError>> {
+pub(crate) fn resolve_tenant(state: &State, name: &str) -> Result<String, Option<StsError>> {
     if ["common", "organizations", "consumers"]
         .iter()
         .any(|m| m.eq_ignore_ascii_case(name))
@@ -227,7 +233,7 @@ fn client_credentials(
         }
     };
     match field("grant_type") {
-        Some("client_credentials") => {}
+        Some("client_credentials") | Some("authorization_code") => {}
         None => {
             return Err(sts(
                 400,
@@ -257,15 +263,18 @@ fn client_credentials(
                 "The request body must contain the following parameter: 'client_id'.",
             )
         })?;
-    let scope = field("scope").ok_or_else(|| {
-        sts(
-            400,
-            "invalid_request",
-            900144,
-            "The request body must contain the following parameter: 'scope'.",
-        )
-    })?;
-    check_scope(scope, &tenant_id)?;
+    let code_grant = field("grant_type") == Some("authorization_code");
+    if !code_grant {
+        let scope = field("scope").ok_or_else(|| {
+            sts(
+                400,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'scope'.",
+            )
+        })?;
+        check_scope(scope, &tenant_id)?;
+    }
     let directory_name = state
         .directory
         .read()
@@ -313,6 +322,9 @@ fn client_credentials(
             7000218,
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         ));
+    }
+    if code_grant {
+        return crate::oidc::redeem(state, &app, &tenant_id, &form);
     }
     Ok(issue(state, &app, &tenant_id))
 }
@@ -560,7 +572,7 @@ fn issue(state: &State, app: &App, tenant_id: &str) -> Value {
     })
 }
 
-fn random_b64(n: usize) -> String {
+pub(crate) fn random_b64(n: usize) -> String {
     let bytes: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();
     URL_SAFE_NO_PAD.encode(bytes)
 }

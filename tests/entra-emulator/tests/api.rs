@@ -735,3 +735,184 @@ async fn delta_rounds_return_changes_removals_and_membership_changes() {
     // Three pages, the empty round, the changes, `latest`, the two expired.
     assert_eq!(c.request_count(Endpoint::UsersDelta), 8);
 }
+
+#[tokio::test]
+async fn sign_in_issues_a_code_then_an_id_token_signed_by_a_published_key() {
+    let emu = start(20, 2).await;
+    let c = emu.control();
+    let app = c.default_app();
+    let redirect = "http://localhost:8462/oidc/signin";
+    c.add_redirect_uri(&app.client_id, redirect).unwrap();
+    let user = c
+        .directory()
+        .users()
+        .find(|u| u.account_enabled)
+        .unwrap()
+        .clone();
+    let verifier = "a-verifier-of-enough-length-0123456789-abcdefghij";
+    let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ));
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let authorize = |redirect_uri: &str| {
+        let mut u = url::Url::parse(&format!("{}/oauth2/v2.0/authorize", emu.authority())).unwrap();
+        u.query_pairs_mut()
+            .append_pair("client_id", &app.client_id)
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", "openid profile email")
+            .append_pair("state", "st-1")
+            .append_pair("nonce", "n-1")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("login_hint", &user.user_principal_name);
+        u.to_string()
+    };
+    let r = no_redirects
+        .get(authorize("http://localhost:9999/elsewhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        400,
+        "an unregistered redirect URI is refused on the page"
+    );
+    assert!(r.text().await.unwrap().contains("AADSTS50011"));
+
+    let code_for = |r: reqwest::Response| {
+        assert_eq!(r.status(), 302);
+        let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(loc.as_str().starts_with(redirect));
+        let q: std::collections::HashMap<String, String> = loc.query_pairs().into_owned().collect();
+        assert_eq!(q["state"], "st-1");
+        q["code"].clone()
+    };
+    let redeem = |code: String, verifier: &'static str| {
+        let app = app.clone();
+        let emu_token = emu.token_url();
+        async move {
+            let r = reqwest::Client::new()
+                .post(emu_token)
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", app.client_id.as_str()),
+                    ("client_secret", app.client_secret.as_str()),
+                    ("code", code.as_str()),
+                    ("redirect_uri", redirect),
+                    ("code_verifier", verifier),
+                    ("client_info", "1"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let code = code_for(no_redirects.get(authorize(redirect)).send().await.unwrap());
+    let (status, body) = redeem(
+        code.clone(),
+        "the-wrong-verifier-0123456789-abcdefghijklmnop",
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+
+    let code = code_for(no_redirects.get(authorize(redirect)).send().await.unwrap());
+    let (status, body) = redeem(code.clone(), verifier).await;
+    assert_eq!(status, 200, "{body}");
+    let (again, body2) = redeem(code, verifier).await;
+    assert_eq!((again, error_codes(&body2)), (400, vec![54005]));
+
+    let id_token = body["id_token"].as_str().unwrap();
+    let parts: Vec<&str> = id_token.split('.').collect();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let tid = c.directory().tenant.id;
+    assert_eq!(
+        claims["iss"],
+        format!("https://login.microsoftonline.com/{tid}/v2.0")
+    );
+    assert_eq!(
+        (
+            claims["aud"].as_str(),
+            claims["oid"].as_str(),
+            claims["tid"].as_str()
+        ),
+        (
+            Some(app.client_id.as_str()),
+            Some(user.id.as_str()),
+            Some(tid.as_str())
+        )
+    );
+    assert_eq!(
+        (
+            claims["nonce"].as_str(),
+            claims["preferred_username"].as_str()
+        ),
+        (Some("n-1"), Some(user.user_principal_name.as_str()))
+    );
+    assert_ne!(claims["sub"], user.id.as_str(), "sub is pairwise");
+    let client_info: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(body["client_info"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(client_info, json!({"uid": user.id, "utid": tid}));
+
+    let jwks_url = format!("{}/discovery/v2.0/keys", emu.authority());
+    let jwks: Value = reqwest::get(&jwks_url).await.unwrap().json().await.unwrap();
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .unwrap();
+    let public = ring::signature::RsaPublicKeyComponents {
+        n: URL_SAFE_NO_PAD.decode(key["n"].as_str().unwrap()).unwrap(),
+        e: URL_SAFE_NO_PAD.decode(key["e"].as_str().unwrap()).unwrap(),
+    };
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    public
+        .verify(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            signed.as_bytes(),
+            &sig,
+        )
+        .expect("the ID token verifies with the published key");
+    let mut forged = sig.clone();
+    forged[10] ^= 1;
+    assert!(public
+        .verify(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            signed.as_bytes(),
+            &forged
+        )
+        .is_err());
+
+    let c2 = c.clone();
+    let new_kid = tokio::task::spawn_blocking(move || c2.rotate_signing_key(true))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c.signing_kids(),
+        vec![new_kid.clone(), header["kid"].as_str().unwrap().to_string()]
+    );
+    let c2 = c.clone();
+    tokio::task::spawn_blocking(move || c2.rotate_signing_key(false))
+        .await
+        .unwrap()
+        .unwrap();
+    let jwks: Value = reqwest::get(&jwks_url).await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    assert!(c.request_count(Endpoint::Authorize) == 3 && c.request_count(Endpoint::Jwks) == 2);
+}
