@@ -491,7 +491,10 @@ fn check_assertion(
                 401,
                 "invalid_client",
                 700023,
-                format!("Client assertion audience claim does not match Realm issuer: the '{claim}' claim must be the client id."),
+                format!(
+                    "The '{claim}' claim of the client assertion must be the client id '{}'.",
+                    app.client_id
+                ),
             ));
         }
     }
