@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::builder::TypedValueParser;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{CommandFactory, Parser, Subcommand};
 use dirsync_core::{auth, paging::PageRequest, settings::Settings};
 use secrecy::ExposeSecret;
@@ -68,8 +68,20 @@ pub enum UsersCommand {
 /// `--role`: the names of [`auth::Role`] as clap's possible values (listed in `--help` and in
 /// shell completions, strongest first), so that the CLI has no mirror of the enum to keep true.
 fn role_parser() -> impl TypedValueParser<Value = auth::Role> {
-    clap::builder::PossibleValuesParser::new(auth::Role::ALL.iter().rev().map(|r| r.as_str()))
-        .try_map(|name: String| auth::Role::parse(&name))
+    let values = auth::Role::ALL
+        .iter()
+        .rev()
+        .map(|r| PossibleValue::new(r.as_str()).help(role_help(*r)));
+    PossibleValuesParser::new(values).try_map(|name: String| auth::Role::parse(&name))
+}
+
+/// What each role may do, for `--help` (a `match`: a new role does not compile without one).
+fn role_help(role: auth::Role) -> &'static str {
+    match role {
+        auth::Role::Admin => "Everything",
+        auth::Role::Operator => "Read configuration, run and read sync jobs, read users",
+        auth::Role::Reader => "Read users, privileges, lookup",
+    }
 }
 
 /// API key commands.
