@@ -153,10 +153,15 @@ impl ClientConfig {
     }
 }
 
-const USER_FIELDS: &str = "nextPageToken,users(id,primaryEmail,name(givenName,familyName,fullName),suspended,archived,aliases,nonEditableAliases,emails(address))";
-/// `users.get`'s fields: those of a listed user ([`USER_FIELDS`] without the page wrapper).
-const USER_GET_FIELDS: &str =
-    "id,primaryEmail,name(givenName,familyName,fullName),suspended,archived,aliases,nonEditableAliases,emails(address)";
+/// The fields of a user that dirsync reads: one list for `users.list` (inside the page) and
+/// `users.get`, so that a listed user and a re-read one cannot differ.
+macro_rules! user_fields {
+    () => {
+        "id,primaryEmail,name(givenName,familyName,fullName),suspended,archived,aliases,nonEditableAliases,emails(address)"
+    };
+}
+const USER_FIELDS: &str = concat!("nextPageToken,users(", user_fields!(), ")");
+const USER_GET_FIELDS: &str = user_fields!();
 const GROUP_FIELDS: &str = "nextPageToken,groups(id,email,name,directMembersCount)";
 const MEMBER_FIELDS: &str = "nextPageToken,members(id,email,type,role,status)";
 
@@ -278,16 +283,9 @@ impl DirectoryClient {
         self.tokens.get().await.map(|_| ())
     }
 
+    /// A Directory API URL.
     fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.api_base.clone();
-        {
-            let mut path = url.path_segments_mut().expect("http URL has a path");
-            path.pop_if_empty();
-            for s in segments {
-                path.push(s);
-            }
-        }
-        url
+        with_path(&self.api_base, segments)
     }
 
     fn account_params(&self, url: &mut Url) {
@@ -369,12 +367,10 @@ impl DirectoryClient {
     /// smaller quota. Needs the audit scope ([`AUDIT_SCOPE`]): without it the first page fails
     /// with [`GoogleError::InsufficientScopes`] naming that scope.
     pub fn activities(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Pages<'_, Activity> {
-        let mut url = self.reports_base.clone();
-        {
-            let mut path = url.path_segments_mut().expect("http URL has a path");
-            path.pop_if_empty();
-            path.extend(["activity", "users", "all", "applications", "admin"]);
-        }
+        let mut url = with_path(
+            &self.reports_base,
+            &["activity", "users", "all", "applications", "admin"],
+        );
         let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
         url.query_pairs_mut()
             .append_pair("startTime", &time(start))
@@ -563,6 +559,17 @@ impl DirectoryClient {
             h(endpoint, status, elapsed);
         }
     }
+}
+
+/// `base` with `segments` appended, each percent-encoded (a group key may hold any character).
+fn with_path(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    {
+        let mut path = url.path_segments_mut().expect("http URL has a path");
+        path.pop_if_empty();
+        path.extend(segments);
+    }
+    url
 }
 
 /// `error.errors[0].reason` and `error.message` of a Google error body.
