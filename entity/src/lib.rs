@@ -22,6 +22,6 @@ pub mod users;
 pub mod values;
 
 pub use values::{
-    AuthMethod, AuthTestStatus, ChangeKind, EmailKind, JobStatus, Phase, Provider, Role, Trigger,
-    Undecodable, UnknownName,
+    Access, AuthMethod, AuthTestStatus, ChangeKind, DeliveryStatus, EmailKind, EventType,
+    JobStatus, Phase, Privilege, Provider, Role, Trigger, Undecodable, UnknownName,
 };
