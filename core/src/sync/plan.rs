@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::matching::Planner;
 
-/// A Google user as the engine needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A Google user as the engine needs it (and as the snapshot of `snapshot.rs` keeps it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteUser {
     /// Google's stable user id.
     pub id: String,
