@@ -37,6 +37,9 @@ pub async fn config_row<C: ConnectionTrait>(db: &C) -> Result<directory_config::
         sa_token_uri: Set(None),
         sa_private_key: Set(None),
         updated_at: Set(Utc::now()),
+        incremental_seconds: Set(None),
+        full_sync_hours: Set(24),
+        event_overlap_minutes: Set(10),
     };
     // Two first requests may race to create the row; the loser reads the winner's.
     match row.insert(db).await {

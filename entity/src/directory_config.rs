@@ -26,6 +26,12 @@ pub struct Model {
     pub sa_token_uri: Option<String>,
     pub sa_private_key: Option<String>,
     pub updated_at: DateTimeUtc,
+    /// Seconds between scheduled incremental jobs; `None`: none are scheduled.
+    pub incremental_seconds: Option<i32>,
+    /// Hours between scheduled full syncs while incremental jobs run.
+    pub full_sync_hours: i32,
+    /// How far before the cursor an incremental job reads the admin log (its lag).
+    pub event_overlap_minutes: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,6 +8,7 @@ pub mod archive_folders;
 pub mod audit_events;
 pub mod auth_tests;
 pub mod directory_config;
+pub mod directory_state;
 pub mod folder_access;
 pub mod login_attempts;
 pub mod notification_deliveries;
@@ -22,6 +23,6 @@ pub mod users;
 pub mod values;
 
 pub use values::{
-    Access, AuthMethod, AuthTestStatus, ChangeKind, DeliveryStatus, EmailKind, EventType,
+    Access, AuthMethod, AuthTestStatus, ChangeKind, DeliveryStatus, EmailKind, EventType, JobKind,
     JobStatus, Phase, Privilege, Provider, Role, Trigger, Undecodable, UnknownName,
 };

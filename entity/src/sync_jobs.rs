@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::values::{JobStatus, Phase, Trigger};
+use crate::values::{JobKind, JobStatus, Phase, Trigger};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sync_jobs")]
@@ -33,6 +33,9 @@ pub struct Model {
     pub attempts: i32,
     /// Times an instance that was stopped handed the job over to another.
     pub handovers: i32,
+    pub kind: JobKind,
+    /// Why an incremental job ran as a full one.
+    pub fallback_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

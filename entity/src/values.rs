@@ -287,9 +287,22 @@ stored_enum! {
 }
 
 stored_enum! {
+    /// What a job reads: the whole directory, or only what the admin log says changed.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    pub enum JobKind in "sync_jobs.kind" {
+        /// Every user and the sync groups' members, as every sync did before incremental sync.
+        Full = "full",
+        /// The objects named by the admin log since the cursor, re-read from the Directory API.
+        Incremental = "incremental",
+    }
+}
+
+stored_enum! {
     /// Where a running job is.
     #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub enum Phase in "sync_jobs.phase" {
+        /// Reading the admin log (an incremental job).
+        ReadingEvents = "reading_events",
         /// Paging through the directory's users.
         FetchingUsers = "fetching_users",
         /// Reading the sync groups.
@@ -461,6 +474,7 @@ mod tests {
         round_trip(JobStatus::ALL, JobStatus::as_str);
         round_trip(Trigger::ALL, Trigger::as_str);
         round_trip(Phase::ALL, Phase::as_str);
+        round_trip(JobKind::ALL, JobKind::as_str);
         round_trip(ChangeKind::ALL, ChangeKind::as_str);
         round_trip(Provider::ALL, Provider::as_str);
         round_trip(AuthTestStatus::ALL, AuthTestStatus::as_str);

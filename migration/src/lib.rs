@@ -9,6 +9,7 @@ mod m20261129_000002_login_attempt_clients;
 mod m20261129_000003_shared_limits_and_handovers;
 mod m20261129_000004_notifications;
 mod m20261129_000005_drop_stored_groups;
+mod m20261129_000006_incremental_sync;
 
 /// The ordered list of dirsync's migrations.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_shared_limits_and_handovers::Migration),
             Box::new(m20261129_000004_notifications::Migration),
             Box::new(m20261129_000005_drop_stored_groups::Migration),
+            Box::new(m20261129_000006_incremental_sync::Migration),
         ]
     }
 }

@@ -30,22 +30,22 @@ fn thirty() -> Directory {
 
 /// What dirsync holds for a directory user, and what Google says it should hold.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Synced {
+pub(crate) struct Synced {
     user_name: String,
     addresses: BTreeSet<String>,
     disabled: bool,
     full_name: String,
 }
 
-/// dirsync's directory users by Google id, read from its database.
-async fn dirsync_users(env: &GoogleEnv) -> BTreeMap<String, Synced> {
-    let emails = user_emails::Entity::find().all(&env.app.db).await.unwrap();
+/// A server's directory users by Google id, read from its database.
+pub(crate) async fn dirsync_users_of(db: &sea_orm::DatabaseConnection) -> BTreeMap<String, Synced> {
+    let emails = user_emails::Entity::find().all(db).await.unwrap();
     let mut by_user: BTreeMap<uuid::Uuid, BTreeSet<String>> = BTreeMap::new();
     for e in emails {
         by_user.entry(e.user_id).or_default().insert(e.address_key);
     }
     users::Entity::find()
-        .all(&env.app.db)
+        .all(db)
         .await
         .unwrap()
         .into_iter()
@@ -62,6 +62,11 @@ async fn dirsync_users(env: &GoogleEnv) -> BTreeMap<String, Synced> {
             )
         })
         .collect()
+}
+
+/// dirsync's directory users by Google id, read from its database.
+async fn dirsync_users(env: &GoogleEnv) -> BTreeMap<String, Synced> {
+    dirsync_users_of(&env.app.db).await
 }
 
 /// Google's users in scope (members of `group`, nested groups followed; everyone when `None`).

@@ -116,6 +116,8 @@ async fn a_job_whose_worker_died_is_taken_over_after_its_lease() {
         cancel_requested: Set(false),
         attempts: Set(1),
         handovers: Set(0),
+        kind: Set(dirsync_entity::JobKind::Full),
+        fallback_reason: Set(None),
     }
     .insert(&env.app.db)
     .await

@@ -8,6 +8,7 @@ mod directory;
 mod folders;
 mod foundation;
 mod hardening;
+mod incremental;
 mod instances;
 mod jobs;
 mod metrics;

@@ -41,6 +41,16 @@ pub async fn spawn_with_google_and(
     google: Emulator,
     adjust: impl FnOnce(&mut dirsync_core::settings::Settings),
 ) -> GoogleEnv {
+    let app = spawn_app_for(&google, adjust).await;
+    GoogleEnv { app, google }
+}
+
+/// A server of its own (its own database) configured to sync from `google`, with the base
+/// settings: a second installation reading the same directory.
+pub async fn spawn_app_for(
+    google: &Emulator,
+    adjust: impl FnOnce(&mut dirsync_core::settings::Settings),
+) -> TestApp {
     let base = google.base_url();
     let token_url = google.token_uri();
     let app = spawn_app_with(|s| {
@@ -51,12 +61,19 @@ pub async fn spawn_with_google_and(
         adjust(s);
     })
     .await;
-    let env = GoogleEnv { app, google };
-    env.upload_key(&env.google.service_account_key_json())
+    let key = google.service_account_key_json();
+    let put = app
+        .request(reqwest::Method::PUT, "/api/v1/directory/service-account")
+        .header("content-type", "application/json")
+        .body(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "the key upload");
+    app.put("/api/v1/directory", &base_directory_settings())
         .await
         .expect(200);
-    env.configure(json!({})).await.expect(200);
-    env
+    app
 }
 
 impl GoogleEnv {

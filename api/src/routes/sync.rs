@@ -38,6 +38,13 @@ pub struct StartJob {
     #[serde(default, deserialize_with = "crate::integer::json_opt")]
     #[schema(minimum = 0, maximum = 1000000)]
     pub confirm_deletions: Option<u32>,
+    /// `full` (the default: every user and the sync groups' members) or `incremental` (only
+    /// what Google's admin log says changed since the last sync, re-read from the Directory
+    /// API; it runs as a full sync, with `fallback_reason` set, when the log cannot be
+    /// trusted).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub kind: Option<jobs::Kind>,
     /// Who starts it: `api` (default) or `cli` (`dirsync sync` sends this). Scheduled jobs are
     /// started by the server alone.
     #[serde(default)]
@@ -54,23 +61,8 @@ pub enum RequestTrigger {
     Cli,
 }
 
-async fn start_job(
-    state: &AppState,
-    actor: String,
-    dry_run: bool,
-    confirm_deletions: Option<u32>,
-    trigger: jobs::Trigger,
-) -> Result<jobs::Job, ApiError> {
-    let job = jobs::start(
-        &state.db,
-        jobs::NewJob {
-            dry_run,
-            trigger,
-            confirm_deletions,
-            requested_by: actor,
-        },
-    )
-    .await?;
+async fn start_job(state: &AppState, new: jobs::NewJob) -> Result<jobs::Job, ApiError> {
+    let job = jobs::start(&state.db, new).await?;
     state.worker.count_created(&job);
     state.worker.wake();
     Ok(job)
@@ -102,14 +94,14 @@ async fn start(
         Some(RequestTrigger::Cli) => jobs::Trigger::Cli,
         _ => jobs::Trigger::Api,
     };
-    let job = start_job(
-        &state,
-        caller.actor(),
-        body.dry_run,
-        body.confirm_deletions,
+    let new = jobs::NewJob {
+        dry_run: body.dry_run,
+        kind: body.kind.unwrap_or(jobs::Kind::Full),
         trigger,
-    )
-    .await?;
+        confirm_deletions: body.confirm_deletions,
+        requested_by: caller.actor(),
+    };
+    let job = start_job(&state, new).await?;
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/api/v1/sync-jobs/{}", job.id)))
         .json(job))
@@ -272,7 +264,14 @@ async fn run_dry_run(
     query: web::Query<LimitQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = PageRequest::parse(query.limit, None)?;
-    let job = start_job(&state, caller.actor(), true, None, jobs::Trigger::Api).await?;
+    let new = jobs::NewJob {
+        dry_run: true,
+        kind: jobs::Kind::Full,
+        trigger: jobs::Trigger::Api,
+        confirm_deletions: None,
+        requested_by: caller.actor(),
+    };
+    let job = start_job(&state, new).await?;
     let job = jobs::wait(&state.db, job.id, Duration::from_secs(300)).await?;
     let finished = job.status.is_final();
     let changes = jobs::changes(&state.db, job.id, None, page).await?;

@@ -77,7 +77,7 @@ impl Event {
 }
 
 /// What identifies an activity for de-duplication across overlapping reads.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, Deserialize)]
 pub struct ActivityKey {
     pub time: DateTime<Utc>,
     pub unique_qualifier: String,
@@ -102,6 +102,12 @@ pub struct Touched {
     /// or deleted): their members are re-read, and so are those of every sync group that
     /// reaches them.
     pub groups: BTreeSet<String>,
+    /// Lower-cased addresses of groups created, deleted or renamed (old and new address): a
+    /// sync group among them changes what `sync_groups` resolves to.
+    pub group_changes: BTreeSet<String>,
+    /// Lower-cased addresses of users deleted: Google drops a deleted user from every group
+    /// without a membership event, so the groups that held it are re-read.
+    pub deleted_users: BTreeSet<String>,
     /// Why the log cannot be trusted for this window: a full sync is needed instead. The
     /// first such event, named.
     pub fallback: Option<String>,
@@ -170,14 +176,21 @@ pub fn touched<'a>(
             let group = e.parameter("GROUP_EMAIL");
             if let Some(g) = group {
                 t.groups.insert(lower(g));
+                if matches!(name, "CREATE_GROUP" | "DELETE_GROUP" | "CHANGE_GROUP_EMAIL") {
+                    t.group_changes.insert(lower(g));
+                }
                 if name == "CHANGE_GROUP_EMAIL" {
                     if let Some(new) = e.parameter("NEW_VALUE") {
                         t.groups.insert(lower(new));
+                        t.group_changes.insert(lower(new));
                     }
                 }
             }
             if let Some(u) = user {
                 t.addresses.insert(lower(u));
+                if name == "DELETE_USER" {
+                    t.deleted_users.insert(lower(u));
+                }
                 if name == "RENAME_USER" {
                     if let Some(new) = e.parameter("NEW_VALUE") {
                         t.addresses.insert(lower(new));

@@ -15,6 +15,6 @@ mod model;
 mod store;
 mod worker;
 
-pub use model::{Job, JobErrorBody, NewJob, Phase, Progress, Status, StoredChange, Trigger};
+pub use model::{Job, JobErrorBody, Kind, NewJob, Phase, Progress, Status, StoredChange, Trigger};
 pub use store::{cancel, changes, enqueue, get, list, start, wait};
 pub use worker::{JobControl, JobRunner, Outcome, StopSignal, Worker};

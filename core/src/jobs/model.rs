@@ -8,6 +8,8 @@ use uuid::Uuid;
 use crate::sync::{ChangeKind, Summary};
 use crate::{Error, Result};
 
+/// What a job reads (`full`, `incremental`), stored in `sync_jobs.kind`.
+pub use dirsync_entity::JobKind as Kind;
 /// Job states, stored in `sync_jobs.status`: `queued` and `running` are active, the others final.
 pub use dirsync_entity::JobStatus as Status;
 /// Where a running job is, stored in `sync_jobs.phase`.
@@ -70,6 +72,13 @@ pub struct Job {
     pub id: Uuid,
     /// Plan only.
     pub dry_run: bool,
+    /// `full` (every user and the sync groups' members) or `incremental` (what the admin log
+    /// says changed since the cursor, re-read from the Directory API).
+    pub kind: Kind,
+    /// Set when an incremental job ran as a full sync, and why (no cursor yet, the cursor older
+    /// than the log keeps, an event that names no user, more to re-read than a full sync
+    /// reads, the log unreadable).
+    pub fallback_reason: Option<String>,
     /// `api`, `schedule` or `cli`.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub trigger: Trigger,
@@ -114,6 +123,8 @@ impl TryFrom<sync_jobs::Model> for Job {
         Ok(Job {
             id: m.id,
             dry_run: m.dry_run,
+            kind: m.kind,
+            fallback_reason: m.fallback_reason,
             trigger: m.trigger,
             status: m.status,
             progress: Progress {
@@ -173,6 +184,8 @@ pub struct StoredChange {
 pub struct NewJob {
     /// Plan only.
     pub dry_run: bool,
+    /// Full or incremental.
+    pub kind: Kind,
     /// How it is started.
     pub trigger: Trigger,
     /// Lets a run that deletes more than the limit go through when it equals the planned count.

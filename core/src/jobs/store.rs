@@ -38,7 +38,7 @@ async fn insert(db: &DatabaseConnection, new: NewJob, audited: bool) -> Result<J
             } else {
                 "sync.start"
             },
-            serde_json::json!({"dry_run": new.dry_run, "confirm_deletions": new.confirm_deletions}),
+            serde_json::json!({"dry_run": new.dry_run, "confirm_deletions": new.confirm_deletions, "kind": new.kind}),
         )
     });
     let model = sync_jobs::ActiveModel {
@@ -66,6 +66,8 @@ async fn insert(db: &DatabaseConnection, new: NewJob, audited: bool) -> Result<J
         cancel_requested: Set(false),
         attempts: Set(0),
         handovers: Set(0),
+        kind: Set(new.kind),
+        fallback_reason: Set(None),
     };
     let txn = db.begin().await?;
     match model

@@ -168,6 +168,17 @@ impl JobControl {
         }
     }
 
+    /// Records that this incremental job runs as a full sync, and why: shown while it runs
+    /// and kept whatever its end (a job row is history, not a sync write).
+    pub async fn fallback(&self, reason: &str) -> Result<()> {
+        sync_jobs::Entity::update_many()
+            .col_expr(sync_jobs::Column::FallbackReason, Expr::value(reason))
+            .filter(sync_jobs::Column::Id.eq(self.id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// The job's database.
     pub fn db(&self) -> &DatabaseConnection {
         &self.db

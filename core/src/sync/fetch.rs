@@ -2,12 +2,14 @@
 //! the scope (`scope.rs`: with sync groups, the groups and the members of just the groups
 //! reachable from them).
 
-use super::plan::{RemoteState, RemoteUser};
-use super::scope;
+use super::plan::RemoteUser;
+use super::scope::{self, Fetched};
 use crate::google::{DirectoryClient, User};
 use crate::jobs::{JobControl, Progress};
 
-fn to_remote(u: User) -> RemoteUser {
+/// The engine's view of a Google user; a full listing and a re-read by `users.get` give the
+/// same.
+pub(super) fn to_remote(u: User) -> RemoteUser {
     let disabled = u.is_disabled();
     let addresses = u.all_addresses();
     RemoteUser {
@@ -32,7 +34,7 @@ pub async fn fetch(
     sync_groups: &[String],
     progress: &mut Progress,
     ctl: &JobControl,
-) -> crate::Result<RemoteState> {
+) -> crate::Result<Fetched> {
     let mut users = Vec::new();
     let mut pages = client.users();
     while let Some(page) = pages.next_page().await? {
@@ -41,7 +43,7 @@ pub async fn fetch(
         users.extend(page.into_iter().map(to_remote));
         ctl.progress(progress, false).await;
         if ctl.should_stop() {
-            return Ok(RemoteState::default());
+            return Ok(Fetched::default());
         }
     }
     if !pages.is_complete() {

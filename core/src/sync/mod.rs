@@ -24,6 +24,7 @@
 pub mod apply;
 mod departures;
 pub mod fetch;
+pub mod incremental;
 pub mod local;
 mod matching;
 pub mod plan;
@@ -31,5 +32,6 @@ pub mod runner;
 pub mod safeguards;
 pub mod schedule;
 pub mod scope;
+pub mod snapshot;
 
 pub use plan::{plan, Change, ChangeKind, Fields, Plan, Rules, Summary};

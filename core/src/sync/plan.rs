@@ -48,8 +48,8 @@ impl From<DirectoryId> for sea_orm::Value {
     }
 }
 
-/// A Google user as the engine needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A Google user as the engine needs it (and as the snapshot of `snapshot.rs` keeps it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteUser {
     /// Google's stable user id.
     pub id: DirectoryId,

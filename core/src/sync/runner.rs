@@ -1,4 +1,5 @@
-//! Running one sync job: configuration → fetch → plan → safeguards → apply, all or nothing.
+//! Running one sync job: configuration → read (full, or incremental from the admin log, which
+//! falls back to full) → plan → safeguards → apply, all or nothing.
 
 use std::sync::Arc;
 
@@ -9,8 +10,9 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 use super::apply;
 use super::plan::{plan, Rules};
 use super::safeguards;
-use super::{fetch, local};
-use crate::jobs::{JobControl, JobRunner, Outcome, Phase, Progress, Status};
+use super::snapshot::{self, ScopeKey, Snapshot, State};
+use super::{fetch, incremental, local};
+use crate::jobs::{JobControl, JobRunner, Kind, Outcome, Phase, Progress, Status};
 use crate::secrets::Cipher;
 use crate::{directory, Result};
 
@@ -49,19 +51,87 @@ impl SyncRunner {
         // put every user of the account in scope.
         let sync_groups = directory::sync_groups_of(&cfg)?;
         let client = directory::client_for(&cfg, &self.cipher, &self.google)?;
+        let scope_key = ScopeKey::new(
+            cfg.customer_id.as_deref(),
+            cfg.domain.as_deref(),
+            &sync_groups,
+        );
+        let state = snapshot::load(db).await?;
 
         let mut progress = Progress::default();
-        phase(&mut progress, Phase::FetchingUsers);
-        ctl.progress(&progress, true).await;
-        // A cancel abandons the request in flight (dropping the fetch drops it) rather than
-        // waiting for Google's answer; the fetch also checks between pages.
-        let remote = tokio::select! {
-            remote = fetch::fetch(&client, &sync_groups, &mut progress, ctl) => remote?,
-            () = ctl.stopped() => return Ok(ctl.stop_outcome()),
-        };
-        if ctl.should_stop() {
-            return Ok(ctl.stop_outcome());
+        // A cancel abandons the request in flight (dropping the read drops it) rather than
+        // waiting for Google's answer; the reads also check between pages.
+        let mut read = None;
+        if job.kind == Kind::Incremental {
+            let overlap = chrono::Duration::minutes(cfg.event_overlap_minutes.max(0) as i64);
+            let outcome = tokio::select! {
+                r = incremental::read(&client, &state, &scope_key, overlap, &mut progress, ctl) => r?,
+                () = ctl.stopped() => return Ok(ctl.stop_outcome()),
+            };
+            if ctl.should_stop() {
+                return Ok(ctl.stop_outcome());
+            }
+            match outcome {
+                incremental::Outcome::Ready(inc) => {
+                    snapshot::record_events_access(db, true, None).await?;
+                    read = Some(inc);
+                }
+                incremental::Outcome::Fallback {
+                    reason,
+                    events_unreadable,
+                } => {
+                    tracing::info!(job_id = %job.id, %reason, "incremental job runs as a full sync");
+                    ctl.fallback(&reason).await?;
+                    if let Some(why) = events_unreadable {
+                        snapshot::record_events_access(db, false, Some(why)).await?;
+                    }
+                }
+            }
         }
+        let (remote, next_state) = match read {
+            Some(inc) => {
+                let inc = *inc;
+                let mut next = inc.state;
+                next.snapshot = Some(inc.snapshot.encode());
+                next.last_incremental_job_id = Some(job.id);
+                (inc.remote, next)
+            }
+            None => {
+                // The cursor of a full read is the moment it began: every event before it is
+                // in what it reads.
+                let began = Utc::now();
+                phase(&mut progress, Phase::FetchingUsers);
+                ctl.progress(&progress, true).await;
+                let fetched = tokio::select! {
+                    f = fetch::fetch(&client, &sync_groups, &mut progress, ctl) => f?,
+                    () = ctl.stopped() => return Ok(ctl.stop_outcome()),
+                };
+                if ctl.should_stop() {
+                    return Ok(ctl.stop_outcome());
+                }
+                let snapshot = Snapshot::encode_full(
+                    &fetched.remote,
+                    fetched.graph.as_ref(),
+                    scope_key,
+                    began,
+                    fetched.account_groups,
+                );
+                let next = State {
+                    cursor: Some(began),
+                    newest_event_at: Some(began),
+                    applied: Vec::new(),
+                    snapshot: Some(snapshot),
+                    events_available: None,
+                    events_reason: None,
+                    last_incremental_job_id: match job.kind {
+                        Kind::Incremental => Some(job.id),
+                        Kind::Full => state.last_incremental_job_id,
+                    },
+                };
+                (fetched.remote, next)
+            }
+        };
+        drop(state);
 
         phase(&mut progress, Phase::Planning);
         ctl.progress(&progress, true).await;
@@ -123,6 +193,9 @@ impl SyncRunner {
             apply::apply(&txn, &the_plan, &grants, Utc::now())
                 .await
                 .map_err(taken_meanwhile)?;
+            // What this run read becomes the next incremental job's start, with its changes
+            // or not at all.
+            snapshot::save(&txn, &next_state).await?;
         }
         if ctl.should_stop() {
             txn.rollback().await.map_err(crate::Error::from)?;

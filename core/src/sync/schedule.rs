@@ -7,7 +7,7 @@ use chrono::Utc;
 use dirsync_entity::sync_jobs;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 
-use crate::jobs::{enqueue, Job, NewJob, Trigger, Worker};
+use crate::jobs::{enqueue, Job, Kind, NewJob, Trigger, Worker};
 use crate::{Error, Result};
 
 /// Queues an apply job every `schedule_minutes`, skipped while a job is in progress. The last
@@ -48,6 +48,7 @@ pub async fn schedule_once(db: &DatabaseConnection) -> Result<Option<Job>> {
         db,
         NewJob {
             dry_run: false,
+            kind: Kind::Full,
             trigger: Trigger::Schedule,
             confirm_deletions: None,
             requested_by: "schedule".into(),

@@ -9,6 +9,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::plan::{RemoteState, RemoteUser};
+use super::snapshot::{Edge, Graph, Node};
 use crate::google::{DirectoryClient, GoogleError, Member, MemberType};
 use crate::jobs::{JobControl, Phase, Progress};
 
@@ -16,8 +17,8 @@ use crate::jobs::{JobControl, Phase, Progress};
 /// thousands of groups the fetch is bound by round trips, not bandwidth.
 const MEMBER_CONCURRENCY: usize = 8;
 
-/// One group's members (every page) and the number of pages it took.
-type Listing = Result<(Vec<Member>, u64), GoogleError>;
+/// One group's id, its members (every page) and the number of pages it took.
+pub type Listing = Result<(String, Vec<Member>, u64), GoogleError>;
 
 /// The members of some groups and, once each, of every group nested in them (so cycles end),
 /// [`MEMBER_CONCURRENCY`] listings at a time. A work queue rather than level by level: a nested
@@ -33,9 +34,20 @@ pub struct MemberWalk<'a> {
 impl<'a> MemberWalk<'a> {
     /// A walk from these group ids.
     pub fn new(client: &'a DirectoryClient, groups: Vec<String>) -> MemberWalk<'a> {
+        MemberWalk::skipping(client, groups, HashSet::new())
+    }
+
+    /// A walk from these group ids that does not list the groups in `known` (an incremental
+    /// job knows their members already).
+    pub fn skipping(
+        client: &'a DirectoryClient,
+        groups: Vec<String>,
+        mut known: HashSet<String>,
+    ) -> MemberWalk<'a> {
+        known.extend(groups.iter().cloned());
         MemberWalk {
             client,
-            visited: groups.iter().cloned().collect(),
+            visited: known,
             queue: groups.into(),
             in_flight: FuturesUnordered::new(),
         }
@@ -55,11 +67,12 @@ impl<'a> MemberWalk<'a> {
                 while let Some(page) = pages.next_page().await? {
                     members.extend(page);
                 }
-                Ok((members, pages.pages_fetched() as u64))
+                let count = pages.pages_fetched() as u64;
+                Ok((gid, members, count))
             }));
         }
         let listing = self.in_flight.next().await?;
-        if let Ok((members, _)) = &listing {
+        if let Ok((_, members, _)) = &listing {
             for m in members {
                 if m.kind == MemberType::Group && self.visited.insert(m.id.clone()) {
                     self.queue.push_back(m.id.clone());
@@ -81,6 +94,17 @@ impl RemoteState {
     }
 }
 
+/// What a full fetch read: the directory, and how its scope was reached.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// Users and who is in scope.
+    pub remote: RemoteState,
+    /// The sync groups' membership graph; `None` without sync groups.
+    pub graph: Option<Graph>,
+    /// Groups in the account (0 without sync groups: they are not listed).
+    pub account_groups: u64,
+}
+
 /// The scope of the fetched `users`: the groups (200 a page, to resolve the configured
 /// addresses) and their members. Returns early (with nothing) when the job should stop; the
 /// caller checks [`JobControl::should_stop`] before using the result.
@@ -90,11 +114,15 @@ pub async fn scope(
     sync_groups: &[String],
     progress: &mut Progress,
     ctl: &JobControl,
-) -> crate::Result<RemoteState> {
+) -> crate::Result<Fetched> {
     if sync_groups.is_empty() {
-        return Ok(RemoteState {
-            users,
-            in_scope: None,
+        return Ok(Fetched {
+            remote: RemoteState {
+                users,
+                in_scope: None,
+            },
+            graph: None,
+            account_groups: 0,
         });
     }
 
@@ -110,9 +138,14 @@ pub async fn scope(
         }
         ctl.progress(progress, false).await;
         if ctl.should_stop() {
-            return Ok(RemoteState::default());
+            return Ok(Fetched::default());
         }
     }
+    let account_groups = by_email.len() as u64;
+    let email_of: HashMap<&str, &str> = by_email
+        .iter()
+        .map(|(email, id)| (id.as_str(), email.as_str()))
+        .collect();
     let mut frontier = Vec::new();
     for g in sync_groups {
         match by_email.get(&g.to_lowercase()) {
@@ -131,30 +164,48 @@ pub async fn scope(
 
     progress.phase = Some(Phase::FetchingMembers);
     ctl.progress(progress, true).await;
-    let mut in_scope: HashSet<String> = HashSet::new();
-    let mut everyone = false;
+    let mut graph = Graph {
+        roots: frontier.clone(),
+        nodes: Default::default(),
+    };
+    // A nested group created after the group listing is named by its parent's member entry.
+    let mut member_email: HashMap<String, String> = HashMap::new();
     let mut walk = MemberWalk::new(client, frontier);
     while let Some(listing) = walk.next().await {
-        let (members, page_count) = listing?;
+        let (gid, members, page_count) = listing?;
         progress.pages += page_count;
         progress.members += members.len() as u64;
-        for m in members {
-            match m.kind {
-                MemberType::User => {
-                    in_scope.insert(m.id);
-                }
-                MemberType::Customer => everyone = true,
-                // Nested groups are followed by the walk.
-                MemberType::Group | MemberType::External | MemberType::Other => {}
+        for m in &members {
+            if let (MemberType::Group, Some(email)) = (m.kind, &m.email) {
+                member_email.insert(m.id.clone(), email.to_lowercase());
             }
         }
+        // Nested groups are followed by the walk; the graph keeps every edge, so that an
+        // incremental job can change one group's members and compute the scope again. A group
+        // known by no address (neither listed nor named by its parent) cannot be matched to
+        // the log's events: `email` stays empty, and an incremental job runs as a full sync
+        // (`incremental.rs`).
+        let email = match email_of.get(gid.as_str()) {
+            Some(e) => (*e).to_owned(),
+            None => member_email.get(&gid).cloned().unwrap_or_default(),
+        };
+        let node = Node {
+            email,
+            members: members.iter().filter_map(Edge::of).collect(),
+        };
+        graph.nodes.insert(gid, node);
         ctl.progress(progress, false).await;
         if ctl.should_stop() {
-            return Ok(RemoteState::default());
+            return Ok(Fetched::default());
         }
     }
-    Ok(RemoteState {
-        users,
-        in_scope: (!everyone).then_some(in_scope),
+    let reach = graph.reach();
+    Ok(Fetched {
+        remote: RemoteState {
+            users,
+            in_scope: (!reach.everyone).then_some(reach.users),
+        },
+        graph: Some(graph),
+        account_groups,
     })
 }

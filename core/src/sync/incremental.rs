@@ -1,0 +1,434 @@
+//! Incremental sync (product.md §8, issue 15): between full syncs, follow Google's admin log and
+//! re-read only what it names.
+//!
+//! The log says *what to look at*, never *what is true*. An incremental job reads the events
+//! since the cursor (less the overlap window, the log's lag), skips those already applied, and
+//! re-reads from the Directory API every user and group they name: each named address
+//! (`users.get`, which answers for a primary address or an alias), the users the snapshot knew
+//! under that address (by id: a rename or an alias move leaves the old holder to look at), the
+//! members of each named group of the sync groups' graph, and the users that graph newly
+//! reaches. It then hands the planner the whole directory — the snapshot (`snapshot.rs`) with
+//! those re-reads in it — so that the plan is the one a full sync would make, under the same
+//! rules and safeguards.
+//!
+//! A user leaves only on the Directory API's word: `users.get` by id answers 404, or the
+//! re-read memberships no longer reach a sync group. Whenever the log cannot be trusted for a
+//! window, the job runs as a full sync instead and says why ([`Outcome::Fallback`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{Duration, Utc};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
+use super::fetch::to_remote;
+use super::plan::{RemoteState, RemoteUser};
+use super::scope::MemberWalk;
+use super::snapshot::{self, Edge, Node, ScopeKey, Snapshot, State};
+use crate::google::activity::{self, Activity, ActivityKey};
+use crate::google::{DirectoryClient, GoogleError, MemberType};
+use crate::jobs::{JobControl, Phase, Progress};
+use crate::Result;
+
+/// How far back Google's admin log can be read.
+pub const RETENTION: Duration = Duration::days(180);
+
+/// Re-reads run this many at a time, as member listings do.
+const CONCURRENCY: usize = 8;
+
+/// What an incremental read ends with.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The directory, brought up to date from the log.
+    Ready(Box<Incremental>),
+    /// Run a full sync instead, for this reason.
+    Fallback {
+        /// Why, for the job's `fallback_reason`.
+        reason: String,
+        /// When the log itself could not be read: `false`, with the reason for
+        /// `incremental.available`. `None`: the log was readable (or not read).
+        events_unreadable: Option<String>,
+    },
+}
+
+/// An incremental job's read.
+#[derive(Debug)]
+pub struct Incremental {
+    /// The planner's input.
+    pub remote: RemoteState,
+    /// The snapshot to store once applied.
+    pub snapshot: Snapshot,
+    /// The state to store once applied (cursor, newest event, applied activities).
+    pub state: State,
+    /// New events applied.
+    pub events: usize,
+    /// Directory API calls made (users and members re-read; not the log's pages).
+    pub calls: u64,
+}
+
+fn fallback(reason: impl Into<String>) -> Result<Outcome> {
+    Ok(Outcome::Fallback {
+        reason: reason.into(),
+        events_unreadable: None,
+    })
+}
+
+/// Reads what changed since the cursor of `state`. The caller has checked the job's kind; it
+/// plans [`Incremental::remote`] as it would a full fetch's.
+pub async fn read(
+    client: &DirectoryClient,
+    state: &State,
+    key: &ScopeKey,
+    overlap: Duration,
+    progress: &mut Progress,
+    ctl: &JobControl,
+) -> Result<Outcome> {
+    let (Some(cursor), Some(text)) = (state.cursor, state.snapshot.as_deref()) else {
+        return fallback(
+            "no full sync has been applied yet: an incremental job needs the directory as a full \
+             sync read it and the time it began",
+        );
+    };
+    let mut snap = snapshot::decode(text)?;
+    if snap.scope_key != *key {
+        return fallback(
+            "customer_id, domain or sync_groups changed since the last full sync: the stored \
+             directory belongs to the old configuration",
+        );
+    }
+    let now = Utc::now();
+    let start = cursor - overlap;
+    // A day of margin: a window that reaches past what Google serves fails outright.
+    if start < now - RETENTION + Duration::days(1) {
+        return fallback(format!(
+            "the cursor ({}) is older than the {} days the admin log keeps",
+            cursor.to_rfc3339(),
+            RETENTION.num_days()
+        ));
+    }
+
+    progress.phase = Some(Phase::ReadingEvents);
+    ctl.progress(progress, true).await;
+    let mut activities: Vec<Activity> = Vec::new();
+    let mut pages = client.activities(start, now);
+    loop {
+        match pages.next_page().await {
+            Ok(Some(page)) => {
+                progress.pages += 1;
+                activities.extend(page);
+            }
+            Ok(None) => break,
+            Err(e) => return Ok(unreadable(e)),
+        }
+        if ctl.should_stop() {
+            return fallback("stopped");
+        }
+    }
+    if !pages.is_complete() {
+        return fallback("the admin log's listing ended before its last page");
+    }
+
+    // Events before the last full read are in the snapshot already.
+    let covered = snap.full_read_at - snapshot::COVERED_MARGIN;
+    let applied: HashSet<ActivityKey> = state.applied.iter().cloned().collect();
+    let touched = activity::touched(activities.iter().filter(|a| a.id.time >= covered), &applied);
+    if let Some(reason) = touched.fallback {
+        return fallback(reason);
+    }
+
+    let roots: BTreeSet<String> = match &snap.graph {
+        None => BTreeSet::new(),
+        Some(g) => g
+            .roots
+            .iter()
+            .filter_map(|id| g.nodes.get(id).map(|n| n.email.clone()))
+            .chain(key.sync_groups.iter().cloned())
+            .collect(),
+    };
+    if let Some(g) = touched.group_changes.iter().find(|g| roots.contains(*g)) {
+        return fallback(format!(
+            "the sync group {g} was created, renamed or deleted: only a full sync resolves \
+             sync_groups again"
+        ));
+    }
+    if let Some(g) = &snap.graph {
+        if g.nodes.values().any(|n| n.email.is_empty()) {
+            return fallback("a group in scope has no known address to follow in the admin log");
+        }
+    }
+
+    // Which groups of the graph the events name (membership events may name a nested group
+    // as the member: its own members are unchanged, but its parent's listing shows it).
+    // And the groups that held a deleted user: Google drops it from them without an event.
+    let deleted: HashSet<&str> = snap
+        .users
+        .iter()
+        .filter(|u| {
+            u.addresses
+                .iter()
+                .any(|a| touched.deleted_users.contains(&a.to_lowercase()))
+        })
+        .map(|u| u.id.as_str())
+        .collect();
+    let named_groups: Vec<String> = match &snap.graph {
+        None => Vec::new(),
+        Some(g) => g
+            .nodes
+            .iter()
+            .filter(|(_, n)| {
+                touched.groups.contains(&n.email)
+                    || n.members
+                        .iter()
+                        .any(|e| matches!(e, Edge::User(u) if deleted.contains(u.as_str())))
+            })
+            .map(|(id, _)| id.clone())
+            .collect(),
+    };
+    let group_addresses: HashSet<&str> = touched.groups.iter().map(String::as_str).collect();
+    let addresses: Vec<String> = touched
+        .addresses
+        .iter()
+        .filter(|a| !group_addresses.contains(a.as_str()))
+        .cloned()
+        .collect();
+
+    // Too many to re-read: a full sync is cheaper.
+    let floor = full_sync_floor(&snap);
+    let estimate = (addresses.len() + 2 * named_groups.len()) as u64;
+    if estimate > floor {
+        return fallback(format!(
+            "the admin log names {estimate} objects to re-read, more Directory calls than a full \
+             sync makes ({floor})"
+        ));
+    }
+
+    let mut calls = 0u64;
+    // Groups: their members again; renamed ones, their address again; groups they newly reach,
+    // walked as a full sync walks them.
+    let mut in_scope = None;
+    let was_everyone = snap.graph.as_ref().is_none_or(|g| g.reach().everyone);
+    if let Some(graph) = &mut snap.graph {
+        progress.phase = Some(Phase::FetchingMembers);
+        ctl.progress(progress, true).await;
+        let mut member_email: HashMap<String, String> = HashMap::new();
+        for id in &named_groups {
+            let email = graph.nodes[id].email.clone();
+            let listing = client.list_members(id).await;
+            calls += 1;
+            let members = match listing {
+                Ok(m) => m,
+                Err(GoogleError::NotFound { .. }) => {
+                    if graph.roots.contains(id) {
+                        return fallback(format!("the sync group {email} no longer exists"));
+                    }
+                    // Deleted: Google drops it from every group it was a member of.
+                    graph.nodes.remove(id);
+                    for n in graph.nodes.values_mut() {
+                        n.members.retain(|e| *e != Edge::Group(id.clone()));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            progress.members += members.len() as u64;
+            note_group_emails(&members, &mut member_email);
+            let node = graph.nodes.get_mut(id).expect("named group");
+            node.members = members.iter().filter_map(Edge::of).collect();
+            if touched.group_changes.contains(&email) {
+                calls += 1;
+                match client.get_group(id).await? {
+                    Some(g) => node.email = g.email.to_lowercase(),
+                    None => {
+                        graph.nodes.remove(id);
+                    }
+                }
+            }
+        }
+        let known: HashSet<String> = graph.nodes.keys().cloned().collect();
+        let new_groups: Vec<String> = graph
+            .nodes
+            .values()
+            .flat_map(|n| n.members.iter())
+            .filter_map(|e| match e {
+                Edge::Group(g) if !known.contains(g) => Some(g.clone()),
+                _ => None,
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut walk = MemberWalk::skipping(client, new_groups, known);
+        while let Some(listing) = walk.next().await {
+            let (gid, members, page_count) = listing?;
+            calls += page_count;
+            progress.members += members.len() as u64;
+            note_group_emails(&members, &mut member_email);
+            let Some(email) = member_email.get(&gid).cloned() else {
+                return fallback("a group newly in scope has no known address");
+            };
+            let node = Node {
+                email,
+                members: members.iter().filter_map(Edge::of).collect(),
+            };
+            graph.nodes.insert(gid, node);
+        }
+        graph.prune();
+        let reach = graph.reach();
+        if reach.everyone && !was_everyone {
+            return fallback(
+                "a sync group now reaches everyone in the account (a CUSTOMER member): only a \
+                 full sync lists them all",
+            );
+        }
+        in_scope = (!reach.everyone).then_some(reach.users);
+    }
+
+    // Users: each named address, the users the snapshot knew under it, and the users the
+    // graph newly reaches.
+    progress.phase = Some(Phase::FetchingUsers);
+    ctl.progress(progress, true).await;
+    let mut found: BTreeMap<String, RemoteUser> = BTreeMap::new();
+    let by_address = get_users(client, addresses.iter().cloned()).await?;
+    calls += addresses.len() as u64;
+    for u in by_address.into_iter().flatten() {
+        found.insert(u.id.as_str().to_owned(), u);
+    }
+    let named: HashSet<&str> = addresses.iter().map(String::as_str).collect();
+    let mut by_id: BTreeSet<String> = snap
+        .users
+        .iter()
+        .filter(|u| {
+            u.addresses
+                .iter()
+                .any(|a| named.contains(a.to_lowercase().as_str()))
+        })
+        .map(|u| u.id.as_str().to_owned())
+        .filter(|id| !found.contains_key(id))
+        .collect();
+    if let Some(scope) = &in_scope {
+        let known: HashSet<&str> = snap.users.iter().map(|u| u.id.as_str()).collect();
+        by_id.extend(
+            scope
+                .iter()
+                .filter(|id| !known.contains(id.as_str()) && !found.contains_key(*id))
+                .cloned(),
+        );
+    }
+    let ids: Vec<String> = by_id.into_iter().collect();
+    let reread = get_users(client, ids.iter().cloned()).await?;
+    calls += ids.len() as u64;
+    let mut gone: HashSet<String> = HashSet::new();
+    for (id, user) in ids.into_iter().zip(reread) {
+        match user {
+            Some(u) => {
+                found.insert(u.id.as_str().to_owned(), u);
+            }
+            None => {
+                gone.insert(id);
+            }
+        }
+    }
+    progress.users += found.len() as u64;
+    ctl.progress(progress, true).await;
+
+    // Google drops a deleted user from every group; the graph follows.
+    if let Some(graph) = &mut snap.graph {
+        if !gone.is_empty() {
+            for n in graph.nodes.values_mut() {
+                n.members
+                    .retain(|e| !matches!(e, Edge::User(u) if gone.contains(u)));
+            }
+            let reach = graph.reach();
+            in_scope = (!reach.everyone).then_some(reach.users);
+        }
+    }
+    let mut users: BTreeMap<String, RemoteUser> = std::mem::take(&mut snap.users)
+        .into_iter()
+        .map(|u| (u.id.as_str().to_owned(), u))
+        .collect();
+    for id in &gone {
+        users.remove(id);
+    }
+    users.extend(found);
+    if let Some(scope) = &in_scope {
+        users.retain(|id, _| scope.contains(id));
+    }
+    snap.users = users.into_values().collect();
+
+    let newest = activities
+        .iter()
+        .filter(|a| touched.new.contains(&a.key()))
+        .map(|a| a.id.time)
+        .max();
+    let cursor = newest.map_or(cursor, |n| n.max(cursor));
+    let keep_from = cursor - overlap;
+    let mut applied: Vec<ActivityKey> = state
+        .applied
+        .iter()
+        .chain(touched.new.iter())
+        .filter(|k| k.time >= keep_from)
+        .cloned()
+        .collect();
+    applied.sort();
+    applied.dedup();
+    let remote = RemoteState {
+        users: snap.users.clone(),
+        in_scope,
+    };
+    Ok(Outcome::Ready(Box::new(Incremental {
+        remote,
+        state: State {
+            cursor: Some(cursor),
+            newest_event_at: newest.max(state.newest_event_at),
+            applied,
+            snapshot: None,
+            events_available: Some(true),
+            events_reason: None,
+            last_incremental_job_id: None,
+        },
+        events: touched.new.len(),
+        calls,
+        snapshot: snap,
+    })))
+}
+
+/// The fewest Directory calls a full sync of the snapshot's directory makes: the user pages
+/// (500 a page), and with sync groups the group pages (200 a page) and one listing per group
+/// in scope.
+pub fn full_sync_floor(snap: &Snapshot) -> u64 {
+    let users = snap.account_users.div_ceil(500).max(1);
+    match &snap.graph {
+        None => users,
+        Some(g) => users + snap.account_groups.div_ceil(200).max(1) + g.nodes.len() as u64,
+    }
+}
+
+fn note_group_emails(members: &[crate::google::Member], emails: &mut HashMap<String, String>) {
+    for m in members {
+        if let (MemberType::Group, Some(email)) = (m.kind, &m.email) {
+            emails.insert(m.id.clone(), email.to_lowercase());
+        }
+    }
+}
+
+/// `users.get` for each key, [`CONCURRENCY`] at a time, in the keys' order; `None` where
+/// Google answers 404.
+async fn get_users(
+    client: &DirectoryClient,
+    keys: impl Iterator<Item = String>,
+) -> Result<Vec<Option<RemoteUser>>> {
+    let users: Vec<Option<RemoteUser>> = stream::iter(keys)
+        .map(|k| async move { client.get_user(&k).await.map(|u| u.map(to_remote)) })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(users)
+}
+
+/// A log that cannot be read: a full sync instead, and `incremental.available` false with the
+/// reason when the token lacks the audit scope (the message names it).
+fn unreadable(e: GoogleError) -> Outcome {
+    let reason = format!("the admin log could not be read: {e}");
+    Outcome::Fallback {
+        events_unreadable: Some(reason.clone()),
+        reason,
+    }
+}

@@ -1,0 +1,345 @@
+//! The directory as the last applied sync read it, kept in `directory_state` in the transaction
+//! of that sync's changes: the users in scope (every user when everyone is in scope) and the
+//! sync groups' membership graph. An incremental job (`incremental.rs`) starts from it,
+//! re-reads what the admin log names, and hands the planner the whole directory — the same
+//! input a full sync would build — so that the plan, and every rule of §3 in it, is the full
+//! sync's own.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use chrono::{DateTime, Utc};
+use dirsync_entity::directory_state;
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::plan::{RemoteState, RemoteUser};
+use crate::google::activity::ActivityKey;
+use crate::google::{Member, MemberType};
+use crate::Result;
+
+/// The id of the only row of `directory_state`.
+const ROW_ID: i32 = 1;
+
+/// What the scope was computed from. A snapshot taken under another configuration says nothing
+/// about this one: the incremental job then runs as a full sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeKey {
+    /// `customer_id` as configured.
+    pub customer_id: Option<String>,
+    /// `domain` as configured.
+    pub domain: Option<String>,
+    /// `sync_groups`, lower-cased, sorted.
+    pub sync_groups: Vec<String>,
+}
+
+impl ScopeKey {
+    /// The key of a configuration.
+    pub fn new(customer_id: Option<&str>, domain: Option<&str>, sync_groups: &[String]) -> Self {
+        let mut groups: Vec<String> = sync_groups.iter().map(|g| g.to_lowercase()).collect();
+        groups.sort();
+        groups.dedup();
+        ScopeKey {
+            customer_id: customer_id.map(str::to_owned),
+            domain: domain.map(str::to_owned),
+            sync_groups: groups,
+        }
+    }
+}
+
+/// One member of a group, as scope needs it: external members and unknown kinds are dropped.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Edge {
+    /// A user, by id.
+    User(String),
+    /// A nested group, by id.
+    Group(String),
+    /// Everyone in the account.
+    Customer,
+}
+
+impl Edge {
+    /// The edge of a listed member; `None` for those scope ignores.
+    pub fn of(m: &Member) -> Option<Edge> {
+        match m.kind {
+            MemberType::User => Some(Edge::User(m.id.clone())),
+            MemberType::Group => Some(Edge::Group(m.id.clone())),
+            MemberType::Customer => Some(Edge::Customer),
+            MemberType::External | MemberType::Other => None,
+        }
+    }
+}
+
+/// A group reached from the sync groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Its primary address, lower-cased: the admin log names groups by address.
+    pub email: String,
+    /// Its direct members.
+    pub members: Vec<Edge>,
+}
+
+/// The sync groups and every group reachable from them, with their direct members.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Graph {
+    /// The sync groups' ids.
+    pub roots: Vec<String>,
+    /// Every group reached from them, by id.
+    pub nodes: BTreeMap<String, Node>,
+}
+
+/// Who a graph puts in scope.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// The users reached.
+    pub users: HashSet<String>,
+    /// A `CUSTOMER` member was reached: everyone is in scope.
+    pub everyone: bool,
+    /// The groups reached, roots included.
+    pub groups: BTreeSet<String>,
+}
+
+impl Graph {
+    /// The users and groups reachable from the roots (each group followed once, so cycles end).
+    pub fn reach(&self) -> Reach {
+        let mut reach = Reach::default();
+        let mut queue: Vec<&str> = self.roots.iter().map(String::as_str).collect();
+        while let Some(id) = queue.pop() {
+            if !reach.groups.insert(id.to_owned()) {
+                continue;
+            }
+            let Some(node) = self.nodes.get(id) else {
+                continue;
+            };
+            for e in &node.members {
+                match e {
+                    Edge::User(u) => {
+                        reach.users.insert(u.clone());
+                    }
+                    Edge::Group(g) => queue.push(g),
+                    Edge::Customer => reach.everyone = true,
+                }
+            }
+        }
+        reach
+    }
+
+    /// Drops the groups no longer reachable from the roots.
+    pub fn prune(&mut self) {
+        let reached = self.reach().groups;
+        self.nodes.retain(|id, _| reached.contains(id));
+    }
+
+    /// The group whose primary address is `email` (lower-cased).
+    pub fn by_email(&self, email: &str) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|(_, n)| n.email == email)
+            .map(|(id, _)| id.as_str())
+    }
+}
+
+/// The directory as a sync read it; `U` is [`RemoteUser`] when read back and `&RemoteUser` when
+/// written from a fetch (no copy of 100,000 users).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotOf<U> {
+    /// The configuration it was read under.
+    pub scope_key: ScopeKey,
+    /// When the last full read began: every admin event before it (less a margin for clock
+    /// skew, [`COVERED_MARGIN`]) is reflected in the users and the graph.
+    pub full_read_at: DateTime<Utc>,
+    /// Users in the account at the last full read, for the "fewer calls than a full sync" test.
+    pub account_users: u64,
+    /// Groups in the account at the last full read (0 without sync groups).
+    pub account_groups: u64,
+    /// The users in scope (everyone in the account when everyone is in scope), by id.
+    pub users: Vec<U>,
+    /// The membership graph; `None` without sync groups.
+    pub graph: Option<Graph>,
+}
+
+/// The snapshot as read back.
+pub type Snapshot = SnapshotOf<RemoteUser>;
+
+/// Events this long before a full read began are taken as reflected by it; nearer ones are
+/// applied again (a re-read is harmless), in case Google's clock and this server's differ.
+pub const COVERED_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+
+impl Snapshot {
+    /// The snapshot of a full fetch: its users in scope, sorted by id.
+    pub fn encode_full(
+        remote: &RemoteState,
+        graph: Option<&Graph>,
+        scope_key: ScopeKey,
+        full_read_at: DateTime<Utc>,
+        account_groups: u64,
+    ) -> String {
+        let mut users: Vec<&RemoteUser> = remote
+            .users
+            .iter()
+            .filter(|u| remote.contains(u.id.as_str()))
+            .collect();
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        let snap = SnapshotOf {
+            scope_key,
+            full_read_at,
+            account_users: remote.users.len() as u64,
+            account_groups,
+            users,
+            graph: graph.cloned(),
+        };
+        serde_json::to_string(&snap).expect("a snapshot serializes")
+    }
+
+    /// The text stored.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("a snapshot serializes")
+    }
+
+    /// Who is in scope: `None` for everyone.
+    pub fn in_scope(&self) -> Option<HashSet<String>> {
+        match &self.graph {
+            None => None,
+            Some(g) => {
+                let reach = g.reach();
+                (!reach.everyone).then_some(reach.users)
+            }
+        }
+    }
+
+    /// The planner's input: the users in scope, as a full fetch would give them.
+    pub fn remote_state(&self) -> RemoteState {
+        RemoteState {
+            users: self.users.clone(),
+            in_scope: self.in_scope(),
+        }
+    }
+}
+
+/// What `directory_state` holds.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// Admin events up to here are applied.
+    pub cursor: Option<DateTime<Utc>>,
+    /// The newest event applied.
+    pub newest_event_at: Option<DateTime<Utc>>,
+    /// Activities applied within the overlap window.
+    pub applied: Vec<ActivityKey>,
+    /// The snapshot's stored text, decoded by the incremental job that needs it.
+    pub snapshot: Option<String>,
+    /// Whether the admin log was readable at the last connection test or incremental job.
+    pub events_available: Option<bool>,
+    /// Why not.
+    pub events_reason: Option<String>,
+    /// The last incremental job applied.
+    pub last_incremental_job_id: Option<Uuid>,
+}
+
+/// Repair hint for a damaged `directory_state` row.
+const REPAIR_STATE: &str = "delete the directory_state row: the next full sync writes it again";
+
+/// Reads the state; an empty one before the first sync.
+pub async fn load<C: ConnectionTrait>(db: &C) -> Result<State> {
+    let Some(row) = directory_state::Entity::find_by_id(ROW_ID).one(db).await? else {
+        return Ok(State::default());
+    };
+    let applied = serde_json::from_str(&row.applied).map_err(|_| {
+        crate::stored::invalid(
+            "directory_state.applied",
+            "a JSON list of applied activities",
+            REPAIR_STATE,
+        )
+    })?;
+    Ok(State {
+        cursor: row.cursor,
+        newest_event_at: row.newest_event_at,
+        applied,
+        snapshot: row.snapshot,
+        events_available: row.events_available,
+        events_reason: row.events_reason,
+        last_incremental_job_id: row.last_incremental_job_id,
+    })
+}
+
+/// Decodes the stored snapshot. Damage is an error naming the repair, never an empty directory
+/// (which would plan everyone's departure).
+pub fn decode(text: &str) -> Result<Snapshot> {
+    serde_json::from_str(text).map_err(|_| {
+        crate::stored::invalid(
+            "directory_state.snapshot",
+            "the directory as the last sync read it (JSON)",
+            REPAIR_STATE,
+        )
+    })
+}
+
+/// Writes what a sync read and applied (in the caller's transaction: the sync's own). Whether
+/// the admin log is readable is [`record_events_access`]'s, so that a connection test during
+/// a long sync is not overwritten by what the sync saw when it began.
+pub async fn save<C: ConnectionTrait>(db: &C, state: &State) -> Result<()> {
+    use directory_state::Column as C;
+    upsert(
+        db,
+        state,
+        &[
+            C::Cursor,
+            C::NewestEventAt,
+            C::Applied,
+            C::Snapshot,
+            C::LastIncrementalJobId,
+            C::UpdatedAt,
+        ],
+    )
+    .await
+}
+
+/// Records whether the admin log is readable (connection test, incremental job), and nothing
+/// else of the state.
+pub async fn record_events_access<C: ConnectionTrait>(
+    db: &C,
+    available: bool,
+    reason: Option<String>,
+) -> Result<()> {
+    use directory_state::Column as C;
+    let state = State {
+        events_available: Some(available),
+        events_reason: reason,
+        ..State::default()
+    };
+    upsert(
+        db,
+        &state,
+        &[C::EventsAvailable, C::EventsReason, C::UpdatedAt],
+    )
+    .await
+}
+
+/// Inserts the row from `state`, or updates `columns` of the existing one.
+async fn upsert<C: ConnectionTrait>(
+    db: &C,
+    state: &State,
+    columns: &[directory_state::Column],
+) -> Result<()> {
+    let applied = serde_json::to_string(&state.applied).expect("keys serialize");
+    let row = directory_state::ActiveModel {
+        id: Set(ROW_ID),
+        cursor: Set(state.cursor),
+        newest_event_at: Set(state.newest_event_at),
+        applied: Set(applied),
+        snapshot: Set(state.snapshot.clone()),
+        events_available: Set(state.events_available),
+        events_reason: Set(state.events_reason.clone()),
+        last_incremental_job_id: Set(state.last_incremental_job_id),
+        updated_at: Set(Utc::now()),
+    };
+    directory_state::Entity::insert(row)
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::column(directory_state::Column::Id)
+                .update_columns(columns.iter().copied())
+                .to_owned(),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}

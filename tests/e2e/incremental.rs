@@ -1,0 +1,587 @@
+//! Incremental sync (issue 15): an incremental job re-reads what Google's admin log names and
+//! ends where a full sync would. The heart is the equivalence property: random sequences of
+//! valid Google changes (creations, renames onto freed addresses, swaps, aliases, suspensions,
+//! archiving, deletions and undeletions, moves between groups, nesting and cycles), incremental
+//! jobs at random points, and after each one dirsync compared with a second installation that
+//! ran a full sync of the same directory. Then one test per reason to fall back to a full sync.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dirsync_entity::directory_state;
+use dirsync_google_emulator::{Directory, Emulator, EmulatorOptions, Endpoint, MemberType, Role};
+use dirsync_tests::google::{spawn_app_for, spawn_with_google, GoogleEnv};
+use dirsync_tests::TestApp;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+use serde_json::{json, Value};
+
+use crate::address_moves::dirsync_users_of;
+
+/// Starts a job with `body` on `app` and waits for its end.
+async fn run_job(app: &TestApp, body: Value) -> Value {
+    let started = app.post("/api/v1/sync-jobs", &body).await.expect(202);
+    let id = started.json["id"].as_str().unwrap().to_string();
+    for _ in 0..12 {
+        let r = app
+            .get(&format!("/api/v1/sync-jobs/{id}?wait=10"))
+            .await
+            .expect(200);
+        if !matches!(r.json["status"].as_str(), Some("queued" | "running")) {
+            return r.json;
+        }
+    }
+    panic!("job {id} did not end in two minutes");
+}
+
+async fn incremental(env: &GoogleEnv) -> Value {
+    run_job(&env.app, json!({"kind": "incremental"})).await
+}
+
+// ---- the equivalence property ----
+
+/// Addresses few enough that changes land on addresses just freed.
+const POOL: usize = 10;
+
+fn pool(n: u8) -> String {
+    format!("p{}@example.com", n as usize % POOL)
+}
+
+/// The sync group, the groups that can be nested (under it, in each other, in cycles), and no
+/// group. The pads also raise the cost of a full sync (one listing each), so that a batch of
+/// changes is cheaper to follow than to read again, as in a real directory.
+const GROUPS: [Option<&str>; 6] = [
+    Some("staff@example.com"),
+    Some("team@example.com"),
+    Some("pad0@example.com"),
+    Some("pad1@example.com"),
+    Some("pad2@example.com"),
+    None,
+];
+const PADS: usize = 12;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create { slot: u8, group: u8 },
+    Delete { user: u8 },
+    Undelete { which: u8 },
+    Rename { user: u8, slot: u8 },
+    Swap { a: u8, b: u8 },
+    AddAlias { user: u8, slot: u8 },
+    RemoveAlias { user: u8, which: u8 },
+    Suspend { user: u8 },
+    Archive { user: u8 },
+    SetName { user: u8, n: u8 },
+    Regroup { user: u8, group: u8 },
+    Nest { child: u8, parent: u8 },
+    Unnest { child: u8, parent: u8 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let b = || any::<u8>();
+    prop_oneof![
+        (b(), b()).prop_map(|(slot, group)| Op::Create { slot, group }),
+        b().prop_map(|user| Op::Delete { user }),
+        b().prop_map(|which| Op::Undelete { which }),
+        (b(), b()).prop_map(|(user, slot)| Op::Rename { user, slot }),
+        (b(), b()).prop_map(|(a, b)| Op::Swap { a, b }),
+        (b(), b()).prop_map(|(user, slot)| Op::AddAlias { user, slot }),
+        (b(), b()).prop_map(|(user, which)| Op::RemoveAlias { user, which }),
+        b().prop_map(|user| Op::Suspend { user }),
+        b().prop_map(|user| Op::Archive { user }),
+        (b(), b()).prop_map(|(user, n)| Op::SetName { user, n }),
+        (b(), b()).prop_map(|(user, group)| Op::Regroup { user, group }),
+        (b(), b()).prop_map(|(child, parent)| Op::Nest { child, parent }),
+        (b(), b()).prop_map(|(child, parent)| Op::Unnest { child, parent }),
+    ]
+}
+
+fn start(n: usize) -> Directory {
+    let mut d = Directory::empty("example.com");
+    for g in GROUPS.iter().flatten() {
+        d.add_group(g, g).unwrap();
+    }
+    d.add_member("staff@example.com", "team@example.com", MemberType::Group)
+        .unwrap();
+    for i in 0..PADS {
+        let pad = format!("extra{i}@example.com");
+        d.add_group(&pad, &pad).unwrap();
+        d.add_member("staff@example.com", &pad, MemberType::Group)
+            .unwrap();
+    }
+    for i in 0..n {
+        let email = pool(i as u8);
+        d.add_user(&email, "User", &i.to_string()).unwrap();
+        if let Some(g) = GROUPS[i % GROUPS.len()] {
+            d.add_member(g, &email, MemberType::User).unwrap();
+        }
+    }
+    d
+}
+
+fn pick(d: &Directory, i: u8) -> Option<String> {
+    let users: Vec<String> = d
+        .users()
+        .filter(|u| !u.is_admin)
+        .map(|u| u.primary_email.clone())
+        .collect();
+    (!users.is_empty()).then(|| users[i as usize % users.len()].clone())
+}
+
+/// A group that may be nested or un-nested (never the sync group itself as the child).
+fn nestable(i: u8) -> &'static str {
+    GROUPS[1 + i as usize % 4].expect("a group")
+}
+
+fn apply_op(d: &mut Directory, op: &Op) {
+    let mut work = d.clone();
+    if apply_op_to(&mut work, op).is_ok() {
+        *d = work;
+    }
+}
+
+fn apply_op_to(d: &mut Directory, op: &Op) -> anyhow::Result<()> {
+    let none = || anyhow::anyhow!("no user");
+    match *op {
+        Op::Create { slot, group } => {
+            let email = pool(slot);
+            d.add_user(&email, "New", &slot.to_string())?;
+            if let Some(g) = GROUPS[group as usize % GROUPS.len()] {
+                d.add_member_with_role(g, &email, MemberType::User, Role::Member)?;
+            }
+        }
+        Op::Delete { user } => d.delete_user(&pick(d, user).ok_or_else(none)?)?,
+        Op::Undelete { which } => {
+            let ids: Vec<String> = d.deleted_users_by_id().keys().cloned().collect();
+            if ids.is_empty() {
+                anyhow::bail!("nobody to undelete");
+            }
+            d.undelete_user(&ids[which as usize % ids.len()])?;
+        }
+        Op::Rename { user, slot } => {
+            let old = pick(d, user).ok_or_else(none)?;
+            let new = pool(slot);
+            if d.user(&new).is_some() {
+                anyhow::bail!("{new} is in use");
+            }
+            d.rename_user(&old, &new)?;
+        }
+        Op::Swap { a, b } => {
+            let (a, b) = (pick(d, a).ok_or_else(none)?, pick(d, b).ok_or_else(none)?);
+            if a == b {
+                anyhow::bail!("a swap needs two users");
+            }
+            d.rename_user(&a, "swap.tmp@example.com")?;
+            d.rename_user(&b, &a)?;
+            d.rename_user("swap.tmp@example.com", &b)?;
+        }
+        Op::AddAlias { user, slot } => {
+            d.add_alias(&pick(d, user).ok_or_else(none)?, &pool(slot))?
+        }
+        Op::RemoveAlias { user, which } => {
+            let u = pick(d, user).ok_or_else(none)?;
+            let aliases = d.user(&u).ok_or_else(none)?.aliases.clone();
+            if aliases.is_empty() {
+                anyhow::bail!("no alias");
+            }
+            d.remove_alias(&u, &aliases[which as usize % aliases.len()])?;
+        }
+        Op::Suspend { user } => {
+            let u = pick(d, user).ok_or_else(none)?;
+            let suspended = d.user(&u).ok_or_else(none)?.suspended;
+            d.set_suspended(&u, !suspended)?;
+        }
+        Op::Archive { user } => {
+            let u = pick(d, user).ok_or_else(none)?;
+            let archived = d.user(&u).ok_or_else(none)?.archived;
+            d.set_archived(&u, !archived)?;
+        }
+        Op::SetName { user, n } => {
+            d.set_name(&pick(d, user).ok_or_else(none)?, "Renamed", &n.to_string())?
+        }
+        Op::Regroup { user, group } => {
+            let u = pick(d, user).ok_or_else(none)?;
+            for g in GROUPS.iter().flatten() {
+                let _ = d.remove_member(g, &u);
+            }
+            if let Some(g) = GROUPS[group as usize % GROUPS.len()] {
+                d.add_member_with_role(g, &u, MemberType::User, Role::Member)?;
+            }
+        }
+        Op::Nest { child, parent } => {
+            let parent = if parent % 5 == 0 {
+                "staff@example.com"
+            } else {
+                nestable(parent)
+            };
+            let child = nestable(child);
+            if child == parent || d.has_member(parent, child) == Some(true) {
+                anyhow::bail!("already nested");
+            }
+            d.add_member_with_role(parent, child, MemberType::Group, Role::Member)?;
+        }
+        Op::Unnest { child, parent } => {
+            let parent = if parent % 5 == 0 {
+                "staff@example.com"
+            } else {
+                nestable(parent)
+            };
+            d.remove_member(parent, nestable(child))?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    users: usize,
+    /// Changes, and whether an incremental job runs after them.
+    batches: Vec<(Vec<Op>, bool)>,
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (
+        2usize..8,
+        proptest::collection::vec((proptest::collection::vec(op(), 1..4), any::<bool>()), 1..6),
+    )
+        .prop_map(|(users, batches)| Scenario { users, batches })
+}
+
+/// Incremental jobs that followed the log rather than falling back: the property must see
+/// some, or it proves nothing about following the log.
+static FOLLOWED: AtomicUsize = AtomicUsize::new(0);
+
+async fn run(s: Scenario, auto_delete: bool) -> Result<(), TestCaseError> {
+    let env = spawn_with_google(start(s.users)).await;
+    let twin = spawn_app_for(&env.google, |_| {}).await;
+    let settings = json!({
+        "provider": "google_workspace",
+        "admin_email": "admin@example.com",
+        "customer_id": "my_customer",
+        "sync_groups": ["staff@example.com"],
+        "auto_delete_users": auto_delete,
+        "deletion_limit": 1000,
+        "schedule_minutes": null
+    });
+    env.app
+        .put("/api/v1/directory", &settings)
+        .await
+        .expect(200);
+    twin.put("/api/v1/directory", &settings).await.expect(200);
+    // Both start from a full sync.
+    let first = env.sync(false).await;
+    prop_assert_eq!(&first["status"], "succeeded", "{}", first);
+    let first = run_job(&twin, json!({})).await;
+    prop_assert_eq!(&first["status"], "succeeded", "{}", first);
+    let mut batches = s.batches.clone();
+    if let Some(last) = batches.last_mut() {
+        last.1 = true;
+    }
+    let mut last_succeeded = true;
+    for (n, (ops, sync)) in batches.iter().enumerate() {
+        env.google.control().with_directory(|d| {
+            for op in ops {
+                apply_op(d, op);
+            }
+        });
+        if !sync {
+            continue;
+        }
+        // The twin takes a full sync at the same point: same history, full reads.
+        let full = run_job(&twin, json!({})).await;
+        let inc = incremental(&env).await;
+        let context = format!("after batch {n} ({ops:?}): incremental {inc}, full {full}");
+        prop_assert_eq!(&inc["kind"], "incremental", "{}", context);
+        prop_assert_eq!(&inc["status"], &full["status"], "{}", context);
+        last_succeeded = inc["status"] == "succeeded";
+        if inc["fallback_reason"].is_null() {
+            FOLLOWED.fetch_add(1, Ordering::Relaxed);
+        }
+        if full["status"] == "succeeded" {
+            prop_assert_eq!(&inc["summary"], &full["summary"], "{}", context);
+        } else {
+            prop_assert_eq!(&inc["error"]["code"], &full["error"]["code"], "{}", context);
+        }
+        let mine = dirsync_users_of(&env.app.db).await;
+        let theirs = dirsync_users_of(&twin.db).await;
+        prop_assert_eq!(&mine, &theirs, "{}", context);
+    }
+    if auto_delete && last_succeeded {
+        // And a full sync into a fresh database agrees too (after a refused run, such as
+        // `empty_directory`, dirsync keeps what a fresh database never had).
+        let fresh = spawn_app_for(&env.google, |_| {}).await;
+        fresh.put("/api/v1/directory", &settings).await.expect(200);
+        let job = run_job(&fresh, json!({})).await;
+        if job["status"] == "succeeded" {
+            prop_assert_eq!(
+                dirsync_users_of(&env.app.db).await,
+                dirsync_users_of(&fresh.db).await
+            );
+        }
+    }
+    Ok(())
+}
+
+fn cases() -> u32 {
+    std::env::var("DIRSYNC_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
+
+fn property(auto_delete: bool) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        // Failures are shrunk and printed; the minimal sequence becomes a named test below.
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let before = FOLLOWED.load(Ordering::Relaxed);
+    if let Err(e) = runner.run(&scenario(), |s| rt.block_on(run(s, auto_delete))) {
+        panic!("{e}");
+    }
+    assert!(
+        FOLLOWED.load(Ordering::Relaxed) > before,
+        "every incremental job fell back to a full sync: the property saw no log followed"
+    );
+}
+
+#[test]
+fn incremental_jobs_at_random_points_with_auto_delete_end_where_a_full_sync_ends() {
+    property(true);
+}
+
+#[test]
+fn incremental_jobs_at_random_points_with_departures_kept_end_where_a_full_sync_ends() {
+    property(false);
+}
+
+// ---- following the log, and its cost ----
+
+/// admin@ and `n` users u0000…, no groups.
+fn users(n: usize) -> Directory {
+    let mut d = Directory::empty("example.com");
+    for i in 0..n {
+        d.add_user(&format!("u{i:04}@example.com"), "User", &i.to_string())
+            .unwrap();
+    }
+    d
+}
+
+#[tokio::test]
+async fn an_incremental_job_re_reads_only_the_users_the_log_names() {
+    let env = spawn_with_google(users(1200)).await;
+    let full = env.sync(false).await;
+    assert_eq!(full["status"], "succeeded", "{full}");
+    let control = env.google.control();
+    control.with_directory(|d| {
+        d.set_suspended("u0007@example.com", true).unwrap();
+        d.rename_user("u0008@example.com", "renamed@example.com")
+            .unwrap();
+    });
+    let lists = control.request_count(Endpoint::UsersList);
+    let gets = control.request_count(Endpoint::UsersGet);
+    let job = incremental(&env).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["kind"], "incremental");
+    assert!(job["fallback_reason"].is_null(), "{job}");
+    assert_eq!(job["summary"]["disabled"], 1, "{job}");
+    assert_eq!(job["summary"]["updated"], 1, "{job}");
+    assert_eq!(
+        control.request_count(Endpoint::UsersList),
+        lists,
+        "no user listing"
+    );
+    // The suspended user, and for the rename the old address, the new one and (by id) the
+    // user the old address belonged to: at most three per named address.
+    let reads = control.request_count(Endpoint::UsersGet) - gets;
+    assert!((1..=6).contains(&reads), "{reads} users.get calls");
+    let r = env
+        .app
+        .get("/api/v1/users/lookup?email=renamed@example.com")
+        .await;
+    r.expect(200);
+    // The next incremental job has nothing new: the applied events are not applied again.
+    let gets = control.request_count(Endpoint::UsersGet);
+    let again = incremental(&env).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(again["summary"]["updated"], 0, "{again}");
+    assert_eq!(control.request_count(Endpoint::UsersGet), gets, "{again}");
+}
+
+#[tokio::test]
+async fn a_dry_run_incremental_job_writes_nothing_and_keeps_the_cursor() {
+    let env = spawn_with_google(users(20)).await;
+    env.sync(false).await;
+    let before = directory_state::Entity::find_by_id(1)
+        .one(&env.app.db)
+        .await
+        .unwrap()
+        .expect("a full sync writes the state");
+    env.google.control().with_directory(|d| {
+        d.set_suspended("u0003@example.com", true).unwrap();
+    });
+    let dry = run_job(&env.app, json!({"kind": "incremental", "dry_run": true})).await;
+    assert_eq!(dry["status"], "succeeded", "{dry}");
+    assert_eq!(dry["summary"]["disabled"], 1, "{dry}");
+    let after = directory_state::Entity::find_by_id(1)
+        .one(&env.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(before.cursor, after.cursor);
+    assert_eq!(before.snapshot, after.snapshot);
+    let u = env
+        .app
+        .get("/api/v1/users/lookup?email=u0003@example.com")
+        .await;
+    assert_eq!(u.expect(200).json["disabled"], false);
+}
+
+// ---- falling back to a full sync, each reason ----
+
+fn reason(job: &Value) -> String {
+    job["fallback_reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no fallback_reason: {job}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_incremental_job_before_any_full_sync_runs_as_one_and_says_why() {
+    let env = spawn_with_google(users(5)).await;
+    let job = incremental(&env).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["kind"], "incremental");
+    assert!(reason(&job).contains("no full sync"), "{job}");
+    assert_eq!(job["summary"]["created"], 6, "{job}");
+}
+
+#[tokio::test]
+async fn a_bulk_upload_in_the_log_makes_the_job_a_full_sync() {
+    let env = spawn_with_google(users(5)).await;
+    env.sync(false).await;
+    env.google.control().with_directory(|d| {
+        d.bulk_upload(&[("bulk1@example.com", "Bulk", "One")])
+            .unwrap();
+    });
+    let job = incremental(&env).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(reason(&job).contains("BULK_UPLOAD"), "{job}");
+    assert_eq!(job["summary"]["created"], 1, "{job}");
+}
+
+#[tokio::test]
+async fn without_the_audit_scope_the_job_is_a_full_sync_that_names_the_scope() {
+    let env = spawn_with_google(users(5)).await;
+    env.sync(false).await;
+    let control = env.google.control();
+    let client_id = env.google.service_account().client_id.clone();
+    control.set_delegation(&client_id, &dirsync_google_emulator::READONLY_SCOPES);
+    control.with_directory(|d| {
+        d.set_suspended("u0001@example.com", true).unwrap();
+    });
+    let job = incremental(&env).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let why = reason(&job);
+    assert!(
+        why.contains("admin.reports.audit.readonly"),
+        "the reason names the scope to grant: {why}"
+    );
+    assert_eq!(
+        job["summary"]["disabled"], 1,
+        "the full sync still ran: {job}"
+    );
+    let state = directory_state::Entity::find_by_id(1)
+        .one(&env.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.events_available, Some(false));
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_the_log_keeps_makes_the_job_a_full_sync() {
+    let env = spawn_with_google(users(5)).await;
+    env.sync(false).await;
+    let row = directory_state::Entity::find_by_id(1)
+        .one(&env.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut am = row.into_active_model();
+    am.cursor = Set(Some(chrono::Utc::now() - chrono::Duration::days(200)));
+    am.update(&env.app.db).await.unwrap();
+    let job = incremental(&env).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(reason(&job).contains("180 days"), "{job}");
+    // The full sync moved the cursor to its own start.
+    let state = directory_state::Entity::find_by_id(1)
+        .one(&env.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(state.cursor.unwrap() > chrono::Utc::now() - chrono::Duration::minutes(5));
+}
+
+#[tokio::test]
+async fn more_changes_than_a_full_sync_reads_make_the_job_a_full_sync() {
+    // Ten users: a full sync is one page; renaming four users names eight addresses.
+    let env = spawn_with_google(users(10)).await;
+    env.sync(false).await;
+    env.google.control().with_directory(|d| {
+        for i in 0..4 {
+            d.rename_user(
+                &format!("u{i:04}@example.com"),
+                &format!("n{i:04}@example.com"),
+            )
+            .unwrap();
+        }
+    });
+    let job = incremental(&env).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(reason(&job).contains("more Directory calls"), "{job}");
+    assert_eq!(job["summary"]["updated"], 4, "{job}");
+}
+
+#[tokio::test]
+async fn a_deleted_user_leaves_only_when_the_directory_confirms_it() {
+    // The log is read, but the user it names as deleted is back (undeleted) by the time the
+    // job re-reads it: nobody is deleted.
+    let google = Emulator::start(EmulatorOptions::with_directory(users(1200)))
+        .await
+        .unwrap();
+    let env = dirsync_tests::google::spawn_with_google_and(google, |_| {}).await;
+    env.configure(json!({"auto_delete_users": true}))
+        .await
+        .expect(200);
+    env.sync(false).await;
+    env.google.control().with_directory(|d| {
+        let id = d.user("u0002@example.com").unwrap().id.clone();
+        d.delete_user("u0002@example.com").unwrap();
+        d.undelete_user(&id).unwrap();
+    });
+    let job = incremental(&env).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(job["fallback_reason"].is_null(), "{job}");
+    assert_eq!(job["summary"]["deleted"], 0, "{job}");
+    env.app
+        .get("/api/v1/users/lookup?email=u0002@example.com")
+        .await
+        .expect(200);
+    // Deleted for good: now it leaves.
+    env.google.control().with_directory(|d| {
+        d.delete_user("u0002@example.com").unwrap();
+    });
+    let job = incremental(&env).await;
+    assert_eq!(job["summary"]["deleted"], 1, "{job}");
+    env.app
+        .get("/api/v1/users/lookup?email=u0002@example.com")
+        .await
+        .expect(404);
+}
