@@ -2,7 +2,7 @@
 //! details with secrets already left out; [`redact`] helps with that.
 
 use chrono::Utc;
-use dirsync_entity::audit_events;
+use dirsync_entity::{audit_events, AuditDetails, JsonText};
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
@@ -79,7 +79,7 @@ pub async fn record<C: ConnectionTrait>(
         action: Set(action.to_string()),
         target_type: Set(target_type.to_string()),
         target_id: Set(target_id),
-        details: Set(redact(details).to_string()),
+        details: Set(JsonText(AuditDetails(redact(details)))),
         ..Default::default()
     }
     .insert(db)
@@ -94,29 +94,21 @@ pub async fn list<C: ConnectionTrait>(db: &C, page: PageRequest<i64>) -> Result<
     if let Some(after) = page.after {
         q = q.filter(audit_events::Column::Id.lt(after));
     }
+    // Details that do not decode fail the read (`stored_data_invalid`): a trail that hides a
+    // damaged entry behind `null` would not be a trail.
     let rows = q.limit(page.limit + 1).all(db).await?;
     let rows: Vec<AuditEvent> = rows
         .into_iter()
-        .map(|m| {
-            // A trail that hides a damaged entry behind `null` would not be a trail.
-            let details = serde_json::from_str(&m.details).map_err(|_| {
-                crate::stored::invalid(
-                    "audit_events.details",
-                    "a JSON value",
-                    "restore the entry's details from a backup",
-                )
-            })?;
-            Ok(AuditEvent {
-                id: m.id,
-                occurred_at: m.occurred_at,
-                actor: m.actor,
-                action: m.action,
-                target_type: m.target_type,
-                target_id: m.target_id,
-                details,
-            })
+        .map(|m| AuditEvent {
+            id: m.id,
+            occurred_at: m.occurred_at,
+            actor: m.actor,
+            action: m.action,
+            target_type: m.target_type,
+            target_id: m.target_id,
+            details: m.details.into_inner().0,
         })
-        .collect::<Result<_>>()?;
+        .collect();
     Ok(Page::from_rows(rows, page.limit, |e| e.id))
 }
 

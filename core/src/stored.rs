@@ -4,9 +4,10 @@
 //! [`Error::StoredDataInvalid`] naming the column, so a sync fails, sign-in refuses and `/ready`
 //! reports it until an administrator saves the setting again.
 //!
-//! Enum columns are typed in `dirsync-entity` (`values.rs`): a name that is none of the enum's
-//! fails the query with [`Undecodable`], which [`Error`]'s `From<DbErr>` turns into the same
-//! refusal through [`undecodable`].
+//! Enum columns and columns of JSON text are typed in `dirsync-entity` (`values.rs`): a name
+//! that is none of the enum's, or a text that does not decode, fails the query with
+//! [`Undecodable`], which [`Error`]'s `From<DbErr>` turns into the same refusal through
+//! [`undecodable`].
 
 use dirsync_entity::{AuthMethod, Undecodable};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -33,9 +34,18 @@ pub fn undecodable(u: &Undecodable) -> Error {
     )
 }
 
-/// How an administrator repairs a damaged enum column.
+/// How a damaged job or change row is repaired: jobs are history, nothing reads them back.
+pub(crate) const REPAIR_JOB: &str =
+    "delete the damaged sync job (its changes go with it) or restore the value";
+
+/// How an administrator repairs a damaged typed column (an enum, or JSON text).
 fn repair_of(column: &str) -> &'static str {
     match column {
+        "sync_jobs.summary" | "sync_changes.fields" => REPAIR_JOB,
+        "audit_events.details" => "restore the entry's details from a backup",
+        "notification_endpoints.events" => {
+            "save the notification settings again with PUT /api/v1/notifications"
+        }
         "directory_config.provider" => {
             "save the directory settings again with PUT /api/v1/directory"
         }

@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::values::{AuditDetails, JsonText};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "audit_events")]
 pub struct Model {
@@ -12,7 +14,7 @@ pub struct Model {
     pub action: String,
     pub target_type: String,
     pub target_id: Option<String>,
-    pub details: String,
+    pub details: JsonText<AuditDetails>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

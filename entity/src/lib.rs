@@ -23,6 +23,7 @@ pub mod users;
 pub mod values;
 
 pub use values::{
-    Access, AuthMethod, AuthTestStatus, ChangeKind, DeliveryStatus, EmailKind, EventType, JobKind,
-    JobStatus, Phase, Privilege, Provider, Role, Trigger, Undecodable, UnknownName,
+    Access, AuditDetails, AuthMethod, AuthTestStatus, ChangeKind, DeliveryStatus, EmailKind,
+    EventType, Fields, JobKind, JobStatus, JsonText, Phase, Privilege, Provider, Role, StoredJson,
+    Summary, Trigger, Undecodable, UnknownName,
 };

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::values::ChangeKind;
+use crate::values::{ChangeKind, Fields};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sync_changes")]
@@ -13,7 +13,7 @@ pub struct Model {
     pub kind: ChangeKind,
     pub user_name: String,
     pub directory_id: Option<String>,
-    pub fields: String,
+    pub fields: Fields,
     pub reason: Option<String>,
 }
 

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::values::{JobKind, JobStatus, Phase, Trigger};
+use crate::values::{JobKind, JobStatus, JsonText, Phase, Summary, Trigger};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sync_jobs")]
@@ -18,7 +18,7 @@ pub struct Model {
     pub groups_fetched: i64,
     pub members_fetched: i64,
     pub pages_fetched: i64,
-    pub summary: Option<String>,
+    pub summary: Option<JsonText<Summary>>,
     pub planned_deletions: Option<i32>,
     pub confirm_deletions: Option<i32>,
     pub error_code: Option<String>,

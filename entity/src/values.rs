@@ -8,6 +8,11 @@
 //! `api_keys.role` would hand out a role nobody granted. This is why these enums implement
 //! SeaORM's value traits themselves rather than derive `DeriveActiveEnum`, whose decoding error
 //! is a message naming neither the column nor a type that the core could match on.
+//!
+//! Text columns that hold JSON are typed the same way ([`JsonText`], [`Fields`]): both databases
+//! store them as `TEXT`, which SeaORM's `FromJsonQueryResult` (made for JSON column types) does
+//! not promise to decode on PostgreSQL, and a text that does not decode is again an
+//! [`Undecodable`] naming the column. The stored text is what `serde_json` writes, as before.
 
 use sea_orm::sea_query::{ArrayType, ColumnType, Nullable, StringLen, ValueType, ValueTypeErr};
 use sea_orm::{ColIdx, DbErr, QueryResult, TryGetError, TryGetable, Value};
@@ -449,6 +454,241 @@ stored_enum! {
     }
 }
 
+/// A value stored as JSON text in one column: what [`JsonText`] needs to name that column when
+/// the text does not decode.
+pub trait StoredJson: serde::Serialize + serde::de::DeserializeOwned {
+    /// `table.column`.
+    const COLUMN: &'static str;
+    /// What the text should be, for the error: `a JSON job summary`.
+    const EXPECTED: &'static str;
+}
+
+/// A column of JSON text, decoded into `T` when read and written as `serde_json` writes `T`. A
+/// text that does not decode fails the query with [`Undecodable`] (never a default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText<T>(pub T);
+
+impl<T: StoredJson> JsonText<T> {
+    /// The decoded value.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+
+    /// Decodes stored text as the column does, for a reader that reads the text itself to pass
+    /// over one row that does not decode instead of failing with it.
+    pub fn decode(text: String) -> Result<JsonText<T>, Undecodable> {
+        serde_json::from_str(&text)
+            .map(JsonText)
+            .map_err(|_| undecodable_json(T::COLUMN, T::EXPECTED, text))
+    }
+}
+
+/// The error for JSON text that does not decode. The text is cut short: unlike an enum's name,
+/// it may be long.
+fn undecodable_json(column: &'static str, expected: &str, mut text: String) -> Undecodable {
+    const SHOWN: usize = 100;
+    if let Some((cut, _)) = text.char_indices().nth(SHOWN) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    Undecodable {
+        column,
+        expected: expected.to_owned(),
+        found: text,
+    }
+}
+
+impl<T: StoredJson> From<JsonText<T>> for Value {
+    fn from(v: JsonText<T>) -> Value {
+        let text = serde_json::to_string(&v.0).expect("a StoredJson value serializes");
+        Value::String(Some(Box::new(text)))
+    }
+}
+
+impl<T: StoredJson> TryGetable for JsonText<T> {
+    fn try_get_by<I: ColIdx>(res: &QueryResult, idx: I) -> Result<Self, TryGetError> {
+        JsonText::decode(String::try_get_by(res, idx)?)
+            .map_err(|e| TryGetError::DbErr(e.into_db_err()))
+    }
+}
+
+impl<T: StoredJson> ValueType for JsonText<T> {
+    fn try_from(v: Value) -> Result<Self, ValueTypeErr> {
+        match v {
+            Value::String(Some(s)) => JsonText::decode(*s).map_err(|_| ValueTypeErr),
+            _ => Err(ValueTypeErr),
+        }
+    }
+    fn type_name() -> String {
+        format!("JsonText<{}>", std::any::type_name::<T>())
+    }
+    fn array_type() -> ArrayType {
+        ArrayType::String
+    }
+    fn column_type() -> ColumnType {
+        ColumnType::Text
+    }
+}
+
+impl<T: StoredJson> Nullable for JsonText<T> {
+    fn null() -> Value {
+        Value::String(None)
+    }
+}
+
+/// The details of an audit entry (`audit_events.details`): any JSON value, an object as
+/// written, secrets already redacted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct AuditDetails(pub serde_json::Value);
+
+impl StoredJson for AuditDetails {
+    const COLUMN: &'static str = "audit_events.details";
+    const EXPECTED: &'static str = "a JSON value";
+}
+
+/// The events a notification endpoint is sent (`notification_endpoints.events`), sorted.
+impl StoredJson for Vec<EventType> {
+    const COLUMN: &'static str = "notification_endpoints.events";
+    const EXPECTED: &'static str = "a JSON list of event types";
+}
+
+/// Counts per change kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JobSummary))]
+pub struct Summary {
+    /// Users created.
+    pub created: u64,
+    /// Users updated.
+    pub updated: u64,
+    /// Users deleted.
+    pub deleted: u64,
+    /// Users disabled (suspended or archived in Google).
+    pub disabled: u64,
+    /// Users enabled again.
+    pub enabled: u64,
+    /// In-scope users already up to date.
+    pub unchanged: u64,
+    /// Conflicts reported and skipped.
+    pub conflicts: u64,
+    /// Archive folders kept for deleted users.
+    pub folders_kept: u64,
+    /// Out-of-scope admins kept.
+    pub kept_admin: u64,
+    /// Out-of-scope users left alone.
+    pub out_of_scope: u64,
+}
+
+/// A job's counts, once planned (`sync_jobs.summary`).
+impl StoredJson for Summary {
+    const COLUMN: &'static str = "sync_jobs.summary";
+    const EXPECTED: &'static str = "a JSON job summary";
+}
+
+/// A change's fields, name → `[old, new]`, held as the JSON object text stored with the change
+/// in `sync_changes.fields` (`{"full_name":["Old","New"],…}`, sorted by name). A plan holds one
+/// per created user: one string is a fifth of the memory of a map of JSON values, which matters
+/// at 100,000 users. It always holds JSON: built by [`Fields::from_pairs`], or read from the
+/// column, where a text that is not JSON fails the query with [`Undecodable`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields(Box<str>);
+
+impl Fields {
+    const COLUMN: &'static str = "sync_changes.fields";
+    const EXPECTED: &'static str = "a JSON object of fields";
+
+    /// No fields.
+    pub fn new() -> Fields {
+        Fields::default()
+    }
+
+    /// The fields of `pairs`, sorted by name (names are distinct).
+    pub fn from_pairs(mut pairs: Vec<(&'static str, [serde_json::Value; 2])>) -> Fields {
+        use serde_json::Value;
+        if pairs.is_empty() {
+            return Fields::new();
+        }
+        pairs.sort_by_key(|(name, _)| *name);
+        let map: serde_json::Map<String, Value> = pairs
+            .into_iter()
+            .map(|(name, [old, new])| (name.to_string(), Value::Array(vec![old, new])))
+            .collect();
+        Fields(Value::Object(map).to_string().into_boxed_str())
+    }
+
+    /// True when no field changed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The JSON object text (`{}` when no field changed).
+    pub fn as_json(&self) -> &str {
+        if self.0.is_empty() {
+            "{}"
+        } else {
+            &self.0
+        }
+    }
+
+    /// The fields as a JSON value (what the API shows).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.as_json()).expect("Fields always hold JSON")
+    }
+
+    fn decode(text: String) -> Result<Fields, Undecodable> {
+        if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_err() {
+            return Err(undecodable_json(Fields::COLUMN, Fields::EXPECTED, text));
+        }
+        Ok(if text == "{}" {
+            Fields::new()
+        } else {
+            Fields(text.into_boxed_str())
+        })
+    }
+}
+
+impl From<Fields> for Value {
+    fn from(f: Fields) -> Value {
+        let text = if f.is_empty() {
+            "{}".to_owned()
+        } else {
+            f.0.into_string()
+        };
+        Value::String(Some(Box::new(text)))
+    }
+}
+
+impl TryGetable for Fields {
+    fn try_get_by<I: ColIdx>(res: &QueryResult, idx: I) -> Result<Self, TryGetError> {
+        Fields::decode(String::try_get_by(res, idx)?)
+            .map_err(|e| TryGetError::DbErr(e.into_db_err()))
+    }
+}
+
+impl ValueType for Fields {
+    fn try_from(v: Value) -> Result<Self, ValueTypeErr> {
+        match v {
+            Value::String(Some(s)) => Fields::decode(*s).map_err(|_| ValueTypeErr),
+            _ => Err(ValueTypeErr),
+        }
+    }
+    fn type_name() -> String {
+        "Fields".to_owned()
+    }
+    fn array_type() -> ArrayType {
+        ArrayType::String
+    }
+    fn column_type() -> ColumnType {
+        ColumnType::Text
+    }
+}
+
+impl Nullable for Fields {
+    fn null() -> Value {
+        Value::String(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,6 +722,79 @@ mod tests {
         round_trip(Access::ALL, Access::as_str);
         round_trip(EventType::ALL, EventType::as_str);
         round_trip(DeliveryStatus::ALL, DeliveryStatus::as_str);
+    }
+
+    #[test]
+    fn json_text_round_trips_as_serde_json_writes_it() {
+        let summary = Summary {
+            created: 2,
+            conflicts: 1,
+            ..Summary::default()
+        };
+        let value: Value = JsonText(summary).into();
+        assert_eq!(
+            value,
+            Value::String(Some(Box::new(serde_json::to_string(&summary).unwrap())))
+        );
+        assert_eq!(
+            <JsonText<Summary> as ValueType>::try_from(value).unwrap(),
+            JsonText(summary)
+        );
+        let events = vec![EventType::SyncFailed, EventType::DirectoryTestFailed];
+        let value: Value = JsonText(events.clone()).into();
+        assert_eq!(
+            value,
+            Value::String(Some(Box::new(
+                r#"["sync.failed","directory.test_failed"]"#.into()
+            )))
+        );
+        assert_eq!(
+            <JsonText<Vec<EventType>> as ValueType>::try_from(value).unwrap(),
+            JsonText(events)
+        );
+    }
+
+    #[test]
+    fn json_text_that_does_not_decode_is_undecodable_naming_the_column() {
+        let err = JsonText::<Summary>::decode(r#"{"created":"#.into()).unwrap_err();
+        assert_eq!(err.column, "sync_jobs.summary");
+        assert_eq!(err.expected, "a JSON job summary");
+        assert_eq!(err.found, r#"{"created":"#);
+        let long = format!("[{}", "1,".repeat(200));
+        let err = JsonText::<AuditDetails>::decode(long).unwrap_err();
+        assert_eq!(err.column, "audit_events.details");
+        assert_eq!(
+            err.found.chars().count(),
+            101,
+            "cut to 100 characters and an ellipsis"
+        );
+        let err = Fields::decode("full_name".into()).unwrap_err();
+        assert_eq!(err.column, "sync_changes.fields");
+    }
+
+    #[test]
+    fn fields_are_stored_as_their_json_text() {
+        let f = Fields::from_pairs(vec![
+            (
+                "full_name",
+                [serde_json::json!("Old"), serde_json::json!("New")],
+            ),
+            (
+                "disabled",
+                [serde_json::json!(false), serde_json::json!(true)],
+            ),
+        ]);
+        let text = r#"{"disabled":[false,true],"full_name":["Old","New"]}"#;
+        assert_eq!(f.as_json(), text);
+        let value: Value = f.clone().into();
+        assert_eq!(value, Value::String(Some(Box::new(text.into()))));
+        assert_eq!(<Fields as ValueType>::try_from(value).unwrap(), f);
+        let none: Value = Fields::new().into();
+        assert_eq!(none, Value::String(Some(Box::new("{}".into()))));
+        assert_eq!(
+            <Fields as ValueType>::try_from(none).unwrap(),
+            Fields::new()
+        );
     }
 
     #[test]

@@ -561,3 +561,84 @@ async fn a_restarted_server_carries_on_with_pending_deliveries() {
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[0].body, got[1].body);
 }
+
+#[tokio::test]
+async fn an_endpoint_whose_events_do_not_decode_is_refused_skipped_and_repaired_by_saving() {
+    use sea_orm::{sea_query::Expr, ColumnTrait, QueryFilter};
+    let env = spawn(small_directory(), Duration::from_millis(100)).await;
+    let (damaged, sound) = (Receiver::start(vec![]), Receiver::start(vec![]));
+    let saved = env
+        .app
+        .put(
+            "/api/v1/notifications",
+            &json!({"endpoints": [
+                {"url": damaged.url, "events": ["sync.failed"], "secret": SECRET},
+                {"url": sound.url, "events": ["sync.failed"], "secret": SECRET},
+            ]}),
+        )
+        .await
+        .expect(200);
+    // Listed by creation, then id: both were created at once, so found by URL.
+    let id_of = |url: &str| {
+        saved.json["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["url"] == url)
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let ids = [id_of(&damaged.url), id_of(&sound.url)];
+    notification_endpoints::Entity::update_many()
+        .col_expr(
+            notification_endpoints::Column::Events,
+            Expr::value("sync.failed"),
+        )
+        .filter(notification_endpoints::Column::Id.eq(ids[0].parse::<uuid::Uuid>().unwrap()))
+        .exec(&env.app.db)
+        .await
+        .unwrap();
+
+    // Shown, it is refused, never shown as listening to nothing.
+    let r = env.app.get("/api/v1/notifications").await;
+    assert_eq!((r.status, r.error_code()), (503, "stored_data_invalid"));
+    assert!(
+        r.text.contains("notification_endpoints.events"),
+        "{}",
+        r.text
+    );
+
+    // An event still reaches the other endpoint; the damaged one is passed over.
+    env.configure(json!({"sync_groups": ["nope@example.com"]}))
+        .await
+        .expect(200);
+    let job = env.sync(false).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let log = settled(&env, 1).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["endpoint_id"], ids[1].as_str());
+    assert_eq!(log[0]["status"], "delivered", "{log:?}");
+    sound.wait_for(1).await;
+    assert!(damaged.received().is_empty());
+
+    // Saving the configuration again, the damaged endpoint kept by its id, repairs it.
+    env.app
+        .put(
+            "/api/v1/notifications",
+            &json!({"endpoints": [
+                {"id": ids[0], "url": damaged.url, "events": ["sync.failed", "sync.blocked"]},
+                {"id": ids[1], "url": sound.url, "events": ["sync.failed"]},
+            ]}),
+        )
+        .await
+        .expect(200);
+    let shown = env.app.get("/api/v1/notifications").await.expect(200);
+    let repaired = shown.json["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == ids[0].as_str())
+        .unwrap_or_else(|| panic!("{}", shown.text));
+    assert_eq!(repaired["events"], json!(["sync.failed", "sync.blocked"]));
+    assert_eq!(repaired["secret_set"], true);
+}

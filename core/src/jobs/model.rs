@@ -1,7 +1,7 @@
 //! A sync job as stored (`sync_jobs`, `sync_changes`) and as callers see it.
 
 use chrono::{DateTime, Utc};
-use dirsync_entity::sync_jobs;
+use dirsync_entity::{sync_jobs, JsonText};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -105,21 +105,13 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// How a damaged job or change row is repaired: jobs are history, nothing reads them back.
-pub(super) const REPAIR_JOB: &str =
-    "delete the damaged sync job (its changes go with it) or restore the value";
-
 impl TryFrom<sync_jobs::Model> for Job {
     type Error = Error;
 
-    /// A summary that does not decode is an error, not a job shown without one.
+    /// A code without its message is an error, not a job shown with an empty one. (A summary
+    /// that does not decode fails the read of the row itself.)
     fn try_from(m: sync_jobs::Model) -> Result<Self> {
-        let summary = match m.summary.as_deref() {
-            None => None,
-            Some(text) => Some(serde_json::from_str(text).map_err(|_| {
-                crate::stored::invalid("sync_jobs.summary", "a JSON job summary", REPAIR_JOB)
-            })?),
-        };
+        let summary = m.summary.map(JsonText::into_inner);
         Ok(Job {
             id: m.id,
             dry_run: m.dry_run,
@@ -144,7 +136,7 @@ impl TryFrom<sync_jobs::Model> for Job {
                     return Err(crate::stored::invalid(
                         "sync_jobs.error_message",
                         "the message of the job's error_code",
-                        REPAIR_JOB,
+                        crate::stored::REPAIR_JOB,
                     ))
                 }
             },

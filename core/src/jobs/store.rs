@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::model::{Job, NewJob, Status, StoredChange, REPAIR_JOB};
+use super::model::{Job, NewJob, Status, StoredChange};
 use crate::error::DbResultExt;
 use crate::paging::{Page, PageRequest};
 use crate::sync::{self, ChangeKind};
@@ -163,17 +163,15 @@ pub async fn changes<C: ConnectionTrait>(
     let rows = q.limit(page.limit + 1).all(db).await?;
     let rows = Page::from_rows(rows, page.limit, |m| m.id);
     let mut items = Vec::with_capacity(rows.items.len());
+    // Fields that do not decode fail the read (`stored_data_invalid`), not a change shown as
+    // changing nothing.
     for m in rows.items {
-        // Fields that do not decode are an error, not a change shown as changing nothing.
-        let fields = serde_json::from_str(&m.fields).map_err(|_| {
-            crate::stored::invalid("sync_changes.fields", "a JSON object of fields", REPAIR_JOB)
-        })?;
         items.push(StoredChange {
             id: m.id,
             kind: m.kind,
             user_name: m.user_name,
             directory_id: m.directory_id,
-            fields,
+            fields: m.fields.to_value(),
             reason: m.reason,
         });
     }
@@ -259,7 +257,7 @@ pub(super) async fn store_changes<C: ConnectionTrait>(
         kind: Set(c.kind),
         user_name: Set(c.user_name.clone()),
         directory_id: Set(c.directory_id.clone()),
-        fields: Set(c.fields.as_json().to_owned()),
+        fields: Set(c.fields.clone()),
         reason: Set(c.reason.clone()),
     });
     crate::db::insert_rows(db, Box::new(rows)).await?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use dirsync_entity::sync_jobs;
+use dirsync_entity::{sync_jobs, JsonText};
 use sea_orm::{
     sea_query::{Condition, Expr},
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
@@ -220,7 +220,7 @@ impl JobControl {
             q = q
                 .col_expr(
                     sync_jobs::Column::Summary,
-                    Expr::value(serde_json::to_string(&plan.summary).ok()),
+                    Expr::value(Some(JsonText(plan.summary))),
                 )
                 .col_expr(
                     sync_jobs::Column::PlannedDeletions,

@@ -224,18 +224,27 @@ impl Sender {
         &self,
         row: &notification_deliveries::Model,
     ) -> std::result::Result<(), (String, bool)> {
-        let endpoint = match notification_endpoints::Entity::find_by_id(row.endpoint_id)
-            .one(&self.db)
-            .await
-        {
-            Ok(Some(e)) => e,
-            Ok(None) => return Err(("the endpoint was removed".into(), false)),
-            Err(e) => return Err((format!("database error: {e}"), true)),
+        // The URL and the secret only: the delivery's event is fixed, whatever the endpoint's
+        // events (even ones that no longer decode) say now.
+        use notification_endpoints::Column as E;
+        let endpoint: Option<(String, String)> =
+            match notification_endpoints::Entity::find_by_id(row.endpoint_id)
+                .select_only()
+                .columns([E::Url, E::Secret])
+                .into_tuple()
+                .one(&self.db)
+                .await
+            {
+                Ok(e) => e,
+                Err(e) => return Err((format!("database error: {e}"), true)),
+            };
+        let Some((url, sealed)) = endpoint else {
+            return Err(("the endpoint was removed".into(), false));
         };
-        let url = check_url(&endpoint.url).map_err(|m| (format!("the URL {m}"), false))?;
+        let url = check_url(&url).map_err(|m| (format!("the URL {m}"), false))?;
         let secret = self
             .cipher
-            .decrypt(&endpoint.secret, &secret_context(endpoint.id))
+            .decrypt(&sealed, &secret_context(row.endpoint_id))
             .map_err(|e| (e.to_string(), false))?;
         let t = Utc::now().timestamp();
         let sig = signature(secret.expose_secret().as_bytes(), t, row.body.as_bytes());

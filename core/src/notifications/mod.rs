@@ -12,10 +12,10 @@
 pub mod delivery;
 
 use chrono::{DateTime, Utc};
-use dirsync_entity::{notification_deliveries, notification_endpoints};
+use dirsync_entity::{notification_deliveries, notification_endpoints, JsonText};
 use sea_orm::{
     sea_query::OnConflict, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, Unchanged,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -118,37 +118,76 @@ pub fn check_url(raw: &str) -> std::result::Result<url::Url, String> {
     }
 }
 
-fn events_of(m: &notification_endpoints::Model) -> Result<Vec<EventType>> {
-    serde_json::from_str(&m.events).map_err(|e| Error::StoredDataInvalid {
-        column: "notification_endpoints.events",
-        message: format!(
-            "the events of notification endpoint {} do not decode ({e}); save the notification \
-             settings again with PUT /api/v1/notifications",
-            m.id
-        ),
-    })
-}
-
-fn view(m: &notification_endpoints::Model) -> Result<EndpointView> {
-    Ok(EndpointView {
+fn view(m: notification_endpoints::Model) -> EndpointView {
+    EndpointView {
         id: m.id,
-        url: m.url.clone(),
-        events: events_of(m)?,
+        url: m.url,
+        events: m.events.into_inner(),
         secret_set: !m.secret.is_empty(),
         only_when_changed: m.only_when_changed,
-    })
+    }
 }
 
-/// The configured endpoints, oldest first.
+/// The configured endpoints, oldest first. Events that do not decode fail the read
+/// (`stored_data_invalid` naming the column); saving the configuration repairs them.
 pub async fn endpoints<C: ConnectionTrait>(db: &C) -> Result<Vec<EndpointView>> {
-    notification_endpoints::Entity::find()
+    Ok(notification_endpoints::Entity::find()
         .order_by_asc(notification_endpoints::Column::CreatedAt)
         .order_by_asc(notification_endpoints::Column::Id)
         .all(db)
         .await?
-        .iter()
+        .into_iter()
         .map(view)
-        .collect()
+        .collect())
+}
+
+/// An endpoint as the two readers that pass over a damaged one see it (the audit trail of a
+/// replacement, the queueing of an event): its events decoded row by row, so that one endpoint
+/// whose events do not decode does not fail the others as a read of the typed column would.
+struct EachEndpoint {
+    id: Uuid,
+    url: String,
+    secret_set: bool,
+    only_when_changed: bool,
+    events: Result<Vec<EventType>>,
+}
+
+impl EachEndpoint {
+    fn view(self) -> Result<EndpointView> {
+        Ok(EndpointView {
+            id: self.id,
+            url: self.url,
+            events: self.events?,
+            secret_set: self.secret_set,
+            only_when_changed: self.only_when_changed,
+        })
+    }
+}
+
+async fn each_endpoint<C: ConnectionTrait>(db: &C) -> Result<Vec<EachEndpoint>> {
+    use notification_endpoints::Column as E;
+    let rows: Vec<(Uuid, String, String, String, bool)> = notification_endpoints::Entity::find()
+        .select_only()
+        .columns([E::Id, E::Url, E::Events, E::Secret, E::OnlyWhenChanged])
+        .order_by_asc(E::CreatedAt)
+        .order_by_asc(E::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, url, events, secret, only_when_changed)| EachEndpoint {
+                id,
+                url,
+                secret_set: !secret.is_empty(),
+                only_when_changed,
+                events: JsonText::<Vec<EventType>>::decode(events)
+                    .map(JsonText::into_inner)
+                    .map_err(|u| crate::stored::undecodable(&u)),
+            },
+        )
+        .collect())
 }
 
 /// Replaces the endpoints: those listed with an `id` are updated (their secret kept unless a
@@ -198,13 +237,10 @@ pub async fn update(
     let txn = db.begin().await?;
     // For the audit trail only. A stored endpoint whose events no longer decode is left out of
     // it rather than allowed to stop the administrator from replacing it.
-    let before: Vec<EndpointView> = notification_endpoints::Entity::find()
-        .order_by_asc(notification_endpoints::Column::CreatedAt)
-        .order_by_asc(notification_endpoints::Column::Id)
-        .all(&txn)
+    let before: Vec<EndpointView> = each_endpoint(&txn)
         .await?
-        .iter()
-        .filter_map(|m| view(m).ok())
+        .into_iter()
+        .filter_map(|e| e.view().ok())
         .collect();
     let now = Utc::now();
     let mut kept = Vec::new();
@@ -212,29 +248,34 @@ pub async fn update(
         let mut events = e.events;
         events.sort();
         events.dedup();
-        let events = serde_json::to_string(&events).expect("event names serialize");
+        let events = JsonText(events);
         let url = e.url.trim().to_string();
         match e.id {
             Some(id) => {
-                let Some(row) = notification_endpoints::Entity::find_by_id(id)
-                    .one(&txn)
-                    .await?
-                else {
-                    return Err(bad(
-                        i,
-                        "id",
-                        format!("no endpoint {id}; leave id out to add one"),
-                    ));
+                // Written without being read first: an endpoint whose stored events do not
+                // decode is repaired this way.
+                let mut row = notification_endpoints::ActiveModel {
+                    id: Unchanged(id),
+                    url: Set(url),
+                    events: Set(events),
+                    only_when_changed: Set(e.only_when_changed),
+                    updated_at: Set(now),
+                    ..Default::default()
                 };
-                let mut row: notification_endpoints::ActiveModel = row.into();
-                row.url = Set(url);
-                row.events = Set(events);
-                row.only_when_changed = Set(e.only_when_changed);
                 if let Some(s) = &e.secret {
                     row.secret = Set(cipher.encrypt(s.expose_secret(), &secret_context(id)));
                 }
-                row.updated_at = Set(now);
-                row.update(&txn).await?;
+                match row.update(&txn).await {
+                    Ok(_) => {}
+                    Err(sea_orm::DbErr::RecordNotUpdated) => {
+                        return Err(bad(
+                            i,
+                            "id",
+                            format!("no endpoint {id}; leave id out to add one"),
+                        ))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 kept.push(id);
             }
             None => {
@@ -325,14 +366,14 @@ async fn enqueue(
     event: EventType,
     job_id: Option<Uuid>,
     data: serde_json::Value,
-    wants: impl Fn(&notification_endpoints::Model) -> bool,
+    wants: impl Fn(&EachEndpoint) -> bool,
 ) -> Result<()> {
-    let rows = notification_endpoints::Entity::find().all(db).await?;
+    let rows = each_endpoint(db).await?;
     let now = Utc::now();
     for endpoint in rows {
         // An endpoint whose events do not decode is skipped (and `/ready` is not its place:
         // the GET of the configuration names it), not allowed to stop the others.
-        let events = match events_of(&endpoint) {
+        let events = match &endpoint.events {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(endpoint_id = %endpoint.id, error = %e, "skipping a notification endpoint");

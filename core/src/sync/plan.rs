@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::matching::Planner;
@@ -120,81 +119,9 @@ pub struct Change {
     pub reason: Option<String>,
 }
 
-/// A change's fields, name → `[old, new]`, held as the JSON object text stored with the change
-/// (`{"full_name":["Old","New"],…}`, sorted by name). A plan holds one per created user: one
-/// string is a fifth of the memory of a map of JSON values, which matters at 100,000 users.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Fields(Box<str>);
-
-impl Fields {
-    /// No fields.
-    pub fn new() -> Fields {
-        Fields::default()
-    }
-
-    /// The fields of `pairs`, sorted by name (names are distinct).
-    pub fn from_pairs(mut pairs: Vec<(&'static str, [Value; 2])>) -> Fields {
-        if pairs.is_empty() {
-            return Fields::new();
-        }
-        pairs.sort_by_key(|(name, _)| *name);
-        let map: serde_json::Map<String, Value> = pairs
-            .into_iter()
-            .map(|(name, [old, new])| (name.to_string(), Value::Array(vec![old, new])))
-            .collect();
-        Fields(Value::Object(map).to_string().into_boxed_str())
-    }
-
-    /// True when no field changed.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The JSON object text (`{}` when no field changed).
-    pub fn as_json(&self) -> &str {
-        if self.0.is_empty() {
-            "{}"
-        } else {
-            &self.0
-        }
-    }
-
-    /// A field's `[old, new]` (for tests: the plan itself only stores the text).
-    #[cfg(test)]
-    pub fn get(&self, name: &str) -> Option<[Value; 2]> {
-        let mut map: serde_json::Map<String, Value> = serde_json::from_str(self.as_json()).ok()?;
-        match map.remove(name)? {
-            Value::Array(v) => <[Value; 2]>::try_from(v).ok(),
-            _ => None,
-        }
-    }
-}
-
-/// Counts per change kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JobSummary))]
-pub struct Summary {
-    /// Users created.
-    pub created: u64,
-    /// Users updated.
-    pub updated: u64,
-    /// Users deleted.
-    pub deleted: u64,
-    /// Users disabled (suspended or archived in Google).
-    pub disabled: u64,
-    /// Users enabled again.
-    pub enabled: u64,
-    /// In-scope users already up to date.
-    pub unchanged: u64,
-    /// Conflicts reported and skipped.
-    pub conflicts: u64,
-    /// Archive folders kept for deleted users.
-    pub folders_kept: u64,
-    /// Out-of-scope admins kept.
-    pub kept_admin: u64,
-    /// Out-of-scope users left alone.
-    pub out_of_scope: u64,
-}
+/// A change's fields (stored in `sync_changes.fields` as the JSON text they hold) and the
+/// counts per change kind (`sync_jobs.summary`): declared in `dirsync-entity`, which stores them.
+pub use dirsync_entity::{Fields, Summary};
 
 /// A user to create.
 #[derive(Debug, Clone)]

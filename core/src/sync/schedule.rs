@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use dirsync_entity::sync_jobs;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::jobs::{enqueue, Job, Kind, NewJob, Trigger, Worker};
 use crate::{Error, Result};
@@ -34,13 +34,17 @@ pub async fn schedule_once(db: &DatabaseConnection) -> Result<Option<Job>> {
     let Some(minutes) = cfg.schedule_minutes.filter(|m| *m > 0) else {
         return Ok(None);
     };
-    let last = sync_jobs::Entity::find()
+    // When it was queued, nothing else: the rest of an old job (its summary, say) is not the
+    // schedule's to decode.
+    let last: Option<DateTime<Utc>> = sync_jobs::Entity::find()
+        .select_only()
+        .column(sync_jobs::Column::CreatedAt)
         .filter(sync_jobs::Column::Trigger.eq(Trigger::Schedule))
         .order_by_desc(sync_jobs::Column::CreatedAt)
+        .into_tuple()
         .one(db)
         .await?;
-    let due =
-        last.is_none_or(|j| Utc::now() - j.created_at >= chrono::Duration::minutes(minutes as i64));
+    let due = last.is_none_or(|t| Utc::now() - t >= chrono::Duration::minutes(minutes as i64));
     if !due {
         return Ok(None);
     }
