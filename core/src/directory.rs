@@ -68,34 +68,98 @@ pub struct ServiceAccountInfo {
 }
 
 /// The directory settings an administrator edits.
+// Its field docs are the OpenAPI descriptions of `DirectoryConfig`'s fields (see
+// `DirectoryView`); the API's request body, `DirectorySettings`, is its own type (it refuses
+// unknown fields and takes integral numbers such as `50.0`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DirectorySettings {
     /// `google_workspace` or `none`.
     pub provider: Provider,
-    /// The Workspace admin to impersonate.
+    /// The impersonated administrator.
+    // The Workspace admin whose authority the service account borrows (domain-wide delegation).
     pub admin_email: Option<String>,
-    /// `my_customer` or a customer id; exclusive with `domain`.
+    /// Customer id (`my_customer` by default).
+    // Exclusive with `domain`.
     pub customer_id: Option<String>,
-    /// A domain to read instead of the whole account.
+    /// Domain, when reading one domain.
+    // Read instead of the whole account.
     pub domain: Option<String>,
-    /// Group addresses whose members (nested groups included) are synced; empty = everyone.
+    /// Sync groups (lower-cased).
+    // Group addresses whose members (nested groups included) are synced; empty = everyone.
     pub sync_groups: Vec<String>,
-    /// Delete directory users that left the scope.
+    /// Delete users that left the scope.
+    // Directory users only; off, they are reported (`out_of_scope`).
     pub auto_delete_users: bool,
-    /// Most deletions a run may make without confirmation; `None` = 10 %, at least 5.
+    /// Deletion limit; null = default rule.
+    // Most deletions a run may make without confirmation; `None` = 10 %, at least 5.
     pub deletion_limit: Option<u32>,
-    /// Run an apply job every N minutes.
+    /// Schedule in minutes; null = none.
+    // Run an apply job every N minutes.
     pub schedule_minutes: Option<u32>,
 }
 
-/// The whole configuration as shown.
+/// The directory configuration.
+// The API's `DirectoryConfig`: the settings and the service account, one flat object on the
+// wire. Its schema is built below rather than derived: utoipa documents `#[serde(flatten)]` as an
+// `allOf` of a reference, and the published schema is one flat object.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DirectoryView {
     /// Editable settings.
     #[serde(flatten)]
     pub settings: DirectorySettings,
-    /// The uploaded service account, if any.
+    /// The uploaded service account, or null.
     pub service_account: Option<ServiceAccountInfo>,
+}
+
+/// The settings' derived object, with the view's own fields added: a field added to
+/// [`DirectorySettings`] is documented by itself; one added to [`DirectoryView`] goes below
+/// (`the_directory_schema_names_every_field_of_the_view` in the API fails until it does).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for DirectoryView {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, RefBuilder, Schema, Type};
+        use utoipa::openapi::RefOr;
+        use utoipa::ToSchema;
+        let RefOr::T(Schema::Object(mut object)) = DirectorySettings::schema() else {
+            unreachable!("the derived schema of a struct is an object")
+        };
+        object.description = Some("The directory configuration.".into());
+        object.properties.insert(
+            "service_account".into(),
+            OneOfBuilder::new()
+                .item(ObjectBuilder::new().schema_type(Type::Null))
+                .item(
+                    RefBuilder::new()
+                        .description(Some("The uploaded service account, or null."))
+                        .ref_location_from_schema_name(ServiceAccountInfo::name()),
+                )
+                .into(),
+        );
+        RefOr::T(Schema::Object(object))
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for DirectoryView {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("DirectoryConfig")
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        DirectorySettings::schemas(schemas);
+        schemas.push((
+            ServiceAccountInfo::name().into(),
+            ServiceAccountInfo::schema(),
+        ));
+        ServiceAccountInfo::schemas(schemas);
+    }
 }
 
 const REPAIR_SETTINGS: &str = "save the directory settings again with PUT /api/v1/directory";

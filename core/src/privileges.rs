@@ -19,131 +19,42 @@ use uuid::Uuid;
 use crate::db::{insert_rows, SqlText};
 use crate::{audit, directory, Error, Result};
 
-/// A privilege (product.md §1).
-// Ordered as listed there; lists are answered in that order. The doc line above is the OpenAPI
-// description of `PrivilegeName`, the name the API has always given this enum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = PrivilegeName))]
-#[serde(rename_all = "snake_case")]
-pub enum Privilege {
-    /// Administers dirsync and the archive server; a signed-in user holding it acts as `admin`.
-    Admin,
-    /// May sign in.
-    Login,
-    /// May change its own password.
-    ChangePassword,
-    /// May archive e-mail.
-    ArchiveEmail,
-    /// May modify archive profiles.
-    ModifyArchiveProfiles,
-    /// May delete archive profiles.
-    DeleteArchiveProfiles,
-    /// May export e-mail.
-    ExportEmail,
-    /// May modify export profiles.
-    ModifyExportProfiles,
-    /// May delete export profiles.
-    DeleteExportProfiles,
-    /// May delete archived e-mail.
-    DeleteEmail,
+/// A privilege (product.md §1), and access to an archive folder: their names are declared once
+/// in `dirsync-entity`, with the other enums stored by name.
+pub use dirsync_entity::{Access, Privilege};
+
+/// Parses privilege names into a sorted set without duplicates; every unknown name is reported
+/// at once, with the valid ones (422 `unknown_privilege`).
+pub fn parse_privileges<S: AsRef<str>>(
+    names: impl IntoIterator<Item = S>,
+) -> Result<Vec<Privilege>> {
+    parse_names(
+        names,
+        Privilege::ALL,
+        Privilege::from_name,
+        Privilege::as_str,
+        "unknown_privilege",
+        "privilege",
+    )
 }
 
-impl Privilege {
-    /// Every privilege, in the documented order.
-    pub const ALL: [Privilege; 10] = [
-        Privilege::Admin,
-        Privilege::Login,
-        Privilege::ChangePassword,
-        Privilege::ArchiveEmail,
-        Privilege::ModifyArchiveProfiles,
-        Privilege::DeleteArchiveProfiles,
-        Privilege::ExportEmail,
-        Privilege::ModifyExportProfiles,
-        Privilege::DeleteExportProfiles,
-        Privilege::DeleteEmail,
-    ];
-
-    /// The name on the wire and in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Privilege::Admin => "admin",
-            Privilege::Login => "login",
-            Privilege::ChangePassword => "change_password",
-            Privilege::ArchiveEmail => "archive_email",
-            Privilege::ModifyArchiveProfiles => "modify_archive_profiles",
-            Privilege::DeleteArchiveProfiles => "delete_archive_profiles",
-            Privilege::ExportEmail => "export_email",
-            Privilege::ModifyExportProfiles => "modify_export_profiles",
-            Privilege::DeleteExportProfiles => "delete_export_profiles",
-            Privilege::DeleteEmail => "delete_email",
-        }
-    }
-
-    /// Parses one name (exact, lower case).
-    pub fn parse(name: &str) -> Result<Privilege> {
-        Self::parse_all([name]).map(|mut v| v.remove(0))
-    }
-
-    /// Parses names into a sorted set without duplicates; every unknown name is reported at
-    /// once, with the valid ones (422 `unknown_privilege`).
-    pub fn parse_all<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Result<Vec<Privilege>> {
-        parse_names(
-            names,
-            &Self::ALL,
-            Self::as_str,
-            "unknown_privilege",
-            "privilege",
-        )
-    }
-}
-
-/// Access to an archive folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AccessName))]
-#[serde(rename_all = "snake_case")]
-pub enum Access {
-    /// Read the archived messages.
-    Read,
-    /// Add messages.
-    Write,
-    /// Delete messages.
-    Delete,
-}
-
-impl Access {
-    /// Every kind of access, in the documented order.
-    pub const ALL: [Access; 3] = [Access::Read, Access::Write, Access::Delete];
-
-    /// The name on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Access::Read => "read",
-            Access::Write => "write",
-            Access::Delete => "delete",
-        }
-    }
-
-    /// Parses one name (exact, lower case).
-    pub fn parse(name: &str) -> Result<Access> {
-        Self::parse_all([name]).map(|mut v| v.remove(0))
-    }
-
-    /// Parses names into a sorted set without duplicates (422 `unknown_access` listing the
-    /// valid ones).
-    pub fn parse_all<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Result<Vec<Access>> {
-        parse_names(
-            names,
-            &Self::ALL,
-            Self::as_str,
-            "unknown_access",
-            "folder access",
-        )
-    }
+/// Parses folder access names into a sorted set without duplicates (422 `unknown_access`
+/// listing the valid ones).
+pub fn parse_access<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Result<Vec<Access>> {
+    parse_names(
+        names,
+        Access::ALL,
+        Access::from_name,
+        Access::as_str,
+        "unknown_access",
+        "folder access",
+    )
 }
 
 fn parse_names<T: Copy + Ord, S: AsRef<str>>(
     names: impl IntoIterator<Item = S>,
     all: &[T],
+    from_name: fn(&str) -> Option<T>,
     name_of: fn(T) -> &'static str,
     code: &'static str,
     what: &str,
@@ -152,9 +63,9 @@ fn parse_names<T: Copy + Ord, S: AsRef<str>>(
     let mut unknown = Vec::new();
     for name in names {
         let name = name.as_ref();
-        match all.iter().find(|t| name_of(**t) == name) {
+        match from_name(name) {
             Some(t) => {
-                found.insert(*t);
+                found.insert(t);
             }
             None => unknown.push(name.to_string()),
         }
@@ -219,10 +130,10 @@ pub struct PrivilegesInput {
 impl PrivilegesInput {
     /// Checks names and folder ids (existence of the folders is checked by [`replace`]).
     pub(crate) fn parse(&self) -> Result<Privileges> {
-        let privileges = Privilege::parse_all(&self.privileges)?;
+        let privileges = parse_privileges(&self.privileges)?;
         let mut by_folder: BTreeMap<Uuid, Vec<Access>> = BTreeMap::new();
         for fa in &self.folder_access {
-            let access = Access::parse_all(&fa.access)?;
+            let access = parse_access(&fa.access)?;
             if by_folder.insert(fa.folder_id, access).is_some() {
                 return Err(Error::invalid(
                     "duplicate_folder",
@@ -284,7 +195,7 @@ pub(crate) async fn load<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Pr
     // A name this version does not know (written by a newer one) is left out, not fatal.
     let mut privileges: Vec<Privilege> = names
         .iter()
-        .filter_map(|n| Privilege::parse(n).ok())
+        .filter_map(|n| Privilege::from_name(n))
         .collect();
     privileges.sort();
     static FOLDER_ACCESS: SqlText = SqlText::new();
@@ -491,22 +402,22 @@ pub(crate) fn defaults_of(row: &directory_config::Model) -> Result<DefaultPrivil
     fn known<T: Ord>(
         column: &'static str,
         text: &str,
-        parse: fn(&str) -> Result<T>,
+        from_name: fn(&str) -> Option<T>,
     ) -> Result<Vec<T>> {
         let names = crate::stored::string_list(column, text, REPAIR)?;
-        let set: BTreeSet<T> = names.iter().filter_map(|n| parse(n).ok()).collect();
+        let set: BTreeSet<T> = names.iter().filter_map(|n| from_name(n)).collect();
         Ok(set.into_iter().collect())
     }
     Ok(DefaultPrivileges {
         privileges: known(
             "directory_config.default_privileges",
             &row.default_privileges,
-            Privilege::parse,
+            Privilege::from_name,
         )?,
         own_folder_access: known(
             "directory_config.default_folder_access",
             &row.default_folder_access,
-            Access::parse,
+            Access::from_name,
         )?,
     })
 }
@@ -526,8 +437,8 @@ pub async fn save_defaults(
     input: &DefaultPrivilegesInput,
 ) -> Result<DefaultPrivileges> {
     let after = DefaultPrivileges {
-        privileges: Privilege::parse_all(&input.privileges)?,
-        own_folder_access: Access::parse_all(&input.own_folder_access)?,
+        privileges: parse_privileges(&input.privileges)?,
+        own_folder_access: parse_access(&input.own_folder_access)?,
     };
     // Created outside the transaction: on PostgreSQL a lost creation race would abort it.
     directory::config_row(db).await?;
@@ -572,19 +483,19 @@ mod tests {
 
     #[test]
     fn privilege_names_round_trip_and_come_back_sorted_without_duplicates() {
-        for p in Privilege::ALL {
-            assert_eq!(Privilege::parse(p.as_str()).unwrap(), p);
+        for &p in Privilege::ALL {
+            assert_eq!(parse_privileges([p.as_str()]).unwrap(), [p]);
             assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
         }
         assert_eq!(
-            Privilege::parse_all(["delete_email", "login", "admin", "login"]).unwrap(),
+            parse_privileges(["delete_email", "login", "admin", "login"]).unwrap(),
             vec![Privilege::Admin, Privilege::Login, Privilege::DeleteEmail]
         );
     }
 
     #[test]
     fn unknown_privileges_are_all_named_with_the_valid_ones() {
-        let err = Privilege::parse_all(["login", "root", "Admin"]).unwrap_err();
+        let err = parse_privileges(["login", "root", "Admin"]).unwrap_err();
         let Error::Invalid {
             code,
             message,
@@ -647,7 +558,7 @@ mod tests {
                 ..
             })
         ));
-        let bad = Access::parse_all(["read", "execute"]).unwrap_err();
+        let bad = parse_access(["read", "execute"]).unwrap_err();
         assert!(bad.to_string().contains("read, write, delete"), "{bad}");
     }
 }

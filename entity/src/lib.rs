@@ -23,6 +23,6 @@ pub mod users;
 pub mod values;
 
 pub use values::{
-    AuthMethod, AuthTestStatus, ChangeKind, EmailKind, JobKind, JobStatus, Phase, Provider, Role,
-    Trigger, Undecodable, UnknownName,
+    Access, AuthMethod, AuthTestStatus, ChangeKind, DeliveryStatus, EmailKind, EventType, JobKind,
+    JobStatus, Phase, Privilege, Provider, Role, Trigger, Undecodable, UnknownName,
 };

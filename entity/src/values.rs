@@ -365,6 +365,90 @@ stored_enum! {
     }
 }
 
+stored_enum! {
+    /// A privilege (product.md §1).
+    // Stored by name in `user_privileges.privilege` and in the JSON list
+    // `directory_config.default_privileges`; both are read as text and a name this version does
+    // not know (written by a newer one) is skipped, granting less, never more. Ordered as listed
+    // in product.md; lists are answered in that order. The doc line above is the OpenAPI
+    // description of `PrivilegeName`, the name the API has always given this enum.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = PrivilegeName))]
+    pub enum Privilege in "user_privileges.privilege" {
+        /// Administers dirsync and the archive server; a signed-in user holding it acts as `admin`.
+        Admin = "admin",
+        /// May sign in.
+        Login = "login",
+        /// May change its own password.
+        ChangePassword = "change_password",
+        /// May archive e-mail.
+        ArchiveEmail = "archive_email",
+        /// May modify archive profiles.
+        ModifyArchiveProfiles = "modify_archive_profiles",
+        /// May delete archive profiles.
+        DeleteArchiveProfiles = "delete_archive_profiles",
+        /// May export e-mail.
+        ExportEmail = "export_email",
+        /// May modify export profiles.
+        ModifyExportProfiles = "modify_export_profiles",
+        /// May delete export profiles.
+        DeleteExportProfiles = "delete_export_profiles",
+        /// May delete archived e-mail.
+        DeleteEmail = "delete_email",
+    }
+}
+
+stored_enum! {
+    /// Access to an archive folder.
+    // Stored by name in the JSON list `directory_config.default_folder_access` (a user's own
+    // access is three booleans of `folder_access`), read as `Privilege` is.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AccessName))]
+    pub enum Access in "directory_config.default_folder_access" {
+        /// Read the archived messages.
+        Read = "read",
+        /// Add messages.
+        Write = "write",
+        /// Delete messages.
+        Delete = "delete",
+    }
+}
+
+stored_enum! {
+    /// What an endpoint is told about.
+    // Stored by name in `notification_deliveries.event_type` and in the JSON list
+    // `notification_endpoints.events`. The delivery column stays text: the sender passes the name
+    // on as it is (a newer version's event included); the delivery log decodes it. Its doc
+    // comments are the OpenAPI descriptions.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    pub enum EventType in "notification_deliveries.event_type" {
+        /// A sync job failed.
+        SyncFailed = "sync.failed",
+        /// A sync job was blocked by the deletion limit.
+        SyncBlocked = "sync.blocked",
+        /// A sync job succeeded (with `only_when_changed`: only a real run that changed a user).
+        SyncSucceeded = "sync.succeeded",
+        /// A connection test failed.
+        // (`POST /api/v1/directory/test`)
+        DirectoryTestFailed = "directory.test_failed",
+    }
+}
+
+stored_enum! {
+    /// Where a delivery is.
+    // Stored in `notification_deliveries.status`, read as text by the sender's queries (which
+    // compare it with `pending`) and decoded by the delivery log. Its doc comments are the
+    // OpenAPI descriptions.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    pub enum DeliveryStatus in "notification_deliveries.status" {
+        /// Not delivered yet; another attempt will be made.
+        // (at `next_attempt_at`)
+        Pending = "pending",
+        /// An attempt was answered with a 2xx.
+        Delivered = "delivered",
+        /// Every attempt failed, or the endpoint was removed.
+        Failed = "failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +478,10 @@ mod tests {
         round_trip(ChangeKind::ALL, ChangeKind::as_str);
         round_trip(Provider::ALL, Provider::as_str);
         round_trip(AuthTestStatus::ALL, AuthTestStatus::as_str);
+        round_trip(Privilege::ALL, Privilege::as_str);
+        round_trip(Access::ALL, Access::as_str);
+        round_trip(EventType::ALL, EventType::as_str);
+        round_trip(DeliveryStatus::ALL, DeliveryStatus::as_str);
     }
 
     #[test]

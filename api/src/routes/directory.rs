@@ -52,61 +52,18 @@ pub struct DirectorySettings {
     pub schedule_minutes: Option<u32>,
 }
 
-/// The directory configuration.
-// The one response type still built here field by field: core's `DirectoryView` is the edited
-// settings plus the service account, and serializing it with `#[serde(flatten)]` documents an
-// `allOf`, where the published schema is one flat object with its own descriptions.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DirectoryConfig {
-    /// `google_workspace` or `none`.
-    pub provider: Provider,
-    /// The impersonated administrator.
-    pub admin_email: Option<String>,
-    /// Customer id (`my_customer` by default).
-    pub customer_id: Option<String>,
-    /// Domain, when reading one domain.
-    pub domain: Option<String>,
-    /// Sync groups (lower-cased).
-    pub sync_groups: Vec<String>,
-    /// Delete users that left the scope.
-    pub auto_delete_users: bool,
-    /// Deletion limit; null = default rule.
-    pub deletion_limit: Option<u32>,
-    /// Schedule in minutes; null = none.
-    pub schedule_minutes: Option<u32>,
-    /// The uploaded service account, or null.
-    pub service_account: Option<directory::ServiceAccountInfo>,
-}
-
-impl From<directory::DirectoryView> for DirectoryConfig {
-    fn from(v: directory::DirectoryView) -> Self {
-        let s = v.settings;
-        DirectoryConfig {
-            provider: s.provider,
-            admin_email: s.admin_email,
-            customer_id: s.customer_id,
-            domain: s.domain,
-            sync_groups: s.sync_groups,
-            auto_delete_users: s.auto_delete_users,
-            deletion_limit: s.deletion_limit,
-            schedule_minutes: s.schedule_minutes,
-            service_account: v.service_account,
-        }
-    }
-}
-
 /// Read the directory configuration.
 ///
 /// The directory configuration, with the uploaded service account (never its key).
 ///
 /// Role: operator (or admin).
-#[utoipa::path(tag = "directory", operation_id = "get_directory", responses((status = 200, description = "The directory configuration", body = DirectoryConfig)))]
+#[utoipa::path(tag = "directory", operation_id = "get_directory", responses((status = 200, description = "The directory configuration", body = directory::DirectoryView)))]
 #[get("/directory")]
 async fn get_config(
     _caller: Auth<Operator>,
     state: web::Data<AppState>,
-) -> Result<web::Json<DirectoryConfig>, ApiError> {
-    Ok(web::Json(directory::get(&state.db).await?.into()))
+) -> Result<web::Json<directory::DirectoryView>, ApiError> {
+    Ok(web::Json(directory::get(&state.db).await?))
 }
 
 /// Replace the directory settings.
@@ -116,13 +73,13 @@ async fn get_config(
 ///
 /// Role: admin.
 #[utoipa::path(tag = "directory", operation_id = "put_directory", request_body = DirectorySettings,
-    responses((status = 200, description = "The saved configuration", body = DirectoryConfig)))]
+    responses((status = 200, description = "The saved configuration", body = directory::DirectoryView)))]
 #[put("/directory")]
 async fn put_config(
     caller: Auth<Admin>,
     state: web::Data<AppState>,
     body: web::Json<DirectorySettings>,
-) -> Result<web::Json<DirectoryConfig>, ApiError> {
+) -> Result<web::Json<directory::DirectoryView>, ApiError> {
     let b = body.into_inner();
     let settings = directory::DirectorySettings {
         provider: b.provider,
@@ -143,7 +100,7 @@ async fn put_config(
     {
         state.google.tokens.clear();
     }
-    Ok(web::Json(after.into()))
+    Ok(web::Json(after))
 }
 
 /// Largest key file accepted (Google's are about 2.4 KB).
@@ -160,13 +117,13 @@ const KEY_FILE_LIMIT: usize = 64 * 1024;
 /// Role: admin.
 #[utoipa::path(tag = "directory", operation_id = "put_service_account",
     request_body(content = Object, description = "The service-account key file (JSON)", content_type = "application/json"),
-    responses((status = 200, description = "The configuration with the new service account", body = DirectoryConfig)))]
+    responses((status = 200, description = "The configuration with the new service account", body = directory::DirectoryView)))]
 #[put("/directory/service-account")]
 async fn upload_service_account(
     caller: Auth<Admin>,
     state: web::Data<AppState>,
     body: web::Bytes,
-) -> Result<web::Json<DirectoryConfig>, ApiError> {
+) -> Result<web::Json<directory::DirectoryView>, ApiError> {
     if body.len() > KEY_FILE_LIMIT {
         return Err(ApiError::new(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -185,7 +142,7 @@ async fn upload_service_account(
     .await?;
     // Tokens of the previous key are not used again.
     state.google.tokens.clear();
-    Ok(web::Json(after.into()))
+    Ok(web::Json(after))
 }
 
 /// Test the connection to Google.
@@ -251,4 +208,46 @@ async fn list_groups(
             .collect(),
         next_cursor: None,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use dirsync_core::directory::{DirectorySettings, DirectoryView, Provider, ServiceAccountInfo};
+    use utoipa::openapi::{schema::Schema, RefOr};
+    use utoipa::PartialSchema;
+
+    /// `DirectoryView`'s schema is built by hand from the settings' derived one: it must name
+    /// every field serde writes, and no other.
+    #[test]
+    fn the_directory_schema_names_every_field_of_the_view() {
+        let view = DirectoryView {
+            settings: DirectorySettings {
+                provider: Provider::GoogleWorkspace,
+                admin_email: Some("admin@example.com".into()),
+                customer_id: Some("my_customer".into()),
+                domain: None,
+                sync_groups: vec![],
+                auto_delete_users: false,
+                deletion_limit: None,
+                schedule_minutes: None,
+            },
+            service_account: Some(ServiceAccountInfo {
+                client_email: "sa@example.iam.gserviceaccount.com".into(),
+                private_key_id: "k".into(),
+                client_id: None,
+                project_id: None,
+            }),
+        };
+        let serde_json::Value::Object(wire) = serde_json::to_value(&view).unwrap() else {
+            panic!("a view serializes to an object");
+        };
+        let RefOr::T(Schema::Object(schema)) = DirectoryView::schema() else {
+            panic!("the schema is an object");
+        };
+        let wire: BTreeSet<&String> = wire.keys().collect();
+        let documented: BTreeSet<&String> = schema.properties.keys().collect();
+        assert_eq!(wire, documented);
+    }
 }

@@ -36,37 +36,9 @@ const MAX_URL_LEN: usize = 2048;
 /// one signed delivery.
 const SECRET_LEN: std::ops::RangeInclusive<usize> = 16..=512;
 
-/// What an endpoint is told about.
-// Its doc comments are the OpenAPI descriptions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum EventType {
-    /// A sync job failed.
-    #[serde(rename = "sync.failed")]
-    SyncFailed,
-    /// A sync job was blocked by the deletion limit.
-    #[serde(rename = "sync.blocked")]
-    SyncBlocked,
-    /// A sync job succeeded (with `only_when_changed`: only a real run that changed a user).
-    #[serde(rename = "sync.succeeded")]
-    SyncSucceeded,
-    /// A connection test failed.
-    // (`POST /api/v1/directory/test`)
-    #[serde(rename = "directory.test_failed")]
-    DirectoryTestFailed,
-}
-
-impl EventType {
-    /// The wire name (`sync.failed`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::SyncFailed => "sync.failed",
-            EventType::SyncBlocked => "sync.blocked",
-            EventType::SyncSucceeded => "sync.succeeded",
-            EventType::DirectoryTestFailed => "directory.test_failed",
-        }
-    }
-}
+/// What an endpoint is told about, and where a delivery is: their names are declared once in
+/// `dirsync-entity`, with the other enums stored by name.
+pub use dirsync_entity::{DeliveryStatus, EventType};
 
 /// An endpoint as shown (never its secret).
 // The API's `Endpoint`; its doc comments are the OpenAPI descriptions. Keep `id` in a `PUT` to
@@ -407,44 +379,6 @@ async fn enqueue(
     Ok(())
 }
 
-/// Where a delivery is.
-// Its doc comments are the OpenAPI descriptions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Not delivered yet; another attempt will be made.
-    // (at `next_attempt_at`)
-    Pending,
-    /// An attempt was answered with a 2xx.
-    Delivered,
-    /// Every attempt failed, or the endpoint was removed.
-    Failed,
-}
-
-impl DeliveryStatus {
-    /// Wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Result<DeliveryStatus> {
-        match s {
-            "pending" => Ok(DeliveryStatus::Pending),
-            "delivered" => Ok(DeliveryStatus::Delivered),
-            "failed" => Ok(DeliveryStatus::Failed),
-            other => Err(Error::StoredDataInvalid {
-                column: "notification_deliveries.status",
-                message: format!("a delivery has the unknown status {other:?}"),
-            }),
-        }
-    }
-}
-
 /// One delivery of one event to one endpoint.
 // As the log shows it; its doc comments are the OpenAPI descriptions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -492,12 +426,18 @@ pub async fn deliveries<C: ConnectionTrait>(
         items.push(Delivery {
             id: m.id,
             endpoint_id: m.endpoint_id,
-            event_type: serde_json::from_value(serde_json::Value::String(m.event_type.clone()))
-                .map_err(|_| Error::StoredDataInvalid {
-                    column: "notification_deliveries.event_type",
+            event_type: EventType::from_name(&m.event_type).ok_or_else(|| {
+                Error::StoredDataInvalid {
+                    column: EventType::COLUMN,
                     message: format!("a delivery has the unknown event type {:?}", m.event_type),
-                })?,
-            status: DeliveryStatus::parse(&m.status)?,
+                }
+            })?,
+            status: DeliveryStatus::from_name(&m.status).ok_or_else(|| {
+                Error::StoredDataInvalid {
+                    column: DeliveryStatus::COLUMN,
+                    message: format!("a delivery has the unknown status {:?}", m.status),
+                }
+            })?,
             attempts: m.attempts.max(0) as u32,
             last_error: m.last_error,
             created_at: m.created_at,
@@ -535,21 +475,6 @@ mod tests {
             "http://localhost.example.com/",
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn event_names_are_the_wire_names() {
-        for e in [
-            EventType::SyncFailed,
-            EventType::SyncBlocked,
-            EventType::SyncSucceeded,
-            EventType::DirectoryTestFailed,
-        ] {
-            assert_eq!(
-                serde_json::to_value(e).unwrap(),
-                serde_json::Value::String(e.as_str().into())
-            );
         }
     }
 }

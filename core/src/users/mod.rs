@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::db::{begin_write, lock_user, related_column, SqlText};
 use crate::error::DbResultExt;
-use crate::privileges::{self, Access, FolderAccess, Privilege, Privileges};
+use crate::privileges::{self, Access, FolderAccess, Privileges};
 use crate::{audit, Error, Result};
 
 pub use delete::{delete_users, FolderFate, FolderOutcome};
@@ -397,7 +397,7 @@ pub async fn create(db: &DatabaseConnection, actor: &str, new: NewUser) -> Resul
     let user_name = check_user_name(&new.user_name)?;
     let full_name = check_full_name(&new.full_name)?;
     let emails = check_emails(&new.emails)?;
-    let requested = Privilege::parse_all(&new.privileges)?;
+    let requested = privileges::parse_privileges(&new.privileges)?;
     let password_set = new.password.is_some();
     let password_hash = match new.password {
         Some(p) => Some(hash_new_password(p).await?),
