@@ -585,3 +585,184 @@ async fn a_deleted_user_leaves_only_when_the_directory_confirms_it() {
         .await
         .expect(404);
 }
+
+// ---- settings, connection test, schedule, metric, CLI ----
+
+#[tokio::test]
+async fn the_directory_takes_the_incremental_settings_and_shows_where_incremental_sync_stands() {
+    let env = spawn_with_google(users(5)).await;
+    let r = env.app.get("/api/v1/directory").await.expect(200);
+    assert_eq!(r.json["incremental_seconds"], Value::Null);
+    assert_eq!(r.json["full_sync_hours"], 24);
+    assert_eq!(r.json["event_overlap_minutes"], 10);
+    assert_eq!(r.json["incremental"]["cursor"], Value::Null);
+    assert_eq!(r.json["incremental"]["available"], false);
+    env.configure(json!({"incremental_seconds": 5}))
+        .await
+        .expect(422);
+    env.configure(json!({"full_sync_hours": 0}))
+        .await
+        .expect(422);
+    env.configure(json!({"event_overlap_minutes": 1441}))
+        .await
+        .expect(422);
+    let r = env
+        .configure(
+            json!({"incremental_seconds": 30, "full_sync_hours": 6, "event_overlap_minutes": 15}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.json["incremental_seconds"], 30);
+    assert_eq!(r.json["full_sync_hours"], 6);
+    assert_eq!(r.json["event_overlap_minutes"], 15);
+
+    env.sync(false).await;
+    let job = incremental(&env).await;
+    assert!(job["fallback_reason"].is_null(), "{job}");
+    let r = env.app.get("/api/v1/directory").await.expect(200);
+    let inc = &r.json["incremental"];
+    assert!(inc["cursor"].is_string(), "{inc}");
+    assert_eq!(inc["last_job_id"], job["id"], "{inc}");
+    assert_eq!(inc["available"], true, "{inc}");
+    assert_eq!(inc["reason"], Value::Null, "{inc}");
+}
+
+#[tokio::test]
+async fn the_connection_test_checks_the_admin_log_and_fails_on_it_only_when_incremental_is_on() {
+    let env = spawn_with_google(users(5)).await;
+    let test = env
+        .app
+        .post("/api/v1/directory/test", &json!({}))
+        .await
+        .expect(200);
+    let step = |t: &Value| {
+        t["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "events_readable")
+            .cloned()
+            .unwrap_or_else(|| panic!("no events_readable step: {t}"))
+    };
+    assert_eq!(test.json["ok"], true, "{}", test.json);
+    assert_eq!(step(&test.json)["ok"], true);
+
+    let client_id = env.google.service_account().client_id.clone();
+    env.google
+        .control()
+        .set_delegation(&client_id, &dirsync_google_emulator::READONLY_SCOPES);
+    // Tokens already issued stay good until they expire, as at Google.
+    env.google.control().expire_tokens();
+    let test = env
+        .app
+        .post("/api/v1/directory/test", &json!({}))
+        .await
+        .expect(200);
+    let events = step(&test.json);
+    assert_eq!(events["ok"], false, "{events}");
+    let message = events["message"].as_str().unwrap();
+    assert!(
+        message.contains("admin.reports.audit.readonly") && message.contains(&client_id),
+        "the step names the scope and the client id to grant it to: {message}"
+    );
+    assert_eq!(
+        test.json["ok"], true,
+        "full sync still works: {}",
+        test.json
+    );
+    let r = env.app.get("/api/v1/directory").await.expect(200);
+    assert_eq!(r.json["incremental"]["available"], false);
+    assert!(r.json["incremental"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("admin.reports.audit.readonly"));
+
+    env.configure(json!({"incremental_seconds": 60}))
+        .await
+        .expect(200);
+    let test = env
+        .app
+        .post("/api/v1/directory/test", &json!({}))
+        .await
+        .expect(200);
+    assert_eq!(test.json["ok"], false, "{}", test.json);
+}
+
+#[tokio::test]
+async fn the_schedule_runs_a_full_sync_first_then_incremental_jobs() {
+    use dirsync_core::sync::schedule::schedule_once;
+    let env = spawn_with_google(users(5)).await;
+    let first = schedule_once(&env.app.db).await.unwrap();
+    assert!(first.is_none(), "nothing is scheduled without a setting");
+    env.configure(json!({"incremental_seconds": 10}))
+        .await
+        .expect(200);
+    let full = schedule_once(&env.app.db).await.unwrap().expect("a job");
+    assert_eq!(full.kind.as_str(), "full");
+    env.wait(&full.id.to_string()).await;
+    let inc = schedule_once(&env.app.db).await.unwrap().expect("a job");
+    assert_eq!(inc.kind.as_str(), "incremental");
+    let done = env.wait(&inc.id.to_string()).await;
+    assert!(done["fallback_reason"].is_null(), "{done}");
+    assert!(
+        schedule_once(&env.app.db).await.unwrap().is_none(),
+        "neither is due again yet"
+    );
+}
+
+async fn scrape(app: &TestApp) -> String {
+    app.call(reqwest::Method::GET, "/metrics", None, None)
+        .await
+        .expect(200)
+        .text
+}
+
+#[tokio::test]
+async fn the_age_of_the_newest_applied_event_is_a_metric() {
+    let env = spawn_with_google(users(5)).await;
+    let before = scrape(&env.app).await;
+    assert!(!before.contains("dirsync_directory_event_age_seconds "));
+    env.sync(false).await;
+    let after = scrape(&env.app).await;
+    let age: f64 = after
+        .lines()
+        .find_map(|l| l.strip_prefix("dirsync_directory_event_age_seconds "))
+        .unwrap_or_else(|| panic!("no gauge: {after}"))
+        .parse()
+        .unwrap();
+    assert!((0.0..120.0).contains(&age), "{age}");
+}
+
+#[tokio::test]
+async fn the_cli_starts_an_incremental_job() {
+    let env = spawn_with_google(users(5)).await;
+    env.sync(false).await;
+    let key = env.app.api_key("operator").await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_dirsync-test-server"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DIRSYNC_TOKEN", &key)
+        .args([
+            "sync",
+            "--server",
+            &env.app.address,
+            "--kind",
+            "incremental",
+            "--wait",
+            "--json",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["kind"], "incremental", "{job}");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_dirsync-test-server"))
+        .env_clear()
+        .env("DIRSYNC_TOKEN", &key)
+        .args(["sync", "--server", &env.app.address, "--kind", "partial"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error: {out:?}");
+}
