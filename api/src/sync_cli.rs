@@ -373,6 +373,9 @@ async fn sync(args: &SyncArgs) -> Result<u8, RemoteError> {
     if args.json {
         println!("{}", text.trim_end());
     }
+    if let Some(why) = &job.fallback_reason {
+        say(format!("ran as a full sync: {why}"));
+    }
     for line in summary_lines(&job) {
         say(line);
     }
