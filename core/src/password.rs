@@ -68,8 +68,8 @@ pub async fn password_login<C: ConnectionTrait>(
     user_name: &str,
     password: SecretString,
 ) -> Result<SignedIn, crate::Error> {
-    let key = user_name.trim().to_lowercase();
-    let found = if key.is_empty() || key.len() > 254 {
+    let key = crate::users::AddressKey::new(user_name.trim());
+    let found = if key.as_str().is_empty() || key.as_str().len() > 254 {
         None
     } else {
         users::Entity::find()

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::plan::{LocalState, Plan};
 use crate::db::{insert_rows, placeholders, ROWS_PER_STATEMENT};
 use crate::privileges::DefaultPrivileges;
-use crate::users::{AuthMethod, EmailKind};
+use crate::users::{AddressKey, AuthMethod, EmailKind};
 use crate::Result;
 
 /// Writes the plan. The caller owns the transaction: commit or roll back as one. Users created
@@ -73,20 +73,20 @@ pub fn check<'a>(plan: &'a Plan, local: &'a LocalState) -> std::result::Result<(
         .filter(|u| u.addresses.is_some())
         .map(|u| u.id)
         .collect();
-    let mut names: HashMap<String, &'a str> = HashMap::with_capacity(local.users.len());
-    let mut addresses: HashMap<String, &'a str> = HashMap::with_capacity(local.users.len());
+    let mut names: HashMap<AddressKey, &'a str> = HashMap::with_capacity(local.users.len());
+    let mut addresses: HashMap<AddressKey, &'a str> = HashMap::with_capacity(local.users.len());
     for u in local.users.iter().filter(|u| !deleted.contains(&u.id)) {
         if !renamed.contains(&u.id) {
-            names.insert(u.user_name.to_lowercase(), &u.user_name);
+            names.insert(AddressKey::new(&u.user_name), &u.user_name);
         }
         if !readdressed.contains(&u.id) {
             for a in &u.addresses {
-                addresses.insert(a.to_lowercase(), &u.user_name);
+                addresses.insert(AddressKey::new(a), &u.user_name);
             }
         }
     }
-    let take = |map: &mut HashMap<String, &'a str>, rule, taken: &str, user: &'a str| {
-        let k = taken.to_lowercase();
+    let take = |map: &mut HashMap<AddressKey, &'a str>, rule, taken: &str, user: &'a str| {
+        let k = AddressKey::new(taken);
         if let Some(holder) = map.get(&k) {
             return Err(Clash {
                 user_name: user.to_string(),
@@ -153,7 +153,7 @@ async fn update_users<C: ConnectionTrait>(db: &C, plan: &Plan, now: DateTime<Utc
         for u in chunk {
             values.push(u.id.into());
             values.push(u.user_name.clone().into());
-            values.push(u.user_name.to_lowercase().into());
+            values.push(AddressKey::new(&u.user_name).into());
             values.push(u.full_name.clone().into());
             values.push(u.directory_id.clone().into());
             values.push(u.disabled.into());
@@ -231,7 +231,7 @@ fn email_rows(
         .iter()
         .enumerate()
         .map(move |(i, a)| user_emails::ActiveModel {
-            address_key: Set(a.to_lowercase()),
+            address_key: Set(AddressKey::new(a).into()),
             address: Set(a.clone()),
             user_id: Set(user_id),
             kind: Set(if i == 0 {
@@ -251,10 +251,10 @@ async fn create_users<C: ConnectionTrait>(
     let user_rows = plan.creates.iter().map(move |u| users::ActiveModel {
         id: Set(u.id),
         user_name: Set(u.user_name.clone()),
-        user_name_key: Set(u.user_name.to_lowercase()),
+        user_name_key: Set(AddressKey::new(&u.user_name).into()),
         full_name: Set(u.full_name.clone()),
         auth_method: Set(AuthMethod::Directory),
-        directory_id: Set(Some(u.directory_id.clone())),
+        directory_id: Set(Some(u.directory_id.clone().into())),
         disabled: Set(u.disabled),
         password_hash: Set(None),
         created_at: Set(now),

@@ -48,7 +48,7 @@ impl Planner<'_> {
             let change = |kind, reason: &str| Change {
                 kind,
                 user_name: u.user_name.clone(),
-                directory_id: u.directory_id.clone(),
+                directory_id: u.directory_id.clone().map(String::from),
                 fields: Fields::new(),
                 reason: Some(reason.to_string()),
             };

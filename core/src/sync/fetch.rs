@@ -13,7 +13,7 @@ pub(super) fn to_remote(u: User) -> RemoteUser {
     let disabled = u.is_disabled();
     let addresses = u.all_addresses();
     RemoteUser {
-        id: u.id,
+        id: super::plan::DirectoryId::new(u.id),
         full_name: if u.full_name.is_empty() {
             format!("{} {}", u.given_name, u.family_name)
                 .trim()

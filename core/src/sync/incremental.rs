@@ -289,7 +289,7 @@ pub async fn read(
     let by_address = get_users(client, addresses.iter().cloned()).await?;
     calls += addresses.len() as u64;
     for u in by_address.into_iter().flatten() {
-        found.insert(u.id.clone(), u);
+        found.insert(u.id.as_str().to_owned(), u);
     }
     let named: HashSet<&str> = addresses.iter().map(String::as_str).collect();
     let mut by_id: BTreeSet<String> = snap
@@ -300,7 +300,7 @@ pub async fn read(
                 .iter()
                 .any(|a| named.contains(a.to_lowercase().as_str()))
         })
-        .map(|u| u.id.clone())
+        .map(|u| u.id.as_str().to_owned())
         .filter(|id| !found.contains_key(id))
         .collect();
     if let Some(scope) = &in_scope {
@@ -319,7 +319,7 @@ pub async fn read(
     for (id, user) in ids.into_iter().zip(reread) {
         match user {
             Some(u) => {
-                found.insert(u.id.clone(), u);
+                found.insert(u.id.as_str().to_owned(), u);
             }
             None => {
                 gone.insert(id);
@@ -342,7 +342,7 @@ pub async fn read(
     }
     let mut users: BTreeMap<String, RemoteUser> = std::mem::take(&mut snap.users)
         .into_iter()
-        .map(|u| (u.id.clone(), u))
+        .map(|u| (u.id.as_str().to_owned(), u))
         .collect();
     for id in &gone {
         users.remove(id);

@@ -6,7 +6,7 @@ use dirsync_entity::{archive_folders, user_emails, user_privileges, users};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use super::plan::{LocalState, LocalUser};
+use super::plan::{DirectoryId, LocalState, LocalUser};
 use crate::privileges::Privilege;
 use crate::users::{AuthMethod, EmailKind};
 use crate::Result;
@@ -82,7 +82,7 @@ pub async fn load<C: ConnectionTrait>(db: &C) -> Result<LocalState> {
         users.push(LocalUser {
             id,
             directory,
-            directory_id,
+            directory_id: directory_id.map(DirectoryId::new),
             disabled,
             addresses: addrs.into_iter().map(|(_, a)| a).collect(),
             is_admin: admins.contains(&id),

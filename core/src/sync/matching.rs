@@ -25,9 +25,10 @@ use uuid::Uuid;
 
 use super::departures::Departure;
 use super::plan::{
-    key, Change, ChangeKind, Fields, LocalState, LocalUser, NewUser, Plan, RemoteState, RemoteUser,
-    Rules, UserUpdate,
+    Change, ChangeKind, DirectoryId, Fields, LocalState, LocalUser, NewUser, Plan, RemoteState,
+    RemoteUser, Rules, UserUpdate,
 };
+use crate::users::AddressKey;
 
 /// An in-scope Google user and the local user it becomes.
 struct Target<'a> {
@@ -37,11 +38,11 @@ struct Target<'a> {
     /// Matched by name: an unlinked directory user that this run links to Google.
     adopt: bool,
     /// The wanted user name (the lower-cased primary address).
-    name: String,
+    name: AddressKey,
     /// Wanted addresses: primary first, each once (case-insensitively).
     wanted: Vec<String>,
-    /// Their lower-cased keys, in the same order.
-    wanted_keys: Vec<String>,
+    /// Their keys, in the same order.
+    wanted_keys: Vec<AddressKey>,
     /// Why the rename is held back (the user keeps its current name).
     name_held: Option<String>,
     /// Wanted addresses left out, each with why.
@@ -51,11 +52,13 @@ struct Target<'a> {
 }
 
 impl Target<'_> {
-    fn is_dropped(&self, address_key: &str) -> bool {
-        self.dropped.iter().any(|(a, _)| key(a) == address_key)
+    fn is_dropped(&self, address_key: &AddressKey) -> bool {
+        self.dropped
+            .iter()
+            .any(|(a, _)| AddressKey::new(a) == *address_key)
     }
 
-    fn wants(&self, address_key: &str) -> bool {
+    fn wants(&self, address_key: &AddressKey) -> bool {
         self.wanted_keys.iter().any(|k| k == address_key)
     }
 }
@@ -76,8 +79,8 @@ pub(super) struct Planner<'a> {
     remote: &'a RemoteState,
     pub(super) users: &'a [LocalUser],
     pub(super) rules: Rules,
-    by_dir_id: HashMap<&'a str, usize>,
-    by_name: HashMap<String, usize>,
+    by_dir_id: HashMap<&'a DirectoryId, usize>,
+    by_name: HashMap<AddressKey, usize>,
     /// Per local user: the target it is matched to.
     pub(super) matched: Vec<Option<usize>>,
     targets: Vec<Target<'a>>,
@@ -90,10 +93,10 @@ impl<'a> Planner<'a> {
         let mut by_dir_id = HashMap::new();
         let mut by_name = HashMap::with_capacity(users.len());
         for (i, u) in users.iter().enumerate() {
-            if let (true, Some(d)) = (u.directory, u.directory_id.as_deref()) {
+            if let (true, Some(d)) = (u.directory, &u.directory_id) {
                 by_dir_id.insert(d, i);
             }
-            by_name.insert(key(&u.user_name), i);
+            by_name.insert(AddressKey::new(&u.user_name), i);
         }
         Planner {
             remote,
@@ -111,8 +114,12 @@ impl<'a> Planner<'a> {
     pub(super) fn match_by_directory_id(&mut self) -> Vec<&'a RemoteUser> {
         let mut unmatched = Vec::new();
         let remote = self.remote;
-        for r in remote.users.iter().filter(|r| remote.contains(&r.id)) {
-            match self.by_dir_id.get(r.id.as_str()) {
+        for r in remote
+            .users
+            .iter()
+            .filter(|r| remote.contains(r.id.as_str()))
+        {
+            match self.by_dir_id.get(&r.id) {
                 Some(&i) => self.push_target(r, Some(i), false),
                 None => unmatched.push(r),
             }
@@ -124,7 +131,10 @@ impl<'a> Planner<'a> {
     /// every other unmatched Google user is a creation. Whether its name is free is settled next.
     pub(super) fn match_by_name(&mut self, unmatched: Vec<&'a RemoteUser>) {
         for r in unmatched {
-            let holder = self.by_name.get(&key(&r.primary_email)).copied();
+            let holder = self
+                .by_name
+                .get(&AddressKey::new(&r.primary_email))
+                .copied();
             match holder {
                 Some(i)
                     if self.users[i].directory
@@ -147,8 +157,8 @@ impl<'a> Planner<'a> {
             remote: r,
             local,
             adopt,
-            name: key(&r.primary_email),
-            wanted_keys: wanted.iter().map(|a| key(a)).collect(),
+            name: AddressKey::new(&r.primary_email),
+            wanted_keys: wanted.iter().map(|a| AddressKey::new(a)).collect(),
             wanted,
             name_held: None,
             dropped: Vec::new(),
@@ -177,13 +187,13 @@ impl<'a> Planner<'a> {
     /// rounds end; a valid directory with no kept holders settles in one.
     pub(super) fn settle(&mut self) {
         loop {
-            let mut names: HashMap<String, Holder> = HashMap::new();
-            let mut addresses: HashMap<String, Holder> = HashMap::new();
+            let mut names: HashMap<AddressKey, Holder> = HashMap::new();
+            let mut addresses: HashMap<AddressKey, Holder> = HashMap::new();
             for (i, u) in self.users.iter().enumerate() {
                 if self.kept_as_is(i) {
-                    names.insert(key(&u.user_name), Holder::Kept(i));
+                    names.insert(AddressKey::new(&u.user_name), Holder::Kept(i));
                     for a in &u.addresses {
-                        addresses.insert(key(a), Holder::Kept(i));
+                        addresses.insert(AddressKey::new(a), Holder::Kept(i));
                     }
                 }
             }
@@ -191,12 +201,12 @@ impl<'a> Planner<'a> {
                 let Some(i) = target.local.filter(|_| target.refused.is_none()) else {
                     continue;
                 };
-                let current = key(&self.users[i].user_name);
+                let current = AddressKey::new(&self.users[i].user_name);
                 if target.name_held.is_some() || current == target.name {
                     names.insert(current, Holder::Target(t));
                 }
                 for a in &self.users[i].addresses {
-                    let k = key(a);
+                    let k = AddressKey::new(a);
                     if target.wants(&k) {
                         addresses.insert(k, Holder::Target(t));
                     }
@@ -251,7 +261,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Takes the wanted name of target `t` unless someone else holds it; says why not.
-    fn take_name(&self, t: usize, names: &mut HashMap<String, Holder>) -> Option<String> {
+    fn take_name(&self, t: usize, names: &mut HashMap<AddressKey, Holder>) -> Option<String> {
         let target = &self.targets[t];
         if target.name_held.is_some() {
             return None;
@@ -359,7 +369,7 @@ impl<'a> Planner<'a> {
     fn update(&self, out: &mut Plan, t: &Target, l: &LocalUser, addresses: Vec<String>) {
         let r = t.remote;
         let new_name = match t.name_held {
-            None => t.name.clone(),
+            None => String::from(t.name.clone()),
             Some(_) => l.user_name.clone(),
         };
         let mut fields = Vec::new();
@@ -401,7 +411,7 @@ impl<'a> Planner<'a> {
         out.changes.push(Change {
             kind,
             user_name: new_name.clone(),
-            directory_id: Some(r.id.clone()),
+            directory_id: Some(r.id.clone().into()),
             fields: Fields::from_pairs(fields),
             reason: t
                 .adopt
@@ -409,7 +419,7 @@ impl<'a> Planner<'a> {
         });
         out.updates.push(UserUpdate {
             id: l.id,
-            renamed: key(&new_name) != key(&l.user_name),
+            renamed: AddressKey::new(&new_name) != AddressKey::new(&l.user_name),
             user_name: new_name,
             full_name: r.full_name.clone(),
             directory_id: r.id.clone(),
@@ -422,21 +432,21 @@ impl<'a> Planner<'a> {
 fn create(out: &mut Plan, t: &Target, addresses: Vec<String>) {
     let r = t.remote;
     let fields = Fields::from_pairs(vec![
-        ("user_name", [Value::Null, json!(t.name)]),
+        ("user_name", [Value::Null, json!(t.name.as_str())]),
         ("full_name", [Value::Null, json!(r.full_name)]),
         ("emails", [Value::Null, json!(addresses)]),
         ("disabled", [Value::Null, json!(r.disabled)]),
     ]);
     out.changes.push(Change {
         kind: ChangeKind::Create,
-        user_name: t.name.clone(),
-        directory_id: Some(r.id.clone()),
+        user_name: t.name.clone().into(),
+        directory_id: Some(r.id.clone().into()),
         fields,
         reason: None,
     });
     out.creates.push(NewUser {
         id: Uuid::new_v4(),
-        user_name: t.name.clone(),
+        user_name: t.name.clone().into(),
         full_name: r.full_name.clone(),
         directory_id: r.id.clone(),
         addresses,
@@ -448,8 +458,8 @@ fn create(out: &mut Plan, t: &Target, addresses: Vec<String>) {
 fn conflict(r: &RemoteUser, reason: String) -> Change {
     Change {
         kind: ChangeKind::Conflict,
-        user_name: key(&r.primary_email),
-        directory_id: Some(r.id.clone()),
+        user_name: AddressKey::new(&r.primary_email).into(),
+        directory_id: Some(r.id.clone().into()),
         fields: Fields::new(),
         reason: Some(reason),
     }
@@ -460,13 +470,13 @@ fn dedup<'s>(addresses: impl IntoIterator<Item = &'s String>) -> Vec<String> {
     let mut seen = HashSet::new();
     addresses
         .into_iter()
-        .filter(|a| !a.is_empty() && seen.insert(key(a)))
+        .filter(|a| !a.is_empty() && seen.insert(AddressKey::new(a)))
         .cloned()
         .collect()
 }
 
 fn same_addresses(a: &[String], b: &[String]) -> bool {
-    let ka: HashSet<String> = a.iter().map(|s| key(s)).collect();
-    let kb: HashSet<String> = b.iter().map(|s| key(s)).collect();
-    ka == kb && a.first().map(|s| key(s)) == b.first().map(|s| key(s))
+    let ka: HashSet<AddressKey> = a.iter().map(|s| AddressKey::new(s)).collect();
+    let kb: HashSet<AddressKey> = b.iter().map(|s| AddressKey::new(s)).collect();
+    ka == kb && a.first().map(|s| AddressKey::new(s)) == b.first().map(|s| AddressKey::new(s))
 }

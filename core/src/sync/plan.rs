@@ -10,11 +10,49 @@ use uuid::Uuid;
 
 use super::matching::Planner;
 
+/// Google's stable id of a user (`users.directory_id`, the `sub` of its Google sign-in): what
+/// links a local user to its Google user. A type of its own so that it cannot be mixed up with
+/// the names and addresses the planner also matches on; on the wire and in the database it is
+/// the text Google gave.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DirectoryId(String);
+
+impl DirectoryId {
+    /// The id Google gave.
+    pub fn new(id: String) -> DirectoryId {
+        DirectoryId(id)
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DirectoryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<DirectoryId> for String {
+    fn from(id: DirectoryId) -> String {
+        id.0
+    }
+}
+
+impl From<DirectoryId> for sea_orm::Value {
+    fn from(id: DirectoryId) -> sea_orm::Value {
+        id.0.into()
+    }
+}
+
 /// A Google user as the engine needs it (and as the snapshot of `snapshot.rs` keeps it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteUser {
     /// Google's stable user id.
-    pub id: String,
+    pub id: DirectoryId,
     /// Primary address (becomes the user name, lower-cased).
     pub primary_email: String,
     /// Display name.
@@ -46,7 +84,7 @@ pub struct LocalUser {
     /// `directory` (true) or `local` (false).
     pub directory: bool,
     /// Google id, when linked.
-    pub directory_id: Option<String>,
+    pub directory_id: Option<DirectoryId>,
     /// Disabled.
     pub disabled: bool,
     /// Addresses, primary first.
@@ -168,7 +206,7 @@ pub struct NewUser {
     /// Full name.
     pub full_name: String,
     /// Google id.
-    pub directory_id: String,
+    pub directory_id: DirectoryId,
     /// Addresses, primary first.
     pub addresses: Vec<String>,
     /// Suspended or archived.
@@ -188,7 +226,7 @@ pub struct UserUpdate {
     /// Full name.
     pub full_name: String,
     /// Google id (set on adoption).
-    pub directory_id: String,
+    pub directory_id: DirectoryId,
     /// Disabled.
     pub disabled: bool,
     /// New addresses when they changed.
@@ -215,11 +253,6 @@ impl Plan {
     pub fn writes_nothing(&self) -> bool {
         self.creates.is_empty() && self.updates.is_empty() && self.deletes.is_empty()
     }
-}
-
-/// The lower-cased key under which names and addresses are unique (case-insensitively).
-pub(super) fn key(s: &str) -> String {
-    s.to_lowercase()
 }
 
 /// Computes the plan. Deterministic for the same inputs. The phases and the rules of who may

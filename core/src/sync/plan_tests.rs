@@ -12,9 +12,13 @@ use serde_json::json;
 use super::*;
 use crate::sync::safeguards::{self, deletion_limit};
 
+fn did(id: &str) -> DirectoryId {
+    DirectoryId::new(id.to_string())
+}
+
 fn remote(id: &str, email: &str, aliases: &[&str], disabled: bool) -> RemoteUser {
     RemoteUser {
-        id: id.into(),
+        id: did(id),
         primary_email: email.into(),
         full_name: format!("Name {id}"),
         addresses: aliases.iter().map(|a| a.to_string()).collect(),
@@ -28,7 +32,7 @@ fn dir_user(id: &str, email: &str) -> LocalUser {
         user_name: email.into(),
         full_name: format!("Name {id}"),
         directory: true,
-        directory_id: Some(id.into()),
+        directory_id: Some(did(id)),
         disabled: false,
         addresses: vec![email.into()],
         is_admin: false,
@@ -209,7 +213,7 @@ fn a_directory_user_without_id_is_adopted() {
     };
     let p = plan(&r, &local, Rules::default());
     assert_eq!(kinds(&p), vec![ChangeKind::Update]);
-    assert_eq!(p.updates[0].directory_id, "7");
+    assert_eq!(p.updates[0].directory_id.as_str(), "7");
 }
 
 #[test]
@@ -263,7 +267,7 @@ fn scope_limits_who_is_synced() {
     };
     let p = plan(&r, &LocalState::default(), Rules::default());
     assert_eq!(p.creates.len(), 1);
-    assert_eq!(p.creates[0].directory_id, "2");
+    assert_eq!(p.creates[0].directory_id.as_str(), "2");
 }
 
 #[test]
@@ -294,7 +298,7 @@ fn names_by_id(state: &LocalState) -> Vec<(String, String, Vec<String>)> {
         .iter()
         .map(|u| {
             (
-                u.directory_id.clone().unwrap_or_default(),
+                u.directory_id.clone().map(String::from).unwrap_or_default(),
                 u.user_name.clone(),
                 u.addresses.clone(),
             )
@@ -460,7 +464,7 @@ fn the_apply_check_names_the_user_the_address_and_the_rule_of_a_plan_that_would_
         id: Uuid::new_v4(),
         user_name: "n@x.com".into(),
         full_name: "N".into(),
-        directory_id: "9".into(),
+        directory_id: did("9"),
         addresses: vec!["n@x.com".into(), "Held@x.com".into()],
         disabled: false,
     });
@@ -510,7 +514,7 @@ fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
                 .filter(|a| seen_addr.insert(a.clone()))
                 .collect();
             users.push(RemoteUser {
-                id: id.to_string(),
+                id: DirectoryId::new(id.to_string()),
                 primary_email: email,
                 full_name: format!("N{id}"),
                 addresses: aliases,
@@ -538,7 +542,7 @@ fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
                 user_name: name.clone(),
                 full_name: "x".into(),
                 directory,
-                directory_id: id.map(|i| i.to_string()),
+                directory_id: id.map(|i| DirectoryId::new(i.to_string())),
                 disabled,
                 addresses,
                 is_admin,
@@ -563,13 +567,13 @@ proptest! {
         let in_scope: HashSet<&str> = remote
             .users
             .iter()
-            .filter(|r| remote.contains(&r.id))
+            .filter(|r| remote.contains(r.id.as_str()))
             .map(|r| r.id.as_str())
             .collect();
         for id in &first.deletes {
             let u = local.users.iter().find(|u| u.id == *id).unwrap();
             prop_assert!(u.directory && !u.is_admin);
-            prop_assert!(u.directory_id.as_deref().is_none_or(|d| !in_scope.contains(d)));
+            prop_assert!(u.directory_id.as_ref().is_none_or(|d| !in_scope.contains(d.as_str())));
         }
         // §3.1: no Google user out of scope is created or written.
         for d in first.creates.iter().map(|c| &c.directory_id).chain(first.updates.iter().map(|u| &u.directory_id)) {
@@ -615,7 +619,7 @@ proptest! {
         // §3.2, §3.3: every Google user in scope is, once applied, a user here linked to it, or
         // a conflict that names it.
         for id in &in_scope {
-            let linked = after.users.iter().any(|u| u.directory && u.directory_id.as_deref() == Some(*id));
+            let linked = after.users.iter().any(|u| u.directory && u.directory_id.as_ref().map(DirectoryId::as_str) == Some(*id));
             let conflict = first.changes.iter().any(|c| c.kind == ChangeKind::Conflict && c.directory_id.as_deref() == Some(*id));
             prop_assert!(linked || conflict, "Google user {} neither synced nor reported", id);
         }
@@ -629,7 +633,7 @@ proptest! {
         let linked_in_scope = after
             .users
             .iter()
-            .filter(|u| u.directory && u.directory_id.as_deref().is_some_and(|d| in_scope.contains(d)))
+            .filter(|u| u.directory && u.directory_id.as_ref().is_some_and(|d| in_scope.contains(d.as_str())))
             .count() as u64;
         prop_assert_eq!(second.summary.unchanged, linked_in_scope);
     }
@@ -665,7 +669,7 @@ proptest! {
         (remote, local, _) in arb_state(),
     ) {
         let directory_users = local.users.iter().filter(|u| u.directory).count();
-        let in_scope = remote.users.iter().filter(|r| remote.contains(&r.id)).count();
+        let in_scope = remote.users.iter().filter(|r| remote.contains(r.id.as_str())).count();
         let refused = safeguards::check_not_empty(&remote, directory_users);
         prop_assert_eq!(refused.is_err(), in_scope == 0 && directory_users > 0);
         if let Err(e) = refused {

@@ -20,7 +20,11 @@ pub fn check_not_empty(remote: &RemoteState, directory_users: usize) -> crate::R
     // emptied group than everyone leaving at once: refuse, rather than plan their removal.
     let in_scope = match &remote.in_scope {
         None => remote.users.len(),
-        Some(ids) => remote.users.iter().filter(|u| ids.contains(&u.id)).count(),
+        Some(ids) => remote
+            .users
+            .iter()
+            .filter(|u| ids.contains(u.id.as_str()))
+            .count(),
     };
     if in_scope == 0 && directory_users > 0 {
         return Err(crate::Error::conflict(

@@ -178,7 +178,7 @@ impl Snapshot {
         let mut users: Vec<&RemoteUser> = remote
             .users
             .iter()
-            .filter(|u| remote.contains(&u.id))
+            .filter(|u| remote.contains(u.id.as_str()))
             .collect();
         users.sort_by(|a, b| a.id.cmp(&b.id));
         let snap = SnapshotOf {

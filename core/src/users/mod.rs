@@ -27,18 +27,13 @@ use crate::privileges::{self, Access, FolderAccess, Privileges};
 use crate::{audit, Error, Result};
 
 pub use delete::{delete_users, FolderFate, FolderOutcome};
-pub use email::{address_key, Email};
+pub use email::{AddressKey, Email};
 pub use list::{contains_pattern, list, UserFilter};
 
 /// How a user signs in (`local` or `directory`), stored in `users.auth_method`.
 pub use dirsync_entity::AuthMethod;
 /// Primary or alias, stored in `user_emails.kind`.
 pub use dirsync_entity::EmailKind;
-
-/// The lower-cased user name stored in `users.user_name_key`, unique across users.
-pub fn name_key(user_name: &str) -> String {
-    user_name.trim().to_lowercase()
-}
 
 /// A user. Never carries a password or its hash.
 // The doc comments of this type are its OpenAPI description (the API's `User`).
@@ -325,7 +320,7 @@ async fn check_addresses_free<C: ConnectionTrait>(
     if emails.is_empty() {
         return Ok(());
     }
-    let keys: Vec<String> = emails.iter().map(Email::key).collect();
+    let keys: Vec<AddressKey> = emails.iter().map(Email::key).collect();
     let taken: Vec<String> = user_emails::Entity::find()
         .select_only()
         .column(user_emails::Column::AddressKey)
@@ -339,7 +334,10 @@ async fn check_addresses_free<C: ConnectionTrait>(
     }
     let clashing: Vec<&str> = emails
         .iter()
-        .filter(|e| taken.contains(&e.key()))
+        .filter(|e| {
+            let key = e.key();
+            taken.iter().any(|t| t == key.as_str())
+        })
         .map(Email::as_str)
         .collect();
     Err(email_taken(&clashing))
@@ -365,7 +363,7 @@ async fn insert_emails<C: ConnectionTrait>(db: &C, user_id: Uuid, emails: &[Emai
         .iter()
         .enumerate()
         .map(|(i, e)| user_emails::ActiveModel {
-            address_key: Set(e.key()),
+            address_key: Set(e.key().into()),
             address: Set(e.as_str().to_string()),
             user_id: Set(user_id),
             kind: Set(if i == 0 {
@@ -411,7 +409,7 @@ pub async fn create(db: &DatabaseConnection, actor: &str, new: NewUser) -> Resul
     users::ActiveModel {
         id: Set(id),
         user_name: Set(user_name.clone()),
-        user_name_key: Set(name_key(&user_name)),
+        user_name_key: Set(AddressKey::new(&user_name).into()),
         full_name: Set(full_name),
         auth_method: Set(AuthMethod::Local),
         directory_id: Set(None),
@@ -514,7 +512,7 @@ pub async fn update(
     if let Some(name) = &user_name {
         if *name != before.user_name {
             row.user_name = Set(name.clone());
-            row.user_name_key = Set(name_key(name));
+            row.user_name_key = Set(AddressKey::new(name).into());
             changed = true;
         }
     }

@@ -12,7 +12,7 @@ use dirsync_entity::{archive_folders, user_emails, users};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Set, TransactionTrait};
 use uuid::Uuid;
 
-use super::{find_by_email, list, AuthMethod, EmailKind, UserFilter};
+use super::{find_by_email, list, AddressKey, AuthMethod, EmailKind, UserFilter};
 use crate::paging::PageRequest;
 use crate::settings::Settings;
 
@@ -121,7 +121,7 @@ async fn walk(
         seen += p.items.len();
         match p.items.last() {
             Some(last) if p.next_cursor.is_some() => {
-                page.after = Some(last.user_name.to_lowercase());
+                page.after = Some(AddressKey::new(&last.user_name).into());
             }
             _ => break,
         }
