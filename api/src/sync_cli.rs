@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use dirsync_core::jobs::{Job, JobErrorBody, Phase, Progress, Status as JobStatus};
+use dirsync_core::jobs::{Job, JobErrorBody, Kind, Phase, Progress, Status as JobStatus};
 use dirsync_core::outbound::Outbound;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,10 @@ pub struct SyncArgs {
     /// Plan only: report what a sync would change.
     #[arg(long)]
     pub dry_run: bool,
+    /// `full` reads the whole directory; `incremental` only what Google's admin log names
+    /// since the last sync (it runs as a full sync, saying why, when the log cannot be trusted).
+    #[arg(long, default_value = "full", value_parser = kind_parser())]
+    pub kind: Kind,
     /// Wait for the job to end, showing its progress on stderr; the exit code tells how it
     /// ended.
     #[arg(long)]
@@ -100,9 +104,17 @@ struct ErrorEnvelope {
     error: JobErrorBody,
 }
 
+/// The job kinds, from the one list that names them.
+fn kind_parser() -> impl clap::builder::TypedValueParser<Value = Kind> {
+    use clap::builder::TypedValueParser;
+    let names: Vec<&'static str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+    clap::builder::PossibleValuesParser::new(names).try_map(|name: String| Kind::parse(&name))
+}
+
 #[derive(Serialize)]
 struct StartJob {
     dry_run: bool,
+    kind: Kind,
     confirm_deletions: Option<u32>,
     trigger: &'static str,
 }
@@ -289,6 +301,7 @@ async fn sync(args: &SyncArgs) -> Result<u8, RemoteError> {
             "/api/v1/sync-jobs",
             &StartJob {
                 dry_run: args.dry_run,
+                kind: args.kind,
                 confirm_deletions: args.confirm_deletions,
                 trigger: "cli",
             },
@@ -359,6 +372,9 @@ async fn sync(args: &SyncArgs) -> Result<u8, RemoteError> {
     };
     if args.json {
         println!("{}", text.trim_end());
+    }
+    if let Some(why) = &job.fallback_reason {
+        say(format!("ran as a full sync: {why}"));
     }
     for line in summary_lines(&job) {
         say(line);

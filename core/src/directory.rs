@@ -97,6 +97,49 @@ pub struct DirectorySettings {
     /// Schedule in minutes; null = none.
     // Run an apply job every N minutes.
     pub schedule_minutes: Option<u32>,
+    /// Incremental sync every N seconds (10 to 86400); null = off.
+    // Follow Google's admin log this often (the service account needs the audit scope); full
+    // syncs then run every `full_sync_hours` as the safety net.
+    pub incremental_seconds: Option<u32>,
+    /// Hours between full syncs while incremental sync is on (1 to 720, default 24).
+    pub full_sync_hours: u32,
+    /// Minutes of the admin log read again before the cursor, for its lag (0 to 1440, default 10).
+    pub event_overlap_minutes: u32,
+}
+
+/// Where incremental sync stands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = IncrementalStatus))]
+pub struct IncrementalStatus {
+    /// Admin events up to this time are applied; null before the first full sync.
+    pub cursor: Option<chrono::DateTime<Utc>>,
+    /// The last incremental job applied, or null.
+    pub last_job_id: Option<uuid::Uuid>,
+    /// Whether the admin log was readable at the last connection test or incremental job
+    /// (false before either ran).
+    pub available: bool,
+    /// Why not, and what to do.
+    pub reason: Option<String>,
+}
+
+impl IncrementalStatus {
+    fn of(state: &crate::sync::snapshot::State) -> IncrementalStatus {
+        let available = state.events_available.unwrap_or(false);
+        IncrementalStatus {
+            cursor: state.cursor,
+            last_job_id: state.last_incremental_job_id,
+            available,
+            reason: match (state.events_available, &state.events_reason) {
+                (_, Some(r)) => Some(r.clone()),
+                (None, None) => Some(
+                    "not checked yet: run the connection test (POST /api/v1/directory/test) or an \
+                     incremental job"
+                        .into(),
+                ),
+                (Some(_), None) => None,
+            },
+        }
+    }
 }
 
 /// The directory configuration.
@@ -110,6 +153,8 @@ pub struct DirectoryView {
     pub settings: DirectorySettings,
     /// The uploaded service account, or null.
     pub service_account: Option<ServiceAccountInfo>,
+    /// Where incremental sync stands.
+    pub incremental: IncrementalStatus,
 }
 
 /// The settings' derived object, with the view's own fields added: a field added to
@@ -136,6 +181,14 @@ impl utoipa::PartialSchema for DirectoryView {
                 )
                 .into(),
         );
+        object.properties.insert(
+            "incremental".into(),
+            RefBuilder::new()
+                .description(Some("Where incremental sync stands."))
+                .ref_location_from_schema_name(IncrementalStatus::name())
+                .into(),
+        );
+        object.required.push("incremental".into());
         RefOr::T(Schema::Object(object))
     }
 }
@@ -159,6 +212,10 @@ impl utoipa::ToSchema for DirectoryView {
             ServiceAccountInfo::schema(),
         ));
         ServiceAccountInfo::schemas(schemas);
+        schemas.push((
+            IncrementalStatus::name().into(),
+            IncrementalStatus::schema(),
+        ));
     }
 }
 
@@ -182,7 +239,10 @@ pub(crate) fn checks(row: &directory_config::Model) -> Vec<Result<()>> {
     ]
 }
 
-fn view(row: &directory_config::Model) -> Result<DirectoryView> {
+fn view(
+    row: &directory_config::Model,
+    state: &crate::sync::snapshot::State,
+) -> Result<DirectoryView> {
     Ok(DirectoryView {
         settings: DirectorySettings {
             provider: row.provider,
@@ -193,6 +253,9 @@ fn view(row: &directory_config::Model) -> Result<DirectoryView> {
             auto_delete_users: row.auto_delete_users,
             deletion_limit: row.deletion_limit.map(|n| n.max(0) as u32),
             schedule_minutes: row.schedule_minutes.map(|n| n.max(0) as u32),
+            incremental_seconds: row.incremental_seconds.map(|n| n.max(0) as u32),
+            full_sync_hours: row.full_sync_hours.max(0) as u32,
+            event_overlap_minutes: row.event_overlap_minutes.max(0) as u32,
         },
         service_account: match (&row.sa_client_email, &row.sa_private_key_id) {
             (Some(email), Some(kid)) => Some(ServiceAccountInfo {
@@ -203,12 +266,14 @@ fn view(row: &directory_config::Model) -> Result<DirectoryView> {
             }),
             _ => None,
         },
+        incremental: IncrementalStatus::of(state),
     })
 }
 
 /// The current configuration.
 pub async fn get<C: ConnectionTrait>(db: &C) -> Result<DirectoryView> {
-    view(&config_row(db).await?)
+    let row = config_row(db).await?;
+    view(&row, &crate::sync::snapshot::load(db).await?)
 }
 
 fn looks_like_email(s: &str) -> bool {
@@ -284,6 +349,23 @@ pub fn validate(mut s: DirectorySettings) -> Result<DirectorySettings> {
             ));
         }
     }
+    if let Some(n) = s.incremental_seconds {
+        if !(10..=86_400).contains(&n) {
+            return Err(bad(
+                "incremental_seconds",
+                "must be 10 to 86400 (a day), or null".into(),
+            ));
+        }
+    }
+    if !(1..=720).contains(&s.full_sync_hours) {
+        return Err(bad("full_sync_hours", "must be 1 to 720 (30 days)".into()));
+    }
+    if s.event_overlap_minutes > 1440 {
+        return Err(bad(
+            "event_overlap_minutes",
+            "must be 0 to 1440 (a day)".into(),
+        ));
+    }
     if s.deletion_limit.is_some_and(|n| n > 1_000_000) {
         return Err(bad(
             "deletion_limit",
@@ -324,8 +406,9 @@ async fn write_settings<C: ConnectionTrait>(
     db: &C,
     s: DirectorySettings,
 ) -> Result<(Option<DirectoryView>, DirectoryView)> {
+    let state = crate::sync::snapshot::load(db).await?;
     let before = match config_row(db).await {
-        Ok(row) => view(&row).ok(),
+        Ok(row) => view(&row, &state).ok(),
         // Saving is how a row that does not decode is repaired: it is written without being
         // read (the fields below are all the settings; the service account is left as is).
         Err(crate::Error::StoredDataInvalid { .. }) => None,
@@ -343,9 +426,12 @@ async fn write_settings<C: ConnectionTrait>(
     am.auto_delete_users = Set(s.auto_delete_users);
     am.deletion_limit = Set(s.deletion_limit.map(|n| n as i32));
     am.schedule_minutes = Set(s.schedule_minutes.map(|n| n as i32));
+    am.incremental_seconds = Set(s.incremental_seconds.map(|n| n as i32));
+    am.full_sync_hours = Set(s.full_sync_hours as i32);
+    am.event_overlap_minutes = Set(s.event_overlap_minutes as i32);
     am.updated_at = Set(Utc::now());
     let row = am.update(db).await?;
-    Ok((before, view(&row)?))
+    Ok((before, view(&row, &state)?))
 }
 
 /// Where the private key is bound to (the associated data of its encryption).
@@ -381,8 +467,9 @@ pub async fn set_service_account(
     }
     let txn = crate::db::begin_write(db).await?;
     let row = config_row(&txn).await?;
+    let state = crate::sync::snapshot::load(&txn).await?;
     // Fails closed before writing anything when the stored settings do not decode.
-    let before = view(&row)?;
+    let before = view(&row, &state)?;
     let mut am: directory_config::ActiveModel = row.into();
     am.sa_client_email = Set(Some(key.client_email.clone()));
     am.sa_private_key_id = Set(Some(key.private_key_id.clone()));
@@ -393,7 +480,7 @@ pub async fn set_service_account(
         cipher.encrypt(key.private_key_pem().expose_secret(), KEY_CONTEXT),
     ));
     am.updated_at = Set(Utc::now());
-    let after = view(&am.update(&txn).await?)?;
+    let after = view(&am.update(&txn).await?, &state)?;
     audit::record(
         &txn,
         actor,
@@ -522,7 +609,9 @@ pub fn client_for(
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestStep {
-    /// `key_parsed`, `token_obtained`, `users_readable` or `groups_readable`.
+    /// `key_parsed`, `token_obtained`, `users_readable`, `groups_readable` or
+    /// `events_readable` (the admin log, for incremental sync; it fails the test only when
+    /// `incremental_seconds` is set).
     pub name: String,
     /// Whether it worked.
     pub ok: bool,
@@ -554,8 +643,20 @@ pub async fn test_connection(
     let row = config_row(db).await?;
     let client = client_for(&row, cipher, google)?;
     let report = client.test_connection().await;
+    // The admin-log step counts only when incremental sync is scheduled (product.md §8); its
+    // result is `incremental.available` either way.
+    let events = report.events().map(|s| (s.ok, s.message.clone()));
+    if let Some((readable, message)) = &events {
+        crate::sync::snapshot::record_events_access(
+            db,
+            *readable,
+            (!readable).then(|| message.clone()),
+        )
+        .await?;
+    }
+    let events_ok = events.as_ref().is_none_or(|(ok, _)| *ok);
     let test = ConnectionTest {
-        ok: report.ok(),
+        ok: report.ok() && (row.incremental_seconds.is_none() || events_ok),
         steps: report
             .steps
             .into_iter()

@@ -392,6 +392,26 @@ async fn database_gauges(db: &DatabaseConnection, out: &mut String) -> crate::Re
         "The sync schedule's interval in seconds; 0 when no schedule is set.",
         &[("", f64::from(schedule) * 60.0)],
     );
+
+    // The newest admin event applied (a full sync counts as applying every event before it
+    // began): how far behind Google dirsync may be. Not the snapshot: that column is large.
+    let newest: Option<Option<chrono::DateTime<chrono::Utc>>> =
+        dirsync_entity::directory_state::Entity::find()
+            .select_only()
+            .column(dirsync_entity::directory_state::Column::NewestEventAt)
+            .into_tuple()
+            .one(db)
+            .await?;
+    if let Some(Some(t)) = newest {
+        let age = (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0;
+        gauge(
+            out,
+            "dirsync_directory_event_age_seconds",
+            "Seconds since the newest directory change dirsync has applied (the newest admin-log \
+             event of an incremental job, or the start of a full sync); absent before the first sync.",
+            &[("", age)],
+        );
+    }
     Ok(())
 }
 

@@ -465,9 +465,11 @@ async fn the_connection_test_passes_every_step() {
             "key_parsed",
             "token_obtained",
             "users_readable",
-            "groups_readable"
+            "groups_readable",
+            "events_readable"
         ]
     );
+    assert!(report.steps.iter().all(|s| s.ok), "{report:?}");
     assert!(report.steps[0]
         .message
         .contains(&emu.service_account().client_id));

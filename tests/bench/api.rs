@@ -137,14 +137,14 @@ impl Api {
 
     /// Starts an apply job and returns its id and the instant the request was sent.
     pub async fn start_sync(&self) -> anyhow::Result<(String, Instant)> {
+        self.start_job(json!({"dry_run": false})).await
+    }
+
+    /// Starts a job with `body`; returns its id and when it was asked for.
+    pub async fn start_job(&self, body: Value) -> anyhow::Result<(String, Instant)> {
         let t0 = Instant::now();
         let started = self
-            .expect(
-                202,
-                reqwest::Method::POST,
-                "/api/v1/sync-jobs",
-                Some(json!({"dry_run": false})),
-            )
+            .expect(202, reqwest::Method::POST, "/api/v1/sync-jobs", Some(body))
             .await?;
         let id = started["id"]
             .as_str()
@@ -202,6 +202,12 @@ impl Api {
     /// Runs an apply job to its end.
     pub async fn sync(&self, timeout: Duration) -> anyhow::Result<SyncRun> {
         let (id, t0) = self.start_sync().await?;
+        self.finish_sync(&id, t0, timeout).await
+    }
+
+    /// Runs an incremental job and waits for its end.
+    pub async fn sync_incremental(&self, timeout: Duration) -> anyhow::Result<SyncRun> {
+        let (id, t0) = self.start_job(json!({"kind": "incremental"})).await?;
         self.finish_sync(&id, t0, timeout).await
     }
 

@@ -461,6 +461,10 @@ async fn measure(
             );
         }
         env.proc.check_alive()?;
+        let incremental = match latency.is_zero() {
+            true => None,
+            false => Some(incremental_after_changes(google, &env).await?),
+        };
         let r = Rep {
             floors: [secs(f0), secs(f1)],
             sync: secs(sync.elapsed),
@@ -487,6 +491,30 @@ async fn measure(
             r.calls,
             r.peak_rss_kib / 1024
         ));
+        if let Some(Incremental {
+            fallback: Some(why),
+            ..
+        }) = &incremental
+        {
+            note(format!(
+                "  incremental after changes: MISS, ran as a full sync: {why}"
+            ));
+        } else if let Some(i) = &incremental {
+            let bound = i.event_pages + 3 * i.touched;
+            note(format!(
+                "  incremental after {} changes: {} calls (bound: {} event pages + 3 × {} touched = {}){}, {:.2} s = 1/{:.0} of the full sync's {:.2} s{}",
+                i.touched,
+                i.calls,
+                i.event_pages,
+                i.touched,
+                bound,
+                if i.calls <= bound { "" } else { " MISS" },
+                i.elapsed,
+                r.sync / i.elapsed,
+                r.sync,
+                if i.elapsed * 20.0 <= r.sync { "" } else { " MISS (target 1/20)" }
+            ));
+        }
         note(format!("  sync: {}", sync.timeline()));
         note(format!("  re-run: {}", rerun.timeline()));
         out.push(r);
@@ -497,6 +525,60 @@ async fn measure(
     }
     google.set_latency(Duration::ZERO);
     Ok((out, api_result))
+}
+
+/// An incremental job after a handful of changes (issue 15's benchmark).
+struct Incremental {
+    touched: usize,
+    event_pages: usize,
+    calls: usize,
+    elapsed: f64,
+    /// Why it ran as a full sync, when it did (a MISS: the log was not followed).
+    fallback: Option<String>,
+}
+
+/// Suspends ten synced users in Google (ten admin-log events, ten objects to re-read), then runs
+/// an incremental job and counts its Google calls.
+async fn incremental_after_changes(
+    google: &Google,
+    env: &ServerEnv,
+) -> anyhow::Result<Incremental> {
+    const CHANGES: usize = 10;
+    let mut names: Vec<String> = env
+        .users()
+        .await?
+        .into_values()
+        .filter(|u| u.auth_method == dirsync_entity::AuthMethod::Directory && !u.disabled)
+        .map(|u| u.user_name)
+        .collect();
+    names.sort();
+    names.truncate(CHANGES);
+    google.emu.control().with_directory(|d| {
+        for n in &names {
+            d.set_suspended(n, true)
+                .expect("a synced user exists in Google");
+        }
+    });
+    google.reset_counts();
+    let run = env.api.sync_incremental(SYNC_TIMEOUT).await?;
+    let (calls, _) = google.counts();
+    let event_pages = google
+        .emu
+        .control()
+        .request_count(dirsync_google_emulator::Endpoint::Activities);
+    if run.job["summary"]["disabled"].as_u64() != Some(CHANGES as u64) {
+        bail!(
+            "the incremental job did not apply the {CHANGES} suspensions: {}",
+            run.job
+        );
+    }
+    Ok(Incremental {
+        touched: names.len(),
+        event_pages,
+        calls,
+        elapsed: secs(run.elapsed),
+        fallback: run.job["fallback_reason"].as_str().map(str::to_owned),
+    })
 }
 
 pub(crate) fn sample<T: Clone>(items: &[T], n: usize) -> Vec<T> {

@@ -7,12 +7,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dirsync_entity::{user_emails, users};
-use dirsync_google_emulator::{Directory, MemberType, Role};
+use dirsync_google_emulator::{Directory, MemberType};
 use dirsync_tests::google::{spawn_with_google, GoogleEnv};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use sea_orm::EntityTrait;
 use serde_json::{json, Value};
+
+use crate::changes::{apply_op, op, pool, Op};
 
 /// admin@ plus u00 … u29, every third with an alias.
 fn thirty() -> Directory {
@@ -228,46 +230,6 @@ async fn an_address_a_local_user_holds_is_a_conflict_naming_it_and_the_rest_of_t
 
 // ---- the property test ----
 
-/// The address pool: few enough that changes land on addresses just freed.
-const POOL: usize = 10;
-
-fn pool(n: u8) -> String {
-    format!("p{}@example.com", n as usize % POOL)
-}
-
-/// One change an administrator makes in Google. Indices pick among the users at the time the
-/// change is made; a change Google refuses (an address held twice) is not made, so only valid
-/// directories arise.
-#[derive(Debug, Clone)]
-enum Op {
-    Create { slot: u8, group: u8 },
-    Delete { user: u8 },
-    Rename { user: u8, slot: u8 },
-    Swap { a: u8, b: u8 },
-    AddAlias { user: u8, slot: u8 },
-    RemoveAlias { user: u8, which: u8 },
-    MoveAlias { from: u8, to: u8, which: u8 },
-    Suspend { user: u8 },
-    SetName { user: u8, n: u8 },
-    Regroup { user: u8, group: u8 },
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    let b = || any::<u8>();
-    prop_oneof![
-        (b(), b()).prop_map(|(slot, group)| Op::Create { slot, group }),
-        b().prop_map(|user| Op::Delete { user }),
-        (b(), b()).prop_map(|(user, slot)| Op::Rename { user, slot }),
-        (b(), b()).prop_map(|(a, b)| Op::Swap { a, b }),
-        (b(), b()).prop_map(|(user, slot)| Op::AddAlias { user, slot }),
-        (b(), b()).prop_map(|(user, which)| Op::RemoveAlias { user, which }),
-        (b(), b(), b()).prop_map(|(from, to, which)| Op::MoveAlias { from, to, which }),
-        b().prop_map(|user| Op::Suspend { user }),
-        (b(), b()).prop_map(|(user, n)| Op::SetName { user, n }),
-        (b(), b()).prop_map(|(user, group)| Op::Regroup { user, group }),
-    ]
-}
-
 /// The sync group, the group nested in it, and no group.
 const GROUPS: [Option<&str>; 3] = [Some("staff@example.com"), Some("team@example.com"), None];
 
@@ -288,100 +250,6 @@ fn start(n: usize) -> Directory {
     d
 }
 
-/// The users an operation may touch: everyone but the administrator the service account acts
-/// as, in a stable order.
-fn pick(d: &Directory, i: u8) -> Option<String> {
-    let users: Vec<String> = d
-        .users()
-        .filter(|u| !u.is_admin)
-        .map(|u| u.primary_email.clone())
-        .collect();
-    (!users.is_empty()).then(|| users[i as usize % users.len()].clone())
-}
-
-/// Makes one change as Google would, or not at all when Google would refuse it.
-fn apply_op(d: &mut Directory, op: &Op) {
-    let mut work = d.clone();
-    if apply_op_to(&mut work, op).is_ok() {
-        *d = work;
-    }
-}
-
-fn apply_op_to(d: &mut Directory, op: &Op) -> anyhow::Result<()> {
-    let none = || anyhow::anyhow!("no user");
-    match *op {
-        Op::Create { slot, group } => {
-            let email = pool(slot);
-            d.add_user(&email, "New", &slot.to_string())?;
-            if let Some(g) = GROUPS[group as usize % 3] {
-                d.add_member_with_role(g, &email, MemberType::User, Role::Member)?;
-            }
-        }
-        Op::Delete { user } => d.delete_user(&pick(d, user).ok_or_else(none)?)?,
-        Op::Rename { user, slot } => {
-            let old = pick(d, user).ok_or_else(none)?;
-            let new = pool(slot);
-            // Making one of its own aliases primary is a different change in Google.
-            if d.user(&new).is_some() {
-                anyhow::bail!("{new} is in use");
-            }
-            d.rename_user(&old, &new)?;
-        }
-        Op::Swap { a, b } => {
-            let (a, b) = (pick(d, a).ok_or_else(none)?, pick(d, b).ok_or_else(none)?);
-            if a == b {
-                anyhow::bail!("a swap needs two users");
-            }
-            d.rename_user(&a, "swap.tmp@example.com")?;
-            d.rename_user(&b, &a)?;
-            d.rename_user("swap.tmp@example.com", &b)?;
-        }
-        Op::AddAlias { user, slot } => {
-            d.add_alias(&pick(d, user).ok_or_else(none)?, &pool(slot))?
-        }
-        Op::RemoveAlias { user, which } => {
-            let u = pick(d, user).ok_or_else(none)?;
-            let alias = nth_alias(d, &u, which)?;
-            d.remove_alias(&u, &alias)?;
-        }
-        Op::MoveAlias { from, to, which } => {
-            let (from, to) = (
-                pick(d, from).ok_or_else(none)?,
-                pick(d, to).ok_or_else(none)?,
-            );
-            let alias = nth_alias(d, &from, which)?;
-            d.remove_alias(&from, &alias)?;
-            d.add_alias(&to, &alias)?;
-        }
-        Op::Suspend { user } => {
-            let u = pick(d, user).ok_or_else(none)?;
-            let suspended = d.user(&u).ok_or_else(none)?.suspended;
-            d.set_suspended(&u, !suspended)?;
-        }
-        Op::SetName { user, n } => {
-            d.set_name(&pick(d, user).ok_or_else(none)?, "Renamed", &n.to_string())?
-        }
-        Op::Regroup { user, group } => {
-            let u = pick(d, user).ok_or_else(none)?;
-            for g in GROUPS.iter().flatten() {
-                let _ = d.remove_member(g, &u);
-            }
-            if let Some(g) = GROUPS[group as usize % 3] {
-                d.add_member_with_role(g, &u, MemberType::User, Role::Member)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn nth_alias(d: &Directory, user: &str, which: u8) -> anyhow::Result<String> {
-    let u = d.user(user).ok_or_else(|| anyhow::anyhow!("no user"))?;
-    if u.aliases.is_empty() {
-        anyhow::bail!("{user} has no alias");
-    }
-    Ok(u.aliases[which as usize % u.aliases.len()].clone())
-}
-
 #[derive(Debug, Clone)]
 struct Scenario {
     users: usize,
@@ -391,7 +259,7 @@ struct Scenario {
 fn scenario() -> impl Strategy<Value = Scenario> {
     (
         2usize..7,
-        proptest::collection::vec(proptest::collection::vec(op(), 1..5), 1..5),
+        proptest::collection::vec(proptest::collection::vec(op(false), 1..5), 1..5),
     )
         .prop_map(|(users, batches)| Scenario { users, batches })
 }
@@ -429,7 +297,7 @@ async fn run(s: Scenario, mode: Mode) -> Result<(), TestCaseError> {
     for (n, batch) in batches.enumerate() {
         env.google.control().with_directory(|d| {
             for op in &batch {
-                apply_op(d, op);
+                apply_op(d, op, &GROUPS);
             }
         });
         let job = env.sync(false).await;

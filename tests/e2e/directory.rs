@@ -159,7 +159,8 @@ async fn the_connection_test_passes_every_step_and_lists_groups() {
             "key_parsed",
             "token_obtained",
             "users_readable",
-            "groups_readable"
+            "groups_readable",
+            "events_readable"
         ]
     );
     let g = env.app.get("/api/v1/directory/groups").await.expect(200);

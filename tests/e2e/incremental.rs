@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dirsync_entity::directory_state;
-use dirsync_google_emulator::{Directory, Emulator, EmulatorOptions, Endpoint, MemberType, Role};
+use dirsync_google_emulator::{Directory, Emulator, EmulatorOptions, Endpoint, MemberType};
 use dirsync_tests::google::{spawn_app_for, spawn_with_google, GoogleEnv};
 use dirsync_tests::TestApp;
 use proptest::prelude::*;
@@ -17,6 +17,7 @@ use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
 use serde_json::{json, Value};
 
 use crate::address_moves::dirsync_users_of;
+use crate::changes::{apply_op, op, pool, Op};
 
 /// Starts a job with `body` on `app` and waits for its end.
 async fn run_job(app: &TestApp, body: Value) -> Value {
@@ -40,13 +41,6 @@ async fn incremental(env: &GoogleEnv) -> Value {
 
 // ---- the equivalence property ----
 
-/// Addresses few enough that changes land on addresses just freed.
-const POOL: usize = 10;
-
-fn pool(n: u8) -> String {
-    format!("p{}@example.com", n as usize % POOL)
-}
-
 /// The sync group, the groups that can be nested (under it, in each other, in cycles), and no
 /// group. The pads also raise the cost of a full sync (one listing each), so that a batch of
 /// changes is cheaper to follow than to read again, as in a real directory.
@@ -59,42 +53,6 @@ const GROUPS: [Option<&str>; 6] = [
     None,
 ];
 const PADS: usize = 12;
-
-#[derive(Debug, Clone)]
-enum Op {
-    Create { slot: u8, group: u8 },
-    Delete { user: u8 },
-    Undelete { which: u8 },
-    Rename { user: u8, slot: u8 },
-    Swap { a: u8, b: u8 },
-    AddAlias { user: u8, slot: u8 },
-    RemoveAlias { user: u8, which: u8 },
-    Suspend { user: u8 },
-    Archive { user: u8 },
-    SetName { user: u8, n: u8 },
-    Regroup { user: u8, group: u8 },
-    Nest { child: u8, parent: u8 },
-    Unnest { child: u8, parent: u8 },
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    let b = || any::<u8>();
-    prop_oneof![
-        (b(), b()).prop_map(|(slot, group)| Op::Create { slot, group }),
-        b().prop_map(|user| Op::Delete { user }),
-        b().prop_map(|which| Op::Undelete { which }),
-        (b(), b()).prop_map(|(user, slot)| Op::Rename { user, slot }),
-        (b(), b()).prop_map(|(a, b)| Op::Swap { a, b }),
-        (b(), b()).prop_map(|(user, slot)| Op::AddAlias { user, slot }),
-        (b(), b()).prop_map(|(user, which)| Op::RemoveAlias { user, which }),
-        b().prop_map(|user| Op::Suspend { user }),
-        b().prop_map(|user| Op::Archive { user }),
-        (b(), b()).prop_map(|(user, n)| Op::SetName { user, n }),
-        (b(), b()).prop_map(|(user, group)| Op::Regroup { user, group }),
-        (b(), b()).prop_map(|(child, parent)| Op::Nest { child, parent }),
-        (b(), b()).prop_map(|(child, parent)| Op::Unnest { child, parent }),
-    ]
-}
 
 fn start(n: usize) -> Directory {
     let mut d = Directory::empty("example.com");
@@ -119,119 +77,6 @@ fn start(n: usize) -> Directory {
     d
 }
 
-fn pick(d: &Directory, i: u8) -> Option<String> {
-    let users: Vec<String> = d
-        .users()
-        .filter(|u| !u.is_admin)
-        .map(|u| u.primary_email.clone())
-        .collect();
-    (!users.is_empty()).then(|| users[i as usize % users.len()].clone())
-}
-
-/// A group that may be nested or un-nested (never the sync group itself as the child).
-fn nestable(i: u8) -> &'static str {
-    GROUPS[1 + i as usize % 4].expect("a group")
-}
-
-fn apply_op(d: &mut Directory, op: &Op) {
-    let mut work = d.clone();
-    if apply_op_to(&mut work, op).is_ok() {
-        *d = work;
-    }
-}
-
-fn apply_op_to(d: &mut Directory, op: &Op) -> anyhow::Result<()> {
-    let none = || anyhow::anyhow!("no user");
-    match *op {
-        Op::Create { slot, group } => {
-            let email = pool(slot);
-            d.add_user(&email, "New", &slot.to_string())?;
-            if let Some(g) = GROUPS[group as usize % GROUPS.len()] {
-                d.add_member_with_role(g, &email, MemberType::User, Role::Member)?;
-            }
-        }
-        Op::Delete { user } => d.delete_user(&pick(d, user).ok_or_else(none)?)?,
-        Op::Undelete { which } => {
-            let ids: Vec<String> = d.deleted_users_by_id().keys().cloned().collect();
-            if ids.is_empty() {
-                anyhow::bail!("nobody to undelete");
-            }
-            d.undelete_user(&ids[which as usize % ids.len()])?;
-        }
-        Op::Rename { user, slot } => {
-            let old = pick(d, user).ok_or_else(none)?;
-            let new = pool(slot);
-            if d.user(&new).is_some() {
-                anyhow::bail!("{new} is in use");
-            }
-            d.rename_user(&old, &new)?;
-        }
-        Op::Swap { a, b } => {
-            let (a, b) = (pick(d, a).ok_or_else(none)?, pick(d, b).ok_or_else(none)?);
-            if a == b {
-                anyhow::bail!("a swap needs two users");
-            }
-            d.rename_user(&a, "swap.tmp@example.com")?;
-            d.rename_user(&b, &a)?;
-            d.rename_user("swap.tmp@example.com", &b)?;
-        }
-        Op::AddAlias { user, slot } => {
-            d.add_alias(&pick(d, user).ok_or_else(none)?, &pool(slot))?
-        }
-        Op::RemoveAlias { user, which } => {
-            let u = pick(d, user).ok_or_else(none)?;
-            let aliases = d.user(&u).ok_or_else(none)?.aliases.clone();
-            if aliases.is_empty() {
-                anyhow::bail!("no alias");
-            }
-            d.remove_alias(&u, &aliases[which as usize % aliases.len()])?;
-        }
-        Op::Suspend { user } => {
-            let u = pick(d, user).ok_or_else(none)?;
-            let suspended = d.user(&u).ok_or_else(none)?.suspended;
-            d.set_suspended(&u, !suspended)?;
-        }
-        Op::Archive { user } => {
-            let u = pick(d, user).ok_or_else(none)?;
-            let archived = d.user(&u).ok_or_else(none)?.archived;
-            d.set_archived(&u, !archived)?;
-        }
-        Op::SetName { user, n } => {
-            d.set_name(&pick(d, user).ok_or_else(none)?, "Renamed", &n.to_string())?
-        }
-        Op::Regroup { user, group } => {
-            let u = pick(d, user).ok_or_else(none)?;
-            for g in GROUPS.iter().flatten() {
-                let _ = d.remove_member(g, &u);
-            }
-            if let Some(g) = GROUPS[group as usize % GROUPS.len()] {
-                d.add_member_with_role(g, &u, MemberType::User, Role::Member)?;
-            }
-        }
-        Op::Nest { child, parent } => {
-            let parent = if parent % 5 == 0 {
-                "staff@example.com"
-            } else {
-                nestable(parent)
-            };
-            let child = nestable(child);
-            if child == parent || d.has_member(parent, child) == Some(true) {
-                anyhow::bail!("already nested");
-            }
-            d.add_member_with_role(parent, child, MemberType::Group, Role::Member)?;
-        }
-        Op::Unnest { child, parent } => {
-            let parent = if parent % 5 == 0 {
-                "staff@example.com"
-            } else {
-                nestable(parent)
-            };
-            d.remove_member(parent, nestable(child))?;
-        }
-    }
-    Ok(())
-}
-
 #[derive(Debug, Clone)]
 struct Scenario {
     users: usize,
@@ -242,7 +87,10 @@ struct Scenario {
 fn scenario() -> impl Strategy<Value = Scenario> {
     (
         2usize..8,
-        proptest::collection::vec((proptest::collection::vec(op(), 1..4), any::<bool>()), 1..6),
+        proptest::collection::vec(
+            (proptest::collection::vec(op(true), 1..4), any::<bool>()),
+            1..6,
+        ),
     )
         .prop_map(|(users, batches)| Scenario { users, batches })
 }
@@ -281,7 +129,7 @@ async fn run(s: Scenario, auto_delete: bool) -> Result<(), TestCaseError> {
     for (n, (ops, sync)) in batches.iter().enumerate() {
         env.google.control().with_directory(|d| {
             for op in ops {
-                apply_op(d, op);
+                apply_op(d, op, &GROUPS);
             }
         });
         if !sync {
@@ -584,4 +432,185 @@ async fn a_deleted_user_leaves_only_when_the_directory_confirms_it() {
         .get("/api/v1/users/lookup?email=u0002@example.com")
         .await
         .expect(404);
+}
+
+// ---- settings, connection test, schedule, metric, CLI ----
+
+#[tokio::test]
+async fn the_directory_takes_the_incremental_settings_and_shows_where_incremental_sync_stands() {
+    let env = spawn_with_google(users(5)).await;
+    let r = env.app.get("/api/v1/directory").await.expect(200);
+    assert_eq!(r.json["incremental_seconds"], Value::Null);
+    assert_eq!(r.json["full_sync_hours"], 24);
+    assert_eq!(r.json["event_overlap_minutes"], 10);
+    assert_eq!(r.json["incremental"]["cursor"], Value::Null);
+    assert_eq!(r.json["incremental"]["available"], false);
+    env.configure(json!({"incremental_seconds": 5}))
+        .await
+        .expect(422);
+    env.configure(json!({"full_sync_hours": 0}))
+        .await
+        .expect(422);
+    env.configure(json!({"event_overlap_minutes": 1441}))
+        .await
+        .expect(422);
+    let r = env
+        .configure(
+            json!({"incremental_seconds": 30, "full_sync_hours": 6, "event_overlap_minutes": 15}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.json["incremental_seconds"], 30);
+    assert_eq!(r.json["full_sync_hours"], 6);
+    assert_eq!(r.json["event_overlap_minutes"], 15);
+
+    env.sync(false).await;
+    let job = incremental(&env).await;
+    assert!(job["fallback_reason"].is_null(), "{job}");
+    let r = env.app.get("/api/v1/directory").await.expect(200);
+    let inc = &r.json["incremental"];
+    assert!(inc["cursor"].is_string(), "{inc}");
+    assert_eq!(inc["last_job_id"], job["id"], "{inc}");
+    assert_eq!(inc["available"], true, "{inc}");
+    assert_eq!(inc["reason"], Value::Null, "{inc}");
+}
+
+#[tokio::test]
+async fn the_connection_test_checks_the_admin_log_and_fails_on_it_only_when_incremental_is_on() {
+    let env = spawn_with_google(users(5)).await;
+    let test = env
+        .app
+        .post("/api/v1/directory/test", &json!({}))
+        .await
+        .expect(200);
+    let step = |t: &Value| {
+        t["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "events_readable")
+            .cloned()
+            .unwrap_or_else(|| panic!("no events_readable step: {t}"))
+    };
+    assert_eq!(test.json["ok"], true, "{}", test.json);
+    assert_eq!(step(&test.json)["ok"], true);
+
+    let client_id = env.google.service_account().client_id.clone();
+    env.google
+        .control()
+        .set_delegation(&client_id, &dirsync_google_emulator::READONLY_SCOPES);
+    // Tokens already issued stay good until they expire, as at Google.
+    env.google.control().expire_tokens();
+    let test = env
+        .app
+        .post("/api/v1/directory/test", &json!({}))
+        .await
+        .expect(200);
+    let events = step(&test.json);
+    assert_eq!(events["ok"], false, "{events}");
+    let message = events["message"].as_str().unwrap();
+    assert!(
+        message.contains("admin.reports.audit.readonly") && message.contains(&client_id),
+        "the step names the scope and the client id to grant it to: {message}"
+    );
+    assert_eq!(
+        test.json["ok"], true,
+        "full sync still works: {}",
+        test.json
+    );
+    let r = env.app.get("/api/v1/directory").await.expect(200);
+    assert_eq!(r.json["incremental"]["available"], false);
+    assert!(r.json["incremental"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("admin.reports.audit.readonly"));
+
+    env.configure(json!({"incremental_seconds": 60}))
+        .await
+        .expect(200);
+    let test = env
+        .app
+        .post("/api/v1/directory/test", &json!({}))
+        .await
+        .expect(200);
+    assert_eq!(test.json["ok"], false, "{}", test.json);
+}
+
+#[tokio::test]
+async fn the_schedule_runs_a_full_sync_first_then_incremental_jobs() {
+    use dirsync_core::sync::schedule::schedule_once;
+    let env = spawn_with_google(users(5)).await;
+    let first = schedule_once(&env.app.db).await.unwrap();
+    assert!(first.is_none(), "nothing is scheduled without a setting");
+    env.configure(json!({"incremental_seconds": 10}))
+        .await
+        .expect(200);
+    let full = schedule_once(&env.app.db).await.unwrap().expect("a job");
+    assert_eq!(full.kind.as_str(), "full");
+    env.wait(&full.id.to_string()).await;
+    let inc = schedule_once(&env.app.db).await.unwrap().expect("a job");
+    assert_eq!(inc.kind.as_str(), "incremental");
+    let done = env.wait(&inc.id.to_string()).await;
+    assert!(done["fallback_reason"].is_null(), "{done}");
+    assert!(
+        schedule_once(&env.app.db).await.unwrap().is_none(),
+        "neither is due again yet"
+    );
+}
+
+async fn scrape(app: &TestApp) -> String {
+    app.call(reqwest::Method::GET, "/metrics", None, None)
+        .await
+        .expect(200)
+        .text
+}
+
+#[tokio::test]
+async fn the_age_of_the_newest_applied_event_is_a_metric() {
+    let env = spawn_with_google(users(5)).await;
+    let before = scrape(&env.app).await;
+    assert!(!before.contains("dirsync_directory_event_age_seconds "));
+    env.sync(false).await;
+    let after = scrape(&env.app).await;
+    let age: f64 = after
+        .lines()
+        .find_map(|l| l.strip_prefix("dirsync_directory_event_age_seconds "))
+        .unwrap_or_else(|| panic!("no gauge: {after}"))
+        .parse()
+        .unwrap();
+    assert!((0.0..120.0).contains(&age), "{age}");
+}
+
+#[tokio::test]
+async fn the_cli_starts_an_incremental_job() {
+    let env = spawn_with_google(users(5)).await;
+    env.sync(false).await;
+    let key = env.app.api_key("operator").await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_dirsync-test-server"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DIRSYNC_TOKEN", &key)
+        .args([
+            "sync",
+            "--server",
+            &env.app.address,
+            "--kind",
+            "incremental",
+            "--wait",
+            "--json",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["kind"], "incremental", "{job}");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_dirsync-test-server"))
+        .env_clear()
+        .env("DIRSYNC_TOKEN", &key)
+        .args(["sync", "--server", &env.app.address, "--kind", "partial"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error: {out:?}");
 }

@@ -3,6 +3,7 @@
 
 mod address_moves;
 mod audit;
+mod changes;
 mod cli;
 mod directory;
 mod folders;

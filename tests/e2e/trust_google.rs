@@ -230,25 +230,31 @@ async fn access_tokens_are_cached_across_jobs_the_connection_test_and_group_list
     let report = connection_test(&env, &env.app.admin_key).await;
     assert_eq!(report["ok"], true, "{report}");
     env.app.get("/api/v1/directory/groups").await.expect(200);
+    // One token for two jobs, the test and a listing; the test's `events_readable` step asks
+    // for the admin log's own (audit scope only: full syncs never carry it).
     assert_eq!(
         token_requests(&env),
-        1,
-        "one token for two jobs, a test and a listing"
+        2,
+        "one token for two jobs, a test and a listing, and one for the admin log"
     );
 
     // A token Google no longer accepts: the job's first 401 refreshes it once, and goes on.
     env.google.control().expire_tokens();
     assert_eq!(env.sync(true).await["status"], "succeeded");
-    assert_eq!(token_requests(&env), 2);
+    assert_eq!(token_requests(&env), 3);
     assert_eq!(env.sync(true).await["status"], "succeeded");
-    assert_eq!(token_requests(&env), 2, "the refreshed token is cached too");
+    assert_eq!(token_requests(&env), 3, "the refreshed token is cached too");
 
     // Another admin: another token.
     env.configure(json!({"admin_email": "root@example.com"}))
         .await
         .expect(200);
     assert_eq!(connection_test(&env, &env.app.admin_key).await["ok"], true);
-    assert_eq!(token_requests(&env), 3);
+    assert_eq!(
+        token_requests(&env),
+        5,
+        "a directory token and an admin-log token"
+    );
 
     // Another key: another token.
     let other = env.google.new_service_account("other").await.unwrap();
@@ -257,9 +263,10 @@ async fn access_tokens_are_cached_across_jobs_the_connection_test_and_group_list
         .set_delegation(&other.client_id, &READONLY_SCOPES);
     env.upload_key(&other.key_json).await.expect(200);
     assert_eq!(connection_test(&env, &env.app.admin_key).await["ok"], true);
-    assert_eq!(token_requests(&env), 4);
+    // The directory token, and the admin-log token refused (no audit scope granted).
+    assert_eq!(token_requests(&env), 7);
     assert_eq!(env.sync(true).await["status"], "succeeded");
-    assert_eq!(token_requests(&env), 4);
+    assert_eq!(token_requests(&env), 7);
 }
 
 // ---- item 12: a cancel is seen at once ----

@@ -50,6 +50,37 @@ pub struct DirectorySettings {
     #[serde(default, deserialize_with = "crate::integer::json_opt")]
     #[schema(minimum = 1, maximum = 10080)]
     pub schedule_minutes: Option<u32>,
+    /// Run an incremental sync every N seconds (10 to 86400), following Google's admin log;
+    /// null = off (the default). Needs the audit scope
+    /// `https://www.googleapis.com/auth/admin.reports.audit.readonly` in the domain-wide
+    /// delegation.
+    #[serde(default, deserialize_with = "crate::integer::json_opt")]
+    #[schema(minimum = 10, maximum = 86400)]
+    pub incremental_seconds: Option<u32>,
+    /// While incremental sync is on, run a full sync every N hours as the safety net (1 to 720,
+    /// default 24).
+    #[serde(
+        default = "default_full_sync_hours",
+        deserialize_with = "crate::integer::json"
+    )]
+    #[schema(minimum = 1, maximum = 720, default = 24)]
+    pub full_sync_hours: u32,
+    /// Minutes of the admin log read again before the cursor, for the log's lag (0 to 1440,
+    /// default 10).
+    #[serde(
+        default = "default_event_overlap_minutes",
+        deserialize_with = "crate::integer::json"
+    )]
+    #[schema(minimum = 0, maximum = 1440, default = 10)]
+    pub event_overlap_minutes: u32,
+}
+
+fn default_full_sync_hours() -> u32 {
+    24
+}
+
+fn default_event_overlap_minutes() -> u32 {
+    10
 }
 
 /// Read the directory configuration.
@@ -90,6 +121,9 @@ async fn put_config(
         auto_delete_users: b.auto_delete_users,
         deletion_limit: b.deletion_limit,
         schedule_minutes: b.schedule_minutes,
+        incremental_seconds: b.incremental_seconds,
+        full_sync_hours: b.full_sync_hours,
+        event_overlap_minutes: b.event_overlap_minutes,
     };
     let (before, after) = directory::update(&state.db, &caller.actor(), settings).await?;
     // A token obtained on behalf of another admin is not kept around.
@@ -232,6 +266,9 @@ mod tests {
                 auto_delete_users: false,
                 deletion_limit: None,
                 schedule_minutes: None,
+                incremental_seconds: None,
+                full_sync_hours: 24,
+                event_overlap_minutes: 10,
             },
             service_account: Some(ServiceAccountInfo {
                 client_email: "sa@example.iam.gserviceaccount.com".into(),
@@ -239,6 +276,12 @@ mod tests {
                 client_id: None,
                 project_id: None,
             }),
+            incremental: dirsync_core::directory::IncrementalStatus {
+                cursor: None,
+                last_job_id: None,
+                available: false,
+                reason: None,
+            },
         };
         let serde_json::Value::Object(wire) = serde_json::to_value(&view).unwrap() else {
             panic!("a view serializes to an object");

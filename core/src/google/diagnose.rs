@@ -8,7 +8,8 @@ use super::{ClientConfig, DirectoryClient, GoogleError, ServiceAccountKey};
 /// One step of the connection test.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Step {
-    /// `key_parsed`, `token_obtained`, `users_readable` or `groups_readable`.
+    /// `key_parsed`, `token_obtained`, `users_readable`, `groups_readable` or
+    /// `events_readable`.
     pub name: &'static str,
     /// Whether it worked.
     pub ok: bool,
@@ -30,9 +31,17 @@ pub struct ConnectionReport {
 }
 
 impl ConnectionReport {
-    /// Every step ran and passed.
+    /// Every step a full sync needs ran and passed (`events_readable`, which only incremental
+    /// sync needs, is [`ConnectionReport::events`]).
     pub fn ok(&self) -> bool {
-        self.steps.len() == STEPS.len() && self.steps.iter().all(|s| s.ok)
+        STEPS
+            .iter()
+            .all(|name| self.steps.iter().any(|s| s.name == *name && s.ok))
+    }
+
+    /// The `events_readable` step, when it ran.
+    pub fn events(&self) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == EVENTS_STEP)
     }
 
     /// The failed step, if any.
@@ -41,12 +50,16 @@ impl ConnectionReport {
     }
 }
 
+/// The steps a full sync needs.
 const STEPS: [&str; 4] = [
     "key_parsed",
     "token_obtained",
     "users_readable",
     "groups_readable",
 ];
+
+/// The step incremental sync needs besides: the admin log, with the audit scope.
+pub const EVENTS_STEP: &str = "events_readable";
 
 fn passed(name: &'static str, message: String) -> Step {
     Step {
@@ -140,7 +153,30 @@ impl DirectoryClient {
                     page.map_or(0, |p| p.len())
                 ),
             )),
-            Err(e) => steps.push(failed("groups_readable", &e)),
+            Err(e) => {
+                steps.push(failed("groups_readable", &e));
+                return ConnectionReport { steps };
+            }
+        }
+        // The last minute of the admin log: a token with the audit scope, and the log readable.
+        let now = chrono::Utc::now();
+        match self
+            .activities(now - chrono::Duration::minutes(1), now)
+            .next_page()
+            .await
+        {
+            Ok(_) => steps.push(passed(
+                EVENTS_STEP,
+                "the admin log is readable: incremental sync is available".into(),
+            )),
+            Err(e) => {
+                let mut step = failed(EVENTS_STEP, &e);
+                step.message = format!(
+                    "{}. Incremental sync is unavailable until then; full syncs keep working",
+                    step.message
+                );
+                steps.push(step);
+            }
         }
         ConnectionReport { steps }
     }

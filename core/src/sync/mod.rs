@@ -16,7 +16,8 @@
 //! | 8 apply in one transaction | `runner.rs`, `apply.rs` |
 //! | 9 one job at a time, leases | `crate::jobs` (`jobs/store.rs`: the unique active slot; `jobs/worker.rs`: lease and heartbeat) |
 //! | 10 idempotent (unchanged users write nothing) | `matching.rs` (`Planner::update`) |
-//! | 11 schedule | `schedule.rs` |
+//! | 11 schedule (full, and incremental with `incremental_seconds`) | `schedule.rs` |
+//! | incremental sync (product.md §8): follow the admin log, re-read what it names, fall back to a full read | `incremental.rs`; the directory a sync read, `snapshot.rs`; the choice between them, `runner.rs` |
 //!
 //! `plan_tests.rs` holds a property per rule the planner and the safeguards keep (1–6, 10); the
 //! end-to-end suite tests the others.
