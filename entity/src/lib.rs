@@ -1,6 +1,7 @@
 //! SeaORM entities of dirsync's database. The schema itself comes from `dirsync-migration`;
-//! the models are never serialized to API clients. The enums their columns store
-//! ([`values`]) are the domain's own, shared by the core and the API.
+//! the models are never serialized to API clients. The values their columns store ([`values`]:
+//! enums stored by name, JSON in text columns) are the domain's own, shared by the core and the
+//! API.
 #![forbid(unsafe_code)]
 
 pub mod api_keys;
