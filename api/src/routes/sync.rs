@@ -43,7 +43,6 @@ pub struct StartJob {
     /// API; it runs as a full sync, with `fallback_reason` set, when the log cannot be
     /// trusted).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub kind: Option<jobs::Kind>,
     /// Who starts it: `api` (default) or `cli` (`dirsync sync` sends this). Scheduled jobs are
     /// started by the server alone.
