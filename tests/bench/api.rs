@@ -116,6 +116,15 @@ impl Api {
 
     /// Sets the directory configuration with these sync groups (empty: everyone).
     pub async fn set_sync_groups(&self, sync_groups: &[String]) -> anyhow::Result<()> {
+        self.set_directory(sync_groups, None).await
+    }
+
+    /// Sets the directory configuration with these sync groups and incremental schedule.
+    pub async fn set_directory(
+        &self,
+        sync_groups: &[String],
+        incremental_seconds: Option<u32>,
+    ) -> anyhow::Result<()> {
         self.expect(
             200,
             reqwest::Method::PUT,
@@ -128,7 +137,8 @@ impl Api {
                 "sync_groups": sync_groups,
                 "auto_delete_users": false,
                 "deletion_limit": null,
-                "schedule_minutes": null
+                "schedule_minutes": null,
+                "incremental_seconds": incremental_seconds
             })),
         )
         .await

@@ -39,7 +39,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "SQLite",
             Backend::Postgres => "PostgreSQL",
@@ -91,7 +91,7 @@ struct ApiPlan {
 }
 
 const LATENCIES: [Duration; 2] = [Duration::from_millis(50), Duration::ZERO];
-const SYNC_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub(crate) const SYNC_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 fn plan(size: Size) -> (Vec<Scale>, ApiPlan) {
     match size {
@@ -224,17 +224,17 @@ struct ApiResult {
 }
 
 /// A server on a fresh database, configured to sync from the emulator.
-struct ServerEnv {
+pub(crate) struct ServerEnv {
     dir: tempfile::TempDir,
     settings: Settings,
-    proc: Proc,
-    api: Api,
+    pub(crate) proc: Proc,
+    pub(crate) api: Api,
     db: DatabaseConnection,
     backend: Backend,
 }
 
 impl ServerEnv {
-    async fn start(backend: Backend, google: &Google) -> anyhow::Result<ServerEnv> {
+    pub(crate) async fn start(backend: Backend, google: &Google) -> anyhow::Result<ServerEnv> {
         let dir = tempfile::tempdir()?;
         let database_url = match backend {
             Backend::Postgres => dirsync_tests::fresh_database_url().await,
@@ -278,7 +278,7 @@ impl ServerEnv {
         })
     }
 
-    async fn users(&self) -> anyhow::Result<HashMap<Uuid, users::Model>> {
+    pub(crate) async fn users(&self) -> anyhow::Result<HashMap<Uuid, users::Model>> {
         Ok(users::Entity::find()
             .all(&self.db)
             .await?
@@ -288,7 +288,7 @@ impl ServerEnv {
     }
 
     /// Drops the server and, on PostgreSQL, its database.
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.proc.stop().await;
         let _ = self.db.close().await;
         if self.backend == Backend::Postgres {
@@ -528,18 +528,18 @@ async fn measure(
 }
 
 /// An incremental job after a handful of changes (issue 15's benchmark).
-struct Incremental {
-    touched: usize,
-    event_pages: usize,
-    calls: usize,
-    elapsed: f64,
+pub(crate) struct Incremental {
+    pub(crate) touched: usize,
+    pub(crate) event_pages: usize,
+    pub(crate) calls: usize,
+    pub(crate) elapsed: f64,
     /// Why it ran as a full sync, when it did (a MISS: the log was not followed).
-    fallback: Option<String>,
+    pub(crate) fallback: Option<String>,
 }
 
 /// Suspends ten synced users in Google (ten admin-log events, ten objects to re-read), then runs
 /// an incremental job and counts its Google calls.
-async fn incremental_after_changes(
+pub(crate) async fn incremental_after_changes(
     google: &Google,
     env: &ServerEnv,
 ) -> anyhow::Result<Incremental> {
