@@ -161,6 +161,11 @@ impl Emulator {
             // actix's default of 5 s closes connections that clients such as httpx keep in
             // their pools while they parse a big page, and their next request on one fails.
             .keep_alive(Duration::from_secs(120))
+            // actix's defaults (3 s for a TLS handshake, 5 s for a request's head) drop
+            // connections on a loaded two-core machine while Microsoft's SDKs open eight at
+            // once, and httpx reports a bare ReadError (seen once in `.ci/run`).
+            .tls_handshake_timeout(Duration::from_secs(30))
+            .client_request_timeout(Duration::from_secs(30))
             .disable_signals()
             .shutdown_timeout(1);
         let server = match tls {
