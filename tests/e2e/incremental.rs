@@ -12,12 +12,13 @@ use dirsync_google_emulator::{Directory, Emulator, EmulatorOptions, Endpoint, Me
 use dirsync_tests::google::{spawn_app_for, spawn_with_google, GoogleEnv};
 use dirsync_tests::TestApp;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
 use serde_json::{json, Value};
 
 use crate::address_moves::dirsync_users_of;
-use crate::changes::{apply_op, op, pool, Op};
+use crate::changes::{apply_op, check, op, pool, Op};
+use crate::metrics::scrape;
 
 /// Starts a job with `body` on `app` and waits for its end.
 async fn run_job(app: &TestApp, body: Value) -> Value {
@@ -170,29 +171,9 @@ async fn run(s: Scenario, auto_delete: bool) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn cases() -> u32 {
-    std::env::var("DIRSYNC_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10)
-}
-
 fn property(auto_delete: bool) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut runner = TestRunner::new(Config {
-        cases: cases(),
-        // Failures are shrunk and printed; the minimal sequence becomes a named test below.
-        failure_persistence: None,
-        ..Config::default()
-    });
     let before = FOLLOWED.load(Ordering::Relaxed);
-    if let Err(e) = runner.run(&scenario(), |s| rt.block_on(run(s, auto_delete))) {
-        panic!("{e}");
-    }
+    check(scenario(), |s| run(s, auto_delete));
     assert!(
         FOLLOWED.load(Ordering::Relaxed) > before,
         "every incremental job fell back to a full sync: the property saw no log followed"
@@ -490,16 +471,20 @@ async fn the_directory_takes_the_incremental_settings_and_shows_where_incrementa
     assert_eq!(inc["last_job_id"], job["id"], "{inc}");
     assert_eq!(inc["available"], true, "{inc}");
     assert_eq!(inc["reason"], Value::Null, "{inc}");
+
+    // A full sync moves the cursor and leaves the last incremental job as it was.
+    let cursor = inc["cursor"].clone();
+    env.sync(false).await;
+    let r = env.app.get("/api/v1/directory").await.expect(200);
+    let after = &r.json["incremental"];
+    assert_eq!(after["last_job_id"], job["id"], "{after}");
+    assert_ne!(after["cursor"], cursor, "{after}");
 }
 
 #[tokio::test]
 async fn the_connection_test_checks_the_admin_log_and_fails_on_it_only_when_incremental_is_on() {
     let env = spawn_with_google(users(5)).await;
-    let test = env
-        .app
-        .post("/api/v1/directory/test", &json!({}))
-        .await
-        .expect(200);
+    let test = env.test_connection().await;
     let step = |t: &Value| {
         t["steps"]
             .as_array()
@@ -509,8 +494,8 @@ async fn the_connection_test_checks_the_admin_log_and_fails_on_it_only_when_incr
             .cloned()
             .unwrap_or_else(|| panic!("no events_readable step: {t}"))
     };
-    assert_eq!(test.json["ok"], true, "{}", test.json);
-    assert_eq!(step(&test.json)["ok"], true);
+    assert_eq!(test["ok"], true, "{}", test);
+    assert_eq!(step(&test)["ok"], true);
 
     let client_id = env.google.service_account().client_id.clone();
     env.google
@@ -518,23 +503,15 @@ async fn the_connection_test_checks_the_admin_log_and_fails_on_it_only_when_incr
         .set_delegation(&client_id, &dirsync_google_emulator::READONLY_SCOPES);
     // Tokens already issued stay good until they expire, as at Google.
     env.google.control().expire_tokens();
-    let test = env
-        .app
-        .post("/api/v1/directory/test", &json!({}))
-        .await
-        .expect(200);
-    let events = step(&test.json);
+    let test = env.test_connection().await;
+    let events = step(&test);
     assert_eq!(events["ok"], false, "{events}");
     let message = events["message"].as_str().unwrap();
     assert!(
         message.contains("admin.reports.audit.readonly") && message.contains(&client_id),
         "the step names the scope and the client id to grant it to: {message}"
     );
-    assert_eq!(
-        test.json["ok"], true,
-        "full sync still works: {}",
-        test.json
-    );
+    assert_eq!(test["ok"], true, "full sync still works: {}", test);
     let r = env.app.get("/api/v1/directory").await.expect(200);
     assert_eq!(r.json["incremental"]["available"], false);
     assert!(r.json["incremental"]["reason"]
@@ -545,12 +522,8 @@ async fn the_connection_test_checks_the_admin_log_and_fails_on_it_only_when_incr
     env.configure(json!({"incremental_seconds": 60}))
         .await
         .expect(200);
-    let test = env
-        .app
-        .post("/api/v1/directory/test", &json!({}))
-        .await
-        .expect(200);
-    assert_eq!(test.json["ok"], false, "{}", test.json);
+    let test = env.test_connection().await;
+    assert_eq!(test["ok"], false, "{}", test);
 }
 
 #[tokio::test]
@@ -573,13 +546,6 @@ async fn the_schedule_runs_a_full_sync_first_then_incremental_jobs() {
         schedule_once(&env.app.db).await.unwrap().is_none(),
         "neither is due again yet"
     );
-}
-
-async fn scrape(app: &TestApp) -> String {
-    app.call(reqwest::Method::GET, "/metrics", None, None)
-        .await
-        .expect(200)
-        .text
 }
 
 #[tokio::test]

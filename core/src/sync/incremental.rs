@@ -21,12 +21,13 @@ use chrono::{Duration, Utc};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::fetch::to_remote;
-use super::plan::{RemoteState, RemoteUser};
+use super::plan::RemoteUser;
 use super::scope::MemberWalk;
 use super::snapshot::{self, Edge, Node, ScopeKey, Snapshot, State};
 use crate::google::activity::{self, Activity, ActivityKey};
 use crate::google::{DirectoryClient, GoogleError, MemberType};
 use crate::jobs::{JobControl, Phase, Progress};
+use crate::users::AddressKey;
 use crate::Result;
 
 /// How far back Google's admin log can be read.
@@ -50,19 +51,16 @@ pub enum Outcome {
     },
 }
 
-/// An incremental job's read.
+/// An incremental job's read: the planner's input is the snapshot's users (in scope, by id)
+/// and `in_scope`, as a full fetch would give them.
 #[derive(Debug)]
 pub struct Incremental {
-    /// The planner's input.
-    pub remote: RemoteState,
-    /// The snapshot to store once applied.
+    /// The directory brought up to date; stored once applied.
     pub snapshot: Snapshot,
+    /// Ids of the users in scope of the sync groups, `None` for everyone.
+    pub in_scope: Option<HashSet<String>>,
     /// The state to store once applied (cursor, newest event, applied activities).
     pub state: State,
-    /// New events applied.
-    pub events: usize,
-    /// Directory API calls made (users and members re-read; not the log's pages).
-    pub calls: u64,
 }
 
 fn fallback(reason: impl Into<String>) -> Result<Outcome> {
@@ -72,23 +70,23 @@ fn fallback(reason: impl Into<String>) -> Result<Outcome> {
     })
 }
 
-/// Reads what changed since the cursor of `state`. The caller has checked the job's kind; it
-/// plans [`Incremental::remote`] as it would a full fetch's.
+/// Reads what changed since the cursor of `state` into `snapshot` (the directory the last
+/// applied sync read, [`snapshot::load_snapshot`]). The caller has checked the job's kind.
 pub async fn read(
     client: &DirectoryClient,
     state: &State,
+    snapshot: Option<Snapshot>,
     key: &ScopeKey,
     overlap: Duration,
     progress: &mut Progress,
     ctl: &JobControl,
 ) -> Result<Outcome> {
-    let (Some(cursor), Some(text)) = (state.cursor, state.snapshot.as_deref()) else {
+    let (Some(cursor), Some(mut snap)) = (state.cursor, snapshot) else {
         return fallback(
             "no full sync has been applied yet: an incremental job needs the directory as a full \
              sync read it and the time it began",
         );
     };
-    let mut snap = snapshot::decode(text)?;
     if snap.scope_key != *key {
         return fallback(
             "customer_id, domain or sync_groups changed since the last full sync: the stored \
@@ -156,19 +154,21 @@ pub async fn read(
         }
     }
 
+    let group_addresses: HashSet<&str> = touched.groups.iter().map(String::as_str).collect();
+    let addresses: Vec<String> = touched
+        .addresses
+        .iter()
+        .filter(|a| !group_addresses.contains(a.as_str()))
+        .cloned()
+        .collect();
+    // The users the snapshot knew under a named address (re-read by id: a rename or an alias
+    // move leaves the old holder to look at), and those of them named by a deletion.
+    let holders = Holders::of(&snap.users, &addresses, &touched.deleted_users);
+
     // Which groups of the graph the events name (membership events may name a nested group
     // as the member: its own members are unchanged, but its parent's listing shows it).
     // And the groups that held a deleted user: Google drops it from them without an event.
-    let deleted: HashSet<&str> = snap
-        .users
-        .iter()
-        .filter(|u| {
-            u.addresses
-                .iter()
-                .any(|a| touched.deleted_users.contains(&a.to_lowercase()))
-        })
-        .map(|u| u.id.as_str())
-        .collect();
+    let deleted = &holders.deleted;
     let named_groups: Vec<String> = match &snap.graph {
         None => Vec::new(),
         Some(g) => g
@@ -178,18 +178,11 @@ pub async fn read(
                 touched.groups.contains(&n.email)
                     || n.members
                         .iter()
-                        .any(|e| matches!(e, Edge::User(u) if deleted.contains(u.as_str())))
+                        .any(|e| matches!(e, Edge::User(u) if deleted.contains(u)))
             })
             .map(|(id, _)| id.clone())
             .collect(),
     };
-    let group_addresses: HashSet<&str> = touched.groups.iter().map(String::as_str).collect();
-    let addresses: Vec<String> = touched
-        .addresses
-        .iter()
-        .filter(|a| !group_addresses.contains(a.as_str()))
-        .cloned()
-        .collect();
 
     // Too many to re-read: a full sync is cheaper.
     let floor = full_sync_floor(&snap);
@@ -201,7 +194,6 @@ pub async fn read(
         ));
     }
 
-    let mut calls = 0u64;
     // Groups: their members again; renamed ones, their address again; groups they newly reach,
     // walked as a full sync walks them.
     let mut in_scope = None;
@@ -213,7 +205,6 @@ pub async fn read(
         for id in &named_groups {
             let email = graph.nodes[id].email.clone();
             let listing = client.list_members(id).await;
-            calls += 1;
             let members = match listing {
                 Ok(m) => m,
                 Err(GoogleError::NotFound { .. }) => {
@@ -234,7 +225,6 @@ pub async fn read(
             let node = graph.nodes.get_mut(id).expect("named group");
             node.members = members.iter().filter_map(Edge::of).collect();
             if touched.group_changes.contains(&email) {
-                calls += 1;
                 match client.get_group(id).await? {
                     Some(g) => node.email = g.email.to_lowercase(),
                     None => {
@@ -257,8 +247,7 @@ pub async fn read(
             .collect();
         let mut walk = MemberWalk::skipping(client, new_groups, known);
         while let Some(listing) = walk.next().await {
-            let (gid, members, page_count) = listing?;
-            calls += page_count;
+            let (gid, members, _) = listing?;
             progress.members += members.len() as u64;
             note_group_emails(&members, &mut member_email);
             let Some(email) = member_email.get(&gid).cloned() else {
@@ -287,20 +276,12 @@ pub async fn read(
     ctl.progress(progress, true).await;
     let mut found: BTreeMap<String, RemoteUser> = BTreeMap::new();
     let by_address = get_users(client, addresses.iter().cloned()).await?;
-    calls += addresses.len() as u64;
     for u in by_address.into_iter().flatten() {
         found.insert(u.id.as_str().to_owned(), u);
     }
-    let named: HashSet<&str> = addresses.iter().map(String::as_str).collect();
-    let mut by_id: BTreeSet<String> = snap
-        .users
-        .iter()
-        .filter(|u| {
-            u.addresses
-                .iter()
-                .any(|a| named.contains(a.to_lowercase().as_str()))
-        })
-        .map(|u| u.id.as_str().to_owned())
+    let mut by_id: BTreeSet<String> = holders
+        .named
+        .into_iter()
         .filter(|id| !found.contains_key(id))
         .collect();
     if let Some(scope) = &in_scope {
@@ -314,7 +295,6 @@ pub async fn read(
     }
     let ids: Vec<String> = by_id.into_iter().collect();
     let reread = get_users(client, ids.iter().cloned()).await?;
-    calls += ids.len() as u64;
     let mut gone: HashSet<String> = HashSet::new();
     for (id, user) in ids.into_iter().zip(reread) {
         match user {
@@ -369,24 +349,15 @@ pub async fn read(
         .collect();
     applied.sort();
     applied.dedup();
-    let remote = RemoteState {
-        users: snap.users.clone(),
-        in_scope,
-    };
     Ok(Outcome::Ready(Box::new(Incremental {
-        remote,
+        snapshot: snap,
+        in_scope,
         state: State {
             cursor: Some(cursor),
             newest_event_at: newest.max(state.newest_event_at),
             applied,
-            snapshot: None,
-            events_available: Some(true),
-            events_reason: None,
-            last_incremental_job_id: None,
+            ..State::default()
         },
-        events: touched.new.len(),
-        calls,
-        snapshot: snap,
     })))
 }
 
@@ -409,6 +380,41 @@ fn note_group_emails(members: &[crate::google::Member], emails: &mut HashMap<Str
     }
 }
 
+/// The snapshot's users known under some addresses, by id.
+struct Holders {
+    /// Holding a named address.
+    named: BTreeSet<String>,
+    /// Holding an address a deletion named.
+    deleted: HashSet<String>,
+}
+
+impl Holders {
+    /// One pass over the snapshot's users (each address keyed once), skipped when nothing is
+    /// named.
+    fn of(users: &[RemoteUser], named: &[String], deleted: &BTreeSet<String>) -> Holders {
+        let mut holders = Holders {
+            named: BTreeSet::new(),
+            deleted: HashSet::new(),
+        };
+        if named.is_empty() && deleted.is_empty() {
+            return holders;
+        }
+        let named: HashSet<&str> = named.iter().map(String::as_str).collect();
+        for u in users {
+            for a in &u.addresses {
+                let key = AddressKey::new(a);
+                if named.contains(key.as_str()) {
+                    holders.named.insert(u.id.as_str().to_owned());
+                }
+                if deleted.contains(key.as_str()) {
+                    holders.deleted.insert(u.id.as_str().to_owned());
+                }
+            }
+        }
+        holders
+    }
+}
+
 /// `users.get` for each key, [`CONCURRENCY`] at a time, in the keys' order; `None` where
 /// Google answers 404.
 async fn get_users(
@@ -424,7 +430,7 @@ async fn get_users(
 }
 
 /// A log that cannot be read: a full sync instead, and `incremental.available` false with the
-/// reason when the token lacks the audit scope (the message names it).
+/// reason (a token without the audit scope is named with the scope to grant).
 fn unreadable(e: GoogleError) -> Outcome {
     let reason = format!("the admin log could not be read: {e}");
     Outcome::Fallback {

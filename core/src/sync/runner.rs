@@ -8,6 +8,7 @@ use dirsync_entity::sync_jobs;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::apply;
+use super::plan::RemoteState;
 use super::plan::{plan, Rules};
 use super::safeguards;
 use super::snapshot::{self, ScopeKey, Snapshot, State};
@@ -56,16 +57,16 @@ impl SyncRunner {
             cfg.domain.as_deref(),
             &sync_groups,
         );
-        let state = snapshot::load(db).await?;
-
         let mut progress = Progress::default();
         // A cancel abandons the request in flight (dropping the read drops it) rather than
         // waiting for Google's answer; the reads also check between pages.
         let mut read = None;
         if job.kind == Kind::Incremental {
+            let state = snapshot::load(db).await?;
+            let stored = snapshot::load_snapshot(db).await?;
             let overlap = chrono::Duration::minutes(cfg.event_overlap_minutes.max(0) as i64);
             let outcome = tokio::select! {
-                r = incremental::read(&client, &state, &scope_key, overlap, &mut progress, ctl) => r?,
+                r = incremental::read(&client, &state, stored, &scope_key, overlap, &mut progress, ctl) => r?,
                 () = ctl.stopped() => return Ok(ctl.stop_outcome()),
             };
             if ctl.should_stop() {
@@ -88,13 +89,24 @@ impl SyncRunner {
                 }
             }
         }
-        let (remote, next_state) = match read {
+        // What the run reads, the directory to store with its users (once planned), and the
+        // state to store with it.
+        let (remote, snap, next_state) = match read {
             Some(inc) => {
-                let inc = *inc;
-                let mut next = inc.state;
-                next.snapshot = Some(inc.snapshot.encode());
-                next.last_incremental_job_id = Some(job.id);
-                (inc.remote, next)
+                let incremental::Incremental {
+                    mut snapshot,
+                    in_scope,
+                    state,
+                } = *inc;
+                let remote = RemoteState {
+                    users: std::mem::take(&mut snapshot.users),
+                    in_scope,
+                };
+                let next = State {
+                    last_incremental_job_id: Some(job.id),
+                    ..state
+                };
+                (remote, snapshot, next)
             }
             None => {
                 // The cursor of a full read is the moment it began: every event before it is
@@ -109,29 +121,24 @@ impl SyncRunner {
                 if ctl.should_stop() {
                     return Ok(ctl.stop_outcome());
                 }
-                let snapshot = Snapshot::encode_full(
-                    &fetched.remote,
-                    fetched.graph.as_ref(),
+                let snap = Snapshot {
                     scope_key,
-                    began,
-                    fetched.account_groups,
-                );
+                    full_read_at: began,
+                    account_users: fetched.remote.users.len() as u64,
+                    account_groups: fetched.account_groups,
+                    users: Vec::new(),
+                    graph: fetched.graph,
+                };
                 let next = State {
                     cursor: Some(began),
                     newest_event_at: Some(began),
-                    applied: Vec::new(),
-                    snapshot: Some(snapshot),
-                    events_available: None,
-                    events_reason: None,
-                    last_incremental_job_id: match job.kind {
-                        Kind::Incremental => Some(job.id),
-                        Kind::Full => state.last_incremental_job_id,
-                    },
+                    // A full job leaves the last incremental job as it was.
+                    last_incremental_job_id: (job.kind == Kind::Incremental).then_some(job.id),
+                    ..State::default()
                 };
-                (fetched.remote, next)
+                (fetched.remote, snap, next)
             }
         };
-        drop(state);
 
         phase(&mut progress, Phase::Planning);
         ctl.progress(&progress, true).await;
@@ -157,8 +164,11 @@ impl SyncRunner {
                 ),
             ));
         }
+        // A dry run stores nothing, so it encodes nothing either.
+        let snapshot_text = (!job.dry_run).then(|| snap.encode_with(&remote));
         drop(local);
         drop(remote);
+        drop(snap);
         if ctl.should_stop() {
             return Ok(ctl.stop_outcome());
         }
@@ -193,9 +203,11 @@ impl SyncRunner {
             apply::apply(&txn, &the_plan, &grants, Utc::now())
                 .await
                 .map_err(taken_meanwhile)?;
-            // What this run read becomes the next incremental job's start, with its changes
-            // or not at all.
-            snapshot::save(&txn, &next_state).await?;
+        }
+        // What this run read becomes the next incremental job's start, with its changes or not
+        // at all.
+        if let Some(text) = snapshot_text {
+            snapshot::save(&txn, next_state, text).await?;
         }
         if ctl.should_stop() {
             txn.rollback().await.map_err(crate::Error::from)?;

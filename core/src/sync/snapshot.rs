@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
 use dirsync_entity::directory_state;
-use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect, Set};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -130,20 +130,12 @@ impl Graph {
         let reached = self.reach().groups;
         self.nodes.retain(|id, _| reached.contains(id));
     }
-
-    /// The group whose primary address is `email` (lower-cased).
-    pub fn by_email(&self, email: &str) -> Option<&str> {
-        self.nodes
-            .iter()
-            .find(|(_, n)| n.email == email)
-            .map(|(id, _)| id.as_str())
-    }
 }
 
-/// The directory as a sync read it; `U` is [`RemoteUser`] when read back and `&RemoteUser` when
-/// written from a fetch (no copy of 100,000 users).
+/// The directory as a sync read it. `U` and `G` are [`RemoteUser`] and [`Graph`] when read
+/// back, and references when written ([`Snapshot::encode_with`]: no copy of 100,000 users).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SnapshotOf<U> {
+pub struct SnapshotOf<U, G> {
     /// The configuration it was read under.
     pub scope_key: ScopeKey,
     /// When the last full read began: every admin event before it (less a margin for clock
@@ -156,25 +148,21 @@ pub struct SnapshotOf<U> {
     /// The users in scope (everyone in the account when everyone is in scope), by id.
     pub users: Vec<U>,
     /// The membership graph; `None` without sync groups.
-    pub graph: Option<Graph>,
+    pub graph: Option<G>,
 }
 
 /// The snapshot as read back.
-pub type Snapshot = SnapshotOf<RemoteUser>;
+pub type Snapshot = SnapshotOf<RemoteUser, Graph>;
 
 /// Events this long before a full read began are taken as reflected by it; nearer ones are
 /// applied again (a re-read is harmless), in case Google's clock and this server's differ.
 pub const COVERED_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
 
 impl Snapshot {
-    /// The snapshot of a full fetch: its users in scope, sorted by id.
-    pub fn encode_full(
-        remote: &RemoteState,
-        graph: Option<&Graph>,
-        scope_key: ScopeKey,
-        full_read_at: DateTime<Utc>,
-        account_groups: u64,
-    ) -> String {
+    /// The text to store: this snapshot's configuration and graph with the users in scope of
+    /// `remote` (what the run planned), sorted by id. A full sync's snapshot holds no users of
+    /// its own until then; an incremental job's have moved into `remote`.
+    pub fn encode_with(&self, remote: &RemoteState) -> String {
         let mut users: Vec<&RemoteUser> = remote
             .users
             .iter()
@@ -182,42 +170,19 @@ impl Snapshot {
             .collect();
         users.sort_by(|a, b| a.id.cmp(&b.id));
         let snap = SnapshotOf {
-            scope_key,
-            full_read_at,
-            account_users: remote.users.len() as u64,
-            account_groups,
+            scope_key: self.scope_key.clone(),
+            full_read_at: self.full_read_at,
+            account_users: self.account_users,
+            account_groups: self.account_groups,
             users,
-            graph: graph.cloned(),
+            graph: self.graph.as_ref(),
         };
         serde_json::to_string(&snap).expect("a snapshot serializes")
     }
-
-    /// The text stored.
-    pub fn encode(&self) -> String {
-        serde_json::to_string(self).expect("a snapshot serializes")
-    }
-
-    /// Who is in scope: `None` for everyone.
-    pub fn in_scope(&self) -> Option<HashSet<String>> {
-        match &self.graph {
-            None => None,
-            Some(g) => {
-                let reach = g.reach();
-                (!reach.everyone).then_some(reach.users)
-            }
-        }
-    }
-
-    /// The planner's input: the users in scope, as a full fetch would give them.
-    pub fn remote_state(&self) -> RemoteState {
-        RemoteState {
-            users: self.users.clone(),
-            in_scope: self.in_scope(),
-        }
-    }
 }
 
-/// What `directory_state` holds.
+/// What `directory_state` holds besides the snapshot, which only an incremental job reads
+/// ([`load_snapshot`]): at 100,000 users it is megabytes.
 #[derive(Debug, Clone, Default)]
 pub struct State {
     /// Admin events up to here are applied.
@@ -226,25 +191,46 @@ pub struct State {
     pub newest_event_at: Option<DateTime<Utc>>,
     /// Activities applied within the overlap window.
     pub applied: Vec<ActivityKey>,
-    /// The snapshot's stored text, decoded by the incremental job that needs it.
-    pub snapshot: Option<String>,
     /// Whether the admin log was readable at the last connection test or incremental job.
     pub events_available: Option<bool>,
     /// Why not.
     pub events_reason: Option<String>,
-    /// The last incremental job applied.
+    /// The last incremental job applied; `None` when saved by a full job leaves it as it was.
     pub last_incremental_job_id: Option<Uuid>,
 }
 
 /// Repair hint for a damaged `directory_state` row.
 const REPAIR_STATE: &str = "delete the directory_state row: the next full sync writes it again";
 
-/// Reads the state; an empty one before the first sync.
+/// Reads the state (not the snapshot); an empty one before the first sync.
 pub async fn load<C: ConnectionTrait>(db: &C) -> Result<State> {
-    let Some(row) = directory_state::Entity::find_by_id(ROW_ID).one(db).await? else {
+    use directory_state::Column as C;
+    type Row = (
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        String,
+        Option<bool>,
+        Option<String>,
+        Option<Uuid>,
+    );
+    let row: Option<Row> = directory_state::Entity::find_by_id(ROW_ID)
+        .select_only()
+        .columns([
+            C::Cursor,
+            C::NewestEventAt,
+            C::Applied,
+            C::EventsAvailable,
+            C::EventsReason,
+            C::LastIncrementalJobId,
+        ])
+        .into_tuple()
+        .one(db)
+        .await?;
+    let Some((cursor, newest_event_at, applied, events_available, events_reason, last)) = row
+    else {
         return Ok(State::default());
     };
-    let applied = serde_json::from_str(&row.applied).map_err(|_| {
+    let applied = serde_json::from_str(&applied).map_err(|_| {
         crate::stored::invalid(
             "directory_state.applied",
             "a JSON list of applied activities",
@@ -252,20 +238,28 @@ pub async fn load<C: ConnectionTrait>(db: &C) -> Result<State> {
         )
     })?;
     Ok(State {
-        cursor: row.cursor,
-        newest_event_at: row.newest_event_at,
+        cursor,
+        newest_event_at,
         applied,
-        snapshot: row.snapshot,
-        events_available: row.events_available,
-        events_reason: row.events_reason,
-        last_incremental_job_id: row.last_incremental_job_id,
+        events_available,
+        events_reason,
+        last_incremental_job_id: last,
     })
 }
 
-/// Decodes the stored snapshot. Damage is an error naming the repair, never an empty directory
-/// (which would plan everyone's departure).
-pub fn decode(text: &str) -> Result<Snapshot> {
-    serde_json::from_str(text).map_err(|_| {
+/// Reads the snapshot; `None` before the first applied sync. Damage is an error naming the
+/// repair, never an empty directory (which would plan everyone's departure).
+pub async fn load_snapshot<C: ConnectionTrait>(db: &C) -> Result<Option<Snapshot>> {
+    let text: Option<Option<String>> = directory_state::Entity::find_by_id(ROW_ID)
+        .select_only()
+        .column(directory_state::Column::Snapshot)
+        .into_tuple()
+        .one(db)
+        .await?;
+    let Some(text) = text.flatten() else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text).map(Some).map_err(|_| {
         crate::stored::invalid(
             "directory_state.snapshot",
             "the directory as the last sync read it (JSON)",
@@ -274,24 +268,22 @@ pub fn decode(text: &str) -> Result<Snapshot> {
     })
 }
 
-/// Writes what a sync read and applied (in the caller's transaction: the sync's own). Whether
-/// the admin log is readable is [`record_events_access`]'s, so that a connection test during
-/// a long sync is not overwritten by what the sync saw when it began.
-pub async fn save<C: ConnectionTrait>(db: &C, state: &State) -> Result<()> {
+/// Writes what a sync read and applied, with its snapshot's text (in the caller's transaction:
+/// the sync's own). Whether the admin log is readable is [`record_events_access`]'s, so that a
+/// connection test during a long sync is not overwritten by what the sync saw when it began.
+pub async fn save<C: ConnectionTrait>(db: &C, state: State, snapshot: String) -> Result<()> {
     use directory_state::Column as C;
-    upsert(
-        db,
-        state,
-        &[
-            C::Cursor,
-            C::NewestEventAt,
-            C::Applied,
-            C::Snapshot,
-            C::LastIncrementalJobId,
-            C::UpdatedAt,
-        ],
-    )
-    .await
+    let mut columns = vec![
+        C::Cursor,
+        C::NewestEventAt,
+        C::Applied,
+        C::Snapshot,
+        C::UpdatedAt,
+    ];
+    if state.last_incremental_job_id.is_some() {
+        columns.push(C::LastIncrementalJobId);
+    }
+    upsert(db, state, Some(snapshot), &columns).await
 }
 
 /// Records whether the admin log is readable (connection test, incremental job), and nothing
@@ -309,16 +301,18 @@ pub async fn record_events_access<C: ConnectionTrait>(
     };
     upsert(
         db,
-        &state,
+        state,
+        None,
         &[C::EventsAvailable, C::EventsReason, C::UpdatedAt],
     )
     .await
 }
 
-/// Inserts the row from `state`, or updates `columns` of the existing one.
+/// Inserts the row from `state` and `snapshot`, or updates `columns` of the existing one.
 async fn upsert<C: ConnectionTrait>(
     db: &C,
-    state: &State,
+    state: State,
+    snapshot: Option<String>,
     columns: &[directory_state::Column],
 ) -> Result<()> {
     let applied = serde_json::to_string(&state.applied).expect("keys serialize");
@@ -327,9 +321,9 @@ async fn upsert<C: ConnectionTrait>(
         cursor: Set(state.cursor),
         newest_event_at: Set(state.newest_event_at),
         applied: Set(applied),
-        snapshot: Set(state.snapshot.clone()),
+        snapshot: Set(snapshot),
         events_available: Set(state.events_available),
-        events_reason: Set(state.events_reason.clone()),
+        events_reason: Set(state.events_reason),
         last_incremental_job_id: Set(state.last_incremental_job_id),
         updated_at: Set(Utc::now()),
     };
