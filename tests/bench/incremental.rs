@@ -95,15 +95,7 @@ async fn appearance(google: &Google, env: &ServerEnv) -> anyhow::Result<Vec<f64>
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let mut names: Vec<String> = env
-        .users()
-        .await?
-        .into_values()
-        .filter(|u| u.auth_method == dirsync_entity::AuthMethod::Directory && !u.disabled)
-        .map(|u| u.user_name)
-        .collect();
-    names.sort();
-    names.truncate(CHANGES);
+    let names = env.enabled_directory_users(CHANGES).await?;
     let mut pending: Vec<(String, Instant)> = Vec::new();
     let mut latencies = Vec::new();
     let mut next = Instant::now();

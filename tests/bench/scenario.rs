@@ -287,6 +287,21 @@ impl ServerEnv {
             .collect())
     }
 
+    /// The first `n` synced directory users not disabled, by name: users a benchmark may
+    /// suspend in Google.
+    pub(crate) async fn enabled_directory_users(&self, n: usize) -> anyhow::Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .users()
+            .await?
+            .into_values()
+            .filter(|u| u.auth_method == dirsync_entity::AuthMethod::Directory && !u.disabled)
+            .map(|u| u.user_name)
+            .collect();
+        names.sort();
+        names.truncate(n);
+        Ok(names)
+    }
+
     /// Drops the server and, on PostgreSQL, its database.
     pub(crate) async fn stop(self) {
         self.proc.stop().await;
@@ -544,15 +559,7 @@ pub(crate) async fn incremental_after_changes(
     env: &ServerEnv,
 ) -> anyhow::Result<Incremental> {
     const CHANGES: usize = 10;
-    let mut names: Vec<String> = env
-        .users()
-        .await?
-        .into_values()
-        .filter(|u| u.auth_method == dirsync_entity::AuthMethod::Directory && !u.disabled)
-        .map(|u| u.user_name)
-        .collect();
-    names.sort();
-    names.truncate(CHANGES);
+    let names = env.enabled_directory_users(CHANGES).await?;
     google.emu.control().with_directory(|d| {
         for n in &names {
             d.set_suspended(n, true)

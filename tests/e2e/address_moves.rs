@@ -10,11 +10,11 @@ use dirsync_entity::{user_emails, users};
 use dirsync_google_emulator::{Directory, MemberType};
 use dirsync_tests::google::{spawn_with_google, GoogleEnv};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use sea_orm::EntityTrait;
 use serde_json::{json, Value};
 
-use crate::changes::{apply_op, op, pool, Op};
+use crate::changes::{apply_op, check, op, pool, Op};
 
 /// admin@ plus u00 … u29, every third with an alias.
 fn thirty() -> Directory {
@@ -376,28 +376,8 @@ async fn check_kept(
     Ok(())
 }
 
-fn cases() -> u32 {
-    std::env::var("DIRSYNC_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10)
-}
-
 fn property(mode: Mode) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut runner = TestRunner::new(Config {
-        cases: cases(),
-        // Failures are shrunk and printed; the minimal sequence becomes a named test above.
-        failure_persistence: None,
-        ..Config::default()
-    });
-    if let Err(e) = runner.run(&scenario(), |s| rt.block_on(run(s, mode))) {
-        panic!("{e}");
-    }
+    check(scenario(), |s| run(s, mode));
 }
 
 #[test]

@@ -1,9 +1,44 @@
 //! Random valid Google changes for the sync property tests (`address_moves.rs`,
 //! `incremental.rs`): one generator, one way of making a change as Google would (or not at all
-//! when Google would refuse it), so that only valid directories arise.
+//! when Google would refuse it), so that only valid directories arise, and one way of running
+//! such a property.
+
+use std::future::Future;
 
 use dirsync_google_emulator::{Directory, MemberType, Role};
 use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+/// Cases per property: `DIRSYNC_PROPTEST_CASES`, 10 by default.
+fn cases() -> u32 {
+    std::env::var("DIRSYNC_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
+
+/// Runs `case` on scenarios drawn from `strategy`, each on a two-thread runtime. A failure is
+/// shrunk and printed; the minimal sequence becomes a named test.
+pub(crate) fn check<S, F, Fut>(strategy: S, case: F)
+where
+    S: Strategy,
+    F: Fn(S::Value) -> Fut,
+    Fut: Future<Output = Result<(), TestCaseError>>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    if let Err(e) = runner.run(&strategy, |s| rt.block_on(case(s))) {
+        panic!("{e}");
+    }
+}
 
 /// Addresses few enough that changes land on addresses just freed.
 const POOL: usize = 10;

@@ -7,7 +7,8 @@ use dirsync_tests::{spawn_app, spawn_app_in, TestApp};
 use reqwest::Method;
 use serde_json::json;
 
-async fn scrape(app: &TestApp) -> String {
+/// `/metrics` as text (checked to be Prometheus's text format).
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let r = app
         .call(Method::GET, "/metrics", None, None)
         .await

@@ -100,6 +100,15 @@ impl GoogleEnv {
         self.app.put("/api/v1/directory", &body).await
     }
 
+    /// Runs the connection test (200 expected); returns its report.
+    pub async fn test_connection(&self) -> Value {
+        self.app
+            .post("/api/v1/directory/test", &json!({}))
+            .await
+            .expect(200)
+            .json
+    }
+
     /// Starts a job (202 expected) and waits until it ends; returns the finished job.
     pub async fn sync(&self, dry_run: bool) -> Value {
         self.sync_with(json!({ "dry_run": dry_run })).await
