@@ -58,12 +58,7 @@ impl Google {
     pub async fn start(users: usize, groups: usize) -> anyhow::Result<Google> {
         let dir =
             tokio::task::spawn_blocking(move || Directory::generate(users, groups, SEED)).await?;
-        let sync_groups: Vec<String> = dir
-            .groups()
-            .filter(|g| g.email != "everyone@example.com")
-            .step_by(SCOPE_EVERY)
-            .map(|g| g.email.clone())
-            .collect();
+        let sync_groups = every_nth_group(&dir, SCOPE_EVERY);
         let bound = lower_bound(&dir, &sync_groups)?;
         let (users, groups) = (dir.user_count(), dir.group_count());
         let emu = Emulator::start(EmulatorOptions::with_directory(dir))
@@ -105,6 +100,25 @@ impl Google {
 
     /// Like [`Google::floor`]: (users listed, groups listed, all done) since the start.
     pub async fn floor_phases(&self) -> anyhow::Result<(Duration, Duration, Duration)> {
+        self.floor_phases_of(&self.sync_groups, &self.bound).await
+    }
+
+    /// Another scope than the benchmark's own: one sync group out of `every` groups, and its
+    /// call bound.
+    pub fn scope(&self, every: usize) -> anyhow::Result<(Vec<String>, LowerBound)> {
+        self.emu.control().with_directory(|d| {
+            let groups = every_nth_group(d, every);
+            let bound = lower_bound(d, &groups)?;
+            Ok((groups, bound))
+        })
+    }
+
+    /// [`Google::floor_phases`] of the scope of `sync_groups`, whose call bound is `bound`.
+    pub async fn floor_phases_of(
+        &self,
+        sync_groups: &[String],
+        bound: &LowerBound,
+    ) -> anyhow::Result<(Duration, Duration, Duration)> {
         let key = ServiceAccountKey::parse(self.emu.service_account_key_json().as_bytes())
             .context("the emulator's key file")?;
         let mut config = ClientConfig::new(key, self.emu.base_url(), ADMIN, Account::default());
@@ -125,8 +139,7 @@ impl Google {
             by_email.extend(page.into_iter().map(|g| (g.email.to_lowercase(), g.id)));
         }
         let groups_done = t0.elapsed();
-        let start: Vec<String> = self
-            .sync_groups
+        let start: Vec<String> = sync_groups
             .iter()
             .map(|e| by_email.get(e).cloned().context("a sync group is missing"))
             .collect::<anyhow::Result<_>>()?;
@@ -137,14 +150,24 @@ impl Google {
         }
         let elapsed = t0.elapsed();
         ensure!(
-            users == self.users && walk.groups_reached() == self.bound.reachable_groups,
+            users == self.users && walk.groups_reached() == bound.reachable_groups,
             "the floor saw {users} users and {} groups, expected {} and {}",
             walk.groups_reached(),
             self.users,
-            self.bound.reachable_groups
+            bound.reachable_groups
         );
         Ok((users_done, groups_done, elapsed))
     }
+}
+
+/// One group out of `every` (never the `CUSTOMER` group `everyone@`, which would put everyone
+/// in scope), by address.
+fn every_nth_group(d: &Directory, every: usize) -> Vec<String> {
+    d.groups()
+        .filter(|g| g.email != "everyone@example.com")
+        .step_by(every)
+        .map(|g| g.email.clone())
+        .collect()
 }
 
 /// Computes the lower bound of Directory requests from the emulator's own directory.

@@ -38,7 +38,8 @@ struct Args {
     #[arg(long, value_enum, default_value_t = DbChoice::Sqlite)]
     db: DbChoice,
     /// Only incremental sync (issue 15): an incremental job after ten changes against a full
-    /// sync at 50 ms latency, and the time from a change to the API with a 30 s schedule; at
+    /// sync at 50 ms latency, the time from a change to the API with a 30 s schedule, and a
+    /// full sync under Google's quota of 2,400 requests a minute against the quota floor; at
     /// 10,000 users (`small`) or 100,000 (`full`).
     #[arg(long)]
     incremental: bool,
