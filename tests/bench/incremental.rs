@@ -93,7 +93,11 @@ async fn under_quota(google: &Google, backend: Backend) -> anyhow::Result<()> {
     google.set_latency(LATENCY);
     let env = ServerEnv::start(backend, google).await?;
     env.api.set_sync_groups(&groups).await?;
-    let paging = google.floor_phases_of(&groups, &bound).await?.2.as_secs_f64();
+    let paging = google
+        .floor_phases_of(&groups, &bound)
+        .await?
+        .2
+        .as_secs_f64();
     let calls = bound.total();
     let by_quota = calls as f64 * 60.0 / f64::from(REAL_QUOTA_PER_MINUTE);
     let floor = paging.max(by_quota);
@@ -122,7 +126,9 @@ async fn under_quota(google: &Google, backend: Backend) -> anyhow::Result<()> {
         note(format!("  {which} under the quota: {}", run.timeline()));
     }
     if calls <= REAL_QUOTA_PER_MINUTE as usize {
-        println!("  (at this size the scope needs less than a minute of quota: the quota does not bind)");
+        println!(
+            "  (at this size the scope needs less than a minute of quota: the quota does not bind)"
+        );
     }
     env.stop().await;
     Ok(())
