@@ -24,6 +24,7 @@ mod client;
 mod diagnose;
 mod error;
 mod guard;
+pub mod incremental;
 mod key;
 mod model;
 mod token;

@@ -9,7 +9,7 @@ use crate::jobs::{JobControl, Progress};
 
 /// The engine's view of a Google user; a full listing and a re-read by `users.get` give the
 /// same.
-pub(super) fn to_remote(u: User) -> RemoteUser {
+pub(crate) fn to_remote(u: User) -> RemoteUser {
     let disabled = u.is_disabled();
     let addresses = u.all_addresses();
     RemoteUser {

@@ -25,7 +25,8 @@
 pub mod apply;
 mod departures;
 pub mod fetch;
-pub mod incremental;
+// The incremental read follows Google's admin log: it lives under `google/`.
+pub use crate::google::incremental;
 pub mod local;
 mod matching;
 pub mod plan;

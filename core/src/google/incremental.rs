@@ -20,13 +20,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{Duration, Utc};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
-use super::fetch::to_remote;
-use super::plan::RemoteUser;
-use super::scope::MemberWalk;
-use super::snapshot::{self, Edge, Node, ScopeKey, Snapshot, State};
-use crate::google::activity::{self, Activity, ActivityKey};
-use crate::google::{DirectoryClient, GoogleError, MemberType};
+use super::activity::{self, Activity, ActivityKey};
+use super::{DirectoryClient, GoogleError, MemberType};
 use crate::jobs::{JobControl, Phase, Progress};
+use crate::sync::fetch::to_remote;
+use crate::sync::plan::RemoteUser;
+use crate::sync::scope::MemberWalk;
+use crate::sync::snapshot::{self, Edge, Node, ScopeKey, Snapshot, State};
 use crate::users::AddressKey;
 use crate::Result;
 
