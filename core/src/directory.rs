@@ -564,6 +564,26 @@ impl GoogleAccess {
     }
 }
 
+/// The sync engine's reader of the configured directory (`crate::provider`); 409
+/// `not_configured` when no directory is set up. A new provider adds its arm here.
+pub fn provider_for(
+    row: &directory_config::Model,
+    cipher: &crate::secrets::Cipher,
+    google: &GoogleAccess,
+) -> Result<Box<dyn crate::provider::DirectoryProvider>> {
+    match row.provider {
+        Provider::GoogleWorkspace => Ok(Box::new(client_for(row, cipher, google)?)),
+        Provider::None => Err(not_google()),
+    }
+}
+
+fn not_google() -> crate::Error {
+    crate::Error::conflict(
+        "not_configured",
+        "the directory provider is not google_workspace: PUT /api/v1/directory first",
+    )
+}
+
 /// A Directory API client for the stored configuration; 409 `not_configured` when the
 /// directory is not set up for Google Workspace.
 pub fn client_for(
@@ -573,10 +593,7 @@ pub fn client_for(
 ) -> Result<crate::google::DirectoryClient> {
     use crate::google::{Account, ClientConfig, DirectoryClient};
     if row.provider != Provider::GoogleWorkspace {
-        return Err(crate::Error::conflict(
-            "not_configured",
-            "the directory provider is not google_workspace: PUT /api/v1/directory first",
-        ));
+        return Err(not_google());
     }
     let key = service_account_key(row, cipher)?;
     let admin = row.admin_email.clone().ok_or_else(|| {

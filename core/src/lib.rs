@@ -19,6 +19,7 @@ pub mod outbound;
 pub mod paging;
 pub mod password;
 pub mod privileges;
+pub mod provider;
 pub mod rate_limit;
 pub mod secrets;
 pub mod settings;

@@ -1,5 +1,6 @@
-//! Incremental sync (product.md §8, issue 15): between full syncs, follow Google's admin log and
-//! re-read only what it names.
+//! Google's incremental read (product.md §8, issue 15): between full syncs, follow the admin log
+//! and re-read only what it names. The engine's side (what the read ends with, and the checks
+//! before any provider's read) is `sync/incremental.rs`.
 //!
 //! The log says *what to look at*, never *what is true*. An incremental job reads the events
 //! since the cursor (less the overlap window, the log's lag), skips those already applied, and
@@ -7,9 +8,9 @@
 //! (`users.get`, which answers for a primary address or an alias), the users the snapshot knew
 //! under that address (by id: a rename or an alias move leaves the old holder to look at), the
 //! members of each named group of the sync groups' graph, and the users that graph newly
-//! reaches. It then hands the planner the whole directory — the snapshot (`snapshot.rs`) with
-//! those re-reads in it — so that the plan is the one a full sync would make, under the same
-//! rules and safeguards.
+//! reaches (walked as a full sync walks them, `sync::scope::MemberWalk`). It then hands the
+//! planner the whole directory — the snapshot (`sync/snapshot.rs`) with those re-reads in it —
+//! so that the plan is the one a full sync would make, under the same rules and safeguards.
 //!
 //! A user leaves only on the Directory API's word: `users.get` by id answers 404, or the
 //! re-read memberships no longer reach a sync group. Whenever the log cannot be trusted for a
@@ -21,12 +22,13 @@ use chrono::{Duration, Utc};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::activity::{self, Activity, ActivityKey};
-use super::{DirectoryClient, GoogleError, MemberType};
+use super::provider::{edge, nested_group_addresses, to_remote};
+use super::{DirectoryClient, GoogleError};
 use crate::jobs::{JobControl, Phase, Progress};
-use crate::sync::fetch::to_remote;
+use crate::sync::incremental::{fallback, Incremental, Outcome, Since};
 use crate::sync::plan::RemoteUser;
 use crate::sync::scope::MemberWalk;
-use crate::sync::snapshot::{self, Edge, Node, ScopeKey, Snapshot, State};
+use crate::sync::snapshot::{self, Edge, Node, Snapshot, State};
 use crate::users::AddressKey;
 use crate::Result;
 
@@ -36,63 +38,21 @@ pub const RETENTION: Duration = Duration::days(180);
 /// Re-reads run this many at a time, as member listings do.
 const CONCURRENCY: usize = 8;
 
-/// What an incremental read ends with.
-#[derive(Debug)]
-pub enum Outcome {
-    /// The directory, brought up to date from the log.
-    Ready(Box<Incremental>),
-    /// Run a full sync instead, for this reason.
-    Fallback {
-        /// Why, for the job's `fallback_reason`.
-        reason: String,
-        /// When the log itself could not be read: `false`, with the reason for
-        /// `incremental.available`. `None`: the log was readable (or not read).
-        events_unreadable: Option<String>,
-    },
-}
-
-/// An incremental job's read: the planner's input is the snapshot's users (in scope, by id)
-/// and `in_scope`, as a full fetch would give them.
-#[derive(Debug)]
-pub struct Incremental {
-    /// The directory brought up to date; stored once applied.
-    pub snapshot: Snapshot,
-    /// Ids of the users in scope of the sync groups, `None` for everyone.
-    pub in_scope: Option<HashSet<String>>,
-    /// The state to store once applied (cursor, newest event, applied activities).
-    pub state: State,
-}
-
-fn fallback(reason: impl Into<String>) -> Result<Outcome> {
-    Ok(Outcome::Fallback {
-        reason: reason.into(),
-        events_unreadable: None,
-    })
-}
-
-/// Reads what changed since the cursor of `state` into `snapshot` (the directory the last
-/// applied sync read, [`snapshot::load_snapshot`]). The caller has checked the job's kind.
-pub async fn read(
+/// Reads what the admin log names since the cursor into the snapshot (the directory the last
+/// applied sync read, [`snapshot::load_snapshot`]).
+pub(crate) async fn read(
     client: &DirectoryClient,
-    state: &State,
-    snapshot: Option<Snapshot>,
-    key: &ScopeKey,
-    overlap: Duration,
+    since: Since<'_>,
     progress: &mut Progress,
     ctl: &JobControl,
 ) -> Result<Outcome> {
-    let (Some(cursor), Some(mut snap)) = (state.cursor, snapshot) else {
-        return fallback(
-            "no full sync has been applied yet: an incremental job needs the directory as a full \
-             sync read it and the time it began",
-        );
-    };
-    if snap.scope_key != *key {
-        return fallback(
-            "customer_id, domain or sync_groups changed since the last full sync: the stored \
-             directory belongs to the old configuration",
-        );
-    }
+    let Since {
+        state,
+        cursor,
+        snapshot: mut snap,
+        key,
+        overlap,
+    } = since;
     let now = Utc::now();
     let start = cursor - overlap;
     // A day of margin: a window that reaches past what Google serves fails outright.
@@ -221,9 +181,9 @@ pub async fn read(
                 Err(e) => return Err(e.into()),
             };
             progress.members += members.len() as u64;
-            note_group_emails(&members, &mut member_email);
+            member_email.extend(nested_group_addresses(&members));
             let node = graph.nodes.get_mut(id).expect("named group");
-            node.members = members.iter().filter_map(Edge::of).collect();
+            node.members = members.iter().filter_map(edge).collect();
             if touched.group_changes.contains(&email) {
                 match client.get_group(id).await? {
                     Some(g) => node.email = g.email.to_lowercase(),
@@ -247,17 +207,17 @@ pub async fn read(
             .collect();
         let mut walk = MemberWalk::skipping(client, new_groups, known);
         while let Some(listing) = walk.next().await {
-            let (gid, members, _) = listing?;
-            progress.members += members.len() as u64;
-            note_group_emails(&members, &mut member_email);
-            let Some(email) = member_email.get(&gid).cloned() else {
+            let listing = listing?;
+            progress.members += listing.listed;
+            member_email.extend(listing.group_addresses);
+            let Some(email) = member_email.get(&listing.group).cloned() else {
                 return fallback("a group newly in scope has no known address");
             };
             let node = Node {
                 email,
-                members: members.iter().filter_map(Edge::of).collect(),
+                members: listing.members,
             };
-            graph.nodes.insert(gid, node);
+            graph.nodes.insert(listing.group, node);
         }
         graph.prune();
         let reach = graph.reach();
@@ -369,14 +329,6 @@ pub fn full_sync_floor(snap: &Snapshot) -> u64 {
     match &snap.graph {
         None => users,
         Some(g) => users + snap.account_groups.div_ceil(200).max(1) + g.nodes.len() as u64,
-    }
-}
-
-fn note_group_emails(members: &[crate::google::Member], emails: &mut HashMap<String, String>) {
-    for m in members {
-        if let (MemberType::Group, Some(email)) = (m.kind, &m.email) {
-            emails.insert(m.id.clone(), email.to_lowercase());
-        }
     }
 }
 

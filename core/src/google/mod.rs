@@ -2,6 +2,10 @@
 //! a read-only Directory API client (users, groups, members) with paging, partial responses,
 //! gzip, retries and timeouts as `shared/reference/google-apis.md` describes.
 //!
+//! The client is the sync engine's Google provider (`crate::provider::DirectoryProvider`,
+//! implemented in `provider.rs`); its incremental read follows the admin log
+//! (`incremental.rs`).
+//!
 //! Nothing here knows the Google emulator: base URLs come from configuration (the token URL
 //! from the key file, accepted only when it is Google's or the configured one).
 //!
@@ -27,6 +31,7 @@ mod guard;
 pub mod incremental;
 mod key;
 mod model;
+mod provider;
 mod token;
 
 #[cfg(test)]

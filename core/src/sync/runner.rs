@@ -1,5 +1,6 @@
-//! Running one sync job: configuration → read (full, or incremental from the admin log, which
-//! falls back to full) → plan → safeguards → apply, all or nothing.
+//! Running one sync job: configuration → read (full, or incremental from the directory's
+//! changes, which falls back to full) → plan → safeguards → apply, all or nothing. The reads go
+//! through the configured directory's provider (`crate::provider`), never to a named directory.
 
 use std::sync::Arc;
 
@@ -17,14 +18,15 @@ use crate::jobs::{JobControl, JobRunner, Kind, Outcome, Phase, Progress, Status}
 use crate::secrets::Cipher;
 use crate::{directory, Result};
 
-/// Runs sync jobs against Google (or whatever the Google settings point at).
+/// Runs sync jobs against the configured directory.
 pub struct SyncRunner {
     cipher: Cipher,
     google: directory::GoogleAccess,
 }
 
 impl SyncRunner {
-    /// A runner using the server's cipher, Google settings and access-token cache.
+    /// A runner using the server's cipher, and its Google settings and access-token cache for
+    /// a Google Workspace directory.
     pub fn new(cipher: Cipher, google: directory::GoogleAccess) -> Arc<SyncRunner> {
         Arc::new(SyncRunner { cipher, google })
     }
@@ -51,7 +53,7 @@ impl SyncRunner {
         // Undecodable sync groups fail the job (stored_data_invalid): read as empty, they would
         // put every user of the account in scope.
         let sync_groups = directory::sync_groups_of(&cfg)?;
-        let client = directory::client_for(&cfg, &self.cipher, &self.google)?;
+        let provider = directory::provider_for(&cfg, &self.cipher, &self.google)?;
         let scope_key = ScopeKey::new(
             cfg.customer_id.as_deref(),
             cfg.domain.as_deref(),
@@ -59,14 +61,14 @@ impl SyncRunner {
         );
         let mut progress = Progress::default();
         // A cancel abandons the request in flight (dropping the read drops it) rather than
-        // waiting for Google's answer; the reads also check between pages.
+        // waiting for the directory's answer; the reads also check between pages.
         let mut read = None;
         if job.kind == Kind::Incremental {
             let state = snapshot::load(db).await?;
             let stored = snapshot::load_snapshot(db).await?;
             let overlap = chrono::Duration::minutes(cfg.event_overlap_minutes.max(0) as i64);
             let outcome = tokio::select! {
-                r = incremental::read(&client, &state, stored, &scope_key, overlap, &mut progress, ctl) => r?,
+                r = incremental::read(&*provider, &state, stored, &scope_key, overlap, &mut progress, ctl) => r?,
                 () = ctl.stopped() => return Ok(ctl.stop_outcome()),
             };
             if ctl.should_stop() {
@@ -115,7 +117,7 @@ impl SyncRunner {
                 phase(&mut progress, Phase::FetchingUsers);
                 ctl.progress(&progress, true).await;
                 let fetched = tokio::select! {
-                    f = fetch::fetch(&client, &sync_groups, &mut progress, ctl) => f?,
+                    f = fetch::fetch(&*provider, &sync_groups, &mut progress, ctl) => f?,
                     () = ctl.stopped() => return Ok(ctl.stop_outcome()),
                 };
                 if ctl.should_stop() {

@@ -10,22 +10,23 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::plan::{RemoteState, RemoteUser};
 use super::snapshot::{Edge, Graph, Node};
-use crate::google::{DirectoryClient, GoogleError, Member, MemberType};
 use crate::jobs::{JobControl, Phase, Progress};
+use crate::provider::{DirectoryProvider, GroupMembers};
 
 /// Member listings run this many at a time: Google's per-user quota allows it, and with
 /// thousands of groups the fetch is bound by round trips, not bandwidth.
 const MEMBER_CONCURRENCY: usize = 8;
 
-/// One group's id, its members (every page) and the number of pages it took.
-pub type Listing = Result<(String, Vec<Member>, u64), GoogleError>;
+/// One group's members (every page), as its provider listed them.
+pub type Listing = crate::Result<GroupMembers>;
 
 /// The members of some groups and, once each, of every group nested in them (so cycles end),
-/// [`MEMBER_CONCURRENCY`] listings at a time. A work queue rather than level by level: a nested
-/// group found in one listing is listed as soon as a slot is free, not after the slowest
-/// listing of its level. Public so that the benchmark's paging floor walks the same way.
+/// [`MEMBER_CONCURRENCY`] listings at a time, through any provider. A work queue rather than
+/// level by level: a nested group found in one listing is listed as soon as a slot is free, not
+/// after the slowest listing of its level. Public so that the benchmark's paging floor walks the
+/// same way.
 pub struct MemberWalk<'a> {
-    client: &'a DirectoryClient,
+    provider: &'a dyn DirectoryProvider,
     queue: VecDeque<String>,
     visited: HashSet<String>,
     in_flight: FuturesUnordered<BoxFuture<'a, Listing>>,
@@ -33,20 +34,20 @@ pub struct MemberWalk<'a> {
 
 impl<'a> MemberWalk<'a> {
     /// A walk from these group ids.
-    pub fn new(client: &'a DirectoryClient, groups: Vec<String>) -> MemberWalk<'a> {
-        MemberWalk::skipping(client, groups, HashSet::new())
+    pub fn new(provider: &'a dyn DirectoryProvider, groups: Vec<String>) -> MemberWalk<'a> {
+        MemberWalk::skipping(provider, groups, HashSet::new())
     }
 
     /// A walk from these group ids that does not list the groups in `known` (an incremental
     /// job knows their members already).
     pub fn skipping(
-        client: &'a DirectoryClient,
+        provider: &'a dyn DirectoryProvider,
         groups: Vec<String>,
         mut known: HashSet<String>,
     ) -> MemberWalk<'a> {
         known.extend(groups.iter().cloned());
         MemberWalk {
-            client,
+            provider,
             visited: known,
             queue: groups.into(),
             in_flight: FuturesUnordered::new(),
@@ -60,22 +61,19 @@ impl<'a> MemberWalk<'a> {
             let Some(gid) = self.queue.pop_front() else {
                 break;
             };
-            let client = self.client;
-            self.in_flight.push(Box::pin(async move {
-                let mut pages = client.members(&gid);
-                let mut members = Vec::new();
-                while let Some(page) = pages.next_page().await? {
-                    members.extend(page);
-                }
-                let count = pages.pages_fetched() as u64;
-                Ok((gid, members, count))
-            }));
+            let provider = self.provider;
+            self.in_flight
+                .push(Box::pin(async move { provider.group_members(&gid).await }));
         }
         let listing = self.in_flight.next().await?;
-        if let Ok((_, members, _)) = &listing {
-            for m in members {
-                if m.kind == MemberType::Group && self.visited.insert(m.id.clone()) {
-                    self.queue.push_back(m.id.clone());
+        if let Ok(listing) = &listing {
+            let nested = listing.members.iter().filter_map(|e| match e {
+                Edge::Group(g) => Some(g),
+                _ => None,
+            });
+            for g in nested {
+                if self.visited.insert(g.clone()) {
+                    self.queue.push_back(g.clone());
                 }
             }
         }
@@ -105,11 +103,11 @@ pub struct Fetched {
     pub account_groups: u64,
 }
 
-/// The scope of the fetched `users`: the groups (200 a page, to resolve the configured
+/// The scope of the fetched `users`: the groups (every page, to resolve the configured
 /// addresses) and their members. Returns early (with nothing) when the job should stop; the
 /// caller checks [`JobControl::should_stop`] before using the result.
 pub async fn scope(
-    client: &DirectoryClient,
+    provider: &dyn DirectoryProvider,
     users: Vec<RemoteUser>,
     sync_groups: &[String],
     progress: &mut Progress,
@@ -129,7 +127,7 @@ pub async fn scope(
     progress.phase = Some(Phase::FetchingGroups);
     ctl.progress(progress, true).await;
     let mut by_email: HashMap<String, String> = HashMap::new();
-    let mut groups = client.groups();
+    let mut groups = provider.group_pages();
     while let Some(page) = groups.next_page().await? {
         progress.pages += 1;
         progress.groups += page.len() as u64;
@@ -154,8 +152,9 @@ pub async fn scope(
                 return Err(crate::Error::conflict(
                     "unknown_group",
                     format!(
-                        "the sync group {g} does not exist in Google Workspace; fix sync_groups \
-                         (an unknown group never means \"nobody\")"
+                        "the sync group {g} does not exist in {}; fix sync_groups (an unknown \
+                         group never means \"nobody\")",
+                        provider.directory_name()
                     ),
                 ))
             }
@@ -170,29 +169,28 @@ pub async fn scope(
     };
     // A nested group created after the group listing is named by its parent's member entry.
     let mut member_email: HashMap<String, String> = HashMap::new();
-    let mut walk = MemberWalk::new(client, frontier);
+    let mut walk = MemberWalk::new(provider, frontier);
     while let Some(listing) = walk.next().await {
-        let (gid, members, page_count) = listing?;
-        progress.pages += page_count;
-        progress.members += members.len() as u64;
-        for m in &members {
-            if let (MemberType::Group, Some(email)) = (m.kind, &m.email) {
-                member_email.insert(m.id.clone(), email.to_lowercase());
-            }
-        }
+        let GroupMembers {
+            group: gid,
+            members,
+            group_addresses,
+            listed,
+            pages,
+        } = listing?;
+        progress.pages += pages;
+        progress.members += listed;
+        member_email.extend(group_addresses);
         // Nested groups are followed by the walk; the graph keeps every edge, so that an
         // incremental job can change one group's members and compute the scope again. A group
         // known by no address (neither listed nor named by its parent) cannot be matched to
-        // the log's events: `email` stays empty, and an incremental job runs as a full sync
-        // (`incremental.rs`).
+        // a change feed that names groups by address (Google's admin log): `email` stays
+        // empty, and Google's incremental job runs as a full sync (`google/incremental.rs`).
         let email = match email_of.get(gid.as_str()) {
             Some(e) => (*e).to_owned(),
             None => member_email.get(&gid).cloned().unwrap_or_default(),
         };
-        let node = Node {
-            email,
-            members: members.iter().filter_map(Edge::of).collect(),
-        };
+        let node = Node { email, members };
         graph.nodes.insert(gid, node);
         ctl.progress(progress, false).await;
         if ctl.should_stop() {

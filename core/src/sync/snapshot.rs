@@ -15,7 +15,6 @@ use uuid::Uuid;
 
 use super::plan::{RemoteState, RemoteUser};
 use crate::google::activity::ActivityKey;
-use crate::google::{Member, MemberType};
 use crate::Result;
 
 /// The id of the only row of `directory_state`.
@@ -47,7 +46,8 @@ impl ScopeKey {
     }
 }
 
-/// One member of a group, as scope needs it: external members and unknown kinds are dropped.
+/// One member of a group, as scope needs it: a provider drops the members scope does not follow
+/// (outside addresses, unknown kinds).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Edge {
@@ -57,18 +57,6 @@ pub enum Edge {
     Group(String),
     /// Everyone in the account.
     Customer,
-}
-
-impl Edge {
-    /// The edge of a listed member; `None` for those scope ignores.
-    pub fn of(m: &Member) -> Option<Edge> {
-        match m.kind {
-            MemberType::User => Some(Edge::User(m.id.clone())),
-            MemberType::Group => Some(Edge::Group(m.id.clone())),
-            MemberType::Customer => Some(Edge::Customer),
-            MemberType::External | MemberType::Other => None,
-        }
-    }
 }
 
 /// A group reached from the sync groups.
