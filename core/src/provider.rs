@@ -115,3 +115,224 @@ pub trait DirectoryProvider: Send + Sync {
     ) -> Result<Outcome>;
 }
 
+#[cfg(test)]
+mod tests {
+    //! The engine's full read, scope and planning over a second provider of fixed data: if a
+    //! rule of §3 leaked into Google's side of the seam, these would see it missing.
+
+    use std::collections::{HashMap, HashSet, VecDeque};
+
+    use super::*;
+    use crate::sync::plan::{plan, ChangeKind, DirectoryId, LocalState, Rules};
+    use crate::sync::{fetch, incremental};
+
+    /// A directory held in memory: users and groups, each listing in pages of two.
+    struct Fixed {
+        users: Vec<RemoteUser>,
+        groups: Vec<DirectoryGroup>,
+        members: HashMap<String, Vec<Edge>>,
+        /// Whether the user listing reaches its last page.
+        users_complete: bool,
+    }
+
+    struct FixedPages<T> {
+        pages: VecDeque<Vec<T>>,
+        complete: bool,
+    }
+
+    #[async_trait]
+    impl<T: Send + Sync> Pager<T> for FixedPages<T> {
+        async fn next_page(&mut self) -> Result<Option<Vec<T>>> {
+            Ok(self.pages.pop_front())
+        }
+
+        fn is_complete(&self) -> bool {
+            self.pages.is_empty() && self.complete
+        }
+    }
+
+    fn pages<T: Clone>(items: &[T], complete: bool) -> FixedPages<T> {
+        FixedPages {
+            pages: items.chunks(2).map(<[T]>::to_vec).collect(),
+            complete,
+        }
+    }
+
+    #[async_trait]
+    impl DirectoryProvider for Fixed {
+        fn directory_name(&self) -> &'static str {
+            "the fixed directory"
+        }
+
+        fn user_pages(&self) -> Box<dyn Pager<RemoteUser> + '_> {
+            Box::new(pages(&self.users, self.users_complete))
+        }
+
+        fn group_pages(&self) -> Box<dyn Pager<DirectoryGroup> + '_> {
+            Box::new(pages(&self.groups, true))
+        }
+
+        async fn group_members(&self, group_id: &str) -> Result<GroupMembers> {
+            let members = self.members.get(group_id).cloned().unwrap_or_default();
+            let group_addresses = members
+                .iter()
+                .filter_map(|e| match e {
+                    Edge::Group(g) => self
+                        .groups
+                        .iter()
+                        .find(|x| x.id == *g)
+                        .map(|x| (g.clone(), x.email.to_lowercase())),
+                    _ => None,
+                })
+                .collect();
+            Ok(GroupMembers {
+                group: group_id.to_owned(),
+                listed: members.len() as u64,
+                members,
+                group_addresses,
+                pages: 1,
+            })
+        }
+
+        async fn user_by_id(&self, id: &str) -> Result<Option<RemoteUser>> {
+            Ok(self.users.iter().find(|u| u.id.as_str() == id).cloned())
+        }
+
+        async fn read_changes(
+            &self,
+            _since: Since<'_>,
+            _progress: &mut Progress,
+            _ctl: &JobControl,
+        ) -> Result<Outcome> {
+            incremental::fallback("the fixed directory keeps no changes")
+        }
+    }
+
+    fn user(id: &str, email: &str, disabled: bool) -> RemoteUser {
+        RemoteUser {
+            id: DirectoryId::new(id.into()),
+            primary_email: email.into(),
+            full_name: format!("User {id}"),
+            addresses: vec![email.into()],
+            disabled,
+        }
+    }
+
+    fn group(id: &str, email: &str) -> DirectoryGroup {
+        DirectoryGroup {
+            id: id.into(),
+            email: email.into(),
+        }
+    }
+
+    /// `staff` holds Ada and the nested `team`, which holds Bob, the disabled Dan and `staff`
+    /// again (a cycle); `other` holds Eve, outside the sync groups.
+    fn directory() -> Fixed {
+        let u = |id: &str| Edge::User(id.into());
+        let g = |id: &str| Edge::Group(id.into());
+        Fixed {
+            users: vec![
+                user("1", "ada@example.com", false),
+                user("2", "bob@example.com", false),
+                user("3", "eve@example.com", false),
+                user("4", "dan@example.com", true),
+            ],
+            groups: vec![
+                group("g1", "Staff@example.com"),
+                group("g2", "team@example.com"),
+                group("g3", "other@example.com"),
+            ],
+            members: HashMap::from([
+                ("g1".to_string(), vec![u("1"), g("g2")]),
+                ("g2".to_string(), vec![u("2"), u("4"), g("g1")]),
+                ("g3".to_string(), vec![u("3")]),
+            ]),
+            users_complete: true,
+        }
+    }
+
+    async fn control() -> JobControl {
+        // Progress is written to a table this database lacks: a logged warning, no failure.
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        JobControl::for_tests(db)
+    }
+
+    #[tokio::test]
+    async fn the_engine_reads_scopes_and_plans_through_any_provider() {
+        let dir = directory();
+        let ctl = control().await;
+        let mut progress = Progress::default();
+        let groups = ["staff@example.com".to_string()];
+        let fetched = fetch::fetch(&dir, &groups, &mut progress, &ctl)
+            .await
+            .unwrap();
+
+        let in_scope = fetched.remote.in_scope.clone().expect("sync groups scope");
+        let expected: HashSet<String> = ["1", "2", "4"].map(String::from).into();
+        assert_eq!(
+            in_scope, expected,
+            "nested groups followed, the cycle ended"
+        );
+        assert_eq!(fetched.remote.users.len(), 4, "every user is read");
+        assert_eq!(fetched.account_groups, 3);
+        let graph = fetched.graph.as_ref().expect("a graph");
+        assert_eq!(graph.roots, ["g1"]);
+        let listed: Vec<&str> = graph.nodes.keys().map(String::as_str).collect();
+        assert_eq!(listed, ["g1", "g2"], "only reachable groups are listed");
+        assert_eq!(graph.nodes["g2"].email, "team@example.com");
+        assert_eq!((progress.users, progress.groups), (4, 3));
+        assert_eq!(progress.members, 5);
+        // Users: 2 pages; groups: 2 pages; members: one page per reached group.
+        assert_eq!(progress.pages, 6);
+
+        let the_plan = plan(
+            &fetched.remote,
+            &LocalState { users: Vec::new() },
+            Rules {
+                auto_delete_users: false,
+            },
+        );
+        let mut created: Vec<(&str, ChangeKind)> = the_plan
+            .changes
+            .iter()
+            .map(|c| (c.user_name.as_str(), c.kind))
+            .collect();
+        created.sort_by(|a, b| a.0.cmp(b.0));
+        assert_eq!(
+            created,
+            [
+                ("ada@example.com", ChangeKind::Create),
+                ("bob@example.com", ChangeKind::Create),
+                ("dan@example.com", ChangeKind::Create),
+            ]
+        );
+        assert!(
+            the_plan.creates.iter().any(|u| u.disabled),
+            "Dan stays disabled"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_sync_group_or_an_incomplete_listing_fails_whatever_the_provider() {
+        let ctl = control().await;
+        let unknown = ["nobody@example.com".to_string()];
+        let err = fetch::fetch(&directory(), &unknown, &mut Progress::default(), &ctl)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "unknown_group");
+        assert!(
+            err.to_string()
+                .contains("does not exist in the fixed directory"),
+            "{err}"
+        );
+
+        let cut_short = Fixed {
+            users_complete: false,
+            ..directory()
+        };
+        let err = fetch::fetch(&cut_short, &[], &mut Progress::default(), &ctl)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "incomplete_fetch");
+    }
+}

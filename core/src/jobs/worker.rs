@@ -184,6 +184,20 @@ impl JobControl {
         &self.db
     }
 
+    /// A control for a job that is never stopped, writing its progress to `db` (for tests of
+    /// the engine's reads).
+    #[cfg(test)]
+    pub(crate) fn for_tests(db: DatabaseConnection) -> JobControl {
+        JobControl {
+            db,
+            id: Uuid::nil(),
+            owner: String::new(),
+            stop: Default::default(),
+            lease_lost: Default::default(),
+            last_progress: Default::default(),
+        }
+    }
+
     /// Ends the job inside `txn`, together with whatever the job wrote there: stores its changes,
     /// summary and status, releases the active slot. Fails with `Ok(false)` when this worker no
     /// longer holds the lease, in which case the caller must roll back.
