@@ -40,6 +40,13 @@ pub async fn config_row<C: ConnectionTrait>(db: &C) -> Result<directory_config::
         incremental_seconds: Set(None),
         full_sync_hours: Set(24),
         event_overlap_minutes: Set(10),
+        tenant_id: Set(None),
+        entra_client_id: Set(None),
+        include_guests: Set(false),
+        entra_credential_kind: Set(None),
+        entra_secret: Set(None),
+        entra_certificate_pem: Set(None),
+        entra_thumbprint: Set(None),
     };
     // Two first requests may race to create the row; the loser reads the winner's.
     match row.insert(db).await {
@@ -573,7 +580,8 @@ pub fn provider_for(
 ) -> Result<Box<dyn crate::provider::DirectoryProvider>> {
     match row.provider {
         Provider::GoogleWorkspace => Ok(Box::new(client_for(row, cipher, google)?)),
-        Provider::None => Err(not_google()),
+        // Issue 16: Microsoft Graph's reader is being built (core/src/entra/).
+        Provider::MicrosoftEntra | Provider::None => Err(not_google()),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod db;
 pub mod directory;
+pub mod entra;
 pub mod error;
 pub mod folders;
 pub mod google;

@@ -54,6 +54,13 @@ pub struct Settings {
     /// A token endpoint accepted in an uploaded key file's `token_uri` besides Google's own two
     /// (the emulator's, in tests and demos). Nothing else is ever sent a signed assertion.
     pub google_token_url: String,
+    /// Microsoft's sign-in service (`DIRSYNC_MICROSOFT_LOGIN_URL`): the Entra token endpoint
+    /// is `{this}/{tenant}/oauth2/v2.0/token`, the OpenID configuration
+    /// `{this}/{tenant}/v2.0/.well-known/openid-configuration`. Only this host is sent the
+    /// app's credential.
+    pub microsoft_login_url: String,
+    /// Microsoft Graph (`DIRSYNC_MICROSOFT_GRAPH_URL`): reads go to `{this}/v1.0/...`.
+    pub microsoft_graph_url: String,
     /// Log format.
     pub log_format: LogFormat,
     /// HTTP worker threads (`None`: one per core).
@@ -104,6 +111,8 @@ impl Default for Settings {
             google_discovery_url: "https://accounts.google.com/.well-known/openid-configuration"
                 .into(),
             google_token_url: crate::google::GOOGLE_TOKEN_URL.into(),
+            microsoft_login_url: "https://login.microsoftonline.com".into(),
+            microsoft_graph_url: "https://graph.microsoft.com".into(),
             log_format: LogFormat::Text,
             workers: None,
             job_lease_seconds: 30,
@@ -139,6 +148,8 @@ struct FileSettings {
     google_directory_url: Option<String>,
     google_discovery_url: Option<String>,
     google_token_url: Option<String>,
+    microsoft_login_url: Option<String>,
+    microsoft_graph_url: Option<String>,
     log_format: Option<LogFormat>,
     workers: Option<usize>,
     job_lease_seconds: Option<u64>,
@@ -201,6 +212,8 @@ impl Settings {
             google_directory_url: var("GOOGLE_DIRECTORY_URL"),
             google_discovery_url: var("GOOGLE_DISCOVERY_URL"),
             google_token_url: var("GOOGLE_TOKEN_URL"),
+            microsoft_login_url: var("MICROSOFT_LOGIN_URL"),
+            microsoft_graph_url: var("MICROSOFT_GRAPH_URL"),
             log_format,
             workers: parse_num("WORKERS")?.map(|n| n as usize),
             job_lease_seconds: parse_num("JOB_LEASE_SECONDS")?,
@@ -261,6 +274,8 @@ impl Settings {
             google_directory_url,
             google_discovery_url,
             google_token_url,
+            microsoft_login_url,
+            microsoft_graph_url,
             log_format,
             job_lease_seconds,
             rate_limit_api_per_minute,
@@ -357,12 +372,15 @@ impl Settings {
             self.tls_cert.is_some() == self.tls_key.is_some(),
             "DIRSYNC_TLS_CERT and DIRSYNC_TLS_KEY must be set together"
         );
-        match url::Url::parse(&self.google_token_url) {
-            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
-            _ => anyhow::bail!(
-                "DIRSYNC_GOOGLE_TOKEN_URL must be an http(s) URL, not {:?}",
-                self.google_token_url
-            ),
+        for (name, value) in [
+            ("DIRSYNC_GOOGLE_TOKEN_URL", &self.google_token_url),
+            ("DIRSYNC_MICROSOFT_LOGIN_URL", &self.microsoft_login_url),
+            ("DIRSYNC_MICROSOFT_GRAPH_URL", &self.microsoft_graph_url),
+        ] {
+            match url::Url::parse(value) {
+                Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
+                _ => anyhow::bail!("{name} must be an http(s) URL, not {value:?}"),
+            }
         }
         anyhow::ensure!(
             self.database_acquire_timeout_seconds >= 1,

@@ -1,8 +1,8 @@
-//! The one directory configuration (row id 1). JSON lists are stored as text; `sa_private_key` is encrypted.
+//! The one directory configuration (row id 1). JSON lists are stored as text; `sa_private_key` and `entra_secret` are encrypted.
 
 use sea_orm::entity::prelude::*;
 
-use crate::values::Provider;
+use crate::values::{EntraCredentialKind, Provider};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "directory_config")]
@@ -32,6 +32,21 @@ pub struct Model {
     pub full_sync_hours: i32,
     /// How far before the cursor an incremental job reads the admin log (its lag).
     pub event_overlap_minutes: i32,
+    /// Entra: the tenant (its GUID, or a verified domain).
+    pub tenant_id: Option<String>,
+    /// Entra: the app registration's application (client) id.
+    pub entra_client_id: Option<String>,
+    /// Entra: whether guests (`userType: Guest`) are in scope.
+    pub include_guests: bool,
+    /// Entra: which credential is stored; `None`: none yet.
+    pub entra_credential_kind: Option<EntraCredentialKind>,
+    /// Entra: the client secret, or the certificate's private key (PEM), encrypted.
+    pub entra_secret: Option<String>,
+    /// Entra: the certificate (PEM; public).
+    pub entra_certificate_pem: Option<String>,
+    /// Entra: the certificate's SHA-1 thumbprint (hex, upper case), as the Entra admin center
+    /// shows it.
+    pub entra_thumbprint: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,9 @@ pub struct Model {
     pub events_reason: Option<String>,
     pub last_incremental_job_id: Option<Uuid>,
     pub updated_at: DateTimeUtc,
+    /// Entra: the delta links an incremental job continues from (JSON), written by the sync
+    /// that read them; `None` for Google, or before the first Entra sync.
+    pub delta_links: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

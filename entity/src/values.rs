@@ -352,8 +352,21 @@ stored_enum! {
     pub enum Provider in "directory_config.provider" {
         /// Google Workspace through the Directory API.
         GoogleWorkspace = "google_workspace",
+        /// Microsoft Entra ID (Microsoft 365) through Microsoft Graph.
+        MicrosoftEntra = "microsoft_entra",
         /// No directory: only local users.
         None = "none",
+    }
+}
+
+stored_enum! {
+    /// How dirsync proves itself to Microsoft Entra ID: the app registration's credential.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    pub enum EntraCredentialKind in "directory_config.entra_credential_kind" {
+        /// A client secret (expires; Microsoft prefers certificates).
+        ClientSecret = "client_secret",
+        /// A certificate whose private key signs a client assertion.
+        Certificate = "certificate",
     }
 }
 
@@ -717,6 +730,7 @@ mod tests {
         round_trip(JobKind::ALL, JobKind::as_str);
         round_trip(ChangeKind::ALL, ChangeKind::as_str);
         round_trip(Provider::ALL, Provider::as_str);
+        round_trip(EntraCredentialKind::ALL, EntraCredentialKind::as_str);
         round_trip(AuthTestStatus::ALL, AuthTestStatus::as_str);
         round_trip(Privilege::ALL, Privilege::as_str);
         round_trip(Access::ALL, Access::as_str);

@@ -10,6 +10,7 @@ mod m20261129_000003_shared_limits_and_handovers;
 mod m20261129_000004_notifications;
 mod m20261129_000005_drop_stored_groups;
 mod m20261129_000006_incremental_sync;
+mod m20261130_000007_microsoft_entra;
 
 /// The ordered list of dirsync's migrations.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_notifications::Migration),
             Box::new(m20261129_000005_drop_stored_groups::Migration),
             Box::new(m20261129_000006_incremental_sync::Migration),
+            Box::new(m20261130_000007_microsoft_entra::Migration),
         ]
     }
 }

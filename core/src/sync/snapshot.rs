@@ -314,6 +314,7 @@ async fn upsert<C: ConnectionTrait>(
         events_reason: Set(state.events_reason),
         last_incremental_job_id: Set(state.last_incremental_job_id),
         updated_at: Set(Utc::now()),
+        delta_links: sea_orm::ActiveValue::NotSet,
     };
     directory_state::Entity::insert(row)
         .on_conflict(
