@@ -210,6 +210,7 @@ mod tests {
 
     fn user(id: &str, email: &str, disabled: bool) -> RemoteUser {
         RemoteUser {
+            user_name: None,
             id: DirectoryId::new(id.into()),
             primary_email: email.into(),
             full_name: format!("User {id}"),

@@ -18,6 +18,7 @@ pub(crate) fn to_remote(u: User) -> RemoteUser {
     let disabled = u.is_disabled();
     let addresses = u.all_addresses();
     RemoteUser {
+        user_name: None,
         id: DirectoryId::new(u.id),
         full_name: if u.full_name.is_empty() {
             format!("{} {}", u.given_name, u.family_name)

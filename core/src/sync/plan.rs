@@ -47,19 +47,32 @@ impl From<DirectoryId> for sea_orm::Value {
     }
 }
 
-/// A Google user as the engine needs it (and as the snapshot of `snapshot.rs` keeps it).
+/// A directory user as the engine needs it (and as the snapshot of `snapshot.rs` keeps it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteUser {
-    /// Google's stable user id.
+    /// The directory's stable id of the user (Google's user id, Entra's object id).
     pub id: DirectoryId,
-    /// Primary address (becomes the user name, lower-cased).
+    /// The user name when it is not the primary address (Entra: the UPN). `None`: the
+    /// primary address is the user name (Google). Absent from snapshots written before Entra
+    /// existed, which were all Google's: `None` is what they mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// Primary address (the user name too, lower-cased, unless `user_name` is set).
     pub primary_email: String,
     /// Display name.
     pub full_name: String,
     /// Every address, primary first, aliases and non-editable aliases after it.
     pub addresses: Vec<String>,
-    /// Suspended or archived in Google.
+    /// Suspended or archived in Google; `accountEnabled: false` in Entra.
     pub disabled: bool,
+}
+
+impl RemoteUser {
+    /// The user name this user gets (before lower-casing): `user_name`, else the primary
+    /// address.
+    pub fn name(&self) -> &str {
+        self.user_name.as_deref().unwrap_or(&self.primary_email)
+    }
 }
 
 /// The fetched directory: all users, and the ids in scope (`None`: everyone is in scope).

@@ -18,6 +18,7 @@ fn did(id: &str) -> DirectoryId {
 
 fn remote(id: &str, email: &str, aliases: &[&str], disabled: bool) -> RemoteUser {
     RemoteUser {
+        user_name: None,
         id: did(id),
         primary_email: email.into(),
         full_name: format!("Name {id}"),
@@ -525,6 +526,7 @@ fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
                 .filter(|a| seen_addr.insert(a.clone()))
                 .collect();
             users.push(RemoteUser {
+                user_name: None,
                 id: DirectoryId::new(id.to_string()),
                 primary_email: email,
                 full_name: format!("N{id}"),
