@@ -37,7 +37,8 @@ struct Target<'a> {
     local: Option<usize>,
     /// Matched by name: an unlinked directory user that this run links to Google.
     adopt: bool,
-    /// The wanted user name (the lower-cased primary address).
+    /// The wanted user name, lower-cased ([`RemoteUser::name`]: the primary address, or
+    /// Entra's UPN).
     name: AddressKey,
     /// Wanted addresses: primary first, each once (case-insensitively).
     wanted: Vec<String>,
@@ -131,10 +132,7 @@ impl<'a> Planner<'a> {
     /// every other unmatched Google user is a creation. Whether its name is free is settled next.
     pub(super) fn match_by_name(&mut self, unmatched: Vec<&'a RemoteUser>) {
         for r in unmatched {
-            let holder = self
-                .by_name
-                .get(&AddressKey::new(&r.primary_email))
-                .copied();
+            let holder = self.by_name.get(&AddressKey::new(r.name())).copied();
             match holder {
                 Some(i)
                     if self.users[i].directory
@@ -157,7 +155,7 @@ impl<'a> Planner<'a> {
             remote: r,
             local,
             adopt,
-            name: AddressKey::new(&r.primary_email),
+            name: AddressKey::new(r.name()),
             wanted_keys: wanted.iter().map(|a| AddressKey::new(a)).collect(),
             wanted,
             name_held: None,
@@ -458,7 +456,7 @@ fn create(out: &mut Plan, t: &Target, addresses: Vec<String>) {
 fn conflict(r: &RemoteUser, reason: String) -> Change {
     Change {
         kind: ChangeKind::Conflict,
-        user_name: AddressKey::new(&r.primary_email).into(),
+        user_name: AddressKey::new(r.name()).into(),
         directory_id: Some(r.id.clone().into()),
         fields: Fields::new(),
         reason: Some(reason),

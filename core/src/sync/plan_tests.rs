@@ -487,6 +487,60 @@ fn the_apply_check_names_the_user_the_address_and_the_rule_of_a_plan_that_would_
     );
 }
 
+/// Entra: the user name is the UPN, the addresses are the mail addresses; a UPN change is a
+/// rename of the same user (matched by object id), and a UPN held as another user's name is
+/// held back like any rename, while the addresses still move.
+#[test]
+fn a_user_name_of_its_own_names_the_user_and_renames_keep_it() {
+    let mut entra = remote("oid-1", "Ada@Contoso.com", &["ada.l@contoso.com"], false);
+    entra.user_name = Some("ADA@contoso.onmicrosoft.com".into());
+    let r = RemoteState {
+        users: vec![entra.clone()],
+        in_scope: None,
+    };
+    let p = plan(&r, &LocalState::default(), Rules::default());
+    assert_eq!(p.creates[0].user_name, "ada@contoso.onmicrosoft.com");
+    assert_eq!(
+        p.creates[0].addresses,
+        vec!["Ada@Contoso.com", "ada.l@contoso.com"]
+    );
+    let local = apply_model(&LocalState::default(), &p);
+
+    entra.user_name = Some("ada.lovelace@contoso.onmicrosoft.com".into());
+    let r = RemoteState {
+        users: vec![entra.clone()],
+        in_scope: None,
+    };
+    let p = plan(&r, &local, Rules::default());
+    assert_eq!(kinds(&p), vec![ChangeKind::Update]);
+    assert_eq!(p.updates[0].id, local.users[0].id);
+    assert_eq!(
+        p.updates[0].user_name,
+        "ada.lovelace@contoso.onmicrosoft.com"
+    );
+
+    // A local user already has the new name: the rename is held back, nothing else is lost.
+    let mut with_local = local.clone();
+    with_local.users.push(local_user(
+        "grace@contoso.onmicrosoft.com",
+        &["grace@contoso.com"],
+    ));
+    entra.user_name = Some("grace@contoso.onmicrosoft.com".into());
+    let r = RemoteState {
+        users: vec![entra],
+        in_scope: None,
+    };
+    let p = plan(&r, &with_local, Rules::default());
+    assert!(p
+        .updates
+        .iter()
+        .all(|u| u.user_name == "ada@contoso.onmicrosoft.com"));
+    assert!(p
+        .changes
+        .iter()
+        .any(|c| c.reason.as_deref().is_some_and(|r| r.contains("held back"))));
+}
+
 fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
     // A small address space so that renames, clashes and moves happen often.
     let name = || (0u8..12).prop_map(|n| format!("u{n}@example.com"));
@@ -496,6 +550,7 @@ fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
             name(),
             proptest::collection::vec(name(), 0..3),
             any::<bool>(),
+            name(),
         ),
         0..8,
     );
@@ -512,13 +567,21 @@ fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
         0..8,
     );
     let scope = proptest::option::of(proptest::collection::hash_set(0u8..10, 0..10));
-    (remote_users, local_users, scope, any::<bool>()).prop_map(|(ru, lu, scope, auto)| {
+    // `entra`: every user has a user name of its own (Entra's UPN), drawn from the same names
+    // as the addresses so that a UPN meets other users' names and addresses; otherwise the
+    // primary address is the name (Google).
+    let mode = (any::<bool>(), any::<bool>());
+    (remote_users, local_users, scope, mode).prop_map(|(ru, lu, scope, (auto, entra))| {
         let mut seen_ids = HashSet::new();
         let mut seen_addr = HashSet::new();
+        let mut seen_upn = HashSet::new();
         let mut users = Vec::new();
-        for (id, email, aliases, disabled) in ru {
-            // Google keeps ids and addresses unique.
-            if !seen_ids.insert(id) || !seen_addr.insert(email.clone()) {
+        for (id, email, aliases, disabled, upn) in ru {
+            // Google and Entra keep ids and addresses unique, Entra UPNs too.
+            if !seen_ids.insert(id)
+                || !seen_addr.insert(email.clone())
+                || (entra && !seen_upn.insert(upn.clone()))
+            {
                 continue;
             }
             let aliases: Vec<String> = aliases
@@ -526,7 +589,7 @@ fn arb_state() -> impl Strategy<Value = (RemoteState, LocalState, bool)> {
                 .filter(|a| seen_addr.insert(a.clone()))
                 .collect();
             users.push(RemoteUser {
-                user_name: None,
+                user_name: entra.then_some(upn),
                 id: DirectoryId::new(id.to_string()),
                 primary_email: email,
                 full_name: format!("N{id}"),
