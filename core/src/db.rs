@@ -147,6 +147,39 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
     Ok(txn)
 }
 
+/// A set that a write replaces whole, and that two such writes must not replace at once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WholeSet {
+    /// `PUT /api/v1/notifications`: the notification endpoints.
+    NotificationEndpoints = 1,
+}
+
+/// Begins a write transaction that replaces `set` whole, alone among those replacing it.
+/// Replacing a set is "update the listed, insert the new, delete the rest": under PostgreSQL's
+/// READ COMMITTED two concurrent replacements each delete only what their statement saw, so
+/// rows of both survive (the end state is no caller's list). On PostgreSQL this takes a
+/// transaction-scoped advisory lock (released at commit or rollback; the key pairs a fixed
+/// dirsync class with the set, apart from the migration lock's); on SQLite [`begin_write`]'s
+/// write lock already lets one writer in at a time.
+pub(crate) async fn begin_replacing(
+    db: &DatabaseConnection,
+    set: WholeSet,
+) -> Result<DatabaseTransaction> {
+    let txn = begin_write(db).await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            [WHOLE_SET_LOCK_CLASS.into(), (set as i32).into()],
+        ))
+        .await?;
+    }
+    Ok(txn)
+}
+
+/// The first key of [`begin_replacing`]'s advisory locks ("dirs" in ASCII).
+const WHOLE_SET_LOCK_CLASS: i32 = 0x6469_7273;
+
 /// Locks a user's row until the transaction ends, so that concurrent changes of one user run
 /// one after the other (PostgreSQL; on SQLite [`begin_write`] holds the database's write lock
 /// already). 404 when there is no such user.

@@ -642,3 +642,30 @@ async fn an_endpoint_whose_events_do_not_decode_is_refused_skipped_and_repaired_
     assert_eq!(repaired["events"], json!(["sync.failed", "sync.blocked"]));
     assert_eq!(repaired["secret_set"], true);
 }
+
+/// Replacing the endpoints reads the stored ones (for the audit trail) and then writes. On
+/// SQLite such a transaction must take the write lock before it reads: otherwise, when another
+/// replacement commits in between, SQLite refuses the late upgrade ("database is locked",
+/// SQLITE_BUSY_SNAPSHOT) and the caller gets a 500; Schemathesis found it. On PostgreSQL two
+/// concurrent replacements each deleted only the rows their statement saw, so both lists
+/// survived: the end state must be one caller's list. Sixteen replacements race, three times.
+#[tokio::test]
+async fn concurrent_replacements_of_the_endpoints_all_succeed() {
+    let env = spawn(small_directory(), Duration::from_millis(300)).await;
+    for round in 0..3 {
+        let puts = (0..16).map(|i| {
+            let body = json!({"endpoints": [{
+                "url": format!("https://hooks.example.com/{round}/{i}"),
+                "events": ["sync.failed"],
+                "secret": SECRET,
+            }]});
+            let app = &env.app;
+            async move { app.put("/api/v1/notifications", &body).await }
+        });
+        for answer in futures_util::future::join_all(puts).await {
+            answer.expect(200);
+        }
+    }
+    let shown = env.app.get("/api/v1/notifications").await.expect(200);
+    assert_eq!(shown.json["endpoints"].as_array().map(Vec::len), Some(1));
+}

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use dirsync_entity::{notification_deliveries, notification_endpoints, JsonText};
 use sea_orm::{
     sea_query::OnConflict, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, Unchanged,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Unchanged,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -234,7 +234,7 @@ pub async fn update(
             }
         }
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_replacing(db, crate::db::WholeSet::NotificationEndpoints).await?;
     // For the audit trail only. A stored endpoint whose events no longer decode is left out of
     // it rather than allowed to stop the administrator from replacing it.
     let before: Vec<EndpointView> = each_endpoint(&txn)
