@@ -8,13 +8,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dirsync_entity::{user_emails, users};
 use dirsync_google_emulator::{Directory, MemberType};
+use dirsync_tests::entra::{spawn_with_entra, EntraEnv};
 use dirsync_tests::google::{spawn_with_google, GoogleEnv};
+use dirsync_tests::{Reply, TestApp};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use sea_orm::EntityTrait;
 use serde_json::{json, Value};
 
-use crate::changes::{apply_op, check, op, pool, Op};
+use crate::changes::{apply_op, check, op, pool, Op, Synced, Tenant};
 
 /// admin@ plus u00 … u29, every third with an alias.
 fn thirty() -> Directory {
@@ -30,16 +32,7 @@ fn thirty() -> Directory {
     d
 }
 
-/// What dirsync holds for a directory user, and what Google says it should hold.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Synced {
-    user_name: String,
-    addresses: BTreeSet<String>,
-    disabled: bool,
-    full_name: String,
-}
-
-/// A server's directory users by Google id, read from its database.
+/// A server's directory users by directory id, read from its database.
 pub(crate) async fn dirsync_users_of(db: &sea_orm::DatabaseConnection) -> BTreeMap<String, Synced> {
     let emails = user_emails::Entity::find().all(db).await.unwrap();
     let mut by_user: BTreeMap<uuid::Uuid, BTreeSet<String>> = BTreeMap::new();
@@ -66,32 +59,9 @@ pub(crate) async fn dirsync_users_of(db: &sea_orm::DatabaseConnection) -> BTreeM
         .collect()
 }
 
-/// dirsync's directory users by Google id, read from its database.
-async fn dirsync_users(env: &GoogleEnv) -> BTreeMap<String, Synced> {
-    dirsync_users_of(&env.app.db).await
-}
-
-/// Google's users in scope (members of `group`, nested groups followed; everyone when `None`).
-fn google_users(d: &Directory, group: Option<&str>) -> BTreeMap<String, Synced> {
-    d.users()
-        .filter(|u| group.is_none_or(|g| d.has_member(g, &u.id) == Some(true)))
-        .map(|u| {
-            let addresses = std::iter::once(&u.primary_email)
-                .chain(&u.aliases)
-                .chain(&u.non_editable_aliases)
-                .map(|a| a.to_lowercase())
-                .collect();
-            (
-                u.id.clone(),
-                Synced {
-                    user_name: u.primary_email.to_lowercase(),
-                    addresses,
-                    disabled: u.suspended || u.archived,
-                    full_name: u.full_name(),
-                },
-            )
-        })
-        .collect()
+/// dirsync's directory users by directory id, read from its database.
+async fn dirsync_users(app: &TestApp) -> BTreeMap<String, Synced> {
+    dirsync_users_of(&app.db).await
 }
 
 fn summary(job: &Value, field: &str) -> u64 {
@@ -111,8 +81,8 @@ async fn after_change(auto_delete: bool, change: impl FnOnce(&mut Directory)) ->
     let job = env.sync(false).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(summary(&job, "conflicts"), 0, "{job}");
-    let google = google_users(&env.google.control().directory(), None);
-    let synced = dirsync_users(&env).await;
+    let google = env.google.control().directory().in_scope(None);
+    let synced = dirsync_users(&env.app).await;
     if auto_delete {
         assert_eq!(synced, google);
     } else {
@@ -156,7 +126,7 @@ async fn a_user_renamed_onto_a_deleted_users_address_syncs_with_auto_delete() {
         d.rename_user("u08@example.com", "u07@example.com").unwrap();
     })
     .await;
-    assert!(!dirsync_users(&env)
+    assert!(!dirsync_users(&env.app)
         .await
         .values()
         .any(|u| u.user_name == "u08@example.com"));
@@ -216,8 +186,8 @@ async fn an_address_a_local_user_holds_is_a_conflict_naming_it_and_the_rest_of_t
         reason.contains("role@example.com") && reason.contains("local user keeper"),
         "{reason}"
     );
-    let synced = dirsync_users(&env).await;
-    let google = google_users(&env.google.control().directory(), None);
+    let synced = dirsync_users(&env.app).await;
+    let google = env.google.control().directory().in_scope(None);
     for (id, want) in &google {
         let got = &synced[id];
         if want.user_name == "u14@example.com" {
@@ -228,26 +198,106 @@ async fn an_address_a_local_user_holds_is_a_conflict_naming_it_and_the_rest_of_t
     }
 }
 
-// ---- the property test ----
+// ---- the property test, on either provider ----
 
 /// The sync group, the group nested in it, and no group.
 const GROUPS: [Option<&str>; 3] = [Some("staff@example.com"), Some("team@example.com"), None];
 
-/// The starting directory: `n` users on the pool's first addresses, spread over the groups.
-fn start(n: usize) -> Directory {
-    let mut d = Directory::empty("example.com");
-    d.add_group("staff@example.com", "Staff").unwrap();
-    d.add_group("team@example.com", "Team").unwrap();
-    d.add_member("staff@example.com", "team@example.com", MemberType::Group)
-        .unwrap();
-    for i in 0..n {
-        let email = pool(i as u8);
-        d.add_user(&email, "User", &i.to_string()).unwrap();
-        if let Some(g) = GROUPS[i % 3] {
-            d.add_member(g, &email, MemberType::User).unwrap();
+/// A provider's emulator and a server syncing from it, as the property drives them.
+pub(crate) trait Provider: Sized {
+    type Dir: Tenant;
+    /// The starting directory: `n` users on the pool's first addresses, spread over
+    /// [`GROUPS`] (`team@` nested in `staff@`).
+    fn start(n: usize) -> Self::Dir;
+    async fn spawn(d: Self::Dir) -> Self;
+    fn app(&self) -> &TestApp;
+    async fn configure(&self, changes: Value) -> Reply;
+    fn edit(&self, f: impl FnOnce(&mut Self::Dir));
+    fn directory(&self) -> Self::Dir;
+}
+
+impl Provider for GoogleEnv {
+    type Dir = Directory;
+
+    fn start(n: usize) -> Directory {
+        let mut d = Directory::empty("example.com");
+        d.add_group("staff@example.com", "Staff").unwrap();
+        d.add_group("team@example.com", "Team").unwrap();
+        d.add_member("staff@example.com", "team@example.com", MemberType::Group)
+            .unwrap();
+        for i in 0..n {
+            let email = pool(i as u8);
+            d.add_user(&email, "User", &i.to_string()).unwrap();
+            if let Some(g) = GROUPS[i % 3] {
+                d.add_member(g, &email, MemberType::User).unwrap();
+            }
         }
+        d
     }
-    d
+
+    async fn spawn(d: Directory) -> Self {
+        spawn_with_google(d).await
+    }
+
+    fn app(&self) -> &TestApp {
+        &self.app
+    }
+
+    async fn configure(&self, changes: Value) -> Reply {
+        GoogleEnv::configure(self, changes).await
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut Directory)) {
+        self.google.control().with_directory(f)
+    }
+
+    fn directory(&self) -> Directory {
+        self.google.control().directory()
+    }
+}
+
+impl Provider for EntraEnv {
+    type Dir = dirsync_entra_emulator::Directory;
+
+    fn start(n: usize) -> Self::Dir {
+        let mut d = dirsync_entra_emulator::Directory::empty(
+            "5d2f7e8a-3c41-4b6e-9f0a-1b2c3d4e5f60",
+            &["example.com", "example.onmicrosoft.com"],
+        );
+        d.create_group("Staff", Some("staff@example.com")).unwrap();
+        d.create_group("Team", Some("team@example.com")).unwrap();
+        d.add_member("staff@example.com", "team@example.com")
+            .unwrap();
+        for i in 0..n {
+            let id = d
+                .create_user(&pool(i as u8), "User", &i.to_string())
+                .unwrap();
+            if let Some(g) = GROUPS[i % 3] {
+                d.add_member(g, &id).unwrap();
+            }
+        }
+        d
+    }
+
+    async fn spawn(d: Self::Dir) -> Self {
+        spawn_with_entra(d).await
+    }
+
+    fn app(&self) -> &TestApp {
+        &self.app
+    }
+
+    async fn configure(&self, changes: Value) -> Reply {
+        EntraEnv::configure(self, changes).await
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut Self::Dir)) {
+        self.entra.control().with_directory(f)
+    }
+
+    fn directory(&self) -> Self::Dir {
+        self.entra.control().directory()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -267,15 +317,16 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 /// The rules each property runs under.
 #[derive(Clone, Copy)]
 enum Mode {
-    /// auto_delete_users on: dirsync must equal Google's in-scope users exactly, no conflicts.
+    /// auto_delete_users on: dirsync must equal the directory's in-scope users exactly, no
+    /// conflicts.
     AutoDelete,
     /// auto_delete_users off and a local user holding a pool address: conflicts are allowed only
     /// where a kept user holds the address, and must name it.
     KeepDepartures,
 }
 
-async fn run(s: Scenario, mode: Mode) -> Result<(), TestCaseError> {
-    let env = spawn_with_google(start(s.users)).await;
+async fn run<P: Provider>(s: Scenario, mode: Mode) -> Result<(), TestCaseError> {
+    let env = P::spawn(P::start(s.users)).await;
     let auto_delete = matches!(mode, Mode::AutoDelete);
     env.configure(json!({
         "sync_groups": ["staff@example.com"],
@@ -285,7 +336,7 @@ async fn run(s: Scenario, mode: Mode) -> Result<(), TestCaseError> {
     .await
     .expect(200);
     if let Mode::KeepDepartures = mode {
-        env.app
+        env.app()
             .post(
                 "/api/v1/users",
                 &json!({"user_name": "keeper", "full_name": "Keeper", "emails": [pool(9)]}),
@@ -295,54 +346,54 @@ async fn run(s: Scenario, mode: Mode) -> Result<(), TestCaseError> {
     }
     let batches = std::iter::once(Vec::new()).chain(s.batches);
     for (n, batch) in batches.enumerate() {
-        env.google.control().with_directory(|d| {
+        env.edit(|d| {
             for op in &batch {
                 apply_op(d, op, &GROUPS);
             }
         });
-        let job = env.sync(false).await;
+        let job = env.app().sync(false).await;
         let context = format!("after batch {n} ({batch:?}): {job}");
-        let google = google_users(&env.google.control().directory(), GROUPS[0]);
-        if google.is_empty() && job["status"] == "failed" {
+        let directory = env.directory().in_scope(GROUPS[0]);
+        if directory.is_empty() && job["status"] == "failed" {
             // §3.6: nobody in scope while directory users exist is refused, not obeyed.
             prop_assert_eq!(&job["error"]["code"], "empty_directory", "{}", context);
             continue;
         }
         prop_assert_eq!(&job["status"], "succeeded", "{}", context);
-        let synced = dirsync_users(&env).await;
+        let synced = dirsync_users(env.app()).await;
         match mode {
             Mode::AutoDelete => {
                 prop_assert_eq!(summary(&job, "conflicts"), 0, "{}", context);
-                prop_assert_eq!(&synced, &google, "{}", context);
+                prop_assert_eq!(&synced, &directory, "{}", context);
             }
             Mode::KeepDepartures => {
-                check_kept(&env, &job, &synced, &google, &context).await?;
+                check_kept(env.app(), &job, &synced, &directory, &context).await?;
             }
         }
     }
     Ok(())
 }
 
-/// With departures kept, every in-scope Google user is synced exactly, except where a conflict
-/// of this run names a user that dirsync keeps and that holds the address in question.
+/// With departures kept, every in-scope directory user is synced exactly, except where a
+/// conflict of this run names a user that dirsync keeps and that holds the address in question.
 async fn check_kept(
-    env: &GoogleEnv,
+    app: &TestApp,
     job: &Value,
     synced: &BTreeMap<String, Synced>,
-    google: &BTreeMap<String, Synced>,
+    directory: &BTreeMap<String, Synced>,
     context: &str,
 ) -> Result<(), TestCaseError> {
-    let conflicts = env
+    let conflicts = app
         .changes(job["id"].as_str().unwrap(), Some("conflict"))
         .await;
     let all_names: BTreeSet<String> = users::Entity::find()
-        .all(&env.app.db)
+        .all(&app.db)
         .await
         .unwrap()
         .into_iter()
         .map(|u| u.user_name)
         .collect();
-    for (id, want) in google {
+    for (id, want) in directory {
         let mine: Vec<&str> = conflicts
             .iter()
             .filter(|c| c["directory_id"] == id.as_str())
@@ -367,7 +418,7 @@ async fn check_kept(
         if let Some(got) = synced.get(id) {
             prop_assert!(
                 got.addresses.is_subset(&want.addresses),
-                "user {} holds addresses Google does not give it: {}",
+                "user {} holds addresses the directory does not give it: {}",
                 id,
                 context
             );
@@ -376,16 +427,26 @@ async fn check_kept(
     Ok(())
 }
 
-fn property(mode: Mode) {
-    check(scenario(), |s| run(s, mode));
+fn property<P: Provider>(mode: Mode) {
+    check(scenario(), |s| run::<P>(s, mode));
 }
 
 #[test]
 fn random_google_changes_with_auto_delete_always_sync_to_exactly_googles_users() {
-    property(Mode::AutoDelete);
+    property::<GoogleEnv>(Mode::AutoDelete);
 }
 
 #[test]
 fn random_google_changes_with_departures_kept_sync_or_name_the_user_in_the_way() {
-    property(Mode::KeepDepartures);
+    property::<GoogleEnv>(Mode::KeepDepartures);
+}
+
+#[test]
+fn random_entra_changes_with_auto_delete_always_sync_to_exactly_the_tenants_users() {
+    property::<EntraEnv>(Mode::AutoDelete);
+}
+
+#[test]
+fn random_entra_changes_with_departures_kept_sync_or_name_the_user_in_the_way() {
+    property::<EntraEnv>(Mode::KeepDepartures);
 }

@@ -1,11 +1,16 @@
-//! Random valid Google changes for the sync property tests (`address_moves.rs`,
-//! `incremental.rs`): one generator, one way of making a change as Google would (or not at all
-//! when Google would refuse it), so that only valid directories arise, and one way of running
-//! such a property.
+//! Random valid directory changes for the sync property tests (`address_moves.rs`,
+//! `incremental.rs`): one generator, one way of making a change as the directory's own admin
+//! console would (or not at all when it would refuse it), so that only valid directories arise,
+//! and one way of running such a property. The changes are made through [`Tenant`], which
+//! Google Workspace's and Microsoft Entra ID's emulated directories implement, so one property
+//! body runs against either provider.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
-use dirsync_google_emulator::{Directory, MemberType, Role};
+use dirsync_entra_emulator as entra;
+use dirsync_google_emulator as google;
+use google::{MemberType, Role};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -48,7 +53,7 @@ pub(crate) fn pool(n: u8) -> String {
     format!("p{}@example.com", n as usize % POOL)
 }
 
-/// One change an administrator makes in Google. Indices pick among the users (or groups) at
+/// One change an administrator makes in the directory. Indices pick among the users (or groups) at
 /// the time the change is made.
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
@@ -97,28 +102,66 @@ pub(crate) fn op(groups_too: bool) -> BoxedStrategy<Op> {
     .boxed()
 }
 
-/// The users an operation may touch: everyone but the administrator the service account acts
-/// as, in a stable order.
-fn pick(d: &Directory, i: u8) -> Option<String> {
-    let users: Vec<String> = d
-        .users()
-        .filter(|u| !u.is_admin)
-        .map(|u| u.primary_email.clone())
-        .collect();
+/// What dirsync should hold for a directory user (and what it holds, read back).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Synced {
+    pub user_name: String,
+    pub addresses: BTreeSet<String>,
+    pub disabled: bool,
+    pub full_name: String,
+}
+
+type Made = anyhow::Result<()>;
+
+/// A directory as its admin console changes it. Users are named by a key of the provider's
+/// (Google: the primary address; Entra: the object id); groups by address.
+pub(crate) trait Tenant: Clone {
+    /// The users an operation may touch (everyone but Google's delegated administrator), in a
+    /// stable order.
+    fn user_keys(&self) -> Vec<String>;
+    /// Whether anyone holds `address` (as an address, or Entra's sign-in name).
+    fn is_taken(&self, address: &str) -> bool;
+    fn create(&mut self, address: &str, n: u8) -> anyhow::Result<String>;
+    fn delete(&mut self, user: &str) -> Made;
+    fn deleted(&self) -> Vec<String>;
+    fn undelete(&mut self, user: &str) -> Made;
+    /// Gives a user a new primary address (and Entra's UPN with it).
+    fn rename(&mut self, user: &str, new: &str) -> Made;
+    /// Swaps two users' primary addresses.
+    fn swap(&mut self, a: &str, b: &str) -> Made;
+    fn aliases(&self, user: &str) -> Vec<String>;
+    fn add_alias(&mut self, user: &str, alias: &str) -> Made;
+    fn remove_alias(&mut self, user: &str, alias: &str) -> Made;
+    fn toggle_disabled(&mut self, user: &str) -> Made;
+    /// Google's archived state; Entra has none.
+    fn toggle_archived(&mut self, user: &str) -> Made;
+    fn set_name(&mut self, user: &str, n: u8) -> Made;
+    fn join(&mut self, group: &str, member: &str) -> Made;
+    fn leave(&mut self, group: &str, member: &str) -> Made;
+    fn nest(&mut self, parent: &str, child: &str) -> Made;
+    /// Whether `member` belongs to `group`, directly or through nested groups.
+    fn contains(&self, group: &str, member: &str) -> bool;
+    /// The users in scope (members of `group`, nested groups followed; everyone when `None`)
+    /// as dirsync should hold them, by directory id.
+    fn in_scope(&self, group: Option<&str>) -> BTreeMap<String, Synced>;
+}
+
+fn pick<T: Tenant>(d: &T, i: u8) -> Option<String> {
+    let users = d.user_keys();
     (!users.is_empty()).then(|| users[i as usize % users.len()].clone())
 }
 
-/// Makes one change as Google would, or not at all when Google would refuse it. `groups` are
-/// the groups users move between (`None`: no group); the first is the sync group, the others
-/// may be nested in it and in each other.
-pub(crate) fn apply_op(d: &mut Directory, op: &Op, groups: &[Option<&str>]) {
+/// Makes one change as the directory would, or not at all when it would refuse it. `groups`
+/// are the groups users move between (`None`: no group); the first is the sync group, the
+/// others may be nested in it and in each other.
+pub(crate) fn apply_op<T: Tenant>(d: &mut T, op: &Op, groups: &[Option<&str>]) {
     let mut work = d.clone();
     if apply_op_to(&mut work, op, groups).is_ok() {
         *d = work;
     }
 }
 
-fn apply_op_to(d: &mut Directory, op: &Op, groups: &[Option<&str>]) -> anyhow::Result<()> {
+fn apply_op_to<T: Tenant>(d: &mut T, op: &Op, groups: &[Option<&str>]) -> Made {
     let none = || anyhow::anyhow!("no user");
     let group = |i: u8| groups[i as usize % groups.len()];
     let named: Vec<&str> = groups.iter().flatten().copied().collect();
@@ -131,40 +174,41 @@ fn apply_op_to(d: &mut Directory, op: &Op, groups: &[Option<&str>]) -> anyhow::R
     let parent = |i: u8| named[i as usize % named.len()];
     match *op {
         Op::Create { slot, group: g } => {
-            let email = pool(slot);
-            d.add_user(&email, "New", &slot.to_string())?;
+            let user = d.create(&pool(slot), slot)?;
             if let Some(g) = group(g) {
-                d.add_member_with_role(g, &email, MemberType::User, Role::Member)?;
+                d.join(g, &user)?;
             }
         }
-        Op::Delete { user } => d.delete_user(&pick(d, user).ok_or_else(none)?)?,
+        Op::Delete { user } => d.delete(&pick(d, user).ok_or_else(none)?)?,
         Op::Undelete { which } => {
-            let ids: Vec<String> = d.deleted_users_by_id().keys().cloned().collect();
+            let ids = d.deleted();
             if ids.is_empty() {
                 anyhow::bail!("nobody to undelete");
             }
-            d.undelete_user(&ids[which as usize % ids.len()])?;
+            d.undelete(&ids[which as usize % ids.len()])?;
         }
         Op::Rename { user, slot } => {
-            let old = pick(d, user).ok_or_else(none)?;
+            let user = pick(d, user).ok_or_else(none)?;
             let new = pool(slot);
-            // Making one of its own aliases primary is a different change in Google.
-            if d.user(&new).is_some() {
+            // Making one of its own aliases primary is a different change.
+            if d.is_taken(&new) {
                 anyhow::bail!("{new} is in use");
             }
-            d.rename_user(&old, &new)?;
+            d.rename(&user, &new)?;
         }
         Op::Swap { a, b } => {
             let (a, b) = (pick(d, a).ok_or_else(none)?, pick(d, b).ok_or_else(none)?);
             if a == b {
                 anyhow::bail!("a swap needs two users");
             }
-            d.rename_user(&a, "swap.tmp@example.com")?;
-            d.rename_user(&b, &a)?;
-            d.rename_user("swap.tmp@example.com", &b)?;
+            d.swap(&a, &b)?;
         }
         Op::AddAlias { user, slot } => {
-            d.add_alias(&pick(d, user).ok_or_else(none)?, &pool(slot))?
+            let alias = pool(slot);
+            if d.is_taken(&alias) {
+                anyhow::bail!("{alias} is in use");
+            }
+            d.add_alias(&pick(d, user).ok_or_else(none)?, &alias)?
         }
         Op::RemoveAlias { user, which } => {
             let u = pick(d, user).ok_or_else(none)?;
@@ -180,26 +224,16 @@ fn apply_op_to(d: &mut Directory, op: &Op, groups: &[Option<&str>]) -> anyhow::R
             d.remove_alias(&from, &alias)?;
             d.add_alias(&to, &alias)?;
         }
-        Op::Suspend { user } => {
-            let u = pick(d, user).ok_or_else(none)?;
-            let suspended = d.user(&u).ok_or_else(none)?.suspended;
-            d.set_suspended(&u, !suspended)?;
-        }
-        Op::Archive { user } => {
-            let u = pick(d, user).ok_or_else(none)?;
-            let archived = d.user(&u).ok_or_else(none)?.archived;
-            d.set_archived(&u, !archived)?;
-        }
-        Op::SetName { user, n } => {
-            d.set_name(&pick(d, user).ok_or_else(none)?, "Renamed", &n.to_string())?
-        }
+        Op::Suspend { user } => d.toggle_disabled(&pick(d, user).ok_or_else(none)?)?,
+        Op::Archive { user } => d.toggle_archived(&pick(d, user).ok_or_else(none)?)?,
+        Op::SetName { user, n } => d.set_name(&pick(d, user).ok_or_else(none)?, n)?,
         Op::Regroup { user, group: g } => {
             let u = pick(d, user).ok_or_else(none)?;
             for g in &named {
-                let _ = d.remove_member(g, &u);
+                let _ = d.leave(g, &u);
             }
             if let Some(g) = group(g) {
-                d.add_member_with_role(g, &u, MemberType::User, Role::Member)?;
+                d.join(g, &u)?;
             }
         }
         Op::Nest {
@@ -207,25 +241,349 @@ fn apply_op_to(d: &mut Directory, op: &Op, groups: &[Option<&str>]) -> anyhow::R
             parent: p,
         } => {
             let (c, p) = (child(c).ok_or_else(none)?, parent(p));
-            if c == p || d.has_member(p, c) == Some(true) {
+            if c == p || d.contains(p, c) {
                 anyhow::bail!("already nested");
             }
-            d.add_member_with_role(p, c, MemberType::Group, Role::Member)?;
+            d.nest(p, c)?;
         }
         Op::Unnest {
             child: c,
             parent: p,
         } => {
-            d.remove_member(parent(p), child(c).ok_or_else(none)?)?;
+            d.leave(parent(p), child(c).ok_or_else(none)?)?;
         }
     }
     Ok(())
 }
 
-fn nth_alias(d: &Directory, user: &str, which: u8) -> anyhow::Result<String> {
-    let u = d.user(user).ok_or_else(|| anyhow::anyhow!("no user"))?;
-    if u.aliases.is_empty() {
+fn nth_alias<T: Tenant>(d: &T, user: &str, which: u8) -> anyhow::Result<String> {
+    let aliases = d.aliases(user);
+    if aliases.is_empty() {
         anyhow::bail!("{user} has no alias");
     }
-    Ok(u.aliases[which as usize % u.aliases.len()].clone())
+    Ok(aliases[which as usize % aliases.len()].clone())
+}
+
+/// Google Workspace, as its Admin console changes it (the emulator's rules: an address held
+/// as a primary or an alias cannot be given to another until it is removed).
+impl Tenant for google::Directory {
+    fn user_keys(&self) -> Vec<String> {
+        self.users()
+            .filter(|u| !u.is_admin)
+            .map(|u| u.primary_email.clone())
+            .collect()
+    }
+
+    fn is_taken(&self, address: &str) -> bool {
+        self.user(address).is_some()
+    }
+
+    fn create(&mut self, address: &str, n: u8) -> anyhow::Result<String> {
+        self.add_user(address, "New", &n.to_string())?;
+        Ok(address.to_string())
+    }
+
+    fn delete(&mut self, user: &str) -> Made {
+        self.delete_user(user)
+    }
+
+    fn deleted(&self) -> Vec<String> {
+        self.deleted_users_by_id().keys().cloned().collect()
+    }
+
+    fn undelete(&mut self, user: &str) -> Made {
+        self.undelete_user(user)
+    }
+
+    fn rename(&mut self, user: &str, new: &str) -> Made {
+        self.rename_user(user, new)
+    }
+
+    fn swap(&mut self, a: &str, b: &str) -> Made {
+        self.rename_user(a, "swap.tmp@example.com")?;
+        self.rename_user(b, a)?;
+        self.rename_user("swap.tmp@example.com", b)
+    }
+
+    fn aliases(&self, user: &str) -> Vec<String> {
+        self.user(user)
+            .map(|u| u.aliases.clone())
+            .unwrap_or_default()
+    }
+
+    fn add_alias(&mut self, user: &str, alias: &str) -> Made {
+        google::Directory::add_alias(self, user, alias)
+    }
+
+    fn remove_alias(&mut self, user: &str, alias: &str) -> Made {
+        google::Directory::remove_alias(self, user, alias)
+    }
+
+    fn toggle_disabled(&mut self, user: &str) -> Made {
+        let suspended = self
+            .user(user)
+            .ok_or_else(|| anyhow::anyhow!("no user"))?
+            .suspended;
+        self.set_suspended(user, !suspended)
+    }
+
+    fn toggle_archived(&mut self, user: &str) -> Made {
+        let archived = self
+            .user(user)
+            .ok_or_else(|| anyhow::anyhow!("no user"))?
+            .archived;
+        self.set_archived(user, !archived)
+    }
+
+    fn set_name(&mut self, user: &str, n: u8) -> Made {
+        google::Directory::set_name(self, user, "Renamed", &n.to_string())
+    }
+
+    fn join(&mut self, group: &str, member: &str) -> Made {
+        self.add_member_with_role(group, member, MemberType::User, Role::Member)
+    }
+
+    fn leave(&mut self, group: &str, member: &str) -> Made {
+        self.remove_member(group, member)
+    }
+
+    fn nest(&mut self, parent: &str, child: &str) -> Made {
+        self.add_member_with_role(parent, child, MemberType::Group, Role::Member)
+    }
+
+    fn contains(&self, group: &str, member: &str) -> bool {
+        self.has_member(group, member) == Some(true)
+    }
+
+    fn in_scope(&self, group: Option<&str>) -> BTreeMap<String, Synced> {
+        self.users()
+            .filter(|u| group.is_none_or(|g| self.has_member(g, &u.id) == Some(true)))
+            .map(|u| {
+                let addresses = std::iter::once(&u.primary_email)
+                    .chain(&u.aliases)
+                    .chain(&u.non_editable_aliases)
+                    .map(|a| a.to_lowercase())
+                    .collect();
+                (
+                    u.id.clone(),
+                    Synced {
+                        user_name: u.primary_email.to_lowercase(),
+                        addresses,
+                        disabled: u.suspended || u.archived,
+                        full_name: u.full_name(),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// Microsoft Entra ID with Exchange Online, as the admin centers change it: a proxy address is
+/// held by one user at most (Exchange refuses another), a UPN too (kept by a soft-deleted user
+/// until it is purged), a new primary address leaves the old one as an `smtp:` alias, and a
+/// new user gets an alias in the tenant's `onmicrosoft.com` domain. Users are keyed by object
+/// id.
+impl Tenant for entra::Directory {
+    fn user_keys(&self) -> Vec<String> {
+        self.users().map(|u| u.id.clone()).collect()
+    }
+
+    fn is_taken(&self, address: &str) -> bool {
+        let a = address.to_lowercase();
+        self.users()
+            .chain(self.deleted_users())
+            .any(|u| u.user_principal_name.to_lowercase() == a)
+            || self.users().any(|u| entra_addresses(u).contains(&a))
+    }
+
+    fn create(&mut self, address: &str, n: u8) -> anyhow::Result<String> {
+        let local = address.split('@').next().unwrap_or(address);
+        let initial = format!("{local}@{}", self.tenant.initial_domain());
+        if self.is_taken(address) || self.is_taken(&initial) {
+            anyhow::bail!("{address} is in use");
+        }
+        self.create_user(address, "New", &n.to_string())
+    }
+
+    fn delete(&mut self, user: &str) -> Made {
+        self.delete_user(user)
+    }
+
+    fn deleted(&self) -> Vec<String> {
+        self.deleted_users().map(|u| u.id.clone()).collect()
+    }
+
+    fn undelete(&mut self, user: &str) -> Made {
+        let u = self
+            .deleted_users()
+            .find(|u| u.id == user)
+            .ok_or_else(|| anyhow::anyhow!("no deleted user"))?;
+        // Entra refuses a restore whose proxy addresses another user took meanwhile.
+        if entra_addresses(u).iter().any(|a| self.is_taken(a)) {
+            anyhow::bail!("an address of {user} is in use");
+        }
+        self.restore_user(user)
+    }
+
+    fn rename(&mut self, user: &str, new: &str) -> Made {
+        self.rename_upn(user, new)?;
+        self.set_mail(user, Some(new))
+    }
+
+    fn swap(&mut self, a: &str, b: &str) -> Made {
+        let (ua, ub) = (
+            self.user(a)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no user"))?,
+            self.user(b)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no user"))?,
+        );
+        let (pa, pb) = (entra_primary(&ua), entra_primary(&ub));
+        self.rename_upn(a, "swap.tmp@example.com")?;
+        self.rename_upn(b, &ua.user_principal_name)?;
+        self.rename_upn(a, &ub.user_principal_name)?;
+        // Each takes the other's primary address and keeps its own aliases.
+        let swapped = |u: &entra::User, new_primary: &str| {
+            std::iter::once(format!("SMTP:{new_primary}"))
+                .chain(
+                    u.proxy_addresses
+                        .iter()
+                        .filter(|p| p.starts_with("smtp:"))
+                        .filter(|p| !p[5..].eq_ignore_ascii_case(new_primary))
+                        .cloned(),
+                )
+                .collect::<Vec<_>>()
+        };
+        self.set_proxy_addresses(a, &swapped(&ua, &pb))?;
+        self.set_proxy_addresses(b, &swapped(&ub, &pa))
+    }
+
+    fn aliases(&self, user: &str) -> Vec<String> {
+        self.user(user)
+            .map(|u| {
+                u.proxy_addresses
+                    .iter()
+                    .filter_map(|p| p.strip_prefix("smtp:"))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn add_alias(&mut self, user: &str, alias: &str) -> Made {
+        let mut proxies = self
+            .user(user)
+            .ok_or_else(|| anyhow::anyhow!("no user"))?
+            .proxy_addresses
+            .clone();
+        if proxies.is_empty() {
+            anyhow::bail!("{user} has no mailbox");
+        }
+        proxies.push(format!("smtp:{alias}"));
+        self.set_proxy_addresses(user, &proxies)
+    }
+
+    fn remove_alias(&mut self, user: &str, alias: &str) -> Made {
+        let proxies: Vec<String> = self
+            .user(user)
+            .ok_or_else(|| anyhow::anyhow!("no user"))?
+            .proxy_addresses
+            .iter()
+            .filter(|p| *p != &format!("smtp:{alias}"))
+            .cloned()
+            .collect();
+        self.set_proxy_addresses(user, &proxies)
+    }
+
+    fn toggle_disabled(&mut self, user: &str) -> Made {
+        let enabled = self
+            .user(user)
+            .ok_or_else(|| anyhow::anyhow!("no user"))?
+            .account_enabled;
+        self.set_account_enabled(user, !enabled)
+    }
+
+    fn toggle_archived(&mut self, _user: &str) -> Made {
+        anyhow::bail!("Entra ID has no archived users")
+    }
+
+    fn set_name(&mut self, user: &str, n: u8) -> Made {
+        self.set_display_name(user, &format!("Renamed {n}"))
+    }
+
+    fn join(&mut self, group: &str, member: &str) -> Made {
+        self.add_member(group, member)
+    }
+
+    fn leave(&mut self, group: &str, member: &str) -> Made {
+        self.remove_member(group, member)
+    }
+
+    fn nest(&mut self, parent: &str, child: &str) -> Made {
+        self.add_member(parent, child)
+    }
+
+    fn contains(&self, group: &str, member: &str) -> bool {
+        let (Some(g), Some(m)) = (
+            self.group(group).map(|g| g.id.clone()),
+            self.group(member)
+                .map(|g| g.id.clone())
+                .or_else(|| self.user(member).map(|u| u.id.clone())),
+        ) else {
+            return false;
+        };
+        self.transitive_members(&g).iter().any(|(id, _)| *id == m)
+    }
+
+    fn in_scope(&self, group: Option<&str>) -> BTreeMap<String, Synced> {
+        let members: Option<BTreeSet<String>> = group.map(|g| {
+            self.group(g)
+                .map(|g| {
+                    self.transitive_members(&g.id)
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        self.users()
+            .filter(|u| u.user_type == entra::UserType::Member)
+            .filter(|u| members.as_ref().is_none_or(|m| m.contains(&u.id)))
+            .map(|u| {
+                (
+                    u.id.clone(),
+                    Synced {
+                        user_name: u.user_principal_name.to_lowercase(),
+                        addresses: entra_addresses(u).into_iter().collect(),
+                        disabled: !u.account_enabled,
+                        full_name: u.display_name.clone().unwrap_or_default(),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// product.md §8: the `SMTP:` proxy address, else `mail`, else the UPN.
+fn entra_primary(u: &entra::User) -> String {
+    u.proxy_addresses
+        .iter()
+        .find_map(|p| p.strip_prefix("SMTP:"))
+        .map(str::to_string)
+        .or_else(|| u.mail.clone())
+        .unwrap_or_else(|| u.user_principal_name.clone())
+}
+
+/// A user's addresses as dirsync keeps them, lower-cased: the primary and the `smtp:` aliases.
+fn entra_addresses(u: &entra::User) -> BTreeSet<String> {
+    std::iter::once(entra_primary(u))
+        .chain(
+            u.proxy_addresses
+                .iter()
+                .filter_map(|p| p.strip_prefix("smtp:"))
+                .map(str::to_string),
+        )
+        .map(|a| a.to_lowercase())
+        .collect()
 }

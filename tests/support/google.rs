@@ -102,65 +102,31 @@ impl GoogleEnv {
 
     /// Runs the connection test (200 expected); returns its report.
     pub async fn test_connection(&self) -> Value {
-        self.app
-            .post("/api/v1/directory/test", &json!({}))
-            .await
-            .expect(200)
-            .json
+        self.app.test_connection().await
     }
 
     /// Starts a job (202 expected) and waits until it ends; returns the finished job.
     pub async fn sync(&self, dry_run: bool) -> Value {
-        self.sync_with(json!({ "dry_run": dry_run })).await
+        self.app.sync(dry_run).await
     }
 
-    /// Runs a job like [`GoogleEnv::sync`] and reads it as the server's own type: a field
-    /// renamed on one side fails here, not silently as a missing JSON key.
+    /// Runs a job like [`GoogleEnv::sync`] and reads it as the server's own type.
     pub async fn sync_typed(&self, dry_run: bool) -> dirsync_core::jobs::Job {
-        serde_json::from_value(self.sync(dry_run).await).expect("a job as the server sends it")
+        self.app.sync_typed(dry_run).await
     }
 
     /// Starts a job with the given body and waits until it ends.
     pub async fn sync_with(&self, body: Value) -> Value {
-        let started = self.app.post("/api/v1/sync-jobs", &body).await.expect(202);
-        let id = started.json["id"].as_str().unwrap().to_string();
-        self.wait(&id).await
+        self.app.sync_with(body).await
     }
 
     /// Waits until a job ends (at most two minutes).
     pub async fn wait(&self, id: &str) -> Value {
-        for _ in 0..12 {
-            let r = self
-                .app
-                .get(&format!("/api/v1/sync-jobs/{id}?wait=10"))
-                .await
-                .expect(200);
-            let status = r.json["status"].as_str().unwrap();
-            if !matches!(status, "queued" | "running") {
-                return r.json;
-            }
-        }
-        panic!("sync job {id} did not end in two minutes");
+        self.app.wait(id).await
     }
 
     /// Every change of a job (all pages), optionally of one kind.
     pub async fn changes(&self, id: &str, kind: Option<&str>) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut path = format!("/api/v1/sync-jobs/{id}/changes?limit=500");
-            if let Some(k) = kind {
-                path.push_str(&format!("&kind={k}"));
-            }
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={c}"));
-            }
-            let r = self.app.get(&path).await.expect(200);
-            out.extend(r.json["items"].as_array().unwrap().iter().cloned());
-            match r.json["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => return out,
-            }
-        }
+        self.app.changes(id, kind).await
     }
 }

@@ -381,5 +381,7 @@ impl TestApp {
     }
 }
 
+pub mod entra;
 pub mod google;
+mod jobs;
 pub mod oidc;

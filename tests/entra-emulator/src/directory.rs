@@ -753,6 +753,12 @@ impl Directory {
         Ok(())
     }
 
+    /// Changes a user's display name.
+    pub fn set_display_name(&mut self, user: &str, display_name: &str) -> anyhow::Result<()> {
+        self.live_user_mut(user)?.display_name = Some(display_name.to_string());
+        Ok(())
+    }
+
     /// Blocks or allows sign-in.
     pub fn set_account_enabled(&mut self, user: &str, enabled: bool) -> anyhow::Result<()> {
         self.live_user_mut(user)?.account_enabled = enabled;
