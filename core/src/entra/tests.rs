@@ -147,6 +147,33 @@ async fn a_token_is_obtained_with_a_secret_or_a_certificate_and_cached_across_cl
 }
 
 #[tokio::test]
+async fn a_token_is_replaced_shortly_before_it_expires() {
+    let emu = start(fixture()).await;
+    let app = emu.control().default_app();
+    // Two seconds: replaced after half its lifetime (the margin is at most 5 minutes, at most
+    // half the lifetime).
+    emu.control().set_token_lifetime(2);
+    let c = client(&emu, secret_config(&app));
+    all_users(&c).await;
+    all_users(&c).await;
+    assert_eq!(emu.control().request_count(Endpoint::Token), 1, "cached");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (users, complete, _) = all_users(&c).await;
+    assert!(complete);
+    assert_eq!(users.len(), 3);
+    assert_eq!(
+        emu.control().request_count(Endpoint::Token),
+        2,
+        "replaced before it expired"
+    );
+    assert_eq!(
+        emu.control().request_count(Endpoint::UsersList),
+        3,
+        "no request was refused for an expired token"
+    );
+}
+
+#[tokio::test]
 async fn a_token_rejected_by_graph_is_replaced_once() {
     let emu = start(fixture()).await;
     let app = emu.control().default_app();
