@@ -165,6 +165,23 @@ impl Metrics {
         );
     }
 
+    /// One request to Microsoft (the token endpoint and Graph):
+    /// `dirsync_microsoft_requests_total` by endpoint and status (0: no answer) and
+    /// `dirsync_microsoft_request_duration_seconds` by endpoint, as Google's are counted.
+    pub fn microsoft_request(&self, endpoint: &str, status: u16, seconds: f64) {
+        self.inc(
+            "dirsync_microsoft_requests_total",
+            "Requests to Microsoft (token endpoint, Graph) by endpoint and status (0: no answer).",
+            &[("endpoint", endpoint), ("status", &status.to_string())],
+        );
+        self.observe(
+            "dirsync_microsoft_request_duration_seconds",
+            "Time to Microsoft's answer (headers), by endpoint; transport failures included.",
+            &[("endpoint", endpoint)],
+            seconds,
+        );
+    }
+
     /// One finished sign-in: `dirsync_signins_total` by method (`google`, `password`) and
     /// outcome (`success`, or the refusal's stable code such as `user_disabled`). The codes are
     /// the server's own, a bounded set.

@@ -8,6 +8,24 @@
 
 use secrecy::SecretString;
 
+mod client;
+mod diagnose;
+mod error;
+mod model;
+mod provider;
+mod token;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::{
+    ClientOptions, EntraGroup, GraphClient, Hook, RetryPolicy, GROUP_MEMBER_READ_ALL, USER_READ_ALL,
+};
+pub use diagnose::STEPS;
+pub use error::EntraError;
+pub use provider::INCREMENTAL_UNAVAILABLE;
+pub use token::{TokenCache, GRAPH_SCOPE};
+
 /// The app registration's credential, decrypted for use.
 #[derive(Clone)]
 pub enum Credential {
@@ -57,6 +75,8 @@ pub struct EntraAccess {
     pub metrics: crate::metrics::Metrics,
     /// Trusted CAs and proxies for outbound requests.
     pub outbound: crate::outbound::Outbound,
+    /// Access tokens, shared by every client built from this access (and its clones).
+    pub tokens: TokenCache,
 }
 
 impl EntraAccess {
@@ -70,6 +90,7 @@ impl EntraAccess {
             graph_url: settings.microsoft_graph_url.clone(),
             metrics,
             outbound: settings.outbound.clone(),
+            tokens: TokenCache::new(),
         }
     }
 }
