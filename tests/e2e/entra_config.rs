@@ -559,7 +559,8 @@ async fn switching_provider_is_refused_while_directory_users_exist_and_then_forg
     assert_eq!(r.json["error"]["details"]["from"], "google_workspace");
     let message = r.json["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("delete those users") && message.contains("Keep provider google_workspace"),
+        message.contains("delete those users")
+            && message.contains("Keep provider google_workspace"),
         "{message}"
     );
     // Leaving Google for no directory would lose where those users came from: refused too.
