@@ -82,8 +82,7 @@ impl Application {
             settings.notification_retry_delays.clone(),
             &settings.outbound,
         )?;
-        let oidc = dirsync_core::oidc::GoogleOidc::new(settings.google_discovery_url.clone())
-            .with_outbound(&settings.outbound);
+        let oidc = dirsync_core::oidc::SignInProviders::from_settings(&settings);
         let state = AppState {
             oidc: Arc::new(oidc),
             db,

@@ -18,8 +18,9 @@ pub struct AppState {
     pub worker: Worker,
     /// Google's and Microsoft's URLs, and the access tokens cached for every client.
     pub directory: dirsync_core::directory::DirectoryAccess,
-    /// Google's OpenID Connect discovery and signing keys, cached for every sign-in.
-    pub oidc: Arc<dirsync_core::oidc::GoogleOidc>,
+    /// The OpenID Connect providers (Google's, Microsoft's for the directory's tenant): their
+    /// discovery and signing keys, cached for every sign-in.
+    pub oidc: Arc<dirsync_core::oidc::SignInProviders>,
     /// This server's metrics registry (one per server, not per process).
     pub metrics: dirsync_core::metrics::Metrics,
     /// This instance's webhook sender (woken when a request queued a notification).

@@ -7,6 +7,7 @@ mod changes;
 mod cli;
 mod directory;
 mod entra_config;
+mod entra_signin;
 mod folders;
 mod foundation;
 mod hardening;

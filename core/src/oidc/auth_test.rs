@@ -1,5 +1,6 @@
 //! Test authentication (the seed's per-user test): an administrator gets an authorization URL
-//! for one user (`login_hint` = the user's address); completing it at Google runs every check a
+//! for one user (`login_hint` = the user's address); completing it at the directory's provider
+//! (Google or Microsoft) runs every check a
 //! real sign-in runs, plus "is this the tested user's account", and records the result and the
 //! precise reason — without creating a session.
 
@@ -14,14 +15,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::flow::{authorization_url, LoginRequest, Purpose};
-use super::{config, GoogleOidc, ATTEMPT_TTL_MINUTES};
+use super::{config, SignInProviders, ATTEMPT_TTL_MINUTES};
 use crate::secrets::Cipher;
 use crate::Error;
 
 /// Where a test stands (`pending`, `succeeded`, `failed`), stored in `auth_tests.status`.
 pub use dirsync_entity::AuthTestStatus;
 
-/// A test of one user's Sign in with Google.
+/// A test of one user's sign-in with the directory's provider.
 // The API's `AuthTest`; its doc comments are the OpenAPI descriptions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AuthTest))]
@@ -34,12 +35,14 @@ pub struct AuthTestView {
     pub status: AuthTestStatus,
     /// Why it failed: `<code>: <explanation>`; codes: `wrong_account`, `user_disabled`,
     /// `login_not_allowed`, `domain_not_allowed`, `email_not_verified`, `user_not_found`,
-    /// `expired`, `google_error`, `code_rejected`, and the ID-token checks (`wrong_issuer`, …).
+    /// `expired`, `google_error`, `microsoft_error`, `code_rejected`, and the ID-token checks
+    /// (`wrong_issuer`, `wrong_tenant`, …).
     pub reason: Option<String>,
     /// The code part of `reason`.
     // Derived from `reason` when the view is made, so that callers need not split it.
     pub reason_code: Option<String>,
-    /// Open this at Google, signed in as the tested user (its address is the `login_hint`).
+    /// Open this at the provider, signed in as the tested user (its address is the
+    /// `login_hint`).
     pub authorization_url: String,
     /// Who started it.
     pub created_by: String,
@@ -72,12 +75,12 @@ impl From<auth_tests::Model> for AuthTestView {
 
 /// Starts a test of `user_id`'s sign-in and records `user.auth_test` by `actor` together with
 /// it: 404 for an unknown user, 422 for a local or not yet synchronized one, 409
-/// `not_configured` when Sign in with Google is not configured.
-#[tracing::instrument(skip(db, cipher, google))]
+/// `not_configured` when sign-in is not configured.
+#[tracing::instrument(skip(db, cipher, providers))]
 pub async fn start(
     db: &DatabaseConnection,
     cipher: &Cipher,
-    google: &GoogleOidc,
+    providers: &SignInProviders,
     user_id: Uuid,
     actor: &str,
 ) -> Result<AuthTestView, crate::Error> {
@@ -89,7 +92,7 @@ pub async fn start(
         return Err(Error::invalid(
             "not_a_directory_user",
             format!(
-                "{} is a local user: local users sign in with a password, not with Google",
+                "{} is a local user: local users sign in with a password, not with the directory",
                 user.user_name
             ),
         ));
@@ -98,7 +101,7 @@ pub async fn start(
         return Err(Error::invalid(
             "not_synced",
             format!(
-                "{} has no Google account id yet: run a synchronization first",
+                "{} has no directory account id yet: run a synchronization first",
                 user.user_name
             ),
         ));
@@ -111,11 +114,12 @@ pub async fn start(
         .map(|e| e.address)
         .unwrap_or_else(|| user.user_name.clone());
     let cfg = config::active(db, cipher).await?;
+    let idp = providers.current(db).await?;
     let id = Uuid::new_v4();
     let url = authorization_url(
         db,
         cipher,
-        google,
+        &idp,
         &cfg,
         LoginRequest {
             return_to: None,
@@ -197,8 +201,8 @@ async fn finish<C: ConnectionTrait>(
     Ok(())
 }
 
-/// The Google account id the test expects; `None` when the user was deleted or turned local
-/// since the test started, so that no Google account is the tested user's.
+/// The directory account id the test expects; `None` when the user was deleted or turned local
+/// since the test started, so that no account is the tested user's.
 pub(crate) async fn tested_directory_id<C: ConnectionTrait>(
     db: &C,
     test_id: Uuid,

@@ -1,4 +1,4 @@
-//! The one Sign in with Google configuration (row id 1 of `oidc_config`). The client secret is
+//! The one sign-in configuration (Google or Microsoft, the directory's provider) (row id 1 of `oidc_config`). The client secret is
 //! stored encrypted (bound to its row and column) and never shown: the view only says whether
 //! one is set.
 
@@ -20,7 +20,7 @@ pub const DEFAULT_SESSION_TTL_MINUTES: u32 = 480;
 /// Shortest and longest session lifetime accepted, in minutes (5 minutes to 30 days).
 pub const SESSION_TTL_RANGE: std::ops::RangeInclusive<u32> = 5..=43_200;
 
-/// The Sign in with Google configuration (the client secret is never shown).
+/// The sign-in configuration (the client secret is never shown).
 // The API's `OidcConfig`; its doc comments are the OpenAPI descriptions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = OidcConfig))]
@@ -31,7 +31,7 @@ pub struct OidcView {
     pub client_secret_set: bool,
     /// The redirect URI; null until configured.
     pub redirect_uri: Option<String>,
-    /// Accepted `hd` claims; empty = any.
+    /// Accepted domains (Google's `hd` claim; Microsoft: the UPN's domain); empty = any.
     pub allowed_domains: Vec<String>,
     /// Session lifetime in minutes.
     pub session_ttl_minutes: u32,
@@ -48,7 +48,7 @@ pub struct OidcSettings {
     pub client_secret: Option<SecretString>,
     /// Must follow Google's rules and end in `/oidc/signin`.
     pub redirect_uri: String,
-    /// Accepted `hd` claims.
+    /// Accepted domains (Google's `hd` claim; Microsoft: the UPN's domain).
     pub allowed_domains: Vec<String>,
     /// Session lifetime; `None` = 480.
     pub session_ttl_minutes: Option<u32>,
@@ -136,7 +136,7 @@ pub fn validate(mut s: OidcSettings) -> Result<OidcSettings> {
     if !printable_token(&s.client_id) {
         return Err(bad(
             "client_id",
-            "must be the OAuth client id from Google Cloud (1 to 255 printable characters)".into(),
+            "must be the OAuth client id from Google Cloud or the Entra app registration (1 to 255 printable characters)".into(),
         ));
     }
     if let Some(secret) = &s.client_secret {

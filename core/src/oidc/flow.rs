@@ -8,9 +8,10 @@ use uuid::Uuid;
 
 use super::binding::BrowserBinding;
 use super::config::{self, ActiveConfig};
-use super::id_token::{self, Expected};
+use super::id_token::{self, Expected, IdClaims, Issuer};
+use super::idp::{microsoft_issuer, Idp, Rules, SignInProviders};
 use super::user::{self, SessionUser};
-use super::{attempts, auth_test, safe_return_to, GoogleOidc};
+use super::{attempts, auth_test, safe_return_to};
 use crate::secrets::Cipher;
 
 /// What `/oidc/login` was asked.
@@ -18,20 +19,20 @@ use crate::secrets::Cipher;
 pub struct LoginRequest {
     /// Where to go after signing in (kept only when it is a path on this server).
     pub return_to: Option<String>,
-    /// The address to sign in as, passed on to Google.
+    /// The address to sign in as, passed on to the provider.
     pub login_hint: Option<String>,
     /// The client starting the sign-in, whose open attempts are capped (`None`: not capped).
     pub client: Option<attempts::AttemptClient>,
 }
 
-/// What Google's redirect brought to `/oidc/signin`.
+/// What the provider's redirect brought to `/oidc/signin`.
 #[derive(Clone, Default)]
 pub struct Callback {
     /// The attempt's state.
     pub state: Option<SecretString>,
     /// The authorization code.
     pub code: Option<SecretString>,
-    /// Google's `error` (e.g. `access_denied`) instead of a code.
+    /// The provider's `error` (e.g. `access_denied`) instead of a code.
     pub error: Option<String>,
     /// The provider's explanation of `error`, as sent (it is cleaned before it is shown).
     pub error_description: Option<String>,
@@ -102,22 +103,30 @@ fn clean_description(text: &str) -> String {
     out.trim().to_string()
 }
 
-/// Builds Google's authorization URL for a new attempt.
+/// Builds the provider's authorization URL for a new attempt.
 pub(crate) async fn authorization_url<C: ConnectionTrait>(
     db: &C,
     cipher: &Cipher,
-    google: &GoogleOidc,
+    idp: &Idp,
     cfg: &ActiveConfig,
     request: LoginRequest,
     purpose: Purpose<'_>,
 ) -> Result<String, crate::Error> {
-    let discovery = google.discovery().await?;
+    let discovery = idp.provider.discovery().await?;
     let mut url = url::Url::parse(&discovery.authorization_endpoint).map_err(|_| {
         crate::Error::upstream(
-            "google_unavailable",
-            "Google's discovery document names no usable authorization endpoint",
+            idp.kind().unavailable_code(),
+            format!(
+                "{}'s discovery document names no usable authorization endpoint",
+                idp.kind().name()
+            ),
         )
     })?;
+    // A tenant whose id cannot be learnt could not be checked on the way back: refused before
+    // the browser is sent anywhere.
+    if let Rules::Microsoft { tenant } = &idp.rules {
+        idp.tenant_guid(tenant).await?;
+    }
     let return_to = request
         .return_to
         .as_deref()
@@ -149,7 +158,7 @@ pub(crate) async fn authorization_url<C: ConnectionTrait>(
             .append_pair("code_challenge", &attempt.code_challenge)
             .append_pair("code_challenge_method", "S256");
         // `hd` only steers Google's account chooser; the claim is what is enforced.
-        if let [domain] = cfg.allowed_domains.as_slice() {
+        if let (Rules::Google, [domain]) = (&idp.rules, cfg.allowed_domains.as_slice()) {
             q.append_pair("hd", domain);
         }
         match &hint {
@@ -160,27 +169,30 @@ pub(crate) async fn authorization_url<C: ConnectionTrait>(
     Ok(url.to_string())
 }
 
-/// Starts a sign-in: stores the attempt and returns the URL at Google to send the browser to.
-/// Only the browser holding `browser` (its cookie) can finish it.
+/// Starts a sign-in with the directory's provider: stores the attempt and returns the URL at
+/// the provider to send the browser to. Only the browser holding `browser` (its cookie) can
+/// finish it.
 #[tracing::instrument(skip_all)]
 pub async fn start_login<C: ConnectionTrait>(
     db: &C,
     cipher: &Cipher,
-    google: &GoogleOidc,
+    providers: &SignInProviders,
     request: LoginRequest,
     browser: &BrowserBinding,
 ) -> Result<String, crate::Error> {
     let cfg = config::active(db, cipher).await?;
-    authorization_url(db, cipher, google, &cfg, request, Purpose::SignIn(browser)).await
+    let idp = providers.current(db).await?;
+    authorization_url(db, cipher, &idp, &cfg, request, Purpose::SignIn(browser)).await
 }
 
 /// Finishes a sign-in: consumes the attempt, exchanges the code, validates the ID token, finds
-/// the user by `sub`, and issues a session — or, for a test authentication, records the result.
+/// the user (Google's `sub`, Microsoft's `oid` = `directory_id`), and issues a session — or,
+/// for a test authentication, records the result.
 #[tracing::instrument(skip_all)]
 pub async fn finish_login<C: ConnectionTrait>(
     db: &C,
     cipher: &Cipher,
-    google: &GoogleOidc,
+    providers: &SignInProviders,
     callback: Callback,
 ) -> Result<CallbackOutcome, crate::Error> {
     let state = callback
@@ -213,15 +225,19 @@ pub async fn finish_login<C: ConnectionTrait>(
              start the sign-in again here",
         ));
     }
-    let result = complete(
-        db,
-        cipher,
-        google,
-        &attempt,
-        &callback,
-        tested.as_ref().map(|(_, sub)| sub.as_deref()),
-    )
-    .await;
+    let result = match providers.current(db).await {
+        Ok(idp) => complete(
+            db,
+            cipher,
+            &idp,
+            &attempt,
+            &callback,
+            tested.as_ref().map(|(_, id)| id.as_deref()),
+        )
+        .await
+        .map(|(user, cfg)| (user, cfg, idp.kind())),
+        Err(e) => Err(e),
+    };
     if let Some((test_id, _)) = tested {
         let result = match result {
             Err(e)
@@ -232,18 +248,18 @@ pub async fn finish_login<C: ConnectionTrait>(
             {
                 return Err(e)
             }
-            Ok((user, _)) => Ok(user.id),
+            Ok((user, _, _)) => Ok(user.id),
             Err(refused) => Err(refused),
         };
         let view = auth_test::record(db, test_id, result).await?;
         tracing::info!(test_id = %test_id, status = %view.status, "test authentication finished");
         return Ok(CallbackOutcome::TestFinished(view));
     }
-    let (user, cfg) = result.inspect_err(|e| {
-        tracing::info!(code = e.code(), "sign-in with Google refused");
+    let (user, cfg, kind) = result.inspect_err(|e| {
+        tracing::info!(code = e.code(), "sign-in refused");
     })?;
     let (token, expires_at) = crate::auth::create_session(db, user.id, cfg.session_ttl).await?;
-    tracing::info!(user_id = %user.id, "signed in with Google");
+    tracing::info!(user_id = %user.id, provider = kind.name(), "signed in");
     Ok(CallbackOutcome::SignedIn(SignedIn {
         token,
         expires_at,
@@ -252,19 +268,21 @@ pub async fn finish_login<C: ConnectionTrait>(
     }))
 }
 
-/// Everything after the attempt: code exchange, ID token, the user's checks.
+/// Everything after the attempt: code exchange, ID token, the user's checks. `tested_id` is
+/// the directory id an auth test expects (`Some(None)`: a user who has none any more).
 async fn complete<C: ConnectionTrait>(
     db: &C,
     cipher: &Cipher,
-    google: &GoogleOidc,
+    idp: &Idp,
     attempt: &attempts::Consumed,
     callback: &Callback,
-    tested_sub: Option<Option<&str>>,
+    tested_id: Option<Option<&str>>,
 ) -> Result<(users::Model, ActiveConfig), crate::Error> {
+    let name = idp.kind().name();
     // RFC 9207: a provider that names itself must be the one this sign-in went to, or the
     // response was mixed up with another provider's (checked before anything else is believed).
     if let Some(iss) = &callback.iss {
-        let expected = google.discovery().await?.issuer;
+        let expected = idp.expected_issuer().await?;
         if *iss != expected {
             return Err(crate::Error::bad_request("issuer_mismatch",
                 format!(
@@ -286,13 +304,14 @@ async fn complete<C: ConnectionTrait>(
             .map(clean_description)
             .filter(|d| !d.is_empty());
         tracing::info!(
+            provider = name,
             error = %error,
             description = description.as_deref().unwrap_or(""),
-            "Google ended the sign-in with an error"
+            "the provider ended the sign-in with an error"
         );
         let said = description.map_or(String::new(), |d| format!(": {d}"));
-        return Err(crate::Error::unauthenticated("google_error",
-            format!("Google ended the sign-in with {error:?}{said} (e.g. it was cancelled); start the sign-in again"),
+        return Err(crate::Error::unauthenticated(idp.kind().error_code(),
+            format!("{name} ended the sign-in with {error:?}{said} (e.g. it was cancelled); start the sign-in again"),
         ));
     }
     let code = callback
@@ -306,7 +325,14 @@ async fn complete<C: ConnectionTrait>(
             )
         })?;
     let cfg = config::active(db, cipher).await?;
-    let tokens = google
+    // Learnt before the code is spent: a tenant that cannot be resolved fails the same way
+    // whatever the code.
+    let tenant_guid = match &idp.rules {
+        Rules::Google => None,
+        Rules::Microsoft { tenant } => Some(idp.tenant_guid(tenant).await?),
+    };
+    let tokens = idp
+        .provider
         .exchange_code(
             code.expose_secret(),
             &attempt.verifier,
@@ -315,16 +341,54 @@ async fn complete<C: ConnectionTrait>(
             &cfg.redirect_uri,
         )
         .await?;
+    let tenant_issuer = tenant_guid.as_deref().map(microsoft_issuer);
+    let issuer = match (&tenant_guid, &tenant_issuer) {
+        (Some(tenant), Some(iss)) => Issuer::Tenant { iss, tenant },
+        _ => Issuer::Google,
+    };
     let claims = id_token::verify(
-        google,
+        &idp.provider,
         &tokens.id_token,
         Expected {
+            issuer,
             client_id: &cfg.client_id,
             nonce: attempt.nonce.expose_secret(),
             access_token: tokens.access_token.as_deref(),
         },
     )
     .await?;
+    let user = match &idp.rules {
+        Rules::Google => google_user(db, &cfg, &claims, tested_id).await?,
+        Rules::Microsoft { .. } => microsoft_user(db, &cfg, &claims, tested_id).await?,
+    };
+    user::check_may_sign_in(db, &user).await?;
+    Ok((user, cfg))
+}
+
+fn forbidden(code: &'static str, message: String) -> crate::Error {
+    crate::Error::forbidden(code, message)
+}
+
+/// The directory user whose `directory_id` is `id` (never a local user).
+async fn directory_user<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+) -> Result<Option<users::Model>, crate::Error> {
+    Ok(users::Entity::find()
+        .filter(users::Column::DirectoryId.eq(id))
+        .filter(users::Column::AuthMethod.eq(AuthMethod::Directory))
+        .one(db)
+        .await?)
+}
+
+/// Google's rules: the account is `sub` (= the Directory API id), its Workspace domain is the
+/// `hd` claim, and Google must have verified its address.
+async fn google_user<C: ConnectionTrait>(
+    db: &C,
+    cfg: &ActiveConfig,
+    claims: &IdClaims,
+    tested_sub: Option<Option<&str>>,
+) -> Result<users::Model, crate::Error> {
     let forbidden = |code, message: String| crate::Error::forbidden(code, message);
     let who = claims.email.clone().unwrap_or_else(|| claims.sub.clone());
     // An auth test expects the tested user's account; a user with none (deleted, or turned
@@ -355,17 +419,68 @@ async fn complete<C: ConnectionTrait>(
             format!("Google has not verified the address of {who}"),
         ));
     }
-    let user = users::Entity::find()
-        .filter(users::Column::DirectoryId.eq(claims.sub.as_str()))
-        .filter(users::Column::AuthMethod.eq(AuthMethod::Directory))
-        .one(db)
-        .await?
-        .ok_or_else(|| {
-            forbidden(
-                "user_not_found",
-                format!("no dirsync user has the Google account {who}; an administrator synchronizes the directory first"),
-            )
-        })?;
-    user::check_may_sign_in(db, &user).await?;
-    Ok((user, cfg))
+    directory_user(db, &claims.sub).await?.ok_or_else(|| {
+        forbidden(
+            "user_not_found",
+            format!("no dirsync user has the Google account {who}; an administrator synchronizes the directory first"),
+        )
+    })
+}
+
+/// Microsoft's rules: the account is `oid` (= the Graph object id, the same for every
+/// application; `sub` is pairwise per application and never used), in the configured tenant
+/// (`tid`, checked with the ID token); Entra has no `hd` claim, so `allowed_domains` apply to
+/// the matched user's UPN (its `user_name`).
+async fn microsoft_user<C: ConnectionTrait>(
+    db: &C,
+    cfg: &ActiveConfig,
+    claims: &IdClaims,
+    tested_oid: Option<Option<&str>>,
+) -> Result<users::Model, crate::Error> {
+    let oid = claims.oid.as_deref().ok_or_else(|| {
+        crate::Error::unauthenticated(
+            "missing_claim",
+            "Microsoft's ID token was refused: it names no user object (oid; the sign-in asks \
+             for the profile scope); start the sign-in again",
+        )
+    })?;
+    let who = claims
+        .username
+        .clone()
+        .or_else(|| claims.email.clone())
+        .unwrap_or_else(|| oid.to_string());
+    if let Some(expected) = tested_oid {
+        if expected != Some(oid) {
+            return Err(forbidden(
+                "wrong_account",
+                format!("the Microsoft account chosen ({who}) is not the tested user's"),
+            ));
+        }
+    }
+    let user = directory_user(db, oid).await?.ok_or_else(|| {
+        forbidden(
+            "user_not_found",
+            format!("no dirsync user has the Microsoft account {who}; an administrator synchronizes the directory first"),
+        )
+    })?;
+    if !cfg.allowed_domains.is_empty() {
+        let domain = user
+            .user_name
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase());
+        if !domain
+            .as_ref()
+            .is_some_and(|d| cfg.allowed_domains.contains(d))
+        {
+            return Err(forbidden(
+                "domain_not_allowed",
+                format!(
+                    "the Microsoft account {} belongs to {}, which may not sign in here",
+                    user.user_name,
+                    domain.as_deref().unwrap_or("no domain")
+                ),
+            ));
+        }
+    }
+    Ok(user)
 }

@@ -1,8 +1,9 @@
 //! ID-token validation, done by hand on top of one signature check so that every refusal has
 //! its own reason: RS256 only (`none` and HS256 — the algorithm-confusion attack with the public
-//! key — are refused before any key is used), the key by `kid` from Google's JWKS, `iss`, `aud`
-//! (exactly the client id: an extra audience is not trusted), `azp`, `exp`/`iat` with a small
-//! leeway, `nonce`, `at_hash`.
+//! key — are refused before any key is used), the key by `kid` from the provider's JWKS, `iss`
+//! (Google's, or exactly the Entra tenant's, with `tid` the tenant), `aud` (exactly the client
+//! id: an extra audience is not trusted), `azp`, `exp`/`nbf`/`iat` with a small leeway, `nonce`,
+//! `at_hash`. The same checks for every provider: only the issuer rule differs.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use jsonwebtoken::Algorithm;
@@ -10,18 +11,21 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::provider::{GoogleOidc, KeyError};
+use super::provider::{IdpKind, KeyError, OidcProvider};
 
 /// The issuers Google signs as.
 pub const GOOGLE_ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];
-/// Clock skew tolerated on `exp` and `iat`, in seconds.
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY_SECS: i64 = 120;
 
 /// What a valid ID token says about the user.
 #[derive(Debug, Clone)]
 pub struct IdClaims {
-    /// Google's user id (= the Directory API `id`).
+    /// The subject: Google's user id (= the Directory API `id`); at Microsoft a pairwise id,
+    /// different per application, never used to find a user.
     pub sub: String,
+    /// Microsoft: the user's object id in the tenant (= the Graph `id`), which finds the user.
+    pub oid: Option<String>,
     /// The address, if the `email` scope was granted.
     pub email: Option<String>,
     /// Whether Google verified the address (`true` or the legacy string `"true"`).
@@ -30,20 +34,33 @@ pub struct IdClaims {
     pub hd: Option<String>,
     /// Display name.
     pub name: Option<String>,
+    /// Microsoft's `preferred_username` (usually the UPN): shown in messages, never matched.
+    pub username: Option<String>,
+}
+
+/// Who must have issued the token.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Issuer<'a> {
+    /// Google ([`GOOGLE_ISSUERS`]).
+    Google,
+    /// Exactly `iss`, with the claim `tid` exactly `tenant` (Microsoft's tenant GUID).
+    Tenant { iss: &'a str, tenant: &'a str },
 }
 
 /// What the token must match.
 pub(crate) struct Expected<'a> {
+    pub issuer: Issuer<'a>,
     pub client_id: &'a str,
     pub nonce: &'a str,
     pub access_token: Option<&'a str>,
 }
 
-fn rejected(reason: &'static str, message: impl Into<String>) -> crate::Error {
+fn rejected(kind: IdpKind, reason: &'static str, message: impl Into<String>) -> crate::Error {
     crate::Error::unauthenticated(
         reason,
         format!(
-            "Google's ID token was refused: {}; start the sign-in again",
+            "{}'s ID token was refused: {}; start the sign-in again",
+            kind.name(),
             message.into()
         ),
     )
@@ -58,10 +75,13 @@ fn segment(s: &str) -> Option<Value> {
 
 /// Validates `token`; the error code names the check that failed.
 pub(crate) async fn verify(
-    google: &GoogleOidc,
+    provider: &OidcProvider,
     token: &str,
     expected: Expected<'_>,
 ) -> Result<IdClaims, crate::Error> {
+    let kind = provider.kind();
+    let name = kind.name();
+    let rejected = |reason, message: &str| rejected(kind, reason, message);
     let parts: Vec<&str> = token.split('.').collect();
     let [h, c, s] = parts[..] else {
         return Err(rejected(
@@ -75,26 +95,26 @@ pub(crate) async fn verify(
     if alg != "RS256" {
         return Err(rejected(
             "unsupported_alg",
-            format!("it is signed with {alg:?}; only RS256 is accepted"),
+            &format!("it is signed with {alg:?}; only RS256 is accepted"),
         ));
     }
     let kid = header["kid"]
         .as_str()
         .ok_or_else(|| rejected("unknown_kid", "its header names no key (kid)"))?;
-    let key = match google.decoding_key(kid).await {
+    let key = match provider.decoding_key(kid).await {
         Ok(k) => k,
         Err(KeyError::Unknown) => {
             return Err(rejected(
                 "unknown_kid",
-                "it is signed with a key Google does not publish",
+                &format!("it is signed with a key {name} does not publish"),
             ))
         }
         Err(KeyError::RecentlyFetched { retry_in }) => {
             return Err(crate::Error::unauthenticated(
                 "unknown_kid",
                 format!(
-                    "Google's ID token is signed with a key (kid) that was not among Google's \
-                     keys when they were fetched moments ago; if Google has just rotated its \
+                    "{name}'s ID token is signed with a key (kid) that was not among {name}'s \
+                     keys when they were fetched moments ago; if {name} has just rotated its \
                      keys, retry the sign-in in {} seconds",
                     (retry_in.as_millis() as u64).div_ceil(1000).max(1)
                 ),
@@ -110,20 +130,47 @@ pub(crate) async fn verify(
     }
     let claims =
         segment(c).ok_or_else(|| rejected("malformed_id_token", "its claims do not decode"))?;
-    check_claims(&claims, &expected, chrono::Utc::now().timestamp())
+    check_claims(kind, &claims, &expected, chrono::Utc::now().timestamp())
 }
 
 fn check_claims(
+    kind: IdpKind,
     claims: &Value,
     expected: &Expected<'_>,
     now: i64,
 ) -> Result<IdClaims, crate::Error> {
+    let rejected = |reason, message: &str| rejected(kind, reason, message);
     let iss = claims["iss"].as_str().unwrap_or_default();
-    if !GOOGLE_ISSUERS.contains(&iss) {
-        return Err(rejected(
-            "wrong_issuer",
-            format!("its issuer {iss:?} is not Google"),
-        ));
+    match expected.issuer {
+        Issuer::Google => {
+            if !GOOGLE_ISSUERS.contains(&iss) {
+                return Err(rejected(
+                    "wrong_issuer",
+                    &format!("its issuer {iss:?} is not Google"),
+                ));
+            }
+        }
+        Issuer::Tenant { iss: want, tenant } => {
+            // Exactly the tenant's issuer: not the login URL's host, not the `{tenantid}`
+            // template, not a v1.0 `sts.windows.net` issuer.
+            if iss != want {
+                return Err(rejected(
+                    "wrong_issuer",
+                    &format!("its issuer {iss:?} is not the configured tenant's ({want:?})"),
+                ));
+            }
+            // The tenant the user belongs to: a user of another tenant is nobody here, even
+            // with an object id that happens to be known.
+            let tid = claims["tid"].as_str().unwrap_or_default();
+            if tid.is_empty() || !tid.eq_ignore_ascii_case(tenant) {
+                return Err(rejected(
+                    "wrong_tenant",
+                    &format!(
+                        "it is for the tenant {tid:?}, not the configured tenant {tenant:?} (tid)"
+                    ),
+                ));
+            }
+        }
     }
     let audiences: Vec<&str> = match &claims["aud"] {
         Value::String(a) => vec![a.as_str()],
@@ -155,6 +202,17 @@ fn check_claims(
     };
     if now > exp.saturating_add(LEEWAY_SECS) {
         return Err(rejected("expired", "it has expired (exp)"));
+    }
+    if let Some(nbf) = claims.get("nbf") {
+        let Some(nbf) = nbf.as_i64() else {
+            return Err(rejected("malformed_id_token", "its nbf is not a time"));
+        };
+        if nbf > now.saturating_add(LEEWAY_SECS) {
+            return Err(rejected(
+                "not_yet_valid",
+                "it is not valid yet (nbf); check this server's clock",
+            ));
+        }
     }
     if iat > now.saturating_add(LEEWAY_SECS) {
         return Err(rejected(
@@ -191,10 +249,12 @@ fn check_claims(
     let text = |k: &str| claims[k].as_str().map(str::to_string);
     Ok(IdClaims {
         sub: sub.to_string(),
+        oid: text("oid").filter(|o| !o.is_empty()),
         email: text("email"),
         email_verified,
         hd: text("hd"),
         name: text("name"),
+        username: text("preferred_username"),
     })
 }
 
@@ -221,11 +281,12 @@ mod tests {
             }
         }
         let e = Expected {
+            issuer: Issuer::Google,
             client_id: "cid",
             nonce: "n",
             access_token: None,
         };
-        check_claims(&c, &e, NOW).map_err(|e| e.code())
+        check_claims(IdpKind::Google, &c, &e, NOW).map_err(|e| e.code())
     }
 
     #[test]
@@ -272,18 +333,82 @@ mod tests {
     }
 
     #[test]
+    fn microsoft_tokens_need_the_tenants_exact_issuer_and_tid() {
+        const TID: &str = "9122040d-6c67-4c5b-b112-36a304b66dad";
+        let iss = format!("https://login.microsoftonline.com/{TID}/v2.0");
+        let check = |patch: Value| {
+            let mut c = json!({"iss": iss, "tid": TID, "aud": "cid", "sub": "pairwise",
+                "oid": "00000000-0000-0000-66f3-3332eca7ea81", "iat": NOW, "nbf": NOW,
+                "exp": NOW + 3600, "nonce": "n"});
+            for (k, v) in patch.as_object().unwrap() {
+                if v.is_null() {
+                    c.as_object_mut().unwrap().remove(k);
+                } else {
+                    c[k] = v.clone();
+                }
+            }
+            let e = Expected {
+                issuer: Issuer::Tenant {
+                    iss: &iss,
+                    tenant: TID,
+                },
+                client_id: "cid",
+                nonce: "n",
+                access_token: None,
+            };
+            check_claims(IdpKind::Microsoft, &c, &e, NOW).map_err(|e| e.code())
+        };
+        let ok = check(json!({})).unwrap();
+        assert_eq!(
+            ok.oid.as_deref(),
+            Some("00000000-0000-0000-66f3-3332eca7ea81")
+        );
+        assert!(check(json!({"tid": TID.to_uppercase()})).is_ok());
+        assert!(check(json!({"nbf": NOW + 60})).is_ok(), "within leeway");
+        let other = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        for (patch, reason) in [
+            (
+                json!({"iss": "https://login.microsoftonline.com/{tenantid}/v2.0"}),
+                "wrong_issuer",
+            ),
+            (
+                json!({"iss": format!("https://sts.windows.net/{TID}/")}),
+                "wrong_issuer",
+            ),
+            (
+                json!({"iss": format!("http://127.0.0.1:9/{TID}/v2.0")}),
+                "wrong_issuer",
+            ),
+            (
+                json!({"iss": format!("https://login.microsoftonline.com/{other}/v2.0")}),
+                "wrong_issuer",
+            ),
+            (json!({"iss": null}), "wrong_issuer"),
+            (json!({"tid": other}), "wrong_tenant"),
+            (json!({"tid": null}), "wrong_tenant"),
+            (json!({"nbf": NOW + 3600}), "not_yet_valid"),
+            (json!({"nbf": "soon"}), "malformed_id_token"),
+            (json!({"aud": "other"}), "wrong_audience"),
+            (json!({"nonce": "m"}), "nonce_mismatch"),
+        ] {
+            assert_eq!(check(patch.clone()).err(), Some(reason), "{patch}");
+        }
+    }
+
+    #[test]
     fn at_hash_binds_the_access_token() {
         let digest = Sha256::digest(b"ya29.token");
         let mut c = good();
         c["at_hash"] = json!(URL_SAFE_NO_PAD.encode(&digest[..16]));
         let e = |t| Expected {
+            issuer: Issuer::Google,
             client_id: "cid",
             nonce: "n",
             access_token: Some(t),
         };
-        assert!(check_claims(&c, &e("ya29.token"), NOW).is_ok());
+        assert!(check_claims(IdpKind::Google, &c, &e("ya29.token"), NOW).is_ok());
         assert_eq!(
-            check_claims(&c, &e("ya29.other"), NOW)
+            check_claims(IdpKind::Google, &c, &e("ya29.other"), NOW)
                 .err()
                 .map(|e| e.code()),
             Some("at_hash_mismatch")
@@ -350,8 +475,8 @@ mod fuzz {
 
         #[test]
         fn claim_checks_never_panic(c in claims(), now in any::<i64>()) {
-            let expected = Expected { client_id: "cid", nonce: "n", access_token: Some("at") };
-            if check_claims(&c, &expected, now).is_ok() {
+            let expected = Expected { issuer: Issuer::Google, client_id: "cid", nonce: "n", access_token: Some("at") };
+            if check_claims(IdpKind::Google, &c, &expected, now).is_ok() {
                 prop_assert!(GOOGLE_ISSUERS.contains(&c["iss"].as_str().unwrap()));
                 prop_assert_eq!(&c["nonce"], &json!("n"));
             }
@@ -365,8 +490,8 @@ mod fuzz {
         ) {
             let c = json!({"iss": "https://accounts.google.com", "aud": "cid", "exp": exp,
                 "iat": iat, "nonce": "n", "sub": "1"});
-            let expected = Expected { client_id: "cid", nonce: "n", access_token: None };
-            let _ = check_claims(&c, &expected, now);
+            let expected = Expected { issuer: Issuer::Google, client_id: "cid", nonce: "n", access_token: None };
+            let _ = check_claims(IdpKind::Google, &c, &expected, now);
         }
 
         #[test]
@@ -376,9 +501,9 @@ mod fuzz {
             c in claims(),
             sig in "[A-Za-z0-9_-]{0,40}",
         ) {
-            let google = GoogleOidc::new("http://127.0.0.1:9/.well-known/openid-configuration");
+            let google = OidcProvider::google("http://127.0.0.1:9/.well-known/openid-configuration");
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let expected = || Expected { client_id: "cid", nonce: "n", access_token: None };
+            let expected = || Expected { issuer: Issuer::Google, client_id: "cid", nonce: "n", access_token: None };
             // Arbitrary text, and structured tokens with arbitrary headers and claims.
             prop_assert!(rt.block_on(verify(&google, &raw, expected())).is_err());
             let h = header.unwrap_or_else(|| json!({"alg": "RS256", "kid": "k"}));

@@ -1,22 +1,26 @@
-//! Sign in with Google (OpenID Connect, product §4). Local passwords are [`crate::password`]; the
-//! checks every sign-in makes and the session answer are [`user`], shared with it.
+//! Sign in with Google or Microsoft (OpenID Connect, product §4 and §8): the directory's
+//! provider signs its users in. Local passwords are [`crate::password`]; the checks every
+//! sign-in makes and the session answer are [`user`], shared with it.
 //!
 //! - [`config`]: the one OIDC configuration (client id, encrypted client secret, redirect URI
-//!   checked as Google checks it, allowed domains, session lifetime).
-//! - [`GoogleOidc`]: Google's discovery document and JWKS, cached by `Cache-Control: max-age`,
-//!   the JWKS refetched on an unknown `kid` at most once per cooldown, stale keys used while
-//!   Google is unreachable; and the code exchange.
+//!   checked as Google checks it, allowed domains, session lifetime), for either provider.
+//! - [`SignInProviders`]: which provider a sign-in goes to (the directory's: Google, or the
+//!   Entra tenant's own discovery document), and the rules that differ between them.
+//! - [`OidcProvider`]: one provider's discovery document and JWKS, cached by
+//!   `Cache-Control: max-age`, the JWKS refetched on an unknown `kid` at most once per
+//!   cooldown, stale keys used while the provider is unreachable; and the code exchange.
 //! - [`start_login`] / [`finish_login`]: the authorization-code flow with `state` (stored
 //!   hashed, single use, 10 minutes, bound to the browser that started it: [`BrowserBinding`]),
 //!   `nonce` and PKCE `S256` (stored encrypted), RFC 9207's `iss`, ID-token validation, the
-//!   user found by `sub` = `directory_id`, and a session.
+//!   user found by its directory id (Google's `sub`; Microsoft's `oid`, in the configured
+//!   tenant), and a session.
 //! - [`auth_test`]: an administrator's test of one user's sign-in, which records why it would
 //!   fail and never creates a session.
 //!
 //! Every refusal is a [`crate::Error`] with a stable code and a message for people, never with
 //! tokens or internals: 400 for an unusable request (state, code), 401 for credentials that fail
 //! (password, ID token), 403 for a user who may not sign in, 409 `not_configured`, 502 when
-//! Google refuses or fails.
+//! the provider refuses or fails.
 
 mod attempts;
 pub mod auth_test;
@@ -24,6 +28,7 @@ mod binding;
 pub mod config;
 mod flow;
 mod id_token;
+mod idp;
 mod provider;
 mod redirect_uri;
 pub(crate) mod user;
@@ -32,11 +37,12 @@ pub use attempts::AttemptClient;
 pub use binding::BrowserBinding;
 pub use flow::{finish_login, start_login, Callback, CallbackOutcome, LoginRequest, SignedIn};
 pub use id_token::IdClaims;
-pub use provider::{Discovery, GoogleOidc};
+pub use idp::{microsoft_issuer, SignInProviders};
+pub use provider::{Discovery, IdpKind, OidcProvider};
 pub use redirect_uri::check_redirect_uri;
 pub use user::SessionUser;
 
-/// How long a login attempt (state, nonce, verifier) waits for Google's callback.
+/// How long a login attempt (state, nonce, verifier) waits for the provider's callback.
 pub const ATTEMPT_TTL_MINUTES: i64 = 10;
 
 /// 409 `not_configured`: like the directory's, this is the installation's state, not a server
@@ -44,7 +50,8 @@ pub const ATTEMPT_TTL_MINUTES: i64 = 10;
 pub(crate) fn not_configured() -> crate::Error {
     crate::Error::conflict(
         "not_configured",
-        "Sign in with Google is not configured: an administrator sets it up with PUT /api/v1/auth/oidc",
+        "Sign-in with the directory's provider (Google or Microsoft) is not configured: an \
+         administrator sets it up with PUT /api/v1/auth/oidc",
     )
 }
 

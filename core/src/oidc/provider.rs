@@ -1,10 +1,12 @@
-//! Google as an OpenID Connect provider: the discovery document and the JWKS, cached as Google
-//! asks (`Cache-Control: max-age`), and the authorization-code exchange.
+//! One OpenID Connect provider (Google, or one Microsoft Entra tenant): the discovery document
+//! and the JWKS, cached as the provider asks (`Cache-Control: max-age`), and the
+//! authorization-code exchange.
 //!
-//! The JWKS is refetched when a token names an unknown `kid` (Google rotates its keys), but at
-//! most once per cooldown: a stream of forged tokens with made-up `kid`s must not turn into a
-//! stream of requests to Google. When Google cannot be reached, keys and discovery past their
-//! `max-age` keep being used for a while (`max_stale`), so a short outage does not stop sign-ins.
+//! The JWKS is refetched when a token names an unknown `kid` (both providers rotate their keys
+//! on no fixed schedule), but at most once per cooldown: a stream of forged tokens with made-up
+//! `kid`s must not turn into a stream of requests to the provider. When the provider cannot be
+//! reached, keys and discovery past their `max-age` keep being used for a while (`max_stale`),
+//! so a short outage does not stop sign-ins.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,10 +18,45 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-/// Google's discovery document, the parts dirsync uses.
+/// Which company runs a provider: what messages call it, and the error codes of its failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdpKind {
+    /// Sign in with Google.
+    Google,
+    /// Sign in with Microsoft (an Entra ID tenant).
+    Microsoft,
+}
+
+impl IdpKind {
+    /// The provider's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdpKind::Google => "Google",
+            IdpKind::Microsoft => "Microsoft",
+        }
+    }
+
+    /// 502 when the provider cannot be read.
+    pub(crate) fn unavailable_code(self) -> &'static str {
+        match self {
+            IdpKind::Google => "google_unavailable",
+            IdpKind::Microsoft => "microsoft_unavailable",
+        }
+    }
+
+    /// 401 when the provider ended the sign-in with an `error` (e.g. `access_denied`).
+    pub(crate) fn error_code(self) -> &'static str {
+        match self {
+            IdpKind::Google => "google_error",
+            IdpKind::Microsoft => "microsoft_error",
+        }
+    }
+}
+
+/// A provider's discovery document, the parts dirsync uses.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Discovery {
-    /// `https://accounts.google.com`.
+    /// `https://accounts.google.com`, `https://login.microsoftonline.com/{tid}/v2.0`.
     pub issuer: String,
     /// Where the browser is sent to sign in.
     pub authorization_endpoint: String,
@@ -93,13 +130,13 @@ struct JwksState {
 
 /// Why a key could not be had.
 pub(crate) enum KeyError {
-    /// The `kid` is not among Google's keys, fetched again just now to be sure.
+    /// The `kid` is not among the provider's keys, fetched again just now to be sure.
     Unknown,
-    /// The `kid` is not among Google's keys, which were fetched moments ago for another unknown
-    /// `kid`, too recently to ask again: a key Google has just published may be missing, so
-    /// this says to retry in `retry_in` rather than that Google does not publish the key.
+    /// The `kid` is not among the provider's keys, which were fetched moments ago for another
+    /// unknown `kid`, too recently to ask again: a key just published may be missing, so this
+    /// says to retry in `retry_in` rather than that the provider does not publish the key.
     RecentlyFetched { retry_in: Duration },
-    /// Google could not be asked and nothing usable is cached.
+    /// The provider could not be asked and nothing usable is cached.
     Unavailable(crate::Error),
 }
 
@@ -109,19 +146,26 @@ pub(crate) struct Tokens {
     pub access_token: Option<String>,
 }
 
-/// Discovery and JWKS cache plus the code exchange; one per server, shared by its workers.
-pub struct GoogleOidc {
+/// Discovery and JWKS cache plus the code exchange of one provider; one per server (per tenant
+/// for Microsoft), shared by its workers.
+pub struct OidcProvider {
+    kind: IdpKind,
     http: reqwest::Client,
     discovery_url: String,
+    /// When set, the discovered endpoints must be on this origin (scheme, host, port): the
+    /// client secret goes to the token endpoint, so a discovery document must not send it
+    /// elsewhere than the configured login URL.
+    origin: Option<url::Origin>,
     refetch_cooldown: Duration,
     max_stale: Duration,
     discovery: Mutex<Option<Cached<Discovery>>>,
     jwks: Mutex<JwksState>,
 }
 
-impl fmt::Debug for GoogleOidc {
+impl fmt::Debug for OidcProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GoogleOidc")
+        f.debug_struct("OidcProvider")
+            .field("kind", &self.kind)
             .field("discovery_url", &self.discovery_url)
             .field("refetch_cooldown", &self.refetch_cooldown)
             .finish_non_exhaustive()
@@ -153,11 +197,14 @@ fn max_age(headers: &HeaderMap) -> Duration {
     age.unwrap_or(DEFAULT_MAX_AGE).min(MAX_MAX_AGE)
 }
 
-fn unavailable(what: &str, detail: impl fmt::Display) -> crate::Error {
-    tracing::warn!(what, error = %detail, "Google's OpenID Connect endpoint failed");
+fn unavailable(kind: IdpKind, what: &str, detail: impl fmt::Display) -> crate::Error {
+    tracing::warn!(provider = kind.name(), what, error = %detail, "an OpenID Connect endpoint failed");
     crate::Error::upstream(
-        "google_unavailable",
-        format!("Google's {what} could not be read; try again in a moment"),
+        kind.unavailable_code(),
+        format!(
+            "{}'s {what} could not be read; try again in a moment",
+            kind.name()
+        ),
     )
 }
 
@@ -205,12 +252,14 @@ struct TokenErrorAnswer {
     error_description: String,
 }
 
-impl GoogleOidc {
-    /// A provider reading Google's discovery document at `discovery_url`, refetching the JWKS
-    /// on an unknown `kid` at most every 30 s, using stale keys for up to a day when Google is
+impl OidcProvider {
+    /// A provider reading its discovery document at `discovery_url`, refetching the JWKS on an
+    /// unknown `kid` at most every 30 s, using stale keys for up to a day when the provider is
     /// unreachable.
-    pub fn new(discovery_url: impl Into<String>) -> GoogleOidc {
-        GoogleOidc {
+    pub fn new(kind: IdpKind, discovery_url: impl Into<String>) -> OidcProvider {
+        OidcProvider {
+            kind,
+            origin: None,
             http: Self::http_client(&crate::outbound::Outbound::default()),
             discovery_url: discovery_url.into(),
             refetch_cooldown: Duration::from_secs(30),
@@ -220,8 +269,24 @@ impl GoogleOidc {
         }
     }
 
-    /// Reaches Google through these CAs and proxies.
-    pub fn with_outbound(mut self, outbound: &crate::outbound::Outbound) -> GoogleOidc {
+    /// Google's provider, reading `discovery_url`.
+    pub fn google(discovery_url: impl Into<String>) -> OidcProvider {
+        OidcProvider::new(IdpKind::Google, discovery_url)
+    }
+
+    /// Accepts discovered endpoints only on the origin of `url` (see [`OidcProvider`]).
+    pub fn with_origin_of(mut self, url: &str) -> OidcProvider {
+        self.origin = url::Url::parse(url).ok().map(|u| u.origin());
+        self
+    }
+
+    /// Who runs this provider.
+    pub fn kind(&self) -> IdpKind {
+        self.kind
+    }
+
+    /// Reaches the provider through these CAs and proxies.
+    pub fn with_outbound(mut self, outbound: &crate::outbound::Outbound) -> OidcProvider {
         self.http = Self::http_client(outbound);
         self
     }
@@ -237,14 +302,14 @@ impl GoogleOidc {
     }
 
     /// Sets the least time between two JWKS refetches caused by unknown `kid`s.
-    pub fn with_refetch_cooldown(mut self, cooldown: Duration) -> GoogleOidc {
+    pub fn with_refetch_cooldown(mut self, cooldown: Duration) -> OidcProvider {
         self.refetch_cooldown = cooldown;
         self
     }
 
-    /// Sets how long keys and discovery past their `max-age` are still used while Google is
-    /// unreachable.
-    pub fn with_max_stale(mut self, max_stale: Duration) -> GoogleOidc {
+    /// Sets how long keys and discovery past their `max-age` are still used while the provider
+    /// is unreachable.
+    pub fn with_max_stale(mut self, max_stale: Duration) -> OidcProvider {
         self.max_stale = max_stale;
         self
     }
@@ -274,7 +339,10 @@ impl GoogleOidc {
             }
             Err(e) => match cache.as_ref() {
                 Some(c) if now.duration_since(c.fetched_at) < self.max_stale => {
-                    tracing::warn!("using a stale copy of Google's discovery document");
+                    tracing::warn!(
+                        provider = self.kind.name(),
+                        "using a stale copy of the discovery document"
+                    );
                     Ok(c.value.clone())
                 }
                 _ => Err(e),
@@ -288,15 +356,40 @@ impl GoogleOidc {
             .get(&self.discovery_url)
             .send()
             .await
-            .map_err(|e| unavailable("discovery document", e))?;
+            .map_err(|e| unavailable(self.kind, "discovery document", e))?;
         if !resp.status().is_success() {
-            return Err(unavailable("discovery document", resp.status()));
+            return Err(unavailable(self.kind, "discovery document", resp.status()));
         }
         let age = max_age(resp.headers());
         let doc: Discovery = resp
             .json()
             .await
-            .map_err(|e| unavailable("discovery document", e))?;
+            .map_err(|e| unavailable(self.kind, "discovery document", e))?;
+        if let Some(origin) = &self.origin {
+            for (name, endpoint) in [
+                ("authorization_endpoint", &doc.authorization_endpoint),
+                ("token_endpoint", &doc.token_endpoint),
+                ("jwks_uri", &doc.jwks_uri),
+            ] {
+                let on_origin = url::Url::parse(endpoint).is_ok_and(|u| u.origin() == *origin);
+                if !on_origin {
+                    tracing::warn!(
+                        provider = self.kind.name(),
+                        name,
+                        endpoint,
+                        "a discovered endpoint is not on the configured login URL"
+                    );
+                    return Err(crate::Error::upstream(
+                        self.kind.unavailable_code(),
+                        format!(
+                            "{}'s discovery document names a {name} outside the configured \
+                             login URL; dirsync does not send sign-ins there",
+                            self.kind.name()
+                        ),
+                    ));
+                }
+            }
+        }
         Ok((doc, age))
     }
 
@@ -307,15 +400,15 @@ impl GoogleOidc {
             .get(&uri)
             .send()
             .await
-            .map_err(|e| unavailable("signing keys", e))?;
+            .map_err(|e| unavailable(self.kind, "signing keys", e))?;
         if !resp.status().is_success() {
-            return Err(unavailable("signing keys", resp.status()));
+            return Err(unavailable(self.kind, "signing keys", resp.status()));
         }
         let age = max_age(resp.headers());
         let doc: JwksDoc = resp
             .json()
             .await
-            .map_err(|e| unavailable("signing keys", e))?;
+            .map_err(|e| unavailable(self.kind, "signing keys", e))?;
         let keys = doc
             .keys
             .into_iter()
@@ -327,16 +420,17 @@ impl GoogleOidc {
         Ok((keys, age))
     }
 
-    /// Refreshes `state.keys` from Google; on failure keeps what it has if not too stale.
+    /// Refreshes `state.keys` from the provider; on failure keeps what it has if not too stale.
     async fn refresh(&self, state: &mut JwksState) -> Result<(), crate::Error> {
         state.fetches += 1;
         let now = Instant::now();
         match self.fetch_jwks().await {
             Ok((keys, age)) => {
                 tracing::debug!(
+                    provider = self.kind.name(),
                     keys = keys.len(),
                     max_age_secs = age.as_secs(),
-                    "fetched Google's signing keys"
+                    "fetched the signing keys"
                 );
                 state.keys = Some(Cached {
                     value: keys,
@@ -347,7 +441,10 @@ impl GoogleOidc {
             }
             Err(e) => match &state.keys {
                 Some(c) if now.duration_since(c.fetched_at) < self.max_stale => {
-                    tracing::warn!("using stale signing keys while Google's JWKS is unreachable");
+                    tracing::warn!(
+                        provider = self.kind.name(),
+                        "using stale signing keys while the JWKS is unreachable"
+                    );
                     Ok(())
                 }
                 _ => Err(e),
@@ -378,7 +475,11 @@ impl GoogleOidc {
                     }
                 }
                 state.last_unknown_kid_refetch = Some(now);
-                tracing::info!(kid, "unknown signing key id; refetching Google's keys");
+                tracing::info!(
+                    provider = self.kind.name(),
+                    kid,
+                    "unknown signing key id; refetching the keys"
+                );
                 self.refresh(&mut state)
                     .await
                     .map_err(KeyError::Unavailable)?;
@@ -423,46 +524,48 @@ impl GoogleOidc {
             .form(&form)
             .send()
             .await
-            .map_err(|e| unavailable("token endpoint", e))?;
+            .map_err(|e| unavailable(self.kind, "token endpoint", e))?;
         let status = resp.status();
         if status.is_success() {
             let answer: TokenAnswer = resp
                 .json()
                 .await
-                .map_err(|e| unavailable("token endpoint", e))?;
-            let id_token = answer
-                .id_token
-                .ok_or_else(|| unavailable("token endpoint", "the answer holds no id_token"))?;
+                .map_err(|e| unavailable(self.kind, "token endpoint", e))?;
+            let id_token = answer.id_token.ok_or_else(|| {
+                unavailable(self.kind, "token endpoint", "the answer holds no id_token")
+            })?;
             return Ok(Tokens {
                 id_token,
                 access_token: answer.access_token,
             });
         }
         let err: TokenErrorAnswer = resp.json().await.unwrap_or_default();
+        let name = self.kind.name();
         tracing::info!(
+            provider = name,
             status = status.as_u16(),
             error = %err.error,
             description = %err.error_description,
-            "Google refused the code exchange"
+            "the provider refused the code exchange"
         );
         Err(match err.error.as_str() {
             "invalid_grant" => crate::Error::bad_request("code_rejected",
                 format!(
-                    "Google did not accept the sign-in code ({}); start the sign-in again",
+                    "{name} did not accept the sign-in code ({}); start the sign-in again",
                     err.error_description
                 ),
             ),
             "invalid_client" | "unauthorized_client" => crate::Error::upstream("client_rejected",
-                "Google does not accept dirsync's OAuth client: an administrator checks client_id and client_secret (PUT /api/v1/auth/oidc)",
+                format!("{name} does not accept dirsync's OAuth client: an administrator checks client_id and client_secret (PUT /api/v1/auth/oidc)"),
             ),
             "redirect_uri_mismatch" => crate::Error::upstream("redirect_uri_mismatch",
-                "Google does not accept dirsync's redirect URI: an administrator registers it for the OAuth client",
+                format!("{name} does not accept dirsync's redirect URI: an administrator registers it for the OAuth client"),
             ),
             _ if status.is_server_error() || status.as_u16() == 429 => {
-                unavailable("token endpoint", status)
+                unavailable(self.kind, "token endpoint", status)
             }
             other => crate::Error::upstream("code_exchange_failed",
-                format!("Google refused the code exchange ({other}); start the sign-in again"),
+                format!("{name} refused the code exchange ({other}); start the sign-in again"),
             ),
         })
     }
@@ -542,8 +645,8 @@ mod tests {
         let emu = emulator().await;
         let c = emu.control();
         let kid = c.signing_key_ids().remove(0);
-        let google =
-            GoogleOidc::new(emu.discovery_url()).with_refetch_cooldown(Duration::from_millis(300));
+        let google = OidcProvider::google(emu.discovery_url())
+            .with_refetch_cooldown(Duration::from_millis(300));
         for _ in 0..3 {
             assert!(google.decoding_key(&kid).await.is_ok());
         }
@@ -587,7 +690,7 @@ mod tests {
         let kid = c.signing_key_ids().remove(0);
         // max-age 0: every lookup asks Google again.
         c.set_jwks_max_age(Duration::ZERO);
-        let google = GoogleOidc::new(emu.discovery_url());
+        let google = OidcProvider::google(emu.discovery_url());
         assert!(google.decoding_key(&kid).await.is_ok());
         c.fail_requests(Endpoint::Jwks, 503, 2);
         assert!(google.decoding_key(&kid).await.is_ok(), "stale key used");
@@ -596,14 +699,14 @@ mod tests {
         assert_eq!(c.request_count(Endpoint::Jwks), 4);
 
         // Without anything cached, an outage is an error that says so.
-        let cold = GoogleOidc::new(emu.discovery_url());
+        let cold = OidcProvider::google(emu.discovery_url());
         c.fail_requests(Endpoint::Jwks, 503, 1);
         match cold.decoding_key(&kid).await {
             Err(KeyError::Unavailable(e)) => assert_eq!(e.code(), "google_unavailable"),
             _ => panic!("expected google_unavailable"),
         }
         // Too stale is too stale.
-        let strict = GoogleOidc::new(emu.discovery_url()).with_max_stale(Duration::ZERO);
+        let strict = OidcProvider::google(emu.discovery_url()).with_max_stale(Duration::ZERO);
         assert!(strict.decoding_key(&kid).await.is_ok());
         c.fail_requests(Endpoint::Jwks, 503, 1);
         assert!(matches!(

@@ -92,6 +92,22 @@ pub(crate) struct OidcState {
     pub keys: Vec<SigningKey>,
     pub redirect_uris: HashMap<String, Vec<String>>,
     codes: HashMap<String, Code>,
+    /// Fault injection: header and claim changes for the next ID token issued.
+    pub tamper: Option<(Value, Value)>,
+}
+
+/// Sets (or, for `null`, removes) each member of `patch` in `target`.
+fn apply_patch(target: &mut Value, patch: &Value) {
+    let (Some(t), Some(p)) = (target.as_object_mut(), patch.as_object()) else {
+        return;
+    };
+    for (k, v) in p {
+        if v.is_null() {
+            t.remove(k);
+        } else {
+            t.insert(k.clone(), v.clone());
+        }
+    }
 }
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
@@ -413,7 +429,15 @@ pub(crate) fn redeem(
         if let Some(n) = nonce {
             claims["nonce"] = json!(n);
         }
-        let header = json!({"typ": "JWT", "alg": "RS256", "kid": key.kid});
+        let mut header = json!({"typ": "JWT", "alg": "RS256", "kid": key.kid});
+        if let Some((h, c)) = oidc.tamper.take() {
+            apply_patch(&mut header, &h);
+            apply_patch(&mut claims, &c);
+        }
+        let key = oidc
+            .keys
+            .last()
+            .ok_or_else(|| sts(500, "server_error", 90033, "No signing key."))?;
         body["id_token"] = json!(key.sign(&header, &claims));
     }
     if field("client_info") == Some("1") {

@@ -425,6 +425,15 @@ impl Control {
         crate::oidc::rotate(&self.state, keep_old)
     }
 
+    /// Fault injection: the next ID token issued has `header` and `claims` changed (each member
+    /// set, or removed when `null`) and is then signed with the current key. Microsoft never
+    /// issues such tokens; tests use them to show that the relying party checks each claim
+    /// (`iss`, `tid`, `nonce`, …) and does not trust a token for its signature alone. A
+    /// changed `kid` names a key the JWKS may not hold.
+    pub fn tamper_next_id_token(&self, header: serde_json::Value, claims: serde_json::Value) {
+        self.state.oidc.lock().expect("oidc lock").tamper = Some((header, claims));
+    }
+
     /// The `kid`s in the JWKS, the signing one first.
     pub fn signing_kids(&self) -> Vec<String> {
         let oidc = self.state.oidc.lock().expect("oidc lock");

@@ -12,16 +12,16 @@ use crate::state::AppState;
 
 /// Start a test authentication.
 ///
-/// Starts a test of a directory user's Sign in with Google: answers an `authorization_url` at
-/// Google (with the user's address as `login_hint`). Completing it records on
+/// Starts a test of a directory user's sign-in with the directory's provider: answers an
+/// `authorization_url` at Google or Microsoft (with the user's address as `login_hint`). Completing it records on
 /// `GET /api/v1/auth-tests/{id}` whether the user could sign in and why not; no session is
 /// created. 404 for an unknown user, 422 for a local or not yet synchronized one.
 ///
 /// Role: admin.
 #[utoipa::path(tag = "sign-in", operation_id = "start_auth_test",
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 201, description = "The test, with the URL to open at Google", body = AuthTestView),
-        (status = 409, description = "Sign in with Google is not configured (`not_configured`)", body = crate::error::ErrorBody),
+    responses((status = 201, description = "The test, with the URL to open at the provider", body = AuthTestView),
+        (status = 409, description = "Sign-in is not configured (`not_configured`)", body = crate::error::ErrorBody),
         (status = 422, description = "The user is local (`not_a_directory_user`) or not synchronized yet (`not_synced`)", body = crate::error::ErrorBody)))]
 #[post("/users/{id}/auth-test")]
 pub(super) async fn start_auth_test(
@@ -44,7 +44,7 @@ pub(super) async fn start_auth_test(
 
 /// Read a test authentication.
 ///
-/// A test authentication: `pending` until the user signs in at Google, then `succeeded` or
+/// A test authentication: `pending` until the user signs in at the provider, then `succeeded` or
 /// `failed` with the reason. A test not completed within 10 minutes fails with `expired`.
 ///
 /// Role: admin.

@@ -74,23 +74,24 @@ fn failure(err: Error, json: bool) -> HttpResponse {
 pub struct LoginQuery {
     /// A path on this server to land on after signing in (anything else is ignored).
     pub return_to: Option<String>,
-    /// The address to sign in as; passed on to Google.
+    /// The address to sign in as; passed on to the provider.
     pub login_hint: Option<String>,
 }
 
-/// Start Sign in with Google.
+/// Start signing in with the directory's provider.
 ///
-/// Starts Sign in with Google: redirects (302) the browser to Google's authorization endpoint
+/// Starts Sign in with Google (or with Microsoft when the directory is Entra ID): redirects
+/// (302) the browser to the provider's authorization endpoint
 /// with a fresh single-use `state`, `nonce` and PKCE challenge (valid 10 minutes). No token
 /// needed. The sign-in cookie it sets (`dirsync_signin`, `__Host-dirsync_signin` over HTTPS)
 /// binds the sign-in to this browser: `/oidc/signin` refuses a callback that comes without it.
 ///
 /// No token needed.
 #[utoipa::path(tag = "sign-in", operation_id = "oidc_login", security(()), params(LoginQuery),
-    responses((status = 302, description = "To Google's authorization endpoint",
-        headers(("Location" = String, description = "Google's authorization URL"),
+    responses((status = 302, description = "To the provider's authorization endpoint",
+        headers(("Location" = String, description = "The provider's authorization URL"),
             ("Set-Cookie" = String, description = "dirsync_signin=…; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=600 (`__Host-dirsync_signin` over HTTPS)"))),
-        (status = 409, description = "Sign in with Google is not configured", body = crate::error::ErrorBody)))]
+        (status = 409, description = "Sign-in is not configured", body = crate::error::ErrorBody)))]
 #[get("/oidc/login")]
 pub(super) async fn oidc_login(
     req: HttpRequest,
@@ -140,13 +141,13 @@ pub struct CallbackQuery {
     pub iss: Option<String>,
 }
 
-/// Finish Sign in with Google (Google's redirect).
+/// Finish signing in (the provider's redirect).
 ///
-/// Google's redirect after signing in. Consumes the sign-in attempt (once, within 10 minutes),
+/// The provider's redirect after signing in. Consumes the sign-in attempt (once, within 10 minutes),
 /// requires the sign-in cookie of the browser that started it (400 `browser_mismatch`; not for
 /// a test authentication) and, when the callback names an issuer (`iss`), that it is the
 /// provider's (400 `issuer_mismatch`), exchanges the code, validates the ID token and finds the
-/// user by its Google id: it must exist here, not be disabled, and hold the `login` privilege. With `Accept: application/json` the
+/// user by its directory id (Google's `sub`; Microsoft's `oid` in the configured tenant): it must exist here, not be disabled, and hold the `login` privilege. With `Accept: application/json` the
 /// answer is the session; otherwise the session cookie is set and the browser is sent (303) to
 /// `return_to`. A test authentication records its result instead (no session). Failures are
 /// the JSON error shape or a small HTML page.
@@ -200,7 +201,7 @@ pub(super) async fn oidc_signin(
                 return HttpResponse::Ok().json(view);
             }
             let message = match &view.reason {
-                None => "The user can sign in with Google. No session was created.".to_string(),
+                None => "The user can sign in. No session was created.".to_string(),
                 Some(r) => format!("The user cannot sign in: {r}. No session was created."),
             };
             html_page(

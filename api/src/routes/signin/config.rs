@@ -12,11 +12,12 @@ use crate::state::AppState;
 
 // ---- configuration ----
 
-/// Sign in with Google settings.
+/// Sign-in settings (Sign in with Google, or with Microsoft when the directory is Entra ID).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OidcSettings {
-    /// The OAuth client id from Google Cloud (`…apps.googleusercontent.com`).
+    /// The OAuth client id: from Google Cloud (`…apps.googleusercontent.com`), or the Entra app
+    /// registration's application (client) id.
     pub client_id: String,
     /// The client secret. Required the first time; leave it out to keep the stored one. Never
     /// returned.
@@ -26,8 +27,9 @@ pub struct OidcSettings {
     /// The redirect URI registered for the client: `https://<host>[:port]/oidc/signin` (http
     /// only for localhost and loopback), checked as Google checks it.
     pub redirect_uri: String,
-    /// Accepted `hd` claims (Workspace domains); empty = any domain (the user must still exist
-    /// here). With exactly one, Google's account chooser is limited to it.
+    /// Accepted domains: Google's `hd` claim (Workspace domains), or for Microsoft the domain of
+    /// the user's UPN; empty = any domain (the user must still exist here). With exactly one,
+    /// Google's account chooser is limited to it.
     #[serde(default)]
     pub allowed_domains: Vec<String>,
     /// Lifetime of the sessions issued, 5 to 43200 minutes (default 480).
