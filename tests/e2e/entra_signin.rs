@@ -2,16 +2,18 @@
 //! `PUT /api/v1/auth/oidc` against the Entra emulator when the directory is Microsoft Entra ID.
 //!
 //! Each test sends what an attacker (or Microsoft) would send, and fails when the defence it
-//! names is taken out. The directory configuration and its users are written straight into the
-//! database here (`directory_id` = the emulator user's object id, `user_name` = its UPN), as a
-//! sync from Entra would leave them.
+//! names is taken out. The directory is configured through the API and its users come from a
+//! real sync from the emulator (`directory_id` = the object id, `user_name` = the UPN); users a
+//! sync would never make (another object id under a known address) are written straight into
+//! the database.
 
 use dirsync_entity::{
-    directory_config, user_emails, user_privileges, users, AuthMethod, EmailKind, Provider,
+    directory_config, user_emails, user_privileges, users, AuthMethod, EmailKind,
 };
 use dirsync_entra_emulator::{AppCredentials, Directory, Emulator, EmulatorOptions, Endpoint};
+use dirsync_tests::entra::{spawn_with_entra_and, EntraEnv};
 use dirsync_tests::oidc::{param, set_cookie_pair, urlencode};
-use dirsync_tests::{spawn_app_with, Reply, TestApp};
+use dirsync_tests::{Reply, TestApp};
 use reqwest::Method;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Set,
@@ -47,48 +49,20 @@ async fn env() -> Entra {
     let emu = Emulator::start(EmulatorOptions::with_directory(d))
         .await
         .expect("the emulator starts");
-    let login_url = emu.base_url();
-    let app = spawn_app_with(|s| {
-        s.microsoft_login_url = login_url;
+    // The directory through the API (the app's secret uploaded) and a real sync from the
+    // emulator, as an administrator sets it up.
+    let EntraEnv {
+        app,
+        entra: emu,
+        credentials: oidc_app,
+    } = spawn_with_entra_and(emu, |s| {
         // Tests start many sign-ins from one address.
         s.rate_limit_signin_per_minute = 0;
     })
     .await;
-    let now = chrono::Utc::now();
-    let oidc_app = emu.control().default_app();
-    directory_config::ActiveModel {
-        id: Set(1),
-        provider: Set(Provider::MicrosoftEntra),
-        admin_email: Set(None),
-        customer_id: Set(None),
-        domain: Set(None),
-        sync_groups: Set("[]".into()),
-        auto_delete_users: Set(false),
-        deletion_limit: Set(None),
-        schedule_minutes: Set(None),
-        default_privileges: Set(r#"["login"]"#.into()),
-        default_folder_access: Set("[]".into()),
-        sa_client_email: Set(None),
-        sa_private_key_id: Set(None),
-        sa_client_id: Set(None),
-        sa_project_id: Set(None),
-        sa_token_uri: Set(None),
-        sa_private_key: Set(None),
-        updated_at: Set(now),
-        incremental_seconds: Set(None),
-        full_sync_hours: Set(24),
-        event_overlap_minutes: Set(10),
-        tenant_id: Set(Some(tenant.clone())),
-        entra_client_id: Set(Some(oidc_app.client_id.clone())),
-        include_guests: Set(false),
-        entra_credential_kind: Set(None),
-        entra_secret: Set(None),
-        entra_certificate_pem: Set(None),
-        entra_thumbprint: Set(None),
-    }
-    .insert(&app.db)
-    .await
-    .unwrap();
+    let job = app.sync(false).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["summary"]["created"], 3, "{job}");
     let redirect_uri = format!("{}/oidc/signin", app.address);
     emu.control()
         .add_redirect_uri(&oidc_app.client_id, &redirect_uri)
@@ -101,10 +75,6 @@ async fn env() -> Entra {
         redirect_uri,
         cookie: Default::default(),
     };
-    for upn in ["ada@contoso.com", "bob@contoso.com", "carol@contoso.com"] {
-        let oid = e.oid(upn);
-        e.directory_user(upn, &oid).await;
-    }
     e.configure(json!({})).await.expect(200);
     e
 }
