@@ -3,6 +3,7 @@
 //! crate translates requests into calls of this crate.
 #![forbid(unsafe_code)]
 
+pub mod access_token;
 pub mod audit;
 pub mod auth;
 pub mod db;

@@ -1,8 +1,6 @@
 //! App-only access tokens through the client-credentials grant (reference §1): a client
 //! secret, or a client assertion signed with the certificate's private key.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -20,8 +18,6 @@ use super::{Credential, EntraError};
 /// consent for.
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// A cached token is replaced this long before it expires.
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// Lifetime of a client assertion (MSAL's: 10 minutes).
 const ASSERTION_LIFETIME_SECS: i64 = 600;
 
@@ -129,20 +125,11 @@ struct StsErrorBody {
     error_codes: Vec<u32>,
 }
 
-struct Cached {
-    token: SecretString,
-    refresh_at: Instant,
-}
-
-/// One cached token, shared by every [`TokenSource`] for the same tenant, app and credential.
-/// A tokio mutex held across the fetch, so concurrent callers share one token request.
-type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
-
 /// What a cached token is for: the token URL (login URL and tenant), the client id and a
 /// digest of the credential, so a changed secret or certificate never uses a token obtained
 /// with the old one.
 #[derive(Clone, PartialEq, Eq, Hash)]
-struct CacheKey {
+pub struct CacheKey {
     token_url: String,
     client_id: String,
     credential: [u8; 32],
@@ -150,39 +137,8 @@ struct CacheKey {
 
 /// Access tokens cached in the process, until shortly before they expire; shared by sync
 /// jobs, the connection test and the group listing, which each build their own
-/// [`super::GraphClient`] from the same [`super::EntraAccess`]. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct TokenCache {
-    slots: Arc<Mutex<HashMap<CacheKey, Slot>>>,
-}
-
-impl std::fmt::Debug for TokenCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCache").finish_non_exhaustive()
-    }
-}
-
-impl TokenCache {
-    /// An empty cache.
-    pub fn new() -> TokenCache {
-        TokenCache::default()
-    }
-
-    /// Forgets every token (after a new credential was uploaded): clients built from then on
-    /// fetch a new one.
-    pub fn clear(&self) {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-
-    fn slot(&self, key: CacheKey) -> Slot {
-        self.slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_default()
-            .clone()
-    }
-}
+/// [`super::GraphClient`] from the same [`super::EntraAccess`].
+pub type TokenCache = crate::access_token::TokenCache<CacheKey>;
 
 /// A digest of the credential, as a cache key: the secret or the key itself is not kept in
 /// the map.
@@ -218,7 +174,7 @@ pub(crate) struct TokenSource {
     retry: RetryPolicy,
     timeout: Duration,
     hook: Option<Hook>,
-    cache: Slot,
+    cache: crate::access_token::Slot,
 }
 
 impl TokenSource {
@@ -258,42 +214,19 @@ impl TokenSource {
 
     /// A valid access token, from the cache or freshly fetched.
     pub(crate) async fn get(&self) -> Result<SecretString, EntraError> {
-        let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.as_ref() {
-            if Instant::now() < c.refresh_at {
-                return Ok(c.token.clone());
-            }
-        }
-        self.fetch_into(&mut cache).await
+        self.cache.get(false, || self.fetch()).await
     }
 
     /// A token fetched now whatever the cache holds (the connection test: a cached token would
     /// hide a secret revoked since), and cached for the others.
     pub(crate) async fn fresh(&self) -> Result<SecretString, EntraError> {
-        let mut cache = self.cache.lock().await;
-        self.fetch_into(&mut cache).await
-    }
-
-    async fn fetch_into(&self, cache: &mut Option<Cached>) -> Result<SecretString, EntraError> {
-        let (token, lifetime) = self.fetch().await?;
-        let margin = REFRESH_MARGIN.min(lifetime / 2);
-        *cache = Some(Cached {
-            token: token.clone(),
-            refresh_at: Instant::now() + lifetime.saturating_sub(margin),
-        });
-        Ok(token)
+        self.cache.get(true, || self.fetch()).await
     }
 
     /// Drops `stale` from the cache (after a Graph 401), unless another caller already
     /// replaced it.
     pub(crate) async fn invalidate(&self, stale: &SecretString) {
-        let mut cache = self.cache.lock().await;
-        if cache
-            .as_ref()
-            .is_some_and(|c| c.token.expose_secret() == stale.expose_secret())
-        {
-            *cache = None;
-        }
+        self.cache.invalidate(stale).await
     }
 
     fn assertion(&self, key: &EncodingKey, x5t_s256: &str) -> Result<String, EntraError> {

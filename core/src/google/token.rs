@@ -1,19 +1,15 @@
 //! Access tokens through the JWT bearer grant with domain-wide delegation (google-apis.md §2).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Header};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::client::{Hook, RetryPolicy};
 use super::{GoogleError, ServiceAccountKey};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-/// A cached token is replaced this long before it expires.
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 #[derive(Serialize)]
 struct Claims<'a> {
@@ -40,20 +36,11 @@ struct TokenErrorBody {
     error_description: String,
 }
 
-struct Cached {
-    token: SecretString,
-    refresh_at: Instant,
-}
-
-/// One cached token, shared by every [`TokenSource`] with the same key, subject and scopes.
-/// A tokio mutex held across the fetch, so concurrent callers share one token request.
-type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
-
 /// What a cached token is for: the key (its id, service account and token endpoint), the
 /// impersonated subject and the scopes. A different key or admin is a different entry, so a
 /// changed configuration never uses a token obtained for the old one, on any instance.
 #[derive(Clone, PartialEq, Eq, Hash)]
-struct CacheKey {
+pub struct CacheKey {
     private_key_id: String,
     client_email: String,
     token_uri: String,
@@ -63,39 +50,8 @@ struct CacheKey {
 
 /// Access tokens cached in the process (product §2: "cached until shortly before expiry"),
 /// shared by sync jobs, the connection test and the group listing, which each build their own
-/// [`super::DirectoryClient`]. Cheap to clone (one shared map).
-#[derive(Clone, Default)]
-pub struct TokenCache {
-    slots: Arc<Mutex<HashMap<CacheKey, Slot>>>,
-}
-
-impl std::fmt::Debug for TokenCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCache").finish_non_exhaustive()
-    }
-}
-
-impl TokenCache {
-    /// An empty cache.
-    pub fn new() -> TokenCache {
-        TokenCache::default()
-    }
-
-    /// Forgets every token (after a new key was uploaded or the admin changed): clients built
-    /// from then on fetch a new one.
-    pub fn clear(&self) {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-
-    fn slot(&self, key: CacheKey) -> Slot {
-        self.slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_default()
-            .clone()
-    }
-}
+/// [`super::DirectoryClient`].
+pub type TokenCache = crate::access_token::TokenCache<CacheKey>;
 
 /// Fetches and caches access tokens for one key, subject and scopes.
 pub(crate) struct TokenSource {
@@ -109,7 +65,7 @@ pub(crate) struct TokenSource {
     retry: RetryPolicy,
     timeout: Duration,
     hook: Option<Hook>,
-    cache: Slot,
+    cache: crate::access_token::Slot,
 }
 
 impl TokenSource {
@@ -152,30 +108,12 @@ impl TokenSource {
 
     /// A valid access token, from the cache or freshly fetched.
     pub(crate) async fn get(&self) -> Result<SecretString, GoogleError> {
-        let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.as_ref() {
-            if Instant::now() < c.refresh_at {
-                return Ok(c.token.clone());
-            }
-        }
-        let (token, lifetime) = self.fetch().await?;
-        let margin = REFRESH_MARGIN.min(lifetime / 2);
-        *cache = Some(Cached {
-            token: token.clone(),
-            refresh_at: Instant::now() + lifetime.saturating_sub(margin),
-        });
-        Ok(token)
+        self.cache.get(false, || self.fetch()).await
     }
 
     /// Drops `stale` from the cache (after a 401), unless another caller already replaced it.
     pub(crate) async fn invalidate(&self, stale: &SecretString) {
-        let mut cache = self.cache.lock().await;
-        if cache
-            .as_ref()
-            .is_some_and(|c| c.token.expose_secret() == stale.expose_secret())
-        {
-            *cache = None;
-        }
+        self.cache.invalidate(stale).await
     }
 
     fn assertion(&self) -> Result<String, GoogleError> {
