@@ -1,11 +1,23 @@
 //! The one directory configuration of an installation (row id 1 of `directory_config`): which
-//! Google account to read, how, and the rules a sync follows.
+//! directory to read (a Google Workspace account or a Microsoft Entra tenant), with which
+//! credential, and the rules a sync follows.
+//!
+//! Changing the provider is a switch: refused while directory users exist (they were matched by
+//! the other directory's ids, which the new one does not know), and it forgets what belonged to
+//! the directory left behind (its credential, and the incremental state of `directory_state`).
 
 use chrono::Utc;
 use dirsync_entity::directory_config;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Set, Unchanged};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QuerySelect, Set, Unchanged,
+};
+use secrecy::SecretString;
 
-/// Where users come from (`google_workspace` or `none`), stored in `directory_config.provider`.
+/// Which credential of an Entra app registration is stored (`client_secret` or `certificate`).
+pub use dirsync_entity::values::EntraCredentialKind;
+/// Where users come from (`google_workspace`, `microsoft_entra` or `none`), stored in
+/// `directory_config.provider`.
 pub use dirsync_entity::Provider;
 
 use crate::{audit, Result};
@@ -81,19 +93,26 @@ pub struct ServiceAccountInfo {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DirectorySettings {
-    /// `google_workspace` or `none`.
+    /// `google_workspace`, `microsoft_entra` or `none`.
     pub provider: Provider,
-    /// The impersonated administrator.
+    /// The impersonated administrator (Google Workspace only).
     // The Workspace admin whose authority the service account borrows (domain-wide delegation).
     pub admin_email: Option<String>,
-    /// Customer id (`my_customer` by default).
+    /// Customer id (Google Workspace only; `my_customer` by default).
     // Exclusive with `domain`.
     pub customer_id: Option<String>,
-    /// Domain, when reading one domain.
+    /// Domain, when reading one domain (Google Workspace only).
     // Read instead of the whole account.
     pub domain: Option<String>,
-    /// Sync groups (lower-cased).
-    // Group addresses whose members (nested groups included) are synced; empty = everyone.
+    /// The Entra tenant: its id (a GUID, lower-cased) or a verified domain (Microsoft Entra
+    /// only).
+    pub tenant_id: Option<String>,
+    /// The Entra app registration's Application (client) ID, a GUID (Microsoft Entra only).
+    pub client_id: Option<String>,
+    /// Whether guests (`userType: Guest`) are synced (Microsoft Entra only; default false).
+    pub include_guests: bool,
+    /// Sync groups (lower-cased): group addresses, or for Microsoft Entra also group ids.
+    // Groups whose members (nested groups included) are synced; empty = everyone.
     pub sync_groups: Vec<String>,
     /// Delete users that left the scope.
     // Directory users only; off, they are reported (`out_of_scope`).
@@ -112,6 +131,17 @@ pub struct DirectorySettings {
     pub full_sync_hours: u32,
     /// Minutes of the admin log read again before the cursor, for its lag (0 to 1440, default 10).
     pub event_overlap_minutes: u32,
+}
+
+/// The Entra app credential stored (never the secret or the private key).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = EntraCredential))]
+pub struct EntraCredentialInfo {
+    /// `client_secret` or `certificate`.
+    pub kind: EntraCredentialKind,
+    /// The certificate's SHA-1 thumbprint, upper-case hex, as the Entra admin center shows it;
+    /// null for a client secret.
+    pub thumbprint: Option<String>,
 }
 
 /// Where incremental sync stands.
@@ -160,6 +190,8 @@ pub struct DirectoryView {
     pub settings: DirectorySettings,
     /// The uploaded service account, or null.
     pub service_account: Option<ServiceAccountInfo>,
+    /// The uploaded Entra credential, or null.
+    pub entra_credential: Option<EntraCredentialInfo>,
     /// Where incremental sync stands.
     pub incremental: IncrementalStatus,
 }
@@ -185,6 +217,20 @@ impl utoipa::PartialSchema for DirectoryView {
                     RefBuilder::new()
                         .description(Some("The uploaded service account, or null."))
                         .ref_location_from_schema_name(ServiceAccountInfo::name()),
+                )
+                .into(),
+        );
+        object.properties.insert(
+            "entra_credential".into(),
+            OneOfBuilder::new()
+                .item(ObjectBuilder::new().schema_type(Type::Null))
+                .item(
+                    RefBuilder::new()
+                        .description(Some(
+                            "The uploaded Entra app credential (its kind, and a certificate's \
+                             thumbprint; never the secret or the key), or null.",
+                        ))
+                        .ref_location_from_schema_name(EntraCredentialInfo::name()),
                 )
                 .into(),
         );
@@ -219,6 +265,11 @@ impl utoipa::ToSchema for DirectoryView {
             ServiceAccountInfo::schema(),
         ));
         ServiceAccountInfo::schemas(schemas);
+        schemas.push((
+            EntraCredentialInfo::name().into(),
+            EntraCredentialInfo::schema(),
+        ));
+        EntraCredentialInfo::schemas(schemas);
         schemas.push((
             IncrementalStatus::name().into(),
             IncrementalStatus::schema(),
@@ -256,6 +307,9 @@ fn view(
             admin_email: row.admin_email.clone(),
             customer_id: row.customer_id.clone(),
             domain: row.domain.clone(),
+            tenant_id: row.tenant_id.clone(),
+            client_id: row.entra_client_id.clone(),
+            include_guests: row.include_guests,
             sync_groups: sync_groups_of(row)?,
             auto_delete_users: row.auto_delete_users,
             deletion_limit: row.deletion_limit.map(|n| n.max(0) as u32),
@@ -273,6 +327,7 @@ fn view(
             }),
             _ => None,
         },
+        entra_credential: entra_credential_info(row),
         incremental: IncrementalStatus::of(state),
     })
 }
@@ -297,16 +352,89 @@ fn looks_like_email(s: &str) -> bool {
     }
 }
 
-/// Checks and normalises settings, with messages that name the field.
+/// A GUID as Microsoft spells them (8-4-4-4-12 hex digits), lower-cased; `None` when `s` is
+/// not one. Entra compares them without regard to case; stored lower-cased, two spellings of one
+/// id are one value.
+fn guid(s: &str) -> Option<String> {
+    let s = s.to_ascii_lowercase();
+    let ok = s.split('-').count() == 5
+        && s.split('-')
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()));
+    ok.then_some(s)
+}
+
+/// A DNS name such as a verified domain (`contoso.com`, `contoso.onmicrosoft.com`): two labels
+/// at least, of letters, digits and inner hyphens, 63 characters each and 253 in all, the last
+/// not all digits (an address is no domain).
+fn looks_like_domain(d: &str) -> bool {
+    let labels: Vec<&str> = d.split('.').collect();
+    d.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && !labels
+            .last()
+            .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The tenant names of Microsoft's multi-tenant endpoints: they name no tenant, and a directory
+/// read through them would not be the customer's.
+const TENANT_ALIASES: [&str; 3] = ["common", "organizations", "consumers"];
+
+/// Checks and normalises settings, with messages that name the field. Google's fields
+/// (`admin_email`, `customer_id`, `domain`) are refused with `microsoft_entra`, and Entra's
+/// (`tenant_id`, `client_id`, `include_guests: true`) with any other provider: a request that
+/// mixes them is a mistake to point out, not half a configuration to save.
 pub fn validate(mut s: DirectorySettings) -> Result<DirectorySettings> {
     let bad = |field: &'static str, msg: String| {
         crate::Error::invalid("invalid_directory_settings", format!("{field}: {msg}"))
             .with_details(serde_json::json!({ "field": field }))
     };
-    s.admin_email = s
-        .admin_email
-        .map(|e| e.trim().to_string())
-        .filter(|e| !e.is_empty());
+    let trimmed = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    s.admin_email = trimmed(s.admin_email);
+    s.customer_id = trimmed(s.customer_id);
+    s.domain = trimmed(s.domain).map(|d| d.to_lowercase());
+    s.tenant_id = trimmed(s.tenant_id);
+    s.client_id = trimmed(s.client_id);
+    let entra = s.provider == Provider::MicrosoftEntra;
+    let (foreign, owner) = if entra {
+        (
+            [
+                ("admin_email", s.admin_email.is_some()),
+                ("customer_id", s.customer_id.is_some()),
+                ("domain", s.domain.is_some()),
+            ],
+            Provider::GoogleWorkspace,
+        )
+    } else {
+        (
+            [
+                ("tenant_id", s.tenant_id.is_some()),
+                ("client_id", s.client_id.is_some()),
+                ("include_guests", s.include_guests),
+            ],
+            Provider::MicrosoftEntra,
+        )
+    };
+    if let Some((field, _)) = foreign.iter().find(|(_, given)| *given) {
+        return Err(crate::Error::invalid(
+            "invalid_directory_settings",
+            format!(
+                "{field}: applies to provider {} only, and provider is {}: leave it out (or \
+                 null), or set provider to {}",
+                owner.as_str(),
+                s.provider.as_str(),
+                owner.as_str(),
+            ),
+        )
+        .with_details(serde_json::json!({ "field": field, "provider": s.provider })));
+    }
     if let Some(e) = &s.admin_email {
         if !looks_like_email(e) {
             return Err(bad(
@@ -321,27 +449,73 @@ pub fn validate(mut s: DirectorySettings) -> Result<DirectorySettings> {
             "name the Workspace administrator to impersonate".into(),
         ));
     }
-    s.customer_id = s
-        .customer_id
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty());
-    s.domain = s
-        .domain
-        .map(|d| d.trim().to_lowercase())
-        .filter(|d| !d.is_empty());
     match (&s.customer_id, &s.domain) {
         (Some(_), Some(_)) => {
             return Err(bad("domain", "give customer_id or domain, not both".into()))
         }
-        (None, None) => s.customer_id = Some("my_customer".into()),
+        (None, None) if !entra => s.customer_id = Some("my_customer".into()),
         _ => {}
+    }
+    if entra {
+        let tenant = s.tenant_id.take().ok_or_else(|| {
+            bad(
+                "tenant_id",
+                "name the tenant: its Directory (tenant) ID, or one of its verified domains".into(),
+            )
+        })?;
+        s.tenant_id = Some(match guid(&tenant) {
+            Some(id) => id,
+            None if TENANT_ALIASES.contains(&tenant.to_ascii_lowercase().as_str()) => {
+                return Err(bad(
+                    "tenant_id",
+                    format!(
+                        "{tenant:?} names Microsoft's multi-tenant endpoint, not a tenant: give \
+                         the tenant's Directory (tenant) ID or a verified domain"
+                    ),
+                ))
+            }
+            None if looks_like_domain(&tenant.to_ascii_lowercase()) => tenant.to_ascii_lowercase(),
+            None => {
+                return Err(bad(
+                    "tenant_id",
+                    format!(
+                        "{tenant:?} is neither a tenant id (a GUID such as \
+                         72f988bf-86f1-41af-91ab-2d7cd011db47) nor a domain name"
+                    ),
+                ))
+            }
+        });
+        let client = s.client_id.take().ok_or_else(|| {
+            bad(
+                "client_id",
+                "give the app registration's Application (client) ID".into(),
+            )
+        })?;
+        s.client_id = Some(guid(&client).ok_or_else(|| {
+            bad(
+                "client_id",
+                format!(
+                    "{client:?} is not a GUID: give the app registration's Application (client) \
+                     ID, not its name or object id"
+                ),
+            )
+        })?);
     }
     let mut seen = std::collections::HashSet::new();
     let mut groups = Vec::new();
     for g in s.sync_groups {
         let g = g.trim().to_lowercase();
-        if !looks_like_email(&g) {
-            return Err(bad("sync_groups", format!("{g:?} is not a group address")));
+        // Entra groups are named by id as often as by address (many have no address at all).
+        let id = entra && guid(&g).is_some();
+        if !id && !looks_like_email(&g) {
+            return Err(bad(
+                "sync_groups",
+                if entra {
+                    format!("{g:?} is neither a group id (a GUID) nor a group address")
+                } else {
+                    format!("{g:?} is not a group address")
+                },
+            ));
         }
         if seen.insert(g.clone()) {
             groups.push(g);
@@ -385,6 +559,12 @@ pub fn validate(mut s: DirectorySettings) -> Result<DirectorySettings> {
 /// Replaces the editable settings and records `directory.update` by `actor` in the same
 /// transaction; returns the configuration before (`None` when the stored settings did not
 /// decode: saving is how they are repaired) and after.
+///
+/// A new `provider` is a switch ([`check_switch`]): 409 `provider_switch_blocked` while
+/// directory users exist, 409 `sync_in_progress` while a sync job is queued or running.
+/// Allowed, it clears the stored credentials of every provider but the new one and deletes the
+/// incremental state (`directory_state`: cursor, snapshot, delta links), so that the first sync
+/// of the new directory is a full one and nothing of the old one is kept or reused.
 pub async fn update(
     db: &DatabaseConnection,
     actor: &str,
@@ -392,26 +572,107 @@ pub async fn update(
 ) -> Result<(Option<DirectoryView>, DirectoryView)> {
     let s = validate(settings)?;
     let txn = crate::db::begin_write(db).await?;
-    let (before, after) = write_settings(&txn, s).await?;
-    audit::record(
-        &txn,
-        actor,
-        "directory.update",
-        "directory",
-        None,
-        serde_json::json!({
-            "before": before.as_ref().map(|b| &b.settings),
-            "after": after.settings,
-        }),
-    )
-    .await?;
+    let switched_from = check_switch(&txn, s.provider).await?;
+    if switched_from.is_some() {
+        dirsync_entity::directory_state::Entity::delete_many()
+            .exec(&txn)
+            .await?;
+    }
+    let (before, after) = write_settings(&txn, s, switched_from.is_some()).await?;
+    let mut details = serde_json::json!({
+        "before": before.as_ref().map(|b| &b.settings),
+        "after": after.settings,
+    });
+    if let Some(from) = switched_from {
+        details["provider_switch"] = serde_json::json!({
+            "from": from,
+            "to": after.settings.provider,
+            "service_account_cleared": before.as_ref().is_some_and(|b| b.service_account.is_some())
+                && after.service_account.is_none(),
+            "entra_credential_cleared": before.as_ref().is_some_and(|b| b.entra_credential.is_some())
+                && after.entra_credential.is_none(),
+            "incremental_state_cleared": true,
+        });
+    }
+    audit::record(&txn, actor, "directory.update", "directory", None, details).await?;
     txn.commit().await?;
     Ok((before, after))
+}
+
+/// Whether saving `new` switches the provider, and whether it may: `Some(old)` when it does.
+///
+/// Directory users (`auth_method = directory`) are matched to the directory by its own ids
+/// (Google's numeric ids, Graph's object ids); another directory knows none of them, so its first
+/// sync would see them all leave, and its users arrive as clashes. Rather than re-match anyone
+/// silently, the switch is refused while any exist, saying what to do. The one allowed case is
+/// from `none` to `google_workspace`: before Entra, Google was the only directory, and an
+/// installation may have left it for `none` with its users kept.
+///
+/// A stored provider that does not decode counts as another provider (fail closed).
+async fn check_switch<C: ConnectionTrait>(db: &C, new: Provider) -> Result<Option<Provider>> {
+    use dirsync_entity::{sync_jobs, users};
+    let stored: Option<String> = directory_config::Entity::find_by_id(ROW_ID)
+        .select_only()
+        .column(directory_config::Column::Provider)
+        .into_tuple()
+        .one(db)
+        .await?;
+    let old = match stored {
+        None => Some(Provider::None),
+        Some(name) => Provider::from_name(&name),
+    };
+    if old == Some(new) {
+        return Ok(None);
+    }
+    let origin = match old {
+        Some(Provider::None) => Some(Provider::GoogleWorkspace),
+        other => other,
+    };
+    let directory_users = users::Entity::find()
+        .filter(users::Column::AuthMethod.eq(dirsync_entity::AuthMethod::Directory))
+        .count(db)
+        .await?;
+    if directory_users > 0 && origin != Some(new) {
+        let from = old.map_or("(unreadable)", Provider::as_str);
+        return Err(crate::Error::conflict(
+            "provider_switch_blocked",
+            format!(
+                "{directory_users} directory user(s) were synced from provider {from}; provider \
+                 {} does not know them and nothing is re-matched across directories. Keep \
+                 provider {from}, or first delete those users (GET \
+                 /api/v1/users?auth_method=directory, then DELETE /api/v1/users/{{id}}; archive \
+                 folders holding mail are kept) and switch again",
+                new.as_str(),
+            ),
+        )
+        .with_details(serde_json::json!({
+            "from": from,
+            "to": new,
+            "directory_users": directory_users,
+        })));
+    }
+    let active = sync_jobs::Entity::find()
+        .filter(sync_jobs::Column::ActiveSlot.eq(1))
+        .one(db)
+        .await?;
+    if let Some(job) = active {
+        return Err(crate::Error::conflict(
+            "sync_in_progress",
+            format!(
+                "sync job {} is queued or running against the current provider; wait for it or \
+                 cancel it, then switch provider",
+                job.id
+            ),
+        )
+        .with_details(serde_json::json!({ "job_id": job.id })));
+    }
+    Ok(Some(old.unwrap_or(Provider::None)))
 }
 
 async fn write_settings<C: ConnectionTrait>(
     db: &C,
     s: DirectorySettings,
+    switched: bool,
 ) -> Result<(Option<DirectoryView>, DirectoryView)> {
     let state = crate::sync::snapshot::load(db).await?;
     let before = match config_row(db).await {
@@ -425,10 +686,31 @@ async fn write_settings<C: ConnectionTrait>(
         id: Unchanged(ROW_ID),
         ..Default::default()
     };
+    if switched {
+        // Only the new provider's credential may stay: it may have been uploaded before the
+        // switch, as a Google key is uploaded before the settings that use it.
+        if s.provider != Provider::GoogleWorkspace {
+            am.sa_client_email = Set(None);
+            am.sa_private_key_id = Set(None);
+            am.sa_client_id = Set(None);
+            am.sa_project_id = Set(None);
+            am.sa_token_uri = Set(None);
+            am.sa_private_key = Set(None);
+        }
+        if s.provider != Provider::MicrosoftEntra {
+            am.entra_credential_kind = Set(None);
+            am.entra_secret = Set(None);
+            am.entra_certificate_pem = Set(None);
+            am.entra_thumbprint = Set(None);
+        }
+    }
     am.provider = Set(s.provider);
     am.admin_email = Set(s.admin_email.clone());
     am.customer_id = Set(s.customer_id.clone());
     am.domain = Set(s.domain.clone());
+    am.tenant_id = Set(s.tenant_id.clone());
+    am.entra_client_id = Set(s.client_id.clone());
+    am.include_guests = Set(s.include_guests);
     am.sync_groups = Set(serde_json::to_string(&s.sync_groups).expect("strings serialize"));
     am.auto_delete_users = Set(s.auto_delete_users);
     am.deletion_limit = Set(s.deletion_limit.map(|n| n as i32));
@@ -438,6 +720,11 @@ async fn write_settings<C: ConnectionTrait>(
     am.event_overlap_minutes = Set(s.event_overlap_minutes as i32);
     am.updated_at = Set(Utc::now());
     let row = am.update(db).await?;
+    let state = if switched {
+        crate::sync::snapshot::load(db).await?
+    } else {
+        state
+    };
     Ok((before, view(&row, &state)?))
 }
 
@@ -536,6 +823,200 @@ pub fn service_account_key(
             "stored key no longer parses: {}",
             e.message()
         ))
+    })
+}
+
+/// The Entra credential shown for a row: its kind, and a certificate's thumbprint.
+fn entra_credential_info(row: &directory_config::Model) -> Option<EntraCredentialInfo> {
+    match (row.entra_credential_kind, &row.entra_secret) {
+        (Some(kind), Some(_)) => Some(EntraCredentialInfo {
+            kind,
+            thumbprint: match kind {
+                EntraCredentialKind::Certificate => row.entra_thumbprint.clone(),
+                EntraCredentialKind::ClientSecret => None,
+            },
+        }),
+        _ => None,
+    }
+}
+
+/// What the associated data of `entra_secret`'s encryption binds it to: the column and the
+/// kind, so that a secret cannot be read back as a private key (or the reverse) by editing the
+/// kind column.
+fn entra_secret_context(kind: EntraCredentialKind) -> String {
+    format!("directory_config.entra_secret:{}:1", kind.as_str())
+}
+
+/// An Entra app credential as uploaded (`PUT /api/v1/directory/entra-credential`), unchecked.
+pub enum EntraCredentialUpload {
+    /// A client secret's value.
+    ClientSecret(SecretString),
+    /// A certificate (PEM) and its private key (PEM).
+    Certificate {
+        /// The certificate registered on the app.
+        certificate_pem: String,
+        /// Its private key.
+        private_key_pem: SecretString,
+    },
+}
+
+impl EntraCredentialUpload {
+    /// The one form among the request's fields: `client_secret` alone, or `certificate_pem` with
+    /// `private_key_pem`. 422 `invalid_entra_credential` for both forms, neither, or half of the
+    /// certificate form: guessing which was meant could store a credential nobody chose.
+    pub fn from_fields(
+        client_secret: Option<SecretString>,
+        certificate_pem: Option<String>,
+        private_key_pem: Option<SecretString>,
+    ) -> Result<EntraCredentialUpload> {
+        let refused = |field: &'static str, message: &str| {
+            crate::Error::invalid("invalid_entra_credential", message.to_string())
+                .with_details(serde_json::json!({ "field": field }))
+        };
+        match (client_secret, certificate_pem, private_key_pem) {
+            (Some(secret), None, None) => Ok(EntraCredentialUpload::ClientSecret(secret)),
+            (None, Some(certificate_pem), Some(private_key_pem)) => {
+                Ok(EntraCredentialUpload::Certificate {
+                    certificate_pem,
+                    private_key_pem,
+                })
+            }
+            (Some(_), _, _) => Err(refused(
+                "client_secret",
+                "give either client_secret, or certificate_pem with private_key_pem, not both",
+            )),
+            (None, Some(_), None) => Err(refused(
+                "private_key_pem",
+                "certificate_pem needs private_key_pem, the certificate's private key",
+            )),
+            (None, None, Some(_)) => Err(refused(
+                "certificate_pem",
+                "private_key_pem needs certificate_pem, the certificate it belongs to",
+            )),
+            (None, None, None) => Err(refused(
+                "client_secret",
+                "give client_secret, or certificate_pem with private_key_pem",
+            )),
+        }
+    }
+}
+
+/// Stores the Entra app's credential, replacing any before, and records
+/// `directory.entra_credential.upload` by `actor` (kind and thumbprint, never the secret) in the
+/// same transaction. A client secret is stored encrypted; a certificate is checked first
+/// ([`crate::entra::credential::check_certificate`]), then stored in clear with its thumbprint
+/// and its private key encrypted. Like the Google key, it may be uploaded whatever the provider
+/// is (before switching to `microsoft_entra`, say). Returns the configuration before and after.
+#[tracing::instrument(skip_all)]
+pub async fn set_entra_credential(
+    db: &DatabaseConnection,
+    cipher: &crate::secrets::Cipher,
+    upload: EntraCredentialUpload,
+    actor: &str,
+) -> Result<(DirectoryView, DirectoryView)> {
+    use secrecy::ExposeSecret;
+    let (kind, secret, certificate_pem, thumbprint) = match upload {
+        EntraCredentialUpload::ClientSecret(secret) => {
+            let secret = crate::entra::credential::check_client_secret(secret.expose_secret())?;
+            (EntraCredentialKind::ClientSecret, secret, None, None)
+        }
+        EntraCredentialUpload::Certificate {
+            certificate_pem,
+            private_key_pem,
+        } => {
+            let checked = crate::entra::credential::check_certificate(
+                &certificate_pem,
+                private_key_pem.expose_secret(),
+                Utc::now(),
+            )?;
+            (
+                EntraCredentialKind::Certificate,
+                checked.private_key_pem,
+                Some(checked.certificate_pem),
+                Some(checked.thumbprint),
+            )
+        }
+    };
+    let txn = crate::db::begin_write(db).await?;
+    let row = config_row(&txn).await?;
+    let state = crate::sync::snapshot::load(&txn).await?;
+    // Fails closed before writing anything when the stored settings do not decode.
+    let before = view(&row, &state)?;
+    let mut am: directory_config::ActiveModel = row.into();
+    am.entra_credential_kind = Set(Some(kind));
+    am.entra_secret = Set(Some(
+        cipher.encrypt(secret.expose_secret(), &entra_secret_context(kind)),
+    ));
+    am.entra_certificate_pem = Set(certificate_pem);
+    am.entra_thumbprint = Set(thumbprint);
+    am.updated_at = Set(Utc::now());
+    let after = view(&am.update(&txn).await?, &state)?;
+    audit::record(
+        &txn,
+        actor,
+        "directory.entra_credential.upload",
+        "directory",
+        None,
+        serde_json::json!({"before": before.entra_credential, "after": after.entra_credential}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((before, after))
+}
+
+/// The stored Entra credential, decrypted for use; 409 `not_configured` when none was uploaded.
+pub fn entra_credential(
+    row: &directory_config::Model,
+    cipher: &crate::secrets::Cipher,
+) -> Result<crate::entra::Credential> {
+    let (Some(kind), Some(sealed)) = (row.entra_credential_kind, &row.entra_secret) else {
+        return Err(crate::Error::conflict(
+            "not_configured",
+            "no Entra credential has been uploaded: PUT /api/v1/directory/entra-credential",
+        ));
+    };
+    let secret = cipher
+        .decrypt(sealed, &entra_secret_context(kind))
+        .map_err(|e| crate::Error::Internal(e.into()))?;
+    Ok(match kind {
+        EntraCredentialKind::ClientSecret => crate::entra::Credential::ClientSecret(secret),
+        EntraCredentialKind::Certificate => crate::entra::Credential::Certificate {
+            certificate_pem: row.entra_certificate_pem.clone().ok_or_else(|| {
+                crate::Error::Internal(anyhow::anyhow!(
+                    "directory_config.entra_certificate_pem is empty beside a certificate's key"
+                ))
+            })?,
+            private_key_pem: secret,
+        },
+    })
+}
+
+/// The stored configuration as an Entra client needs it; 409 `not_configured` when the provider
+/// is not `microsoft_entra`, or the tenant, client id or credential is missing.
+pub fn entra_config(
+    row: &directory_config::Model,
+    cipher: &crate::secrets::Cipher,
+) -> Result<crate::entra::EntraConfig> {
+    let missing = |what: &str| {
+        crate::Error::conflict(
+            "not_configured",
+            format!("{what} is not set: PUT /api/v1/directory"),
+        )
+    };
+    if row.provider != Provider::MicrosoftEntra {
+        return Err(crate::Error::conflict(
+            "not_configured",
+            "the directory provider is not microsoft_entra: PUT /api/v1/directory first",
+        ));
+    }
+    Ok(crate::entra::EntraConfig {
+        tenant_id: row.tenant_id.clone().ok_or_else(|| missing("tenant_id"))?,
+        client_id: row
+            .entra_client_id
+            .clone()
+            .ok_or_else(|| missing("client_id"))?,
+        credential: entra_credential(row, cipher)?,
+        include_guests: row.include_guests,
     })
 }
 

@@ -330,6 +330,29 @@ mod tests {
         );
     }
 
+    /// `sync_groups` may name a group by id (Entra's security groups have no address) as well
+    /// as by address, in any case; groups without an address still count in the account.
+    #[tokio::test]
+    async fn a_sync_group_is_found_by_id_or_address_and_groups_without_one_count() {
+        let mut dir = directory();
+        dir.groups.push(group("9F3C-SEC", ""));
+        dir.groups.push(group("g5", ""));
+        dir.members
+            .insert("9F3C-SEC".into(), vec![Edge::User("3".into())]);
+        let ctl = control().await;
+        let groups = ["9f3c-sec".to_string(), "STAFF@example.com".to_string()];
+        let fetched = fetch::fetch(&dir, &groups, &mut Progress::default(), &ctl)
+            .await
+            .unwrap();
+        let in_scope = fetched.remote.in_scope.clone().expect("sync groups scope");
+        let expected: HashSet<String> = ["1", "2", "3", "4"].map(String::from).into();
+        assert_eq!(in_scope, expected);
+        assert_eq!(fetched.account_groups, 5);
+        let graph = fetched.graph.expect("a graph");
+        assert_eq!(graph.roots, ["9F3C-SEC", "g1"]);
+        assert_eq!(graph.nodes["9F3C-SEC"].email, "");
+    }
+
     #[tokio::test]
     async fn an_unknown_sync_group_or_an_incomplete_listing_fails_whatever_the_provider() {
         let ctl = control().await;

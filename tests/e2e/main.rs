@@ -6,6 +6,7 @@ mod audit;
 mod changes;
 mod cli;
 mod directory;
+mod entra_config;
 mod folders;
 mod foundation;
 mod hardening;

@@ -68,6 +68,7 @@ const RULES: &[(&str, &str, Min)] = &[
     ("GET", "/api/v1/directory", Min::Operator),
     ("PUT", "/api/v1/directory", Min::Admin),
     ("PUT", "/api/v1/directory/service-account", Min::Admin),
+    ("PUT", "/api/v1/directory/entra-credential", Min::Admin),
     ("POST", "/api/v1/directory/test", Min::Operator),
     ("GET", "/api/v1/directory/groups", Min::Operator),
     // sync jobs: run and read = operator

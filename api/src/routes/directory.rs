@@ -1,8 +1,10 @@
-//! The directory configuration: which Google account to read, how, and the sync rules.
+//! The directory configuration: which directory to read (a Google Workspace account or a
+//! Microsoft Entra tenant), with which credential, and the sync rules.
 
 use actix_web::{get, post, put, web};
 use dirsync_core::directory::Provider;
 use dirsync_core::{directory, google::ServiceAccountKey};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -15,6 +17,7 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_config)
         .service(put_config)
         .service(upload_service_account)
+        .service(upload_entra_credential)
         .service(test_connection)
         .service(list_groups);
 }
@@ -24,22 +27,39 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"provider": "google_workspace", "admin_email": "admin@example.com", "customer_id": "my_customer", "domain": null, "sync_groups": ["staff@example.com"], "auto_delete_users": false, "deletion_limit": null, "schedule_minutes": 60}))]
 pub struct DirectorySettings {
-    /// `google_workspace` or `none`.
+    /// `google_workspace`, `microsoft_entra` or `none`. A change while directory users exist is
+    /// refused (409 `provider_switch_blocked`); an allowed change clears the other providers'
+    /// credentials and the incremental state.
     pub provider: Provider,
     /// The Workspace administrator to impersonate (domain-wide delegation). Required for
-    /// `google_workspace`.
+    /// `google_workspace`; refused with `microsoft_entra`.
     #[serde(default)]
     pub admin_email: Option<String>,
     /// `my_customer` (the admin's own account, the default) or a customer id; not with `domain`.
+    /// Google Workspace only.
     #[serde(default)]
     pub customer_id: Option<String>,
-    /// Read only this domain of the account; not with `customer_id`.
+    /// Read only this domain of the account; not with `customer_id`. Google Workspace only.
     #[serde(default)]
     pub domain: Option<String>,
-    /// Group addresses whose members (nested groups followed) are synced; empty = every user.
+    /// The Entra tenant: its Directory (tenant) ID (a GUID) or one of its verified domains
+    /// (`contoso.onmicrosoft.com`). Required for `microsoft_entra`; refused with other providers.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// The Entra app registration's Application (client) ID (a GUID). Required for
+    /// `microsoft_entra`; refused with other providers.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Sync Entra guests (`userType: Guest`) too (default false). `true` is refused with other
+    /// providers.
+    #[serde(default)]
+    pub include_guests: bool,
+    /// Groups whose members (nested groups followed) are synced, by address (for
+    /// `microsoft_entra` also by group id, a GUID); empty = every user.
     #[serde(default)]
     pub sync_groups: Vec<String>,
-    /// Delete directory users that left Google or the sync groups (default false: report them).
+    /// Delete directory users that left the directory or the sync groups (default false: report
+    /// them).
     #[serde(default)]
     pub auto_delete_users: bool,
     /// Most deletions a run may make unconfirmed; null = 10 % of directory users, at least 5.
@@ -85,7 +105,9 @@ fn default_event_overlap_minutes() -> u32 {
 
 /// Read the directory configuration.
 ///
-/// The directory configuration, with the uploaded service account (never its key).
+/// The directory configuration, with the uploaded Google service account (never its key) and
+/// the uploaded Entra credential (its kind and a certificate's thumbprint; never the secret or
+/// the key). `provider` says which directory is read.
 ///
 /// Role: operator (or admin).
 #[utoipa::path(tag = "directory", operation_id = "get_directory", responses((status = 200, description = "The directory configuration", body = directory::DirectoryView)))]
@@ -99,12 +121,18 @@ async fn get_config(
 
 /// Replace the directory settings.
 ///
-/// Replaces the directory settings. The service account is uploaded separately
-/// (`PUT /api/v1/directory/service-account`).
+/// Replaces the directory settings. The credential is uploaded separately
+/// (`PUT /api/v1/directory/service-account` for Google,
+/// `PUT /api/v1/directory/entra-credential` for Entra). Google's fields and Entra's apply to
+/// their own provider only: a request that mixes them is a 422 naming the field. Changing
+/// `provider` while directory users exist is a 409 `provider_switch_blocked` (delete those users
+/// first, or keep the provider); an allowed change clears the credentials of the other providers
+/// and the incremental state, so the new directory starts with a full sync.
 ///
 /// Role: admin.
 #[utoipa::path(tag = "directory", operation_id = "put_directory", request_body = DirectorySettings,
-    responses((status = 200, description = "The saved configuration", body = directory::DirectoryView)))]
+    responses((status = 200, description = "The saved configuration", body = directory::DirectoryView),
+        (status = 409, description = "A provider switch while directory users exist (`provider_switch_blocked`) or a sync job is active (`sync_in_progress`)", body = crate::error::ErrorBody)))]
 #[put("/directory")]
 async fn put_config(
     caller: Auth<Admin>,
@@ -117,6 +145,9 @@ async fn put_config(
         admin_email: b.admin_email,
         customer_id: b.customer_id,
         domain: b.domain,
+        tenant_id: b.tenant_id,
+        client_id: b.client_id,
+        include_guests: b.include_guests,
         sync_groups: b.sync_groups,
         auto_delete_users: b.auto_delete_users,
         deletion_limit: b.deletion_limit,
@@ -176,6 +207,61 @@ async fn upload_service_account(
     .await?;
     // Tokens of the previous key are not used again.
     state.google.tokens.clear();
+    Ok(web::Json(after))
+}
+
+/// The Entra app credential: a client secret, or a certificate with its private key.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"certificate_pem": "-----BEGIN CERTIFICATE-----\n…\n-----END CERTIFICATE-----\n", "private_key_pem": "-----BEGIN PRIVATE KEY-----\n…\n-----END PRIVATE KEY-----\n"}))]
+pub struct EntraCredentialBody {
+    /// The client secret's Value (Certificates & secrets in the app registration). Not with
+    /// `certificate_pem`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 1024)]
+    pub client_secret: Option<SecretString>,
+    /// The certificate registered on the app (PEM, RSA, not expired). With `private_key_pem`.
+    #[serde(default)]
+    pub certificate_pem: Option<String>,
+    /// The certificate's private key (PEM, PKCS#8 or PKCS#1 RSA, unencrypted). With
+    /// `certificate_pem`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub private_key_pem: Option<SecretString>,
+}
+
+/// Upload the Entra app's credential.
+///
+/// Stores the credential dirsync signs in to Microsoft Entra ID with, replacing any before:
+/// `{"client_secret": "..."}`, or `{"certificate_pem": "...", "private_key_pem": "..."}`
+/// (Microsoft's recommendation: no shared secret). Exactly one form (422
+/// `invalid_entra_credential` otherwise). A certificate is checked first: X.509 RSA of 2048 bits
+/// or more (`invalid_certificate`), not expired (`certificate_expired`), its private key in
+/// PKCS#8 or PKCS#1 PEM without a passphrase (`invalid_private_key`) and matching it
+/// (`certificate_key_mismatch`). PKCS#12 (`.pfx`) files are not read: convert them to PEM
+/// (`openssl pkcs12 -in app.pfx -nodes`). The secret and the key are stored encrypted and never
+/// shown again; `entra_credential` shows the kind and a certificate's SHA-1 thumbprint, as the
+/// Entra admin center does. Like the service-account key, it may be uploaded before `provider`
+/// is set to `microsoft_entra`.
+///
+/// Role: admin.
+#[utoipa::path(tag = "directory", operation_id = "put_entra_credential",
+    request_body = EntraCredentialBody,
+    responses((status = 200, description = "The configuration with the new credential", body = directory::DirectoryView)))]
+#[put("/directory/entra-credential")]
+async fn upload_entra_credential(
+    caller: Auth<Admin>,
+    state: web::Data<AppState>,
+    body: web::Json<EntraCredentialBody>,
+) -> Result<web::Json<directory::DirectoryView>, ApiError> {
+    let b = body.into_inner();
+    let upload = directory::EntraCredentialUpload::from_fields(
+        b.client_secret,
+        b.certificate_pem,
+        b.private_key_pem,
+    )?;
+    let (_, after) =
+        directory::set_entra_credential(&state.db, &state.cipher, upload, &caller.actor()).await?;
     Ok(web::Json(after))
 }
 
@@ -262,6 +348,9 @@ mod tests {
                 admin_email: Some("admin@example.com".into()),
                 customer_id: Some("my_customer".into()),
                 domain: None,
+                tenant_id: None,
+                client_id: None,
+                include_guests: false,
                 sync_groups: vec![],
                 auto_delete_users: false,
                 deletion_limit: None,
@@ -275,6 +364,10 @@ mod tests {
                 private_key_id: "k".into(),
                 client_id: None,
                 project_id: None,
+            }),
+            entra_credential: Some(dirsync_core::directory::EntraCredentialInfo {
+                kind: dirsync_core::directory::EntraCredentialKind::Certificate,
+                thumbprint: Some("AB".into()),
             }),
             incremental: dirsync_core::directory::IncrementalStatus {
                 cursor: None,

@@ -6,6 +6,8 @@
 //! client-credentials grant, with a client secret or a certificate), and reads Graph with the
 //! application permissions `User.Read.All` and `GroupMember.Read.All`.
 
+pub mod credential;
+
 use secrecy::SecretString;
 
 mod client;

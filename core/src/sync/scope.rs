@@ -126,27 +126,35 @@ pub async fn scope(
 
     progress.phase = Some(Phase::FetchingGroups);
     ctl.progress(progress, true).await;
+    // Groups by address (lower-cased) and by id: `sync_groups` may name either (Entra's
+    // `sync_groups` take group ids; Google's ids work too). A group without an address (an
+    // Entra security group) is known by its id alone.
     let mut by_email: HashMap<String, String> = HashMap::new();
+    let mut email_of: HashMap<String, String> = HashMap::new();
+    let mut by_id: HashMap<String, String> = HashMap::new();
+    let mut account_groups = 0u64;
     let mut groups = provider.group_pages();
     while let Some(page) = groups.next_page().await? {
         progress.pages += 1;
         progress.groups += page.len() as u64;
+        account_groups += page.len() as u64;
         for g in page {
-            by_email.insert(g.email.to_lowercase(), g.id);
+            let email = g.email.to_lowercase();
+            if !email.is_empty() {
+                by_email.insert(email.clone(), g.id.clone());
+                email_of.insert(g.id.clone(), email);
+            }
+            by_id.insert(g.id.to_lowercase(), g.id);
         }
         ctl.progress(progress, false).await;
         if ctl.should_stop() {
             return Ok(Fetched::default());
         }
     }
-    let account_groups = by_email.len() as u64;
-    let email_of: HashMap<&str, &str> = by_email
-        .iter()
-        .map(|(email, id)| (id.as_str(), email.as_str()))
-        .collect();
     let mut frontier = Vec::new();
     for g in sync_groups {
-        match by_email.get(&g.to_lowercase()) {
+        let key = g.to_lowercase();
+        match by_email.get(&key).or_else(|| by_id.get(&key)) {
             Some(id) => frontier.push(id.clone()),
             None => {
                 return Err(crate::Error::conflict(
@@ -186,8 +194,8 @@ pub async fn scope(
         // known by no address (neither listed nor named by its parent) cannot be matched to
         // a change feed that names groups by address (Google's admin log): `email` stays
         // empty, and Google's incremental job runs as a full sync (`google/incremental.rs`).
-        let email = match email_of.get(gid.as_str()) {
-            Some(e) => (*e).to_owned(),
+        let email = match email_of.get(&gid) {
+            Some(e) => e.clone(),
             None => member_email.get(&gid).cloned().unwrap_or_default(),
         };
         let node = Node { email, members };
