@@ -101,6 +101,21 @@ pub const ERROR_CODES: &[&str] = &[
     "too_many_pages",
     "invalid_google_config",
     "jwt_signing_failed",
+    // Microsoft Entra ID, when the directory is read live (502; the connection test's codes).
+    "invalid_entra_config",
+    "invalid_client_secret",
+    "client_secret_expired",
+    "unknown_application",
+    "unknown_tenant",
+    "certificate_not_registered",
+    "application_disabled",
+    "entra_token_error",
+    "missing_permission",
+    "entra_unavailable",
+    "entra_unreachable",
+    "entra_timeout",
+    "graph_api_error",
+    "next_link_not_allowed",
     // Signing in, sessions, test authentications.
     "invalid_oidc_settings",
     "invalid_redirect_uri",
@@ -415,7 +430,8 @@ mod tests {
     }
 
     /// Codes found where errors are made in `core/src` and `api/src`: the constructors above,
-    /// Google's error codes (`GoogleError::code`), and actix-web's statuses (`for_status`).
+    /// Google's and Microsoft's error codes (`GoogleError::code`, `EntraError::code`), and
+    /// actix-web's statuses (`for_status`).
     fn codes_in_sources() -> BTreeSet<String> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut files = Vec::new();
@@ -445,7 +461,9 @@ mod tests {
             }
             for line in text.lines() {
                 let line = line.trim();
-                let google = line.starts_with("GoogleError::") && line.contains("=> \"");
+                let google = (line.starts_with("GoogleError::")
+                    || line.starts_with("EntraError::"))
+                    && line.contains("=> \"");
                 let status =
                     line.starts_with(|c: char| c.is_ascii_digit()) && line.contains("=> (\"");
                 if google || status {

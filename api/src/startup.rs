@@ -66,9 +66,9 @@ impl Application {
         // One access-token cache for the process: jobs, the connection test and the group
         // listing reuse one token per key and admin.
         let metrics = dirsync_core::metrics::Metrics::new();
-        let google =
-            dirsync_core::directory::GoogleAccess::from_settings(&settings, metrics.clone());
-        let runner = SyncRunner::new(cipher.clone(), google.clone());
+        let directory =
+            dirsync_core::directory::DirectoryAccess::from_settings(&settings, metrics.clone());
+        let runner = SyncRunner::new(cipher.clone(), directory.clone());
         let worker = Worker::new(
             db.clone(),
             runner,
@@ -90,7 +90,7 @@ impl Application {
             settings: Arc::new(settings),
             cipher,
             worker,
-            google,
+            directory,
             metrics,
             notifier,
         };

@@ -16,8 +16,8 @@ pub struct AppState {
     pub cipher: Cipher,
     /// This instance's sync worker (woken when a job is queued here).
     pub worker: Worker,
-    /// Google's Directory and token URLs, and the access tokens cached for every client.
-    pub google: dirsync_core::directory::GoogleAccess,
+    /// Google's and Microsoft's URLs, and the access tokens cached for every client.
+    pub directory: dirsync_core::directory::DirectoryAccess,
     /// Google's OpenID Connect discovery and signing keys, cached for every sign-in.
     pub oidc: Arc<dirsync_core::oidc::GoogleOidc>,
     /// This server's metrics registry (one per server, not per process).

@@ -1052,18 +1052,48 @@ impl GoogleAccess {
     }
 }
 
+/// How this server reaches each directory provider: what the sync runner, the connection test
+/// and the group listing build their clients from.
+#[derive(Clone, Debug)]
+pub struct DirectoryAccess {
+    /// Google Workspace.
+    pub google: GoogleAccess,
+    /// Microsoft Entra ID.
+    pub entra: crate::entra::EntraAccess,
+}
+
+impl DirectoryAccess {
+    /// From the server settings, with empty token caches.
+    pub fn from_settings(
+        settings: &crate::settings::Settings,
+        metrics: crate::metrics::Metrics,
+    ) -> DirectoryAccess {
+        DirectoryAccess {
+            google: GoogleAccess::from_settings(settings, metrics.clone()),
+            entra: crate::entra::EntraAccess::from_settings(settings, metrics),
+        }
+    }
+}
+
 /// The sync engine's reader of the configured directory (`crate::provider`); 409
 /// `not_configured` when no directory is set up. A new provider adds its arm here.
 pub fn provider_for(
     row: &directory_config::Model,
     cipher: &crate::secrets::Cipher,
-    google: &GoogleAccess,
+    access: &DirectoryAccess,
 ) -> Result<Box<dyn crate::provider::DirectoryProvider>> {
     match row.provider {
-        Provider::GoogleWorkspace => Ok(Box::new(client_for(row, cipher, google)?)),
-        // Issue 16: Microsoft Graph's reader is being built (core/src/entra/).
-        Provider::MicrosoftEntra | Provider::None => Err(not_google()),
+        Provider::GoogleWorkspace => Ok(Box::new(client_for(row, cipher, &access.google)?)),
+        Provider::MicrosoftEntra => Ok(Box::new(graph_client_for(row, cipher, &access.entra)?)),
+        Provider::None => Err(not_configured()),
     }
+}
+
+fn not_configured() -> crate::Error {
+    crate::Error::conflict(
+        "not_configured",
+        "no directory is configured: PUT /api/v1/directory with a provider first",
+    )
 }
 
 fn not_google() -> crate::Error {
@@ -1071,6 +1101,16 @@ fn not_google() -> crate::Error {
         "not_configured",
         "the directory provider is not google_workspace: PUT /api/v1/directory first",
     )
+}
+
+/// A Microsoft Graph client for the stored configuration; 409 `not_configured` when the
+/// directory is not set up for Microsoft Entra ID.
+pub fn graph_client_for(
+    row: &directory_config::Model,
+    cipher: &crate::secrets::Cipher,
+    entra: &crate::entra::EntraAccess,
+) -> Result<crate::entra::GraphClient> {
+    crate::entra::GraphClient::new(entra_config(row, cipher)?, entra)
 }
 
 /// A Directory API client for the stored configuration; 409 `not_configured` when the
@@ -1137,17 +1177,44 @@ pub struct ConnectionTest {
     pub steps: Vec<TestStep>,
 }
 
-/// Tests the connection to Google with the stored settings (key, token, users, groups). A
-/// failed test queues `directory.test_failed` notifications with the result; the caller wakes
-/// the notifier. 409 `not_configured` when there is nothing to test.
+/// Tests the connection to the configured directory with the stored settings (Google: key,
+/// token, users, groups, the admin log; Entra: credential, token, users, groups). A failed test
+/// queues `directory.test_failed` notifications with the result; the caller wakes the notifier.
+/// 409 `not_configured` when there is nothing to test.
 #[tracing::instrument(skip_all)]
 pub async fn test_connection(
     db: &DatabaseConnection,
     cipher: &crate::secrets::Cipher,
-    google: &GoogleAccess,
+    access: &DirectoryAccess,
 ) -> Result<ConnectionTest> {
     let row = config_row(db).await?;
-    let client = client_for(&row, cipher, google)?;
+    let test = match row.provider {
+        Provider::GoogleWorkspace => test_google(db, &row, cipher, &access.google).await?,
+        Provider::MicrosoftEntra => {
+            let steps = graph_client_for(&row, cipher, &access.entra)?
+                .test_connection()
+                .await;
+            // The steps stop at the first failure: the test passed when every step ran and
+            // passed.
+            let ok = steps.len() == crate::entra::STEPS.len() && steps.iter().all(|s| s.ok);
+            ConnectionTest { ok, steps }
+        }
+        Provider::None => return Err(not_configured()),
+    };
+    if !test.ok {
+        let body = serde_json::to_value(&test).unwrap_or_default();
+        crate::notifications::test_failed(db, body).await;
+    }
+    Ok(test)
+}
+
+async fn test_google(
+    db: &DatabaseConnection,
+    row: &directory_config::Model,
+    cipher: &crate::secrets::Cipher,
+    google: &GoogleAccess,
+) -> Result<ConnectionTest> {
+    let client = client_for(row, cipher, google)?;
     let report = client.test_connection().await;
     // The admin-log step counts only when incremental sync is scheduled (product.md §8); its
     // result is `incremental.available` either way.
@@ -1161,7 +1228,7 @@ pub async fn test_connection(
         .await?;
     }
     let events_ok = events.as_ref().is_none_or(|(ok, _)| *ok);
-    let test = ConnectionTest {
+    Ok(ConnectionTest {
         ok: report.ok() && (row.incremental_seconds.is_none() || events_ok),
         steps: report
             .steps
@@ -1173,22 +1240,60 @@ pub async fn test_connection(
                 code: s.code.map(str::to_string),
             })
             .collect(),
-    };
-    if !test.ok {
-        let body = serde_json::to_value(&test).unwrap_or_default();
-        crate::notifications::test_failed(db, body).await;
-    }
-    Ok(test)
+    })
 }
 
-/// Every group of the configured account, live from Google (for choosing `sync_groups`).
+/// A group of the configured directory, as listed for choosing `sync_groups`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedGroup {
+    /// The directory's id of the group (what `sync_groups` may name).
+    pub id: String,
+    /// Its address; `None` for a group without one (an Entra security group).
+    pub email: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Direct members, when the directory's listing says (Google's does; Graph's does not,
+    /// and counting would cost a request per group).
+    pub direct_members_count: Option<u64>,
+}
+
+/// Every group of the configured directory, live (for choosing `sync_groups`).
 #[tracing::instrument(skip_all)]
 pub async fn list_groups(
     db: &DatabaseConnection,
     cipher: &crate::secrets::Cipher,
-    google: &GoogleAccess,
-) -> Result<Vec<crate::google::Group>> {
+    access: &DirectoryAccess,
+) -> Result<Vec<ListedGroup>> {
     let row = config_row(db).await?;
-    let client = client_for(&row, cipher, google)?;
-    Ok(client.list_groups().await?)
+    match row.provider {
+        Provider::GoogleWorkspace => {
+            let groups = client_for(&row, cipher, &access.google)?
+                .list_groups()
+                .await?;
+            Ok(groups
+                .into_iter()
+                .map(|g| ListedGroup {
+                    id: g.id,
+                    email: Some(g.email),
+                    name: g.name,
+                    direct_members_count: Some(g.direct_members_count),
+                })
+                .collect())
+        }
+        Provider::MicrosoftEntra => {
+            let groups = graph_client_for(&row, cipher, &access.entra)?
+                .list_groups()
+                .await?;
+            Ok(groups
+                .into_iter()
+                .map(|g| ListedGroup {
+                    id: g.id,
+                    email: g.email,
+                    name: g.name,
+                    direct_members_count: None,
+                })
+                .collect())
+        }
+        Provider::None => Err(not_configured()),
+    }
 }

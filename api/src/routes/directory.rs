@@ -163,7 +163,7 @@ async fn put_config(
         .and_then(|b| b.settings.admin_email.as_ref())
         != after.settings.admin_email.as_ref()
     {
-        state.google.tokens.clear();
+        state.directory.google.tokens.clear();
     }
     Ok(web::Json(after))
 }
@@ -201,12 +201,12 @@ async fn upload_service_account(
         &state.db,
         &state.cipher,
         &key,
-        &state.google.token_url,
+        &state.directory.google.token_url,
         &caller.actor(),
     )
     .await?;
     // Tokens of the previous key are not used again.
-    state.google.tokens.clear();
+    state.directory.google.tokens.clear();
     Ok(web::Json(after))
 }
 
@@ -262,13 +262,18 @@ async fn upload_entra_credential(
     )?;
     let (_, after) =
         directory::set_entra_credential(&state.db, &state.cipher, upload, &caller.actor()).await?;
+    // Tokens of the replaced credential are not kept around.
+    state.directory.entra.tokens.clear();
     Ok(web::Json(after))
 }
 
-/// Test the connection to Google.
+/// Test the connection to the directory.
 ///
-/// Tests the connection to Google with the stored settings: key parsed, access token obtained
-/// (domain-wide delegation), users readable, groups readable. A failing step says what to fix.
+/// Tests the connection to the configured directory with the stored settings. Google Workspace:
+/// key parsed, access token obtained (domain-wide delegation), users readable, groups readable,
+/// and the admin log (`events_readable`). Microsoft Entra ID: `credential_parsed`,
+/// `token_obtained`, `users_readable` (`User.Read.All`), `groups_readable`
+/// (`GroupMember.Read.All`). A failing step says what to fix.
 ///
 /// Role: operator (or admin).
 #[utoipa::path(tag = "directory", operation_id = "test_directory_connection",
@@ -279,7 +284,7 @@ async fn test_connection(
     _caller: Auth<Operator>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<directory::ConnectionTest>, ApiError> {
-    let test = directory::test_connection(&state.db, &state.cipher, &state.google).await?;
+    let test = directory::test_connection(&state.db, &state.cipher, &state.directory).await?;
     if !test.ok {
         // The core queued the notifications; deliver them now rather than at the next poll.
         state.notifier.wake();
@@ -287,35 +292,38 @@ async fn test_connection(
     Ok(web::Json(test))
 }
 
-/// A Google group.
+/// A group of the configured directory (Google Workspace or Microsoft Entra ID).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GoogleGroup {
-    /// Google's id.
+    /// The directory's id of the group (`sync_groups` takes it, or the address).
     pub id: String,
-    /// Address (what `sync_groups` takes).
-    pub email: String,
+    /// Address (what `sync_groups` takes); null for a Microsoft Entra group without one (a
+    /// security group: name it by id). Always set for Google.
+    pub email: Option<String>,
     /// Name.
     pub name: String,
-    /// Direct members (nested ones not counted).
-    pub direct_members_count: u64,
+    /// Direct members (nested ones not counted); null for Microsoft Entra ID, whose group
+    /// listing does not say (counting would cost a request per group). Always set for Google.
+    pub direct_members_count: Option<u64>,
 }
 
-/// List the account's Google groups.
+/// List the directory's groups.
 ///
-/// Every group of the account, live from Google, for choosing `sync_groups`. Answered in one
-/// page (`next_cursor` is always null).
+/// Every group of the account, live from the configured directory (Google Workspace or
+/// Microsoft Entra ID), for choosing `sync_groups`. Answered in one page (`next_cursor` is
+/// always null).
 ///
 /// Role: operator (or admin).
 #[utoipa::path(tag = "directory", operation_id = "list_directory_groups",
     responses((status = 200, description = "Every group, in one page", body = super::Paged<GoogleGroup>),
         (status = 409, description = "No service account or directory settings yet (`not_configured`)", body = crate::error::ErrorBody),
-        (status = 502, description = "Google refused or failed (`code` names why: `unauthorized_client`, `admin_not_found`, …)", body = crate::error::ErrorBody)))]
+        (status = 502, description = "The directory refused or failed (`code` names why: `unauthorized_client`, `admin_not_found`, `missing_permission`, …)", body = crate::error::ErrorBody)))]
 #[get("/directory/groups")]
 async fn list_groups(
     _caller: Auth<Operator>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<super::Paged<GoogleGroup>>, ApiError> {
-    let groups = directory::list_groups(&state.db, &state.cipher, &state.google).await?;
+    let groups = directory::list_groups(&state.db, &state.cipher, &state.directory).await?;
     Ok(web::Json(super::Paged {
         items: groups
             .into_iter()

@@ -21,14 +21,14 @@ use crate::{directory, Result};
 /// Runs sync jobs against the configured directory.
 pub struct SyncRunner {
     cipher: Cipher,
-    google: directory::GoogleAccess,
+    access: directory::DirectoryAccess,
 }
 
 impl SyncRunner {
-    /// A runner using the server's cipher, and its Google settings and access-token cache for
-    /// a Google Workspace directory.
-    pub fn new(cipher: Cipher, google: directory::GoogleAccess) -> Arc<SyncRunner> {
-        Arc::new(SyncRunner { cipher, google })
+    /// A runner using the server's cipher, and its settings and access-token caches for each
+    /// directory provider.
+    pub fn new(cipher: Cipher, access: directory::DirectoryAccess) -> Arc<SyncRunner> {
+        Arc::new(SyncRunner { cipher, access })
     }
 }
 
@@ -53,7 +53,7 @@ impl SyncRunner {
         // Undecodable sync groups fail the job (stored_data_invalid): read as empty, they would
         // put every user of the account in scope.
         let sync_groups = directory::sync_groups_of(&cfg)?;
-        let provider = directory::provider_for(&cfg, &self.cipher, &self.google)?;
+        let provider = directory::provider_for(&cfg, &self.cipher, &self.access)?;
         let scope_key = ScopeKey::new(
             cfg.customer_id.as_deref(),
             cfg.domain.as_deref(),
