@@ -26,7 +26,10 @@
 //!   itself says that user does not exist (that is how a user leaves between full syncs).
 //! - [`DirectoryProvider::read_changes`]: what changed since the last applied sync, brought into
 //!   the snapshot it read, or the reason to run a full sync instead (Google follows its admin
-//!   log: `google/incremental.rs`).
+//!   log: `google/incremental.rs`; Entra its delta links: `entra/delta.rs`). The re-reads and
+//!   the patching of the snapshot that every provider needs are in `sync/incremental.rs`.
+//! - [`DirectoryProvider::change_marker`] (optional): where to read changes from later, taken
+//!   before each full read and stored with its snapshot (Entra's delta links).
 //!
 //! Failures are [`crate::Error`]s with the provider's own codes and instructions for the
 //! administrator (Google's are `GoogleError::code`), as the jobs show them.
@@ -103,6 +106,20 @@ pub trait DirectoryProvider: Send + Sync {
     /// The user with this id as the directory has it now; `None` when the directory says it
     /// does not exist.
     async fn user_by_id(&self, id: &str) -> Result<Option<RemoteUser>>;
+
+    /// Where this directory's changes can be read from later, obtained just before a full
+    /// read begins, so that nothing changed during the read is missed (a change the read saw
+    /// too is read again by the next incremental job, which is harmless): an opaque text that
+    /// the engine stores with the full sync's snapshot (`directory_state.delta_links`, not
+    /// when the run is a dry run) and hands back in [`Since::state`]. `None`, the default, for
+    /// a directory whose changes are found by time (Google's admin log: the cursor is the
+    /// engine's own clock). Entra answers with its delta links "from now".
+    ///
+    /// A failure here does not fail the full sync: the next incremental job finds no marker
+    /// and runs as a full sync, saying why.
+    async fn change_marker(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
 
     /// An incremental job's read: what changed since `since` (the last applied sync's snapshot
     /// and state, whose configuration is the current one), or why a full sync must run

@@ -1,14 +1,17 @@
-//! Incremental sync (issue 15): an incremental job re-reads what Google's admin log names and
-//! ends where a full sync would. The heart is the equivalence property: random sequences of
-//! valid Google changes (creations, renames onto freed addresses, swaps, aliases, suspensions,
-//! archiving, deletions and undeletions, moves between groups, nesting and cycles), incremental
-//! jobs at random points, and after each one dirsync compared with a second installation that
-//! ran a full sync of the same directory. Then one test per reason to fall back to a full sync.
+//! Incremental sync (issue 15; Entra: issue 16 item 4): an incremental job re-reads what Google's
+//! admin log (or Entra's delta links) names and ends where a full sync would. The heart is the
+//! equivalence property, on either provider: random sequences of valid changes (creations,
+//! renames onto freed addresses, swaps, aliases, suspensions, archiving, deletions and
+//! undeletions, moves between groups, nesting and cycles), incremental jobs at random points, and
+//! after each one dirsync compared with a second installation that ran a full sync of the same
+//! directory. Then one test per reason to fall back to a full sync.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dirsync_entity::directory_state;
+use dirsync_entra_emulator as entra;
 use dirsync_google_emulator::{Directory, Emulator, EmulatorOptions, Endpoint, MemberType};
+use dirsync_tests::entra::{base_entra_settings, EntraEnv};
 use dirsync_tests::google::{spawn_app_for, spawn_with_google, GoogleEnv};
 use dirsync_tests::TestApp;
 use proptest::prelude::*;
@@ -16,7 +19,7 @@ use proptest::test_runner::TestCaseError;
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
 use serde_json::{json, Value};
 
-use crate::address_moves::dirsync_users_of;
+use crate::address_moves::{dirsync_users_of, Provider};
 use crate::changes::{apply_op, check, op, pool, Op};
 use crate::metrics::scrape;
 
@@ -40,7 +43,7 @@ async fn incremental(env: &GoogleEnv) -> Value {
     run_job(&env.app, json!({"kind": "incremental"})).await
 }
 
-// ---- the equivalence property ----
+// ---- the equivalence property, on either provider ----
 
 /// The sync group, the groups that can be nested (under it, in each other, in cycles), and no
 /// group. The pads also raise the cost of a full sync (one listing each), so that a batch of
@@ -55,27 +58,97 @@ const GROUPS: [Option<&str>; 6] = [
 ];
 const PADS: usize = 12;
 
-fn start(n: usize) -> Directory {
-    let mut d = Directory::empty("example.com");
-    for g in GROUPS.iter().flatten() {
-        d.add_group(g, g).unwrap();
-    }
-    d.add_member("staff@example.com", "team@example.com", MemberType::Group)
-        .unwrap();
-    for i in 0..PADS {
-        let pad = format!("extra{i}@example.com");
-        d.add_group(&pad, &pad).unwrap();
-        d.add_member("staff@example.com", &pad, MemberType::Group)
-            .unwrap();
-    }
-    for i in 0..n {
-        let email = pool(i as u8);
-        d.add_user(&email, "User", &i.to_string()).unwrap();
-        if let Some(g) = GROUPS[i % GROUPS.len()] {
-            d.add_member(g, &email, MemberType::User).unwrap();
+/// What the property needs of a provider beyond the sync property's [`Provider`]: its
+/// starting directory, its settings, and a second installation reading the same directory.
+pub(crate) trait Twins: Provider {
+    /// `n` users on the pool's first addresses, spread over [`GROUPS`], `team@` and the pads
+    /// nested in `staff@`.
+    fn start_padded(n: usize) -> Self::Dir;
+    /// The property's directory settings: the sync group, and a deletion limit out of the way.
+    fn settings(&self, auto_delete: bool) -> Value;
+    /// A second server with its own database, syncing from the same emulator.
+    async fn twin(&self) -> TestApp;
+}
+
+impl Twins for GoogleEnv {
+    fn start_padded(n: usize) -> Directory {
+        let mut d = Directory::empty("example.com");
+        for g in GROUPS.iter().flatten() {
+            d.add_group(g, g).unwrap();
         }
+        d.add_member("staff@example.com", "team@example.com", MemberType::Group)
+            .unwrap();
+        for i in 0..PADS {
+            let pad = format!("extra{i}@example.com");
+            d.add_group(&pad, &pad).unwrap();
+            d.add_member("staff@example.com", &pad, MemberType::Group)
+                .unwrap();
+        }
+        for i in 0..n {
+            let email = pool(i as u8);
+            d.add_user(&email, "User", &i.to_string()).unwrap();
+            if let Some(g) = GROUPS[i % GROUPS.len()] {
+                d.add_member(g, &email, MemberType::User).unwrap();
+            }
+        }
+        d
     }
-    d
+
+    fn settings(&self, auto_delete: bool) -> Value {
+        json!({
+            "provider": "google_workspace",
+            "admin_email": "admin@example.com",
+            "customer_id": "my_customer",
+            "sync_groups": ["staff@example.com"],
+            "auto_delete_users": auto_delete,
+            "deletion_limit": 1000,
+            "schedule_minutes": null
+        })
+    }
+
+    async fn twin(&self) -> TestApp {
+        spawn_app_for(&self.google, |_| {}).await
+    }
+}
+
+impl Twins for EntraEnv {
+    fn start_padded(n: usize) -> entra::Directory {
+        let mut d = entra::Directory::empty(
+            "5d2f7e8a-3c41-4b6e-9f0a-1b2c3d4e5f60",
+            &["example.com", "example.onmicrosoft.com"],
+        );
+        for g in GROUPS.iter().flatten() {
+            d.create_group(g, Some(g)).unwrap();
+        }
+        d.add_member("staff@example.com", "team@example.com")
+            .unwrap();
+        for i in 0..PADS {
+            let pad = format!("extra{i}@example.com");
+            d.create_group(&pad, Some(&pad)).unwrap();
+            d.add_member("staff@example.com", &pad).unwrap();
+        }
+        for i in 0..n {
+            let id = d
+                .create_user(&pool(i as u8), "User", &i.to_string())
+                .unwrap();
+            if let Some(g) = GROUPS[i % GROUPS.len()] {
+                d.add_member(g, &id).unwrap();
+            }
+        }
+        d
+    }
+
+    fn settings(&self, auto_delete: bool) -> Value {
+        let mut body = base_entra_settings(&self.credentials);
+        body["sync_groups"] = json!(["staff@example.com"]);
+        body["auto_delete_users"] = json!(auto_delete);
+        body["deletion_limit"] = json!(1000);
+        body
+    }
+
+    async fn twin(&self) -> TestApp {
+        dirsync_tests::entra::spawn_app_for(&self.entra, |_| {}).await
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -96,29 +169,24 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         .prop_map(|(users, batches)| Scenario { users, batches })
 }
 
-/// Incremental jobs that followed the log rather than falling back: the property must see
-/// some, or it proves nothing about following the log.
-static FOLLOWED: AtomicUsize = AtomicUsize::new(0);
-
-async fn run(s: Scenario, auto_delete: bool) -> Result<(), TestCaseError> {
-    let env = spawn_with_google(start(s.users)).await;
-    let twin = spawn_app_for(&env.google, |_| {}).await;
-    let settings = json!({
-        "provider": "google_workspace",
-        "admin_email": "admin@example.com",
-        "customer_id": "my_customer",
-        "sync_groups": ["staff@example.com"],
-        "auto_delete_users": auto_delete,
-        "deletion_limit": 1000,
-        "schedule_minutes": null
-    });
-    env.app
+/// Random changes, incremental jobs at random points, and after each one dirsync compared with
+/// a twin installation that ran a full sync at the same point. `followed` counts the
+/// incremental jobs that followed the directory's changes rather than falling back.
+async fn run<P: Twins>(
+    s: Scenario,
+    auto_delete: bool,
+    followed: &AtomicUsize,
+) -> Result<(), TestCaseError> {
+    let env = P::spawn(P::start_padded(s.users)).await;
+    let twin = env.twin().await;
+    let settings = env.settings(auto_delete);
+    env.app()
         .put("/api/v1/directory", &settings)
         .await
         .expect(200);
     twin.put("/api/v1/directory", &settings).await.expect(200);
     // Both start from a full sync.
-    let first = env.sync(false).await;
+    let first = env.app().sync(false).await;
     prop_assert_eq!(&first["status"], "succeeded", "{}", first);
     let first = run_job(&twin, json!({})).await;
     prop_assert_eq!(&first["status"], "succeeded", "{}", first);
@@ -128,7 +196,7 @@ async fn run(s: Scenario, auto_delete: bool) -> Result<(), TestCaseError> {
     }
     let mut last_succeeded = true;
     for (n, (ops, sync)) in batches.iter().enumerate() {
-        env.google.control().with_directory(|d| {
+        env.edit(|d| {
             for op in ops {
                 apply_op(d, op, &GROUPS);
             }
@@ -138,32 +206,32 @@ async fn run(s: Scenario, auto_delete: bool) -> Result<(), TestCaseError> {
         }
         // The twin takes a full sync at the same point: same history, full reads.
         let full = run_job(&twin, json!({})).await;
-        let inc = incremental(&env).await;
+        let inc = run_job(env.app(), json!({"kind": "incremental"})).await;
         let context = format!("after batch {n} ({ops:?}): incremental {inc}, full {full}");
         prop_assert_eq!(&inc["kind"], "incremental", "{}", context);
         prop_assert_eq!(&inc["status"], &full["status"], "{}", context);
         last_succeeded = inc["status"] == "succeeded";
         if inc["fallback_reason"].is_null() {
-            FOLLOWED.fetch_add(1, Ordering::Relaxed);
+            followed.fetch_add(1, Ordering::Relaxed);
         }
         if full["status"] == "succeeded" {
             prop_assert_eq!(&inc["summary"], &full["summary"], "{}", context);
         } else {
             prop_assert_eq!(&inc["error"]["code"], &full["error"]["code"], "{}", context);
         }
-        let mine = dirsync_users_of(&env.app.db).await;
+        let mine = dirsync_users_of(&env.app().db).await;
         let theirs = dirsync_users_of(&twin.db).await;
         prop_assert_eq!(&mine, &theirs, "{}", context);
     }
     if auto_delete && last_succeeded {
         // And a full sync into a fresh database agrees too (after a refused run, such as
         // `empty_directory`, dirsync keeps what a fresh database never had).
-        let fresh = spawn_app_for(&env.google, |_| {}).await;
+        let fresh = env.twin().await;
         fresh.put("/api/v1/directory", &settings).await.expect(200);
         let job = run_job(&fresh, json!({})).await;
         if job["status"] == "succeeded" {
             prop_assert_eq!(
-                dirsync_users_of(&env.app.db).await,
+                dirsync_users_of(&env.app().db).await,
                 dirsync_users_of(&fresh.db).await
             );
         }
@@ -171,23 +239,33 @@ async fn run(s: Scenario, auto_delete: bool) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn property(auto_delete: bool) {
-    let before = FOLLOWED.load(Ordering::Relaxed);
-    check(scenario(), |s| run(s, auto_delete));
+fn property<P: Twins>(auto_delete: bool) {
+    let followed = AtomicUsize::new(0);
+    check(scenario(), |s| run::<P>(s, auto_delete, &followed));
     assert!(
-        FOLLOWED.load(Ordering::Relaxed) > before,
-        "every incremental job fell back to a full sync: the property saw no log followed"
+        followed.load(Ordering::Relaxed) > 0,
+        "every incremental job fell back to a full sync: the property saw no change followed"
     );
 }
 
 #[test]
 fn incremental_jobs_at_random_points_with_auto_delete_end_where_a_full_sync_ends() {
-    property(true);
+    property::<GoogleEnv>(true);
 }
 
 #[test]
 fn incremental_jobs_at_random_points_with_departures_kept_end_where_a_full_sync_ends() {
-    property(false);
+    property::<GoogleEnv>(false);
+}
+
+#[test]
+fn entra_incremental_jobs_at_random_points_with_auto_delete_end_where_a_full_sync_ends() {
+    property::<EntraEnv>(true);
+}
+
+#[test]
+fn entra_incremental_jobs_at_random_points_with_departures_kept_end_where_a_full_sync_ends() {
+    property::<EntraEnv>(false);
 }
 
 /// Shrunk from the property: a user deleted and undeleted between two incremental jobs. Google
@@ -202,8 +280,30 @@ async fn a_user_deleted_and_undeleted_between_two_jobs_is_out_of_the_sync_groups
             true,
         )],
     };
-    if let Err(e) = run(s, true).await {
+    if let Err(e) = run::<GoogleEnv>(s, true, &AtomicUsize::new(0)).await {
         panic!("{e}");
+    }
+}
+
+/// Entra restores a user with its group memberships, and the groups' delta says nothing of
+/// them: the job asks which groups the restored user is in (`memberOf`), whether it was deleted
+/// before the last full sync or after it.
+#[tokio::test]
+async fn entra_a_user_deleted_and_restored_is_back_in_its_sync_groups() {
+    for batches in [
+        vec![
+            (vec![Op::Delete { user: 0 }], true),
+            (vec![Op::Undelete { which: 0 }], true),
+        ],
+        vec![(
+            vec![Op::Delete { user: 0 }, Op::Undelete { which: 0 }],
+            true,
+        )],
+    ] {
+        let s = Scenario { users: 3, batches };
+        if let Err(e) = run::<EntraEnv>(s, true, &AtomicUsize::new(0)).await {
+            panic!("{e}");
+        }
     }
 }
 
@@ -596,4 +696,118 @@ async fn the_cli_starts_an_incremental_job() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "a usage error: {out:?}");
+}
+
+// ---- Microsoft Entra ID: delta links ----
+
+/// Ten users in the sync group `staff@`.
+fn entra_tenant() -> entra::Directory {
+    let mut d = entra::Directory::empty(
+        "5d2f7e8a-3c41-4b6e-9f0a-1b2c3d4e5f60",
+        &["example.com", "example.onmicrosoft.com"],
+    );
+    d.create_group("Staff", Some("staff@example.com")).unwrap();
+    for i in 0..10 {
+        let id = d
+            .create_user(&format!("u{i:02}@example.com"), "User", &i.to_string())
+            .unwrap();
+        d.add_member("staff@example.com", &id).unwrap();
+    }
+    d
+}
+
+async fn delta_links(app: &TestApp) -> Option<Value> {
+    directory_state::Entity::find_by_id(1)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .and_then(|s| s.delta_links)
+        .map(|l| serde_json::from_str(&l).expect("delta links are JSON"))
+}
+
+#[tokio::test]
+async fn entra_a_full_sync_stores_delta_links_and_an_incremental_job_follows_them() {
+    let env = dirsync_tests::entra::spawn_with_entra(entra_tenant()).await;
+    env.configure(json!({"sync_groups": ["staff@example.com"]}))
+        .await
+        .expect(200);
+    let dry = env.app.sync(true).await;
+    assert_eq!(dry["status"], "succeeded", "{dry}");
+    assert_eq!(
+        delta_links(&env.app).await,
+        None,
+        "a dry run writes nothing"
+    );
+    let full = env.app.sync(false).await;
+    assert_eq!(full["status"], "succeeded", "{full}");
+    let links = delta_links(&env.app).await.expect("links stored");
+    assert!(links["users"]
+        .as_str()
+        .unwrap()
+        .contains("/v1.0/users/delta?"));
+    assert!(links["groups"]
+        .as_str()
+        .unwrap()
+        .contains("/v1.0/groups/delta?"));
+
+    let control = env.entra.control();
+    let id = control
+        .directory()
+        .user("u03@example.com")
+        .unwrap()
+        .id
+        .clone();
+    control.with_directory(|d| d.set_account_enabled(&id, false).unwrap());
+    control.reset_counts();
+    let job = run_job(&env.app, json!({"kind": "incremental"})).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(job["fallback_reason"].is_null(), "{job}");
+    assert_eq!(job["summary"]["disabled"], 1, "{job}");
+    assert_eq!(
+        control.request_count(dirsync_entra_emulator::Endpoint::UsersList),
+        0
+    );
+    assert_ne!(
+        delta_links(&env.app).await.unwrap(),
+        links,
+        "new links stored"
+    );
+
+    // Expired links: a full sync, with the reason, which stores new links.
+    control.expire_delta_tokens(410);
+    let id = control
+        .directory()
+        .user("u04@example.com")
+        .unwrap()
+        .id
+        .clone();
+    control.with_directory(|d| d.set_account_enabled(&id, false).unwrap());
+    let job = run_job(&env.app, json!({"kind": "incremental"})).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(reason(&job).contains("syncStateNotFound"), "{job}");
+    assert_eq!(job["summary"]["disabled"], 1, "{job}");
+    let job = run_job(&env.app, json!({"kind": "incremental"})).await;
+    assert!(job["fallback_reason"].is_null(), "{job}");
+}
+
+#[tokio::test]
+async fn entra_without_stored_delta_links_the_job_is_a_full_sync_that_says_why() {
+    let env = dirsync_tests::entra::spawn_with_entra(entra_tenant()).await;
+    env.app.sync(false).await;
+    // As after an upgrade: a state written before delta links were stored.
+    let row = directory_state::Entity::find_by_id(1)
+        .one(&env.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut am = row.into_active_model();
+    am.delta_links = Set(None);
+    am.update(&env.app.db).await.unwrap();
+    let job = run_job(&env.app, json!({"kind": "incremental"})).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(reason(&job), dirsync_core::entra::NO_DELTA_LINKS, "{job}");
+    assert!(
+        delta_links(&env.app).await.is_some(),
+        "the full sync stored them"
+    );
 }

@@ -44,6 +44,22 @@ pub async fn spawn_with_entra_and(
     entra: Emulator,
     adjust: impl FnOnce(&mut dirsync_core::settings::Settings),
 ) -> EntraEnv {
+    let app = spawn_app_for(&entra, adjust).await;
+    let credentials = entra.control().default_app();
+    EntraEnv {
+        app,
+        entra,
+        credentials,
+    }
+}
+
+/// A server of its own (its own database) configured to sync from `entra` with the base
+/// settings and the emulator's app's client secret: a second installation reading the same
+/// tenant.
+pub async fn spawn_app_for(
+    entra: &Emulator,
+    adjust: impl FnOnce(&mut dirsync_core::settings::Settings),
+) -> TestApp {
     let base = entra.base_url();
     let app = spawn_app_with(|s| {
         s.microsoft_login_url = base.clone();
@@ -62,11 +78,7 @@ pub async fn spawn_with_entra_and(
     )
     .await
     .expect(200);
-    EntraEnv {
-        app,
-        entra,
-        credentials,
-    }
+    app
 }
 
 impl EntraEnv {

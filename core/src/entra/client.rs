@@ -352,7 +352,7 @@ impl GraphClient {
 
     /// Whether `link` may be followed: same scheme, host and port as the configured Graph URL,
     /// and under its path. Anything else would receive the access token.
-    fn link_allowed(&self, link: &Url) -> bool {
+    pub(crate) fn link_allowed(&self, link: &Url) -> bool {
         link.scheme() == self.graph_url.scheme()
             && link.host_str() == self.graph_url.host_str()
             && link.port_or_known_default() == self.graph_url.port_or_known_default()
@@ -503,6 +503,9 @@ fn graph_error(body: &[u8]) -> (String, String) {
 struct WirePage<T> {
     #[serde(rename = "@odata.nextLink", default)]
     next_link: Option<String>,
+    /// The last page of a delta round's: where the next round starts (reference §3).
+    #[serde(rename = "@odata.deltaLink", default)]
+    delta_link: Option<String>,
     value: Vec<T>,
 }
 
@@ -519,12 +522,14 @@ pub(crate) struct GraphPages<'c, T> {
     seen: HashSet<String>,
     pages: usize,
     complete: bool,
+    delta_link: Option<String>,
     failed: bool,
     _item: PhantomData<T>,
 }
 
 impl<'c, T: DeserializeOwned> GraphPages<'c, T> {
-    fn new(
+    /// A listing from `url` (a first page, or a stored delta link).
+    pub(crate) fn new(
         client: &'c GraphClient,
         endpoint: &'static str,
         permission: &'static str,
@@ -540,6 +545,7 @@ impl<'c, T: DeserializeOwned> GraphPages<'c, T> {
             seen: HashSet::new(),
             pages: 0,
             complete: false,
+            delta_link: None,
             failed: false,
             _item: PhantomData,
         }
@@ -573,7 +579,10 @@ impl<'c, T: DeserializeOwned> GraphPages<'c, T> {
             .await?;
         self.pages += 1;
         match page.next_link.filter(|l| !l.is_empty()) {
-            None => self.complete = true,
+            None => {
+                self.complete = true;
+                self.delta_link = page.delta_link.filter(|l| !l.is_empty());
+            }
             Some(link) => {
                 let parsed = Url::parse(&link)
                     .ok()
@@ -607,6 +616,12 @@ impl<'c, T: DeserializeOwned> GraphPages<'c, T> {
     /// Pages received so far.
     pub(crate) fn pages_fetched(&self) -> usize {
         self.pages
+    }
+
+    /// The `@odata.deltaLink` of the last page, once the listing is complete: a delta round
+    /// that ends without one ended early.
+    pub(crate) fn delta_link(&self) -> Option<&str> {
+        self.delta_link.as_deref()
     }
 }
 

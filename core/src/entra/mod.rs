@@ -11,6 +11,7 @@ pub mod credential;
 use secrecy::SecretString;
 
 mod client;
+mod delta;
 mod diagnose;
 mod error;
 mod model;
@@ -18,14 +19,16 @@ mod provider;
 mod token;
 
 #[cfg(test)]
+mod delta_tests;
+#[cfg(test)]
 mod tests;
 
 pub use client::{
     ClientOptions, EntraGroup, GraphClient, Hook, RetryPolicy, GROUP_MEMBER_READ_ALL, USER_READ_ALL,
 };
+pub use delta::NO_DELTA_LINKS;
 pub use diagnose::STEPS;
 pub use error::EntraError;
-pub use provider::INCREMENTAL_UNAVAILABLE;
 pub use token::{TokenCache, GRAPH_SCOPE};
 
 /// The app registration's credential, decrypted for use.

@@ -5,15 +5,12 @@ use async_trait::async_trait;
 
 use super::client::{GraphClient, GraphPages};
 use super::model::{to_remote, WireGroup, WireUser};
+use super::EntraError;
 use crate::jobs::{JobControl, Progress};
 use crate::provider::{DirectoryGroup, DirectoryProvider, GroupMembers, Pager};
 use crate::sync::incremental::{Outcome, Since};
 use crate::sync::plan::RemoteUser;
 use crate::Result;
-
-/// Why an incremental job against Entra runs as a full sync, for the job's `fallback_reason`.
-pub const INCREMENTAL_UNAVAILABLE: &str = "incremental sync from Microsoft Entra ID is not \
-     available yet (delta queries are not implemented), so a full sync ran instead";
 
 /// `GET /users`, 999 a page, each user converted as it arrives. Guests (`userType: Guest`)
 /// are left out unless the configuration includes them: an excluded guest is simply not in
@@ -90,20 +87,7 @@ impl DirectoryProvider for GraphClient {
     /// service principals and contacts are counted, not followed. A group that does not exist
     /// fails with `not_found`.
     async fn group_members(&self, group_id: &str) -> Result<GroupMembers> {
-        let mut pages = self.members(group_id);
-        let mut out = GroupMembers {
-            group: group_id.to_owned(),
-            ..GroupMembers::default()
-        };
-        while let Some(page) = pages.next_page().await? {
-            out.listed += page.len() as u64;
-            for m in &page {
-                out.members.extend(m.edge());
-                out.group_addresses.extend(m.group_address());
-            }
-        }
-        out.pages = pages.pages_fetched() as u64;
-        Ok(out)
+        Ok(list_members(self, group_id).await?)
     }
 
     /// `GET /users/{id}`: `None` when Graph answers 404, and for a guest while guests are out
@@ -115,13 +99,40 @@ impl DirectoryProvider for GraphClient {
         }
     }
 
-    /// Delta queries are later work: every incremental job runs as a full sync, and says why.
+    /// Entra's delta links "from now" (`entra/delta.rs`).
+    async fn change_marker(&self) -> Result<Option<String>> {
+        super::delta::change_marker(self).await.map(Some)
+    }
+
+    /// Follows the stored delta links and re-reads what they name (`entra/delta.rs`).
     async fn read_changes(
         &self,
-        _since: Since<'_>,
-        _progress: &mut Progress,
-        _ctl: &JobControl,
+        since: Since<'_>,
+        progress: &mut Progress,
+        ctl: &JobControl,
     ) -> Result<Outcome> {
-        crate::sync::incremental::fallback(INCREMENTAL_UNAVAILABLE)
+        super::delta::read(self, since, progress, ctl).await
     }
+}
+
+/// A group's direct members, every page, in the engine's terms; [`EntraError::NotFound`] when
+/// the group does not exist (an incremental read tells that apart).
+pub(crate) async fn list_members(
+    client: &GraphClient,
+    group_id: &str,
+) -> std::result::Result<GroupMembers, EntraError> {
+    let mut pages = client.members(group_id);
+    let mut out = GroupMembers {
+        group: group_id.to_owned(),
+        ..GroupMembers::default()
+    };
+    while let Some(page) = pages.next_page().await? {
+        out.listed += page.len() as u64;
+        for m in &page {
+            out.members.extend(m.edge());
+            out.group_addresses.extend(m.group_address());
+        }
+    }
+    out.pages = pages.pages_fetched() as u64;
+    Ok(out)
 }

@@ -16,7 +16,7 @@ use crate::sync::snapshot::Edge;
 
 const TENANT: &str = "8eaef023-2b34-4da1-9baa-8bc8c9d6a490";
 
-fn access(emu: &Emulator) -> EntraAccess {
+pub(super) fn access(emu: &Emulator) -> EntraAccess {
     EntraAccess {
         login_url: emu.base_url(),
         graph_url: emu.base_url(),
@@ -26,7 +26,7 @@ fn access(emu: &Emulator) -> EntraAccess {
     }
 }
 
-fn secret_config(app: &AppCredentials) -> EntraConfig {
+pub(super) fn secret_config(app: &AppCredentials) -> EntraConfig {
     EntraConfig {
         tenant_id: app.tenant_id.clone(),
         client_id: app.client_id.clone(),
@@ -46,7 +46,7 @@ fn cert_config(app: &AppCredentials) -> EntraConfig {
 }
 
 /// Retries in milliseconds, so that tests of exhausted retries stay quick.
-fn fast() -> ClientOptions {
+pub(super) fn fast() -> ClientOptions {
     ClientOptions {
         retry: RetryPolicy {
             max_attempts: 3,
@@ -59,11 +59,11 @@ fn fast() -> ClientOptions {
     }
 }
 
-fn client(emu: &Emulator, config: EntraConfig) -> GraphClient {
+pub(super) fn client(emu: &Emulator, config: EntraConfig) -> GraphClient {
     GraphClient::with_options(config, &access(emu), fast()).unwrap()
 }
 
-async fn start(directory: Directory) -> Emulator {
+pub(super) async fn start(directory: Directory) -> Emulator {
     Emulator::start(EmulatorOptions::with_directory(directory))
         .await
         .unwrap()
@@ -497,58 +497,6 @@ async fn a_next_link_outside_the_graph_url_is_never_followed() {
     assert_eq!(pages.next_page().await.unwrap(), None);
     assert!(!pages.is_complete());
     assert_eq!(emu.control().request_count(Endpoint::UsersList), 1);
-}
-
-#[tokio::test]
-async fn incremental_jobs_fall_back_to_a_full_sync_and_say_why() {
-    use crate::sync::incremental::{Outcome, Since};
-    use crate::sync::snapshot::{ScopeKey, SnapshotOf, State};
-    let emu = start(fixture()).await;
-    let app = emu.control().default_app();
-    let c = client(&emu, secret_config(&app));
-    let key = ScopeKey {
-        customer_id: None,
-        domain: None,
-        sync_groups: Vec::new(),
-    };
-    let state = State::default();
-    let since = Since {
-        state: &state,
-        cursor: chrono::Utc::now(),
-        snapshot: SnapshotOf {
-            scope_key: key.clone(),
-            full_read_at: chrono::Utc::now(),
-            account_users: 0,
-            account_groups: 0,
-            users: Vec::new(),
-            graph: None,
-        },
-        key: &key,
-        overlap: chrono::Duration::minutes(1),
-    };
-    let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
-    let ctl = crate::jobs::JobControl::for_tests(db);
-    let outcome = c
-        .read_changes(since, &mut crate::jobs::Progress::default(), &ctl)
-        .await
-        .unwrap();
-    match outcome {
-        Outcome::Fallback {
-            reason,
-            events_unreadable,
-        } => {
-            assert_eq!(reason, INCREMENTAL_UNAVAILABLE);
-            assert!(reason.contains("Microsoft Entra ID is not available yet"));
-            assert!(reason.contains("full sync"));
-            assert_eq!(events_unreadable, None);
-        }
-        Outcome::Ready(_) => panic!("Entra has no incremental read yet"),
-    }
-    assert_eq!(
-        emu.control().request_count(Endpoint::Any),
-        0,
-        "nothing read"
-    );
 }
 
 // ---- the connection test ----

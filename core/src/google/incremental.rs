@@ -19,24 +19,19 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{Duration, Utc};
-use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::activity::{self, Activity, ActivityKey};
-use super::provider::{edge, nested_group_addresses, to_remote};
+use super::provider::{edge, nested_group_addresses};
 use super::{DirectoryClient, GoogleError};
 use crate::jobs::{JobControl, Phase, Progress};
-use crate::sync::incremental::{fallback, Incremental, Outcome, Since};
+use crate::sync::incremental::{self, fallback, GroupAddress, Incremental, Outcome, Since};
 use crate::sync::plan::RemoteUser;
-use crate::sync::scope::MemberWalk;
-use crate::sync::snapshot::{self, Edge, Node, Snapshot, State};
+use crate::sync::snapshot::{self, Edge, Snapshot, State};
 use crate::users::AddressKey;
 use crate::Result;
 
 /// How far back Google's admin log can be read.
 pub const RETENTION: Duration = Duration::days(180);
-
-/// Re-reads run this many at a time, as member listings do.
-const CONCURRENCY: usize = 8;
 
 /// Reads what the admin log names since the cursor into the snapshot (the directory the last
 /// applied sync read, [`snapshot::load_snapshot`]).
@@ -193,41 +188,19 @@ pub(crate) async fn read(
                 }
             }
         }
-        let known: HashSet<String> = graph.nodes.keys().cloned().collect();
-        let new_groups: Vec<String> = graph
-            .nodes
-            .values()
-            .flat_map(|n| n.members.iter())
-            .filter_map(|e| match e {
-                Edge::Group(g) if !known.contains(g) => Some(g.clone()),
-                _ => None,
-            })
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let mut walk = MemberWalk::skipping(client, new_groups, known);
-        while let Some(listing) = walk.next().await {
-            let listing = listing?;
-            progress.members += listing.listed;
-            member_email.extend(listing.group_addresses);
-            let Some(email) = member_email.get(&listing.group).cloned() else {
-                return fallback("a group newly in scope has no known address");
-            };
-            let node = Node {
-                email,
-                members: listing.members,
-            };
-            graph.nodes.insert(listing.group, node);
+        match incremental::walk_new_groups(
+            client,
+            graph,
+            member_email,
+            GroupAddress::Required,
+            was_everyone,
+            progress,
+        )
+        .await?
+        {
+            Ok(scope) => in_scope = scope,
+            Err(reason) => return fallback(reason),
         }
-        graph.prune();
-        let reach = graph.reach();
-        if reach.everyone && !was_everyone {
-            return fallback(
-                "a sync group now reaches everyone in the account (a CUSTOMER member): only a \
-                 full sync lists them all",
-            );
-        }
-        in_scope = (!reach.everyone).then_some(reach.users);
     }
 
     // Users: each named address, the users the snapshot knew under it, and the users the
@@ -235,7 +208,7 @@ pub(crate) async fn read(
     progress.phase = Some(Phase::FetchingUsers);
     ctl.progress(progress, true).await;
     let mut found: BTreeMap<String, RemoteUser> = BTreeMap::new();
-    let by_address = get_users(client, addresses.iter().cloned()).await?;
+    let by_address = incremental::reread_users(client, addresses.iter().cloned()).await?;
     for u in by_address.into_iter().flatten() {
         found.insert(u.id.as_str().to_owned(), u);
     }
@@ -244,17 +217,13 @@ pub(crate) async fn read(
         .into_iter()
         .filter(|id| !found.contains_key(id))
         .collect();
-    if let Some(scope) = &in_scope {
-        let known: HashSet<&str> = snap.users.iter().map(|u| u.id.as_str()).collect();
-        by_id.extend(
-            scope
-                .iter()
-                .filter(|id| !known.contains(id.as_str()) && !found.contains_key(*id))
-                .cloned(),
-        );
-    }
+    by_id.extend(incremental::newly_in_scope(
+        &snap,
+        in_scope.as_ref(),
+        &found,
+    ));
     let ids: Vec<String> = by_id.into_iter().collect();
-    let reread = get_users(client, ids.iter().cloned()).await?;
+    let reread = incremental::reread_users(client, ids.iter().cloned()).await?;
     let mut gone: HashSet<String> = HashSet::new();
     for (id, user) in ids.into_iter().zip(reread) {
         match user {
@@ -270,28 +239,7 @@ pub(crate) async fn read(
     ctl.progress(progress, true).await;
 
     // Google drops a deleted user from every group; the graph follows.
-    if let Some(graph) = &mut snap.graph {
-        if !gone.is_empty() {
-            for n in graph.nodes.values_mut() {
-                n.members
-                    .retain(|e| !matches!(e, Edge::User(u) if gone.contains(u)));
-            }
-            let reach = graph.reach();
-            in_scope = (!reach.everyone).then_some(reach.users);
-        }
-    }
-    let mut users: BTreeMap<String, RemoteUser> = std::mem::take(&mut snap.users)
-        .into_iter()
-        .map(|u| (u.id.as_str().to_owned(), u))
-        .collect();
-    for id in &gone {
-        users.remove(id);
-    }
-    users.extend(found);
-    if let Some(scope) = &in_scope {
-        users.retain(|id, _| scope.contains(id));
-    }
-    snap.users = users.into_values().collect();
+    let in_scope = incremental::patch_users(&mut snap, found, &gone, in_scope);
 
     let newest = activities
         .iter()
@@ -325,11 +273,7 @@ pub(crate) async fn read(
 /// (500 a page), and with sync groups the group pages (200 a page) and one listing per group
 /// in scope.
 pub fn full_sync_floor(snap: &Snapshot) -> u64 {
-    let users = snap.account_users.div_ceil(500).max(1);
-    match &snap.graph {
-        None => users,
-        Some(g) => users + snap.account_groups.div_ceil(200).max(1) + g.nodes.len() as u64,
-    }
+    incremental::full_sync_floor(snap, 500, 200)
 }
 
 /// The snapshot's users known under some addresses, by id.
@@ -365,20 +309,6 @@ impl Holders {
         }
         holders
     }
-}
-
-/// `users.get` for each key, [`CONCURRENCY`] at a time, in the keys' order; `None` where
-/// Google answers 404.
-async fn get_users(
-    client: &DirectoryClient,
-    keys: impl Iterator<Item = String>,
-) -> Result<Vec<Option<RemoteUser>>> {
-    let users: Vec<Option<RemoteUser>> = stream::iter(keys)
-        .map(|k| async move { client.get_user(&k).await.map(|u| u.map(to_remote)) })
-        .buffered(CONCURRENCY)
-        .try_collect()
-        .await?;
-    Ok(users)
 }
 
 /// A log that cannot be read: a full sync instead, and `incremental.available` false with the

@@ -116,6 +116,20 @@ impl SyncRunner {
                 let began = Utc::now();
                 phase(&mut progress, Phase::FetchingUsers);
                 ctl.progress(&progress, true).await;
+                // Change tracking begins before the read, so that nothing changed during it is
+                // missed (what the read saw too is read again, harmlessly).
+                let marker = tokio::select! {
+                    m = provider.change_marker() => m,
+                    () = ctl.stopped() => return Ok(ctl.stop_outcome()),
+                };
+                let change_marker = marker.unwrap_or_else(|e| {
+                    tracing::warn!(
+                        job_id = %job.id,
+                        error = %e,
+                        "change tracking could not begin; the next incremental job runs as a full sync"
+                    );
+                    None
+                });
                 let fetched = tokio::select! {
                     f = fetch::fetch(&*provider, &sync_groups, &mut progress, ctl) => f?,
                     () = ctl.stopped() => return Ok(ctl.stop_outcome()),
@@ -136,6 +150,7 @@ impl SyncRunner {
                     newest_event_at: Some(began),
                     // A full job leaves the last incremental job as it was.
                     last_incremental_job_id: (job.kind == Kind::Incremental).then_some(job.id),
+                    change_marker,
                     ..State::default()
                 };
                 (fetched.remote, snap, next)

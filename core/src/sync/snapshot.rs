@@ -185,6 +185,11 @@ pub struct State {
     pub events_reason: Option<String>,
     /// The last incremental job applied; `None` when saved by a full job leaves it as it was.
     pub last_incremental_job_id: Option<Uuid>,
+    /// Where the directory's changes are read from next
+    /// ([`crate::provider::DirectoryProvider::change_marker`]; Entra's delta links, as JSON):
+    /// the provider's own text, which it decodes. `None` for Google, and before the first
+    /// full sync that obtained one.
+    pub change_marker: Option<String>,
 }
 
 /// Repair hint for a damaged `directory_state` row.
@@ -200,6 +205,7 @@ pub async fn load<C: ConnectionTrait>(db: &C) -> Result<State> {
         Option<bool>,
         Option<String>,
         Option<Uuid>,
+        Option<String>,
     );
     let row: Option<Row> = directory_state::Entity::find_by_id(ROW_ID)
         .select_only()
@@ -210,11 +216,13 @@ pub async fn load<C: ConnectionTrait>(db: &C) -> Result<State> {
             C::EventsAvailable,
             C::EventsReason,
             C::LastIncrementalJobId,
+            C::DeltaLinks,
         ])
         .into_tuple()
         .one(db)
         .await?;
-    let Some((cursor, newest_event_at, applied, events_available, events_reason, last)) = row
+    let Some((cursor, newest_event_at, applied, events_available, events_reason, last, marker)) =
+        row
     else {
         return Ok(State::default());
     };
@@ -232,6 +240,7 @@ pub async fn load<C: ConnectionTrait>(db: &C) -> Result<State> {
         events_available,
         events_reason,
         last_incremental_job_id: last,
+        change_marker: marker,
     })
 }
 
@@ -266,6 +275,7 @@ pub async fn save<C: ConnectionTrait>(db: &C, state: State, snapshot: String) ->
         C::NewestEventAt,
         C::Applied,
         C::Snapshot,
+        C::DeltaLinks,
         C::UpdatedAt,
     ];
     if state.last_incremental_job_id.is_some() {
@@ -314,7 +324,7 @@ async fn upsert<C: ConnectionTrait>(
         events_reason: Set(state.events_reason),
         last_incremental_job_id: Set(state.last_incremental_job_id),
         updated_at: Set(Utc::now()),
-        delta_links: sea_orm::ActiveValue::NotSet,
+        delta_links: Set(state.change_marker),
     };
     directory_state::Entity::insert(row)
         .on_conflict(

@@ -868,6 +868,29 @@ impl Directory {
         Ok(())
     }
 
+    /// Changes a mail-enabled group's address (its `SMTP:` proxy address follows; the old one
+    /// stays as an `smtp:` alias, as in Exchange Online).
+    pub fn set_group_mail(&mut self, group: &str, mail: &str) -> anyhow::Result<()> {
+        let id = self.live_group_id(group)?;
+        if self.group_id(mail).is_some_and(|g| g != id)
+            || self.upn_index.contains_key(&mail.to_lowercase())
+        {
+            bail!("{mail} is already taken");
+        }
+        let seq = self.next_seq();
+        let g = self.groups.get_mut(&id).expect("group");
+        for p in g.proxy_addresses.iter_mut() {
+            if let Some(rest) = p.strip_prefix("SMTP:") {
+                *p = format!("smtp:{rest}");
+            }
+        }
+        g.proxy_addresses.insert(0, format!("SMTP:{mail}"));
+        g.mail = Some(mail.to_string());
+        g.mail_enabled = true;
+        g.changed = seq;
+        Ok(())
+    }
+
     /// Soft-deletes a group.
     pub fn delete_group(&mut self, group: &str) -> anyhow::Result<()> {
         let id = self.live_group_id(group)?;

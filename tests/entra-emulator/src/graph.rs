@@ -60,6 +60,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(crate::delta::users_delta),
         )
         .route("/users/{id}", web::get().to(users_get))
+        .route("/users/{id}/memberOf", web::get().to(member_of))
         .route("/groups", web::get().to(groups_list))
         // msgraph-sdk sends `delta()`; the docs write `delta`.
         .route("/groups/delta", web::get().to(crate::delta::groups_delta))
@@ -869,6 +870,50 @@ async fn with_cast(
         }
     };
     member_list(state, req, id, transitive, c).await
+}
+
+/// `GET /users/{id}/memberOf`: the live groups the live user is a direct member of (Graph
+/// also lists directory roles and administrative units, which this tenant has none of), with
+/// `@odata.type`, `$select` and paging as for members. A soft-deleted user is not found.
+async fn member_of(
+    state: web::Data<State>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if let Some(r) = preamble(&state, &req, Endpoint::MemberOf).await {
+        return r;
+    }
+    let ids = RequestIds::of(&req);
+    if let Err(r) = authorize(&state, &req, &GROUP_ROLES, &ids) {
+        return r;
+    }
+    let q = match parse_query(&req, &group_props(), "directoryObject", &ids) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let key = path.into_inner();
+    let (uid, items) = {
+        let d: &Directory = &state.directory.read().expect("directory lock");
+        let Some(uid) = d.user(&key).map(|u| u.id.clone()) else {
+            return not_found(&key, &ids);
+        };
+        let items: Vec<_> = d
+            .groups()
+            .filter(|g| g.members.contains(&uid))
+            .map(|g| (g.id.clone(), group_json(g), Some("#microsoft.graph.group")))
+            .collect();
+        (uid, items)
+    };
+    let kind = format!("mo:{uid}");
+    let ctx = context(&state, "directoryObjects", q.select.as_deref(), "");
+    let listing = Listing {
+        kind: &kind,
+        context: ctx,
+        items,
+        by_index: true,
+        default: None,
+    };
+    page(&state, &req, &q, listing, &ids)
 }
 
 /// `members` and `transitiveMembers`: directory objects with `@odata.type`; `$select` applies

@@ -36,6 +36,8 @@ pub enum Endpoint {
     Members,
     /// `GET /v1.0/groups/{id}/transitiveMembers`.
     TransitiveMembers,
+    /// `GET /v1.0/users/{id}/memberOf`.
+    MemberOf,
     /// `GET /v1.0/users/delta`.
     UsersDelta,
     /// `GET /v1.0/groups/delta`.
@@ -48,7 +50,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every concrete endpoint (not `Any`).
-    pub const ALL: [Endpoint; 13] = [
+    pub const ALL: [Endpoint; 14] = [
         Endpoint::Token,
         Endpoint::Discovery,
         Endpoint::Authorize,
@@ -59,6 +61,7 @@ impl Endpoint {
         Endpoint::GroupsGet,
         Endpoint::Members,
         Endpoint::TransitiveMembers,
+        Endpoint::MemberOf,
         Endpoint::UsersDelta,
         Endpoint::GroupsDelta,
         Endpoint::Other,
@@ -81,6 +84,7 @@ impl Endpoint {
             Endpoint::GroupsGet => "groups_get",
             Endpoint::Members => "members",
             Endpoint::TransitiveMembers => "transitive_members",
+            Endpoint::MemberOf => "member_of",
             Endpoint::UsersDelta => "users_delta",
             Endpoint::GroupsDelta => "groups_delta",
             Endpoint::Other => "other",
@@ -150,7 +154,7 @@ pub(crate) struct State {
     pub tokens: Mutex<HashMap<String, TokenInfo>>,
     pub faults: Mutex<Faults>,
     pub latency_nanos: AtomicU64,
-    pub counts: [AtomicUsize; 13],
+    pub counts: [AtomicUsize; 14],
     /// `https://127.0.0.1:PORT` (or the public URL): every link and endpoint the emulator
     /// advertises starts with it.
     pub base_url: String,
