@@ -285,6 +285,43 @@ async fn a_user_deleted_and_undeleted_between_two_jobs_is_out_of_the_sync_groups
     }
 }
 
+/// Shrunk from the property (CI, departures kept): two users swap addresses, one is deleted and
+/// the other leaves every group, then the deleted one is undeleted. Google undeletes a user
+/// outside its former groups, so nobody is in scope: the full sync refuses (`empty_directory`),
+/// and so must the incremental job.
+#[tokio::test]
+async fn an_undeleted_user_after_a_swap_and_a_regroup_is_not_back_in_scope() {
+    let s = Scenario {
+        users: 2,
+        batches: vec![
+            (vec![Op::Swap { a: 19, b: 216 }], false),
+            (
+                vec![
+                    Op::Delete { user: 0 },
+                    Op::Regroup {
+                        user: 21,
+                        group: 184,
+                    },
+                ],
+                true,
+            ),
+            (
+                vec![
+                    Op::AddAlias {
+                        user: 186,
+                        slot: 25,
+                    },
+                    Op::Undelete { which: 191 },
+                ],
+                true,
+            ),
+        ],
+    };
+    if let Err(e) = run::<GoogleEnv>(s, false, &AtomicUsize::new(0)).await {
+        panic!("{e}");
+    }
+}
+
 /// Entra restores a user with its group memberships, and the groups' delta says nothing of
 /// them: the job asks which groups the restored user is in (`memberOf`), whether it was deleted
 /// before the last full sync or after it.

@@ -123,7 +123,22 @@ pub(crate) async fn read(
     // Which groups of the graph the events name (membership events may name a nested group
     // as the member: its own members are unchanged, but its parent's listing shows it).
     // And the groups that held a deleted user: Google drops it from them without an event.
-    let deleted = &holders.deleted;
+    // A deletion names the user by its address at the time, which a rename earlier in the
+    // window (a swap) may have taken from another user of the snapshot: when the window
+    // deletes anyone, every user the snapshot knew under a named address may be the one, and
+    // the groups holding any of them are listed again (found by the property test: a swap, a
+    // deletion, then an undeletion kept the undeleted user in its old group).
+    let deleted: HashSet<String> = if touched.deleted_users.is_empty() {
+        holders.deleted.clone()
+    } else {
+        holders
+            .named
+            .iter()
+            .cloned()
+            .chain(holders.deleted.iter().cloned())
+            .collect()
+    };
+    let deleted = &deleted;
     let named_groups: Vec<String> = match &snap.graph {
         None => Vec::new(),
         Some(g) => g
