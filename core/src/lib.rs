@@ -23,6 +23,7 @@ pub mod password;
 pub mod privileges;
 pub mod provider;
 pub mod rate_limit;
+pub mod retry;
 pub mod secrets;
 pub mod settings;
 pub mod stored;

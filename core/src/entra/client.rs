@@ -15,62 +15,13 @@ use url::Url;
 use super::model::{WireGroup, WireUser, GROUP_SELECT, USER_SELECT};
 use super::token::TokenSource;
 use super::{error::transport_error, EntraAccess, EntraConfig, EntraError};
+use crate::retry::{backoff, retry_after};
+pub use crate::retry::{Hook, RetryPolicy};
 
 /// The application permission that reads users (reference §2.7).
 pub const USER_READ_ALL: &str = "User.Read.All";
 /// The application permission that reads groups and their members.
 pub const GROUP_MEMBER_READ_ALL: &str = "GroupMember.Read.All";
-
-/// Called once per HTTP response (or transport failure, status 0) with the endpoint name
-/// (`token`, `users.list`, `users.get`, `groups.list`, `members.list`), the status and the time
-/// to the answer's headers: a hook for metrics.
-pub type Hook = Arc<dyn Fn(&str, u16, Duration) + Send + Sync>;
-
-/// Retry timing.
-#[derive(Clone, Debug)]
-pub struct RetryPolicy {
-    /// Attempts per Graph request, the first included (default 5: Graph's own SDKs retry
-    /// three times; a sync job can afford a little more patience).
-    pub max_attempts: u32,
-    /// Attempts per token request (default 3).
-    pub token_max_attempts: u32,
-    /// First backoff step (default 1 s); step n is `base × 2^(n-1)`, capped.
-    pub base_delay: Duration,
-    /// Cap of one backoff step (default 32 s).
-    pub max_delay: Duration,
-    /// Longest `Retry-After` honoured (default 120 s); longer values are clamped to it.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            token_max_attempts: 3,
-            base_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(32),
-            max_retry_after: Duration::from_secs(120),
-        }
-    }
-}
-
-/// Exponential backoff with full jitter: uniform in `[0, min(max_delay, base × 2^(attempt-1))]`.
-pub(crate) fn backoff(p: &RetryPolicy, attempt: u32) -> Duration {
-    let ceiling = p
-        .base_delay
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-        .min(p.max_delay);
-    ceiling.mul_f64(rand::random::<f64>())
-}
-
-/// `Retry-After` in seconds (what Graph sends; an HTTP date is not).
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-}
 
 /// Timeouts, retries and the page bound of a [`GraphClient`].
 #[derive(Clone, Debug)]
@@ -90,7 +41,11 @@ impl Default for ClientOptions {
         ClientOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
-            retry: RetryPolicy::default(),
+            // Graph's own SDKs retry three times; a sync job can afford a little more patience.
+            retry: RetryPolicy {
+                max_attempts: 5,
+                ..RetryPolicy::default()
+            },
             max_pages: 10_000,
         }
     }

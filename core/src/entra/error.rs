@@ -272,13 +272,7 @@ pub(crate) fn transport_error(
             attempts,
         };
     }
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
+    let message = crate::retry::failure_words(e);
     EntraError::Unreachable {
         endpoint,
         attempts,

@@ -10,9 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::client::{backoff, Hook, RetryPolicy};
 use super::error::transport_error;
 use super::{Credential, EntraError};
+use crate::retry::{backoff, Hook, RetryPolicy};
 
 /// The one scope of an app-only Graph token: every application permission the app has admin
 /// consent for.
@@ -297,7 +297,7 @@ impl TokenSource {
             };
             let status = resp.status().as_u16();
             self.report(status, started.elapsed());
-            let retry_after = super::client::retry_after(resp.headers());
+            let retry_after = crate::retry::retry_after(resp.headers());
             let body = match resp.bytes().await {
                 Ok(b) => b,
                 Err(e) => {

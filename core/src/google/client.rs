@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -14,11 +13,9 @@ use super::activity::{Activity, AUDIT_SCOPE};
 use super::model::{Listed, WirePage};
 use super::token::{transport_error, TokenCache, TokenSource};
 use super::{GoogleError, Group, Member, ServiceAccountKey, User, SCOPES};
-
-/// Called once per HTTP response (or transport failure, status 0) with the endpoint name
-/// (`token`, `users.list`, `users.get`, `groups.list`, `groups.get`, `members.list`), the
-/// status and the time from sending to the answer's headers: a hook for metrics.
-pub type Hook = Arc<dyn Fn(&str, u16, Duration) + Send + Sync>;
+pub(crate) use crate::retry::backoff;
+use crate::retry::retry_after;
+pub use crate::retry::{Hook, RetryPolicy};
 
 /// Which account to list: a customer (`my_customer` = the admin's own) or a domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,42 +39,6 @@ impl fmt::Display for Account {
             Account::Domain(d) => write!(f, "domain {d}"),
         }
     }
-}
-
-/// Retry timing.
-#[derive(Clone, Debug)]
-pub struct RetryPolicy {
-    /// Attempts per Directory request, the first included (default 6).
-    pub max_attempts: u32,
-    /// Attempts per token request (default 3, as google-auth).
-    pub token_max_attempts: u32,
-    /// First backoff step (default 1 s); step n is `base × 2^(n-1)`, capped.
-    pub base_delay: Duration,
-    /// Cap of one backoff step (default 32 s).
-    pub max_delay: Duration,
-    /// Longest `Retry-After` honoured (default 120 s); longer values are clamped to it.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 6,
-            token_max_attempts: 3,
-            base_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(32),
-            max_retry_after: Duration::from_secs(120),
-        }
-    }
-}
-
-/// Exponential backoff with full jitter: uniform in `[0, min(max_delay, base × 2^(attempt-1))]`.
-pub(crate) fn backoff(p: &RetryPolicy, attempt: u32) -> Duration {
-    let ceiling = p
-        .base_delay
-        .saturating_mul(1u32 << (attempt.saturating_sub(1)).min(20))
-        .min(p.max_delay);
-    ceiling.mul_f64(rand::random::<f64>())
 }
 
 /// Everything a [`DirectoryClient`] needs.
@@ -450,12 +411,7 @@ impl DirectoryClient {
             };
             let status = resp.status().as_u16();
             self.report(endpoint, status, started.elapsed());
-            let retry_after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = retry_after(resp.headers());
             let body = match resp.bytes().await {
                 Ok(b) => b,
                 Err(e) => {

@@ -6,8 +6,8 @@ use jsonwebtoken::{Algorithm, Header};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::client::{Hook, RetryPolicy};
 use super::{GoogleError, ServiceAccountKey};
+use crate::retry::{Hook, RetryPolicy};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
@@ -283,14 +283,7 @@ pub(crate) fn transport_error(
             attempts,
         };
     }
-    // reqwest's top-level message is generic ("error sending request"); the causes say why.
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
+    let message = crate::retry::failure_words(e);
     GoogleError::Unreachable {
         endpoint,
         attempts,
