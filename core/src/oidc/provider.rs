@@ -594,6 +594,23 @@ mod tests {
         assert_eq!(max_age(&HeaderMap::new()), DEFAULT_MAX_AGE);
     }
 
+    /// The client secret goes to the discovered token endpoint: with a login URL set, a
+    /// discovery document naming an endpoint on another origin is refused, not followed.
+    #[tokio::test]
+    async fn discovered_endpoints_off_the_login_urls_origin_are_refused() {
+        let emu = emulator().await;
+        let own = OidcProvider::google(emu.discovery_url()).with_origin_of(&emu.base_url());
+        assert!(own.discovery().await.is_ok());
+        // The same document, judged against another origin.
+        let foreign =
+            OidcProvider::google(emu.discovery_url()).with_origin_of("http://127.0.0.2:1");
+        let err = foreign.discovery().await.unwrap_err();
+        assert!(
+            err.to_string().contains("outside the configured login URL"),
+            "{err}"
+        );
+    }
+
     async fn emulator() -> Emulator {
         Emulator::start(EmulatorOptions::with_directory(Directory::empty(
             "example.com",
