@@ -401,6 +401,49 @@ async fn an_incremental_read_costs_far_fewer_requests_than_a_full_read() {
 }
 
 #[tokio::test]
+async fn members_the_listing_leaves_out_are_not_read_again_by_each_incremental_read() {
+    // The sync group holds a member and five guests; guests are out of scope (include_guests
+    // off), so the user listing leaves them out.
+    let mut d = Directory::empty(TENANT, &["contoso.com", "contoso.onmicrosoft.com"]);
+    let root = d.create_group("All", Some("all@contoso.com")).unwrap();
+    let member = d.create_user("m@contoso.com", "Mem", "Ber").unwrap();
+    d.add_member(&root, &member).unwrap();
+    for i in 0..5 {
+        let g = d
+            .create_user(
+                &format!("g{i}_other.org#EXT#@contoso.onmicrosoft.com"),
+                "G",
+                "Uest",
+            )
+            .unwrap();
+        d.set_user_type(&g, dirsync_entra_emulator::UserType::Guest)
+            .unwrap();
+        d.add_member(&root, &g).unwrap();
+    }
+    let emu = start(d).await;
+    let ctl = emu.control();
+    let c = client(&emu, secret_config(&ctl.default_app()));
+    let groups = ["all@contoso.com"];
+    let (snap, state, users) = full(&c, &groups).await;
+    assert_eq!(users.len(), 1, "only the member is in scope: {users:?}");
+    ctl.with_directory(|d| d.set_display_name(&member, "Renamed").unwrap());
+    ctl.reset_counts();
+    let (after, _) = follows(&c, snap, &state, &groups).await;
+    assert_eq!(
+        ctl.request_count(Endpoint::UsersGet),
+        1,
+        "the changed member is read again, and none of the guests"
+    );
+    assert_eq!(
+        ctl.request_count(Endpoint::Any) - ctl.request_count(Endpoint::Token),
+        3,
+        "two delta pages and one user"
+    );
+    let (_, _, fresh) = full(&c, &groups).await;
+    assert_eq!(by_id(&after), fresh);
+}
+
+#[tokio::test]
 async fn expired_or_reset_delta_links_make_a_full_sync_with_the_reason() {
     for status in [400, 410] {
         let t = Tenant::start(0).await;

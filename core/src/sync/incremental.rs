@@ -242,10 +242,7 @@ pub(crate) fn patch_users(
 ) -> Option<HashSet<String>> {
     if let Some(graph) = &mut snap.graph {
         if !gone.is_empty() {
-            for n in graph.nodes.values_mut() {
-                n.members
-                    .retain(|e| !matches!(e, Edge::User(u) if gone.contains(u)));
-            }
+            graph.retain_users(|u| !gone.contains(u));
             let reach = graph.reach();
             in_scope = (!reach.everyone).then_some(reach.users);
         }

@@ -205,6 +205,14 @@ pub async fn scope(
             return Ok(Fetched::default());
         }
     }
+    // A member the user listing did not yield is not in the directory as dirsync sees it: an
+    // Entra guest while `include_guests` is off, a Google member from outside the account.
+    // Its edge goes, so that the scope holds only listed users and no incremental job reads
+    // each such member again as "newly in scope". A user created while this read ran is not
+    // lost: its creation comes after the change marker (or cursor) taken before the read, so
+    // the next incremental job reads it.
+    let listed: HashSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    graph.retain_users(|u| listed.contains(u));
     let reach = graph.reach();
     Ok(Fetched {
         remote: RemoteState {

@@ -113,6 +113,14 @@ impl Graph {
         reach
     }
 
+    /// Keeps only the edges to users `keep` accepts (groups and `CUSTOMER` edges stay).
+    pub fn retain_users(&mut self, keep: impl Fn(&str) -> bool) {
+        for n in self.nodes.values_mut() {
+            n.members
+                .retain(|e| !matches!(e, Edge::User(u) if !keep(u)));
+        }
+    }
+
     /// Drops the groups no longer reachable from the roots.
     pub fn prune(&mut self) {
         let reached = self.reach().groups;

@@ -759,6 +759,12 @@ impl Directory {
         Ok(())
     }
 
+    /// Makes a user a member or a guest (`userType`).
+    pub fn set_user_type(&mut self, user: &str, user_type: UserType) -> anyhow::Result<()> {
+        self.live_user_mut(user)?.user_type = user_type;
+        Ok(())
+    }
+
     /// Blocks or allows sign-in.
     pub fn set_account_enabled(&mut self, user: &str, enabled: bool) -> anyhow::Result<()> {
         self.live_user_mut(user)?.account_enabled = enabled;
