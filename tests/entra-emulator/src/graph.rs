@@ -504,14 +504,31 @@ fn bad_token(ids: &RequestIds) -> HttpResponse {
     graph_error(400, "Request_BadRequest", "Invalid paging token.", ids)
 }
 
+/// A listed object, rendered to JSON only when a page (or a `$filter`) needs it: a listing of
+/// 100,000 users renders the 999 users of its page, not every user for every page.
+#[derive(Clone, Copy)]
+enum Obj<'a> {
+    User(&'a User),
+    Group(&'a Group),
+}
+
+impl Obj<'_> {
+    fn json(self) -> Map<String, Value> {
+        match self {
+            Obj::User(u) => user_json(u),
+            Obj::Group(g) => group_json(g),
+        }
+    }
+}
+
 /// A listing of full objects in a stable order, for [`page`].
 struct Listing<'a> {
     /// Names the listing in its page tokens.
     kind: &'a str,
     /// `@odata.context`.
     context: String,
-    /// (position key, full object, `@odata.type`); the key is the id for users and groups.
-    items: Vec<(String, Map<String, Value>, Option<&'static str>)>,
+    /// (position key, object, `@odata.type`); the key is the id for users and groups.
+    items: Vec<(String, Obj<'a>, Option<&'static str>)>,
     /// Page tokens hold an index (member lists) rather than the last id (users, groups).
     by_index: bool,
     /// Properties of untyped items without `$select` (`None`: all).
@@ -536,7 +553,7 @@ fn page(
     let items: Vec<_> = match &q.filter {
         Some(f) => items
             .into_iter()
-            .filter(|(_, full, _)| f.matches(&Value::Object(full.clone())))
+            .filter(|(_, obj, _)| f.matches(&Value::Object(obj.json())))
             .collect(),
         None => items,
     };
@@ -554,7 +571,7 @@ fn page(
     };
     let end = (start + q.top).min(total);
     let mut value = Vec::new();
-    for (_, full, odata_type) in &items[start.min(total)..end] {
+    for (_, obj, odata_type) in &items[start.min(total)..end] {
         let mut m = Map::new();
         if let Some(t) = odata_type {
             m.insert("@odata.type".into(), json!(t));
@@ -565,7 +582,7 @@ fn page(
             Some(_) => None,
             None => default,
         };
-        m.extend(project(full, q.select.as_deref(), default));
+        m.extend(project(&obj.json(), q.select.as_deref(), default));
         value.push(Value::Object(m));
     }
     let mut body = Map::new();
@@ -685,12 +702,12 @@ async fn users_list(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
         Ok(q) => q,
         Err(r) => return r,
     };
-    let items = {
-        let d = state.directory.read().expect("directory lock");
-        d.users()
-            .map(|u| (u.id.clone(), user_json(u), None))
-            .collect()
-    };
+    // Read-locked until the page is rendered.
+    let d = state.directory.read().expect("directory lock");
+    let items = d
+        .users()
+        .map(|u| (u.id.clone(), Obj::User(u), None))
+        .collect();
     let ctx = context(&state, "users", q.select.as_deref(), "");
     let listing = Listing {
         kind: "users",
@@ -757,12 +774,12 @@ async fn groups_list(state: web::Data<State>, req: HttpRequest) -> HttpResponse 
         Ok(q) => q,
         Err(r) => return r,
     };
-    let items = {
-        let d = state.directory.read().expect("directory lock");
-        d.groups()
-            .map(|g| (g.id.clone(), group_json(g), None))
-            .collect()
-    };
+    // Read-locked until the page is rendered.
+    let d = state.directory.read().expect("directory lock");
+    let items = d
+        .groups()
+        .map(|g| (g.id.clone(), Obj::Group(g), None))
+        .collect();
     let ctx = context(&state, "groups", q.select.as_deref(), "");
     let listing = Listing {
         kind: "groups",
@@ -892,18 +909,17 @@ async fn member_of(
         Err(r) => return r,
     };
     let key = path.into_inner();
-    let (uid, items) = {
-        let d: &Directory = &state.directory.read().expect("directory lock");
-        let Some(uid) = d.user(&key).map(|u| u.id.clone()) else {
-            return not_found(&key, &ids);
-        };
-        let items: Vec<_> = d
-            .groups()
-            .filter(|g| g.members.contains(&uid))
-            .map(|g| (g.id.clone(), group_json(g), Some("#microsoft.graph.group")))
-            .collect();
-        (uid, items)
+    // Read-locked until the page is rendered.
+    let guard = state.directory.read().expect("directory lock");
+    let d: &Directory = &guard;
+    let Some(uid) = d.user(&key).map(|u| u.id.clone()) else {
+        return not_found(&key, &ids);
     };
+    let items: Vec<_> = d
+        .groups()
+        .filter(|g| g.members.contains(&uid))
+        .map(|g| (g.id.clone(), Obj::Group(g), Some("#microsoft.graph.group")))
+        .collect();
     let kind = format!("mo:{uid}");
     let ctx = context(&state, "directoryObjects", q.select.as_deref(), "");
     let listing = Listing {
@@ -948,34 +964,35 @@ async fn member_list(
         Err(r) => return r,
     };
     let gid = group.to_ascii_lowercase();
-    let items = {
-        let d: &Directory = &state.directory.read().expect("directory lock");
-        if !d.groups.contains_key(&gid) {
-            return not_found(&group, &ids);
-        }
-        let list = if transitive {
-            d.transitive_members(&gid)
-        } else {
-            d.direct_members(&gid)
-        };
-        list.into_iter()
-            .filter(|(_, k)| match cast {
-                Cast::None => true,
-                Cast::User => *k == ObjectKind::User,
-                Cast::Group => *k == ObjectKind::Group,
-            })
-            .map(|(id, kind)| match kind {
-                ObjectKind::User => {
-                    let u = &d.users[&id];
-                    (id, user_json(u), Some("#microsoft.graph.user"))
-                }
-                ObjectKind::Group => {
-                    let g = &d.groups[&id];
-                    (id, group_json(g), Some("#microsoft.graph.group"))
-                }
-            })
-            .collect::<Vec<_>>()
+    // Read-locked until the page is rendered.
+    let guard = state.directory.read().expect("directory lock");
+    let d: &Directory = &guard;
+    if !d.groups.contains_key(&gid) {
+        return not_found(&group, &ids);
+    }
+    let list = if transitive {
+        d.transitive_members(&gid)
+    } else {
+        d.direct_members(&gid)
     };
+    let items = list
+        .into_iter()
+        .filter(|(_, k)| match cast {
+            Cast::None => true,
+            Cast::User => *k == ObjectKind::User,
+            Cast::Group => *k == ObjectKind::Group,
+        })
+        .map(|(id, kind)| match kind {
+            ObjectKind::User => {
+                let u = &d.users[&id];
+                (id, Obj::User(u), Some("#microsoft.graph.user"))
+            }
+            ObjectKind::Group => {
+                let g = &d.groups[&id];
+                (id, Obj::Group(g), Some("#microsoft.graph.group"))
+            }
+        })
+        .collect::<Vec<_>>();
     let kind = format!("{}:{gid}", if transitive { "tm" } else { "m" });
     let ctx = context(&state, "directoryObjects", q.select.as_deref(), "");
     let listing = Listing {
