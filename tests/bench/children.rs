@@ -62,7 +62,9 @@ impl Proc {
                 "DIRSYNC_GOOGLE_DISCOVERY_URL",
                 &settings.google_discovery_url,
             )
-            .env("DIRSYNC_GOOGLE_TOKEN_URL", &settings.google_token_url);
+            .env("DIRSYNC_GOOGLE_TOKEN_URL", &settings.google_token_url)
+            .env("DIRSYNC_MICROSOFT_LOGIN_URL", &settings.microsoft_login_url)
+            .env("DIRSYNC_MICROSOFT_GRAPH_URL", &settings.microsoft_graph_url);
         if let Some(url) = &settings.database_url {
             cmd.env("DIRSYNC_DATABASE_URL", url);
         }

@@ -17,7 +17,8 @@ pub const ADMIN: &str = "admin@example.com";
 /// One sync group out of this many groups.
 pub const SCOPE_EVERY: usize = 10;
 
-/// The least number of Google requests a sync of this scope can make (google-apis.md paging).
+/// The least number of directory requests a sync of this scope can make (google-apis.md and
+/// microsoft-entra.md paging).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LowerBound {
     /// ⌈users / 500⌉.
@@ -26,16 +27,22 @@ pub struct LowerBound {
     pub groups_pages: usize,
     /// Σ over groups reachable from the sync groups of max(1, ⌈members / 200⌉).
     pub member_pages: usize,
+    /// Requests a full sync makes to note where the next incremental job starts: none for
+    /// Google (the admin log is read from a time), two for Entra (the delta links of users and
+    /// groups).
+    pub change_marker: usize,
     /// Groups reachable from the sync groups (themselves included).
     pub reachable_groups: usize,
     /// Users in scope.
     pub in_scope_users: usize,
+    /// Users the listing yields (Entra's guests are left out unless configured).
+    pub listed_users: usize,
 }
 
 impl LowerBound {
-    /// All Directory requests (the token request not included).
+    /// All directory requests (the token request not included).
     pub fn total(&self) -> usize {
-        self.users_pages + self.groups_pages + self.member_pages
+        self.users_pages + self.groups_pages + self.member_pages + self.change_marker
     }
 }
 
@@ -94,11 +101,7 @@ impl Google {
     /// The paging floor: a fresh client (so it fetches a token, as every sync job does) lists
     /// every user, every group, then the members of every group reachable from the sync groups
     /// with the engine's member concurrency — and does nothing else with what it reads.
-    pub async fn floor(&self) -> anyhow::Result<Duration> {
-        Ok(self.floor_phases().await?.2)
-    }
-
-    /// Like [`Google::floor`]: (users listed, groups listed, all done) since the start.
+    /// (users listed, groups listed, all done) since the start.
     pub async fn floor_phases(&self) -> anyhow::Result<(Duration, Duration, Duration)> {
         self.floor_phases_of(&self.sync_groups, &self.bound).await
     }
@@ -202,7 +205,9 @@ fn lower_bound(d: &Directory, sync_groups: &[String]) -> anyhow::Result<LowerBou
         users_pages: d.user_count().div_ceil(500).max(1),
         groups_pages: d.group_count().div_ceil(200).max(1),
         member_pages,
+        change_marker: 0,
         reachable_groups: visited.len(),
         in_scope_users: in_scope.len(),
+        listed_users: d.user_count(),
     })
 }

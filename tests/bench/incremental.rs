@@ -11,6 +11,7 @@ use anyhow::bail;
 
 use crate::google::Google;
 use crate::scenario::{incremental_after_changes, note, Backend, ServerEnv, SYNC_TIMEOUT};
+use crate::source::Source;
 use crate::Size;
 
 const LATENCY: Duration = Duration::from_millis(50);
@@ -39,12 +40,12 @@ pub async fn run(size: Size, backends: &[Backend]) -> anyhow::Result<()> {
     let google = Google::start(users, groups).await?;
     for &backend in backends {
         google.set_latency(LATENCY);
-        let env = ServerEnv::start(backend, &google).await?;
+        let env = ServerEnv::start(backend, Source::Google(&google)).await?;
         google.reset_counts();
         let full = env.api.sync(SYNC_TIMEOUT).await?;
         let (full_calls, _) = google.counts();
         let full_secs = full.elapsed.as_secs_f64();
-        let i = incremental_after_changes(&google, &env).await?;
+        let i = incremental_after_changes(Source::Google(&google), &env).await?;
         let bound = i.event_pages + 3 * i.touched;
         println!(
             "| {} | {users} users, {groups} groups, 50 ms | full sync {full_secs:.2} s, {full_calls} calls | incremental after {} changes: {:.2} s = 1/{:.0} of the full sync (target ≥ 20){} | {} calls (bound {} event pages + 3 × {} = {}){} |",
@@ -90,7 +91,7 @@ pub async fn run(size: Size, backends: &[Backend]) -> anyhow::Result<()> {
 async fn under_quota(google: &Google, backend: Backend) -> anyhow::Result<()> {
     let (groups, bound) = google.scope(QUOTA_SCOPE_EVERY)?;
     google.set_latency(LATENCY);
-    let env = ServerEnv::start(backend, google).await?;
+    let env = ServerEnv::start(backend, Source::Google(google)).await?;
     env.api.set_sync_groups(&groups).await?;
     let paging = google
         .floor_phases_of(&groups, &bound)
