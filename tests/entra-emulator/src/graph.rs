@@ -528,7 +528,7 @@ struct Listing<'a> {
     /// `@odata.context`.
     context: String,
     /// (position key, object, `@odata.type`); the key is the id for users and groups.
-    items: Vec<(String, Obj<'a>, Option<&'static str>)>,
+    items: Vec<(&'a str, Obj<'a>, Option<&'static str>)>,
     /// Page tokens hold an index (member lists) rather than the last id (users, groups).
     by_index: bool,
     /// Properties of untyped items without `$select` (`None`: all).
@@ -566,7 +566,7 @@ fn page(
                 Ok(n) => n,
                 Err(_) => return bad_token(ids),
             },
-            Some(after) => items.partition_point(|(id, _, _)| id.as_str() <= after.as_str()),
+            Some(after) => items.partition_point(|(id, _, _)| *id <= after.as_str()),
         },
     };
     let end = (start + q.top).min(total);
@@ -594,7 +594,7 @@ fn page(
         let pos = if by_index {
             end.to_string()
         } else {
-            items[end - 1].0.clone()
+            items[end - 1].0.to_string()
         };
         body.insert(
             "@odata.nextLink".into(),
@@ -706,7 +706,7 @@ async fn users_list(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
     let d = state.directory.read().expect("directory lock");
     let items = d
         .users()
-        .map(|u| (u.id.clone(), Obj::User(u), None))
+        .map(|u| (u.id.as_str(), Obj::User(u), None))
         .collect();
     let ctx = context(&state, "users", q.select.as_deref(), "");
     let listing = Listing {
@@ -778,7 +778,7 @@ async fn groups_list(state: web::Data<State>, req: HttpRequest) -> HttpResponse 
     let d = state.directory.read().expect("directory lock");
     let items = d
         .groups()
-        .map(|g| (g.id.clone(), Obj::Group(g), None))
+        .map(|g| (g.id.as_str(), Obj::Group(g), None))
         .collect();
     let ctx = context(&state, "groups", q.select.as_deref(), "");
     let listing = Listing {
@@ -918,7 +918,7 @@ async fn member_of(
     let items: Vec<_> = d
         .groups()
         .filter(|g| g.members.contains(&uid))
-        .map(|g| (g.id.clone(), Obj::Group(g), Some("#microsoft.graph.group")))
+        .map(|g| (g.id.as_str(), Obj::Group(g), Some("#microsoft.graph.group")))
         .collect();
     let kind = format!("mo:{uid}");
     let ctx = context(&state, "directoryObjects", q.select.as_deref(), "");
@@ -985,11 +985,11 @@ async fn member_list(
         .map(|(id, kind)| match kind {
             ObjectKind::User => {
                 let u = &d.users[&id];
-                (id, Obj::User(u), Some("#microsoft.graph.user"))
+                (u.id.as_str(), Obj::User(u), Some("#microsoft.graph.user"))
             }
             ObjectKind::Group => {
                 let g = &d.groups[&id];
-                (id, Obj::Group(g), Some("#microsoft.graph.group"))
+                (g.id.as_str(), Obj::Group(g), Some("#microsoft.graph.group"))
             }
         })
         .collect::<Vec<_>>();
