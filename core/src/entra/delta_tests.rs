@@ -457,6 +457,29 @@ async fn expired_or_reset_delta_links_make_a_full_sync_with_the_reason() {
 }
 
 #[tokio::test]
+async fn a_delta_round_cut_short_makes_a_full_sync_and_is_never_taken_for_complete() {
+    // The users' round or the groups' round ends on a page with neither a next link nor a
+    // delta link: what followed it is unknown, so nothing of it is used.
+    for round in [Endpoint::UsersDelta, Endpoint::GroupsDelta] {
+        let t = Tenant::start(0).await;
+        let c = t.client();
+        let (snap, state, _) = full(&c, &["staff@contoso.com"]).await;
+        t.ctl().with_directory(|d| {
+            d.delete_user(t.id("u1")).unwrap();
+            d.remove_member(t.id("team"), t.id("u3")).unwrap();
+        });
+        t.ctl().reset_counts();
+        t.ctl().truncate_next_delta_page(round);
+        let why = fallback_reason(incremental_read(&c, snap, &state, &["staff@contoso.com"]).await);
+        assert!(
+            why.contains("ended without a delta link"),
+            "{round:?}: {why}"
+        );
+        assert_eq!(t.ctl().request_count(round), 1, "{round:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_sync_group_deleted_or_renamed_makes_a_full_sync() {
     let groups = ["staff@contoso.com"];
     let t = Tenant::start(0).await;

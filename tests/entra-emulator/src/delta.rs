@@ -169,7 +169,13 @@ fn respond(
     };
     let mut body = Map::new();
     body.insert("@odata.context".into(), json!(ctx));
+    let truncated = state
+        .delta_truncations
+        .lock()
+        .expect("delta truncations lock")
+        .remove(name);
     match next {
+        _ if truncated => None,
         Some(n) => body.insert(
             "@odata.nextLink".into(),
             json!(format!("{base}?$skiptoken={}", encode(&n))),

@@ -169,6 +169,9 @@ pub(crate) struct State {
     pub delta_epoch: AtomicU64,
     /// How an expired delta token is answered: 400 or 410.
     pub delta_expiry_status: AtomicU64,
+    /// Delta listings (`users`, `groups`) whose next page ends with neither a next link nor a
+    /// delta link (a round cut short); one-shot.
+    pub delta_truncations: Mutex<BTreeSet<&'static str>>,
 }
 
 impl State {
@@ -187,6 +190,7 @@ impl State {
             oidc: Mutex::new(crate::oidc::OidcState::default()),
             delta_epoch: AtomicU64::new(0),
             delta_expiry_status: AtomicU64::new(400),
+            delta_truncations: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -452,6 +456,22 @@ impl Control {
             .delta_expiry_status
             .store(if status == 410 { 410 } else { 400 }, Ordering::Relaxed);
         self.state.delta_epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The next page of `/users/delta` (`Endpoint::UsersDelta`) or `/groups/delta`
+    /// (`Endpoint::GroupsDelta`) ends with neither `@odata.nextLink` nor `@odata.deltaLink`: a
+    /// round cut short, which a client must not take for complete. Other endpoints: no effect.
+    pub fn truncate_next_delta_page(&self, of: Endpoint) {
+        let name = match of {
+            Endpoint::UsersDelta => "users",
+            Endpoint::GroupsDelta => "groups",
+            _ => return,
+        };
+        self.state
+            .delta_truncations
+            .lock()
+            .expect("delta truncations lock")
+            .insert(name);
     }
 
     /// `expires_in` of the tokens issued from now on.
