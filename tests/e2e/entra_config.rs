@@ -631,3 +631,54 @@ async fn switching_provider_is_refused_while_directory_users_exist_and_then_forg
     assert!(row.entra_secret.is_none() && row.entra_credential_kind.is_none());
     assert!(r.json["service_account"].is_object());
 }
+
+#[tokio::test]
+async fn switching_provider_is_refused_while_a_sync_job_is_queued_or_running() {
+    let mut d = Directory::empty("example.com");
+    d.add_user("ada@example.com", "Ada", "Lovelace").unwrap();
+    let env = spawn_with_google(d).await;
+    let app = &env.app;
+    // A slow Google keeps the job running while the switch is tried; nobody is synced yet, so
+    // only the job stands in the way.
+    env.google
+        .control()
+        .set_latency(std::time::Duration::from_secs(2));
+    let started = app
+        .post("/api/v1/sync-jobs", &json!({"dry_run": false}))
+        .await
+        .expect(202);
+    let id = started.json["id"].as_str().unwrap().to_string();
+
+    let r = app.put("/api/v1/directory", &entra_settings()).await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (409, "sync_in_progress"),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.json["error"]["details"]["job_id"], id.as_str());
+    assert!(
+        r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("then switch provider"),
+        "{}",
+        r.text
+    );
+    let got = app.get("/api/v1/directory").await.expect(200);
+    assert_eq!(got.json["provider"], "google_workspace");
+    assert!(got.json["service_account"].is_object(), "{}", got.text);
+
+    // Cancelled and ended (it wrote nobody), the job no longer stands in the way.
+    app.post(&format!("/api/v1/sync-jobs/{id}/cancel"), &json!({}))
+        .await
+        .expect(200);
+    let job = app.wait(&id).await;
+    assert_eq!(job["status"], "cancelled", "{job}");
+    env.google.control().set_latency(std::time::Duration::ZERO);
+    let r = app
+        .put("/api/v1/directory", &entra_settings())
+        .await
+        .expect(200);
+    assert_eq!(r.json["provider"], "microsoft_entra");
+}
