@@ -62,16 +62,6 @@ impl Entra {
         })
     }
 
-    /// Sets the latency of every request.
-    pub fn set_latency(&self, d: Duration) {
-        self.emu.control().set_latency(d);
-    }
-
-    /// Zeroes the request counts.
-    pub fn reset_counts(&self) {
-        self.emu.control().reset_counts();
-    }
-
     /// (Graph requests, token requests) since the last reset.
     pub fn counts(&self) -> (usize, usize) {
         let c = self.emu.control();

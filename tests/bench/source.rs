@@ -57,7 +57,7 @@ impl Source<'_> {
     pub fn set_latency(self, d: Duration) {
         match self {
             Source::Google(g) => g.set_latency(d),
-            Source::Entra(e) => e.set_latency(d),
+            Source::Entra(e) => e.emu.control().set_latency(d),
         }
     }
 
@@ -65,7 +65,7 @@ impl Source<'_> {
     pub fn reset_counts(self) {
         match self {
             Source::Google(g) => g.reset_counts(),
-            Source::Entra(e) => e.reset_counts(),
+            Source::Entra(e) => e.emu.control().reset_counts(),
         }
     }
 
