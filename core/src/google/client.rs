@@ -13,8 +13,7 @@ use super::activity::{Activity, AUDIT_SCOPE};
 use super::model::{Listed, WirePage};
 use super::token::{transport_error, TokenCache, TokenSource};
 use super::{GoogleError, Group, Member, ServiceAccountKey, User, SCOPES};
-pub(crate) use crate::retry::backoff;
-use crate::retry::retry_after;
+use crate::retry::{backoff, retry_after};
 pub use crate::retry::{Hook, RetryPolicy};
 
 /// Which account to list: a customer (`my_customer` = the admin's own) or a domain.

@@ -122,23 +122,9 @@ pub(crate) async fn read(
 
     // Which groups of the graph the events name (membership events may name a nested group
     // as the member: its own members are unchanged, but its parent's listing shows it).
-    // And the groups that held a deleted user: Google drops it from them without an event.
-    // A deletion names the user by its address at the time, which a rename earlier in the
-    // window (a swap) may have taken from another user of the snapshot: when the window
-    // deletes anyone, every user the snapshot knew under a named address may be the one, and
-    // the groups holding any of them are listed again (found by the property test: a swap, a
-    // deletion, then an undeletion kept the undeleted user in its old group).
-    let deleted: HashSet<String> = if touched.deleted_users.is_empty() {
-        holders.deleted.clone()
-    } else {
-        holders
-            .named
-            .iter()
-            .cloned()
-            .chain(holders.deleted.iter().cloned())
-            .collect()
-    };
-    let deleted = &deleted;
+    // And the groups that held a user a deletion may name: Google drops it from them without
+    // an event.
+    let deleted = &holders.deleted;
     let named_groups: Vec<String> = match &snap.graph {
         None => Vec::new(),
         Some(g) => g
@@ -295,7 +281,11 @@ pub fn full_sync_floor(snap: &Snapshot) -> u64 {
 struct Holders {
     /// Holding a named address.
     named: BTreeSet<String>,
-    /// Holding an address a deletion named.
+    /// Who a deletion in the window may name: the holders of an address it named and, when the
+    /// window deletes anyone, every holder of a named address. A deletion names the user by its
+    /// address at the time, which a rename earlier in the window (a swap) may have taken from
+    /// another user of the snapshot (found by the property test: a swap, a deletion, then an
+    /// undeletion kept the undeleted user in its old group).
     deleted: HashSet<String>,
 }
 
@@ -321,6 +311,9 @@ impl Holders {
                     holders.deleted.insert(u.id.as_str().to_owned());
                 }
             }
+        }
+        if !deleted.is_empty() {
+            holders.deleted.extend(holders.named.iter().cloned());
         }
         holders
     }
