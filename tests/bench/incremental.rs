@@ -46,7 +46,7 @@ pub async fn run(size: Size, backends: &[Backend]) -> anyhow::Result<()> {
         let (full_calls, _) = google.counts();
         let full_secs = full.elapsed.as_secs_f64();
         let i = incremental_after_changes(Source::Google(&google), &env).await?;
-        let bound = i.event_pages + 3 * i.touched;
+        let bound = i.bound();
         println!(
             "| {} | {users} users, {groups} groups, 50 ms | full sync {full_secs:.2} s, {full_calls} calls | incremental after {} changes: {:.2} s = 1/{:.0} of the full sync (target ≥ 20){} | {} calls (bound {} event pages + 3 × {} = {}){} |",
             backend.name(),

@@ -23,12 +23,11 @@ use uuid::Uuid;
 
 use crate::api::Api;
 use crate::children::Proc;
-use crate::entra::Entra;
 use crate::google::Google;
 use crate::load::{self, Sample};
 use crate::report::{self, Row, Target};
 use crate::signin::{self, SigninResult};
-use crate::source::{Provider, Source};
+use crate::source::{Emulated, Provider, Source};
 use crate::Size;
 
 /// The server's database.
@@ -165,7 +164,7 @@ fn secs(d: Duration) -> f64 {
 }
 
 /// One repetition on a fresh server: the floor, the first sync, the floor, an unchanged re-run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Rep {
     /// Floor just before the sync, and just before the re-run.
     floors: [f64; 2],
@@ -179,18 +178,7 @@ struct Rep {
     rows_written: usize,
     peak_rss_kib: u64,
     /// With latency: the incremental job after ten changes that followed the re-run.
-    incremental: Option<IncrementalFigures>,
-}
-
-/// An incremental job's figures, kept with its repetition for the table.
-#[derive(Debug, Clone, Copy)]
-struct IncrementalFigures {
-    calls: usize,
-    /// Change pages + 3 × objects touched (issue 15's bound).
-    bound: usize,
-    elapsed: f64,
-    /// It ran as a full sync instead.
-    fell_back: bool,
+    incremental: Option<Incremental>,
 }
 
 /// Best of n over best of n: the machine is shared and its noise only ever adds time, so the
@@ -350,19 +338,10 @@ pub async fn run_all(size: Size, backends: &[Backend], provider: Provider) -> an
     let mut api_results: HashMap<Backend, ApiResult> = HashMap::new();
     let mut signin_results: HashMap<Backend, SigninResult> = HashMap::new();
     let mut bounds = Vec::new();
-    let mut calls_name = "Google";
     for (si, scale) in scales.iter().enumerate() {
         note(format!("generating the directory: {}", scale.label()));
-        let (google, entra) = match provider {
-            Provider::Google => (Some(Google::start(scale.users, scale.groups).await?), None),
-            Provider::Entra => (None, Some(Entra::start(scale.users, scale.groups).await?)),
-        };
-        let source = match (&google, &entra) {
-            (Some(g), _) => Source::Google(g),
-            (_, Some(e)) => Source::Entra(e),
-            _ => unreachable!("one of the two is started"),
-        };
-        calls_name = source.calls_name();
+        let emulated = Emulated::start(provider, scale.users, scale.groups).await?;
+        let source = emulated.source();
         let bound = source.bound();
         let (users, groups) = source.size();
         note(format!(
@@ -383,17 +362,12 @@ pub async fn run_all(size: Size, backends: &[Backend], provider: Provider) -> an
                     api_results.insert(backend, a);
                 }
             }
-            if let (true, Some(google)) = (si + 1 == scales.len(), &google) {
+            if let (true, Source::Google(google)) = (si + 1 == scales.len(), source) {
                 let r = signin_bench(google, backend, signin::plan(size)).await?;
                 signin_results.insert(backend, r);
             }
         }
-        if let Some(g) = google {
-            g.emu.stop().await;
-        }
-        if let Some(e) = entra {
-            e.emu.stop().await;
-        }
+        emulated.stop().await;
     }
 
     let rows = rows(
@@ -403,7 +377,7 @@ pub async fn run_all(size: Size, backends: &[Backend], provider: Provider) -> an
         &api_results,
         &signin_results,
         &bounds,
-        calls_name,
+        provider.calls_name(),
     );
     println!("## dirsync benchmarks (--size {size:?} --provider {provider:?})\n");
     println!("{}", machine());
@@ -520,12 +494,7 @@ async fn measure(
             tokens,
             rows_written,
             peak_rss_kib: env.proc.peak_rss_kib()?,
-            incremental: incremental.as_ref().map(|i| IncrementalFigures {
-                calls: i.calls,
-                bound: i.event_pages + 3 * i.touched,
-                elapsed: i.elapsed,
-                fell_back: i.fallback.is_some(),
-            }),
+            incremental,
         };
         note(format!(
             "{} {} latency {} ms rep {}: floor {:.2} s, sync {:.2} s (server {:.2} s), floor {:.2} s, re-run {:.2} s (server {:.2} s), {} calls, peak RSS {} MiB",
@@ -545,13 +514,13 @@ async fn measure(
         if let Some(Incremental {
             fallback: Some(why),
             ..
-        }) = &incremental
+        }) = &r.incremental
         {
             note(format!(
                 "  incremental after changes: MISS, ran as a full sync: {why}"
             ));
-        } else if let Some(i) = &incremental {
-            let bound = i.event_pages + 3 * i.touched;
+        } else if let Some(i) = &r.incremental {
+            let bound = i.bound();
             note(format!(
                 "  incremental after {} changes: {} calls (bound: {} event pages + 3 × {} touched = {}){}, {:.2} s = 1/{:.0} of the full sync's {:.2} s{}",
                 i.touched,
@@ -581,6 +550,7 @@ async fn measure(
 }
 
 /// An incremental job after a handful of changes (issue 15's benchmark).
+#[derive(Debug, Clone)]
 pub(crate) struct Incremental {
     pub(crate) touched: usize,
     pub(crate) event_pages: usize,
@@ -588,6 +558,13 @@ pub(crate) struct Incremental {
     pub(crate) elapsed: f64,
     /// Why it ran as a full sync, when it did (a MISS: the log was not followed).
     pub(crate) fallback: Option<String>,
+}
+
+impl Incremental {
+    /// Issue 15's bound on its calls: the change pages read, then 3 × the objects touched.
+    pub(crate) fn bound(&self) -> usize {
+        self.event_pages + 3 * self.touched
+    }
 }
 
 /// Disables ten synced users in the directory (ten changes, ten objects to re-read), then runs
@@ -979,7 +956,7 @@ fn rows(
         }
         for (si, s) in scales.iter().enumerate() {
             let r = get(b, si, lat_ms[0]);
-            let inc: Vec<IncrementalFigures> = r.iter().filter_map(|r| r.incremental).collect();
+            let inc: Vec<&Incremental> = r.iter().filter_map(|r| r.incremental.as_ref()).collect();
             let what = format!(
                 "incremental job after 10 changes, {}, {}: ",
                 s.label(),
@@ -988,7 +965,7 @@ fn rows(
             if inc.is_empty() {
                 continue;
             }
-            if inc.iter().any(|i| i.fell_back) {
+            if inc.iter().any(|i| i.fallback.is_some()) {
                 rows.push(Row::not_measured(
                     "7",
                     what,
@@ -999,16 +976,17 @@ fn rows(
             }
             let worst = inc
                 .iter()
-                .max_by(|a, b| (a.calls * b.bound).cmp(&(b.calls * a.bound)))
+                .max_by(|a, b| (a.calls * b.bound()).cmp(&(b.calls * a.bound())))
                 .expect("not empty");
             rows.push(Row::ratio(
                 "7",
                 format!(
                     "{what}{calls_name} calls ÷ bound ({} ÷ change pages + 3 × 10 = {})",
-                    worst.calls, worst.bound
+                    worst.calls,
+                    worst.bound()
                 ),
                 db,
-                worst.calls as f64 / worst.bound as f64,
+                worst.calls as f64 / worst.bound() as f64,
                 Target::AtMost(1.0),
             ));
             let best = |f: &dyn Fn(&Rep) -> Option<f64>| {
@@ -1018,7 +996,7 @@ fn rows(
                 "7",
                 format!("{what}full sync ÷ incremental job"),
                 db,
-                best(&|r| Some(r.sync)) / best(&|r| r.incremental.map(|i| i.elapsed)),
+                best(&|r| Some(r.sync)) / best(&|r| r.incremental.as_ref().map(|i| i.elapsed)),
                 // Issue 15's target is at 100,000 users; below that the incremental job's
                 // fixed local work weighs more than the few seconds of paging.
                 if s.users >= 100_000 {

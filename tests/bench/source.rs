@@ -19,6 +19,50 @@ pub enum Provider {
     Entra,
 }
 
+impl Provider {
+    /// Whose requests are counted, for the table: "Google" or "Graph".
+    pub fn calls_name(self) -> &'static str {
+        match self {
+            Provider::Google => "Google",
+            Provider::Entra => "Graph",
+        }
+    }
+}
+
+/// A started emulator of either provider, owned: what [`Source`] borrows.
+pub enum Emulated {
+    /// Google Workspace.
+    Google(Google),
+    /// Microsoft Entra ID.
+    Entra(Entra),
+}
+
+impl Emulated {
+    /// Generates a directory of this size for `provider` and starts its emulator.
+    pub async fn start(provider: Provider, users: usize, groups: usize) -> anyhow::Result<Self> {
+        Ok(match provider {
+            Provider::Google => Emulated::Google(Google::start(users, groups).await?),
+            Provider::Entra => Emulated::Entra(Entra::start(users, groups).await?),
+        })
+    }
+
+    /// The emulator as the measurements use it.
+    pub fn source(&self) -> Source<'_> {
+        match self {
+            Emulated::Google(g) => Source::Google(g),
+            Emulated::Entra(e) => Source::Entra(e),
+        }
+    }
+
+    /// Stops the emulator.
+    pub async fn stop(self) {
+        match self {
+            Emulated::Google(g) => g.emu.stop().await,
+            Emulated::Entra(e) => e.emu.stop().await,
+        }
+    }
+}
+
 /// A running emulator with a generated directory, and what the benchmark derived from it.
 #[derive(Clone, Copy)]
 pub enum Source<'a> {
@@ -32,9 +76,10 @@ impl Source<'_> {
     /// Whose requests are counted, for the table: "Google" or "Graph".
     pub fn calls_name(self) -> &'static str {
         match self {
-            Source::Google(_) => "Google",
-            Source::Entra(_) => "Graph",
+            Source::Google(_) => Provider::Google,
+            Source::Entra(_) => Provider::Entra,
         }
+        .calls_name()
     }
 
     /// The call bound of the benchmark's scope.
